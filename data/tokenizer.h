@@ -1,0 +1,50 @@
+/* Byte-level BPE tokenizer (../shared/docs/formats.md section 4): loads tokenizer.json (or a
+ * GGUF vocabulary), encodes with the model's pre-tokenizer (GPT-2, SmolLM, Llama-3, Qwen2 with
+ * NFC), decodes with streaming-safe UTF-8. */
+#ifndef LRSA_DATA_TOKENIZER_H
+#define LRSA_DATA_TOKENIZER_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "autograd/error.h"
+#include "data/ids.h"
+
+typedef struct lrsa_tokenizer lrsa_tokenizer;
+
+/* From a tokenizer.json file. */
+lrsa_tokenizer *lrsa_tokenizer_load(const char *tokenizer_json_path, lrsa_err *e);
+/* From a model directory: tokenizer.json, plus tokenizer_config.json when present. */
+lrsa_tokenizer *lrsa_tokenizer_load_dir(const char *model_dir, lrsa_err *e);
+void lrsa_tokenizer_free(lrsa_tokenizer *t);
+
+/* Appends the ids of UTF-8 text treated as plain text: special-token strings in the text are
+ * NOT recognised (safe for user data: no injection of <|im_end|>). Invalid UTF-8 is encoded
+ * byte by byte as Hugging Face does. */
+int lrsa_tokenizer_encode(const lrsa_tokenizer *t, const char *text, size_t len, lrsa_ids *out,
+                          lrsa_err *e);
+/* Like encode, but literal added tokens (e.g. "<|im_start|>") become their ids, as HF does. */
+int lrsa_tokenizer_encode_with_special(const lrsa_tokenizer *t, const char *text, size_t len,
+                                       lrsa_ids *out, lrsa_err *e);
+/* Decodes ids to UTF-8 (invalid/incomplete sequences become U+FFFD). Caller frees. */
+char *lrsa_tokenizer_decode(const lrsa_tokenizer *t, const int32_t *ids, int64_t n,
+                            int skip_special);
+/* Id of an exact token string (vocab or added token), or -1. */
+int32_t lrsa_tokenizer_token_id(const lrsa_tokenizer *t, const char *token);
+int lrsa_tokenizer_vocab_size(const lrsa_tokenizer *t);
+int lrsa_tokenizer_is_special(const lrsa_tokenizer *t, int32_t id);
+/* A stable hex checksum of the vocabulary, merges and pre-tokenizer (recorded in datasets). */
+const char *lrsa_tokenizer_checksum(const lrsa_tokenizer *t);
+
+/* Streaming decoder: feed ids one at a time, get the newly completed UTF-8 text (bytes of an
+ * incomplete character are held back until they complete). */
+typedef struct lrsa_stream_decoder {
+    const lrsa_tokenizer *tok;
+    unsigned char pending[8];
+    int n_pending;
+    int skip_special;
+} lrsa_stream_decoder;
+void lrsa_stream_decoder_init(lrsa_stream_decoder *d, const lrsa_tokenizer *t, int skip_special);
+/* Writes NUL-terminated text into out (cap >= 64 + longest token); returns its length. */
+int lrsa_stream_decoder_push(lrsa_stream_decoder *d, int32_t id, char *out, size_t cap);
+int lrsa_stream_decoder_flush(lrsa_stream_decoder *d, char *out, size_t cap);
+#endif

@@ -1,0 +1,9 @@
+#ifndef LRSA_KERNELS_RESIDUAL_H
+#define LRSA_KERNELS_RESIDUAL_H
+#include <stdint.h>
+/* out = a + b (out may alias a or b). */
+void lrsa_residual_forward_cpu(float *out, const float *a, const float *b, int64_t n);
+/* da = dout, db = dout (overwrite; either may be NULL or alias dout, in which case nothing is
+ * copied). In the model the residual gradient stays in place, so this is usually free. */
+void lrsa_residual_backward_cpu(float *da, float *db, const float *dout, int64_t n);
+#endif
