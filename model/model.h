@@ -1,0 +1,79 @@
+/* The Llama-family decoder built from kernels/ ops, on the tensor table.
+ * Covers Llama (2/3, with llama3/linear rope scaling), Mistral, SmolLM2 and Qwen2/2.5 (q/k/v
+ * biases); tied and untied embeddings; head_dim independent of hidden/heads. */
+#ifndef LRSA_MODEL_MODEL_H
+#define LRSA_MODEL_MODEL_H
+#include <stdint.h>
+
+#include "autograd/error.h"
+#include "autograd/tape.h"
+#include "autograd/tensor_table.h"
+#include "kernels/lagkv/lagkv.h"
+#include "model/config.h"
+#include "model/safetensors.h"
+
+typedef enum lrsa_attn_mode { LRSA_ATTN_DENSE = 0, LRSA_ATTN_LRSA } lrsa_attn_mode;
+
+typedef struct lrsa_attn_config {
+    lrsa_attn_mode mode;
+    lrsa_lagkv_params lagkv; /* used when mode == LRSA_ATTN_LRSA */
+} lrsa_attn_config;
+
+/* Indices of one layer's tensors in the table (-1 when absent). q, k, v are consecutive (one
+ * fused [(Hq+2Hkv)*D, C] matrix), as are their biases, and gate, up ([2I, C]). */
+typedef struct lrsa_layer_index {
+    int input_norm, q, k, v, q_bias, k_bias, v_bias, o, o_bias, post_norm, gate, up, down;
+} lrsa_layer_index;
+
+typedef struct lrsa_model {
+    lrsa_model_config cfg;
+    lrsa_tensor_table table; /* HF names; PARAM allocated by create/load */
+    int embed, final_norm, lm_head; /* lm_head == embed when tied */
+    lrsa_layer_index *layers;
+    float *inv_freq; /* [head_dim/2] */
+} lrsa_model;
+
+/* Builds the table for a config and allocates PARAM (zeros). */
+int lrsa_model_create(lrsa_model *m, const lrsa_model_config *c, lrsa_err *e);
+/* N(0, std^2) matrices and embeddings, ones for norms, zeros for biases. */
+void lrsa_model_init_random(lrsa_model *m, uint64_t seed, float std);
+/* config.json + safetensors (single or sharded; F32/F16/BF16). Missing, extra-with-wrong-shape
+ * or mis-shaped tensors are errors naming the tensor and file. A tied model ignores a stored
+ * lm_head.weight copy. */
+int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e);
+/* Writes config.json + model.safetensors (F32, BF16 or F16) into dir (created), atomically
+ * per file. The result loads in Hugging Face transformers. */
+int lrsa_model_save(const lrsa_model *m, const char *dir, lrsa_st_dtype dtype, lrsa_err *e);
+void lrsa_model_free(lrsa_model *m);
+
+/* ---- Training / full-sequence forward ------------------------------------------------------
+ * B sequences of T tokens, ids[b*T + t]. loss_weight[b*T + t] is the weight of predicting token
+ * t from position t-1 (target side, like HF labels; t = 0 is ignored); it is 0 for masked
+ * tokens and e.g. 1/(number of answer tokens in the global batch) for answer tokens.
+ * Returns the weighted loss sum. With want_grad, parameter gradients are ADDED to the GRAD
+ * arena (allocated on demand), so micro-batches accumulate. nll_out[B*T] (may be NULL) gets
+ * the per-target-token NLL (0 where weight is 0). recompute: keep only each layer's input and
+ * recompute the layer during backward. */
+typedef struct lrsa_workspace lrsa_workspace;
+lrsa_workspace *lrsa_workspace_new(void);
+void lrsa_workspace_free(lrsa_workspace *ws);
+double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids,
+                                   const float *loss_weight, int B, int T,
+                                   const lrsa_attn_config *attn, int recompute, int want_grad,
+                                   float *nll_out);
+/* Logits of every position: logits[(b*T + t)*V + v]. */
+void lrsa_model_logits(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids, int B, int T,
+                       const lrsa_attn_config *attn, float *logits);
+
+/* ---- Block-level API for cached inference (eval/) ------------------------------------------
+ * The KV cache owns attention; the model provides everything around it. N rows = N new tokens
+ * of one sequence. x is the residual stream [N, C]. */
+void lrsa_model_embed(const lrsa_model *m, const int32_t *ids, int64_t N, float *x);
+/* qkv[N, (Hq+2Hkv)*D] = rope(input_norm(x) @ Wqkv^T + b) at absolute positions pos[N]. */
+void lrsa_model_layer_qkv(const lrsa_model *m, int layer, const float *x, const int32_t *pos,
+                          int64_t N, float *qkv);
+/* x += o_proj(att); x += down(swiglu(gate_up(post_norm(x)))). att[N, Hq*D]. */
+void lrsa_model_layer_out(const lrsa_model *m, int layer, float *x, const float *att, int64_t N);
+/* logits[N, V] = lm_head(final_norm(x)). */
+void lrsa_model_final_logits(const lrsa_model *m, const float *x, int64_t N, float *logits);
+#endif
