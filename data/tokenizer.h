@@ -16,6 +16,13 @@ lrsa_tokenizer *lrsa_tokenizer_load(const char *tokenizer_json_path, lrsa_err *e
 /* From a model directory: tokenizer.json, plus tokenizer_config.json when present. */
 lrsa_tokenizer *lrsa_tokenizer_load_dir(const char *model_dir, lrsa_err *e);
 void lrsa_tokenizer_free(lrsa_tokenizer *t);
+/* From raw arrays (the GGUF importer): tokens[i] is the byte-mapped string of id i; token_types
+ * (may be NULL) are GGUF types (1 normal, 3 control = special added token, 4 user-defined =
+ * added token); merges are "left right" strings in rank order; pre_name is the GGUF
+ * `tokenizer.ggml.pre` value ("gpt2", "smollm", "llama-bpe"/"llama3", "qwen2"; NULL = gpt2). */
+lrsa_tokenizer *lrsa_tokenizer_from_vocab(const char **tokens, int n_tokens,
+                                          const int32_t *token_types, const char **merges,
+                                          int n_merges, const char *pre_name, lrsa_err *e);
 
 /* Appends the ids of UTF-8 text treated as plain text: special-token strings in the text are
  * NOT recognised (safe for user data: no injection of <|im_end|>). Invalid UTF-8 is encoded

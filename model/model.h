@@ -27,7 +27,7 @@ typedef struct lrsa_layer_index {
 
 typedef struct lrsa_model {
     lrsa_model_config cfg;
-    lrsa_tensor_table table; /* HF names; PARAM allocated by create/load */
+    lrsa_tensor_table table;        /* HF names; PARAM allocated by create/load */
     int embed, final_norm, lm_head; /* lm_head == embed when tied */
     lrsa_layer_index *layers;
     float *inv_freq; /* [head_dim/2] */
@@ -57,6 +57,10 @@ void lrsa_model_free(lrsa_model *m);
 typedef struct lrsa_workspace lrsa_workspace;
 lrsa_workspace *lrsa_workspace_new(void);
 void lrsa_workspace_free(lrsa_workspace *ws);
+/* Testing aid: while on, LRSA mode reuses each layer's LagKV selection from the last call
+ * instead of recomputing it, making the loss a smooth function of the parameters (for
+ * finite-difference checks). The batch shape and LagKV parameters must not change. */
+void lrsa_workspace_freeze_selection(lrsa_workspace *ws, int on);
 double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids,
                                    const float *loss_weight, int B, int T,
                                    const lrsa_attn_config *attn, int recompute, int want_grad,

@@ -12,8 +12,19 @@
 #include "autograd/tensor.h"
 
 typedef enum lrsa_st_dtype {
-    LRSA_ST_F32 = 0, LRSA_ST_F16, LRSA_ST_BF16, LRSA_ST_I32, LRSA_ST_I64, LRSA_ST_U8,
-    LRSA_ST_I8, LRSA_ST_BOOL, LRSA_ST_F64, LRSA_ST_I16, LRSA_ST_U16, LRSA_ST_U32, LRSA_ST_U64,
+    LRSA_ST_F32 = 0,
+    LRSA_ST_F16,
+    LRSA_ST_BF16,
+    LRSA_ST_I32,
+    LRSA_ST_I64,
+    LRSA_ST_U8,
+    LRSA_ST_I8,
+    LRSA_ST_BOOL,
+    LRSA_ST_F64,
+    LRSA_ST_I16,
+    LRSA_ST_U16,
+    LRSA_ST_U32,
+    LRSA_ST_U64,
 } lrsa_st_dtype;
 
 typedef struct lrsa_st_tensor {
@@ -62,8 +73,8 @@ const lrsa_st_tensor *lrsa_st_set_find(const lrsa_st_set *s, const char *name,
  * to the requested F32/BF16/F16) or raw bytes already in the target dtype (add_raw). */
 typedef struct lrsa_st_writer lrsa_st_writer;
 lrsa_st_writer *lrsa_st_writer_new(void);
-void lrsa_st_writer_add_f32(lrsa_st_writer *w, const char *name, lrsa_st_dtype out_dtype,
-                            int ndim, const int64_t *shape, const float *data);
+void lrsa_st_writer_add_f32(lrsa_st_writer *w, const char *name, lrsa_st_dtype out_dtype, int ndim,
+                            const int64_t *shape, const float *data);
 void lrsa_st_writer_add_raw(lrsa_st_writer *w, const char *name, lrsa_st_dtype dtype, int ndim,
                             const int64_t *shape, const void *data);
 void lrsa_st_writer_add_meta(lrsa_st_writer *w, const char *key, const char *value);

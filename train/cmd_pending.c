@@ -12,16 +12,5 @@
         return 2;                                                                                  \
     }
 
-PENDING(lrsa_cmd_convert, "convert", "data/")
-PENDING(lrsa_cmd_tokenize, "tokenize", "data/")
-PENDING(lrsa_cmd_prepare, "prepare", "data/")
-PENDING(lrsa_cmd_train, "train", "train/")
-PENDING(lrsa_cmd_export, "export", "train/")
-PENDING(lrsa_cmd_plot, "plot", "train/")
-PENDING(lrsa_cmd_eval, "eval", "eval/")
 PENDING(lrsa_cmd_report, "report", "eval/")
-PENDING(lrsa_cmd_generate, "generate", "eval/")
 PENDING(lrsa_cmd_inspect, "inspect", "eval/")
-PENDING(lrsa_cmd_lagkv, "lagkv", "eval/")
-PENDING(lrsa_cmd_logits, "logits", "model/")
-PENDING(lrsa_cmd_bench, "bench", "train/")

@@ -21,7 +21,7 @@ void lrsa_attention_forward_cpu(float *out, float *lse, const float *q, const fl
 /* Backward recomputing P from q, k and lse, with the rowsum(dout*out) pre-pass.
  * dq, dk, dv are overwritten and use the same strides as q, k, v (so they can live in a fused
  * dqkv buffer). */
-void lrsa_attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout,
-                                 const float *q, const float *k, const float *v, const float *out,
-                                 const float *lse, const lrsa_attn_dims *d);
+void lrsa_attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                 const float *k, const float *v, const float *out, const float *lse,
+                                 const lrsa_attn_dims *d);
 #endif

@@ -30,4 +30,15 @@ int lrsa_lagkv_num_scored(int T, const lrsa_lagkv_params *p);
  *       sink and for tokens of unscored partitions and the leftover. */
 void lrsa_lagkv_select_cpu(int32_t *sel, float *scores, const float *k, const float *v, int B,
                            int T, int Hkv, int D, int64_t kv_stride, const lrsa_lagkv_params *p);
+
+/* Helpers for one partition of one (sequence, KV head); the KV-cache code calls them on cache
+ * contents. Rows t of k_part/v_part/k_ref/v_ref are row_stride floats apart, D channels each.
+ * score[t] (t < L) = softmax_t(std_K) + value_weight * softmax_t(std_V), with the min/max of
+ * each channel taken over the L reference rows (the next partition). */
+void lrsa_lagkv_score_partition(float *score, const float *k_part, const float *v_part,
+                                const float *k_ref, const float *v_ref, int L, int D,
+                                int64_t row_stride, float value_weight);
+/* idx[0..k): the positions (0..L-1) of the k highest scores, ties to the lower position,
+ * stored ascending. NaN scores rank last. */
+void lrsa_lagkv_topk_ascending(int32_t *idx, const float *score, int L, int k);
 #endif

@@ -1,0 +1,151 @@
+/* Encoding (with or without added-token recognition), decoding, and the streaming decoder. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/tokenizer_internal.h"
+
+int lrsa_tokenizer_encode(const lrsa_tokenizer *t, const char *text, size_t len, lrsa_ids *out,
+                          lrsa_err *e) {
+    return lrsa_pretok_encode(t, text, len, out, e);
+}
+
+static int is_space(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* The added token whose content starts at s (longest first, so "<|im_start|>" beats "<|"),
+ * or NULL. */
+static const lrsa_added_token *added_at(const lrsa_tokenizer *t, const char *s, size_t n) {
+    for (int i = 0; i < t->n_added; i++) {
+        const lrsa_added_token *a = &t->added[i];
+        if ((size_t)a->len <= n && a->content[0] == s[0] && memcmp(a->content, s, a->len) == 0)
+            return a;
+    }
+    return NULL;
+}
+
+int lrsa_tokenizer_encode_with_special(const lrsa_tokenizer *t, const char *text, size_t len,
+                                       lrsa_ids *out, lrsa_err *e) {
+    unsigned char first[256] = {0}; /* bytes that can start an added token */
+    for (int i = 0; i < t->n_added; i++) first[(unsigned char)t->added[i].content[0]] = 1;
+    size_t seg = 0; /* start of the plain text not yet encoded */
+    for (size_t i = 0; i < len;) {
+        const lrsa_added_token *a =
+            first[(unsigned char)text[i]] ? added_at(t, text + i, len - i) : NULL;
+        if (!a) {
+            i++;
+            continue;
+        }
+        size_t a_start = i, a_end = i + (size_t)a->len;
+        /* lstrip / rstrip: the token swallows the whitespace beside it */
+        if (a->lstrip)
+            while (a_start > seg && is_space((unsigned char)text[a_start - 1])) a_start--;
+        if (a->rstrip)
+            while (a_end < len && is_space((unsigned char)text[a_end])) a_end++;
+        if (lrsa_pretok_encode(t, text + seg, a_start - seg, out, e)) return -1;
+        lrsa_ids_push(out, a->id);
+        i = seg = a_end;
+    }
+    return lrsa_pretok_encode(t, text + seg, len - seg, out, e);
+}
+
+static int id_ok(const lrsa_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab && t->token[id];
+}
+
+char *lrsa_tokenizer_decode(const lrsa_tokenizer *t, const int32_t *ids, int64_t n,
+                            int skip_special) {
+    size_t total = 0;
+    for (int64_t i = 0; i < n; i++) total += id_ok(t, ids[i]) ? (size_t)t->bytes_len[ids[i]] : 3;
+    unsigned char *raw = lrsa_malloc(total + 1);
+    size_t o = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!id_ok(t, ids[i])) { /* an id outside the vocabulary shows up as U+FFFD */
+            memcpy(raw + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            continue;
+        }
+        if (skip_special && t->special[ids[i]]) continue;
+        memcpy(raw + o, t->bytes[ids[i]], (size_t)t->bytes_len[ids[i]]);
+        o += (size_t)t->bytes_len[ids[i]];
+    }
+    char *text = lrsa_malloc(3 * o + 1);
+    size_t m = lrsa_utf8_lossy(raw, o, text);
+    text[m] = 0;
+    free(raw);
+    return text;
+}
+
+int32_t lrsa_tokenizer_token_id(const lrsa_tokenizer *t, const char *token) {
+    return lrsa_strmap_get(&t->vocab, token, (uint32_t)strlen(token));
+}
+
+int lrsa_tokenizer_vocab_size(const lrsa_tokenizer *t) {
+    return t->n_vocab;
+}
+
+int lrsa_tokenizer_is_special(const lrsa_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab && t->special[id];
+}
+
+const char *lrsa_tokenizer_checksum(const lrsa_tokenizer *t) {
+    return t->checksum;
+}
+
+void lrsa_stream_decoder_init(lrsa_stream_decoder *d, const lrsa_tokenizer *t, int skip_special) {
+    memset(d, 0, sizeof *d);
+    d->tok = t;
+    d->skip_special = skip_special;
+}
+
+/* Writes the lossy UTF-8 of raw[0..n) into out (at most cap-1 bytes, cut at a character
+ * boundary so the output stays valid). */
+static int emit(const unsigned char *raw, size_t n, char *out, size_t cap) {
+    char small[512];
+    char *text = 3 * n + 1 <= sizeof small ? small : lrsa_malloc(3 * n + 1);
+    size_t m = lrsa_utf8_lossy(raw, n, text);
+    if (cap == 0)
+        m = 0;
+    else if (m > cap - 1) {
+        m = cap - 1;
+        while (m > 0 && ((unsigned char)text[m] & 0xC0) == 0x80) m--;
+    }
+    if (cap) {
+        memcpy(out, text, m);
+        out[m] = 0;
+    }
+    if (text != small) free(text);
+    return (int)m;
+}
+
+int lrsa_stream_decoder_push(lrsa_stream_decoder *d, int32_t id, char *out, size_t cap) {
+    const lrsa_tokenizer *t = d->tok;
+    const unsigned char *tb = (const unsigned char *)"\xEF\xBF\xBD";
+    size_t tn = 3;
+    if (id_ok(t, id)) {
+        if (d->skip_special && t->special[id]) {
+            if (cap) out[0] = 0;
+            return 0;
+        }
+        tb = (const unsigned char *)t->bytes[id];
+        tn = (size_t)t->bytes_len[id];
+    }
+    size_t n = (size_t)d->n_pending + tn;
+    unsigned char small[512];
+    unsigned char *raw = n <= sizeof small ? small : lrsa_malloc(n);
+    memcpy(raw, d->pending, (size_t)d->n_pending);
+    memcpy(raw + d->n_pending, tb, tn);
+    /* hold back the start of a character whose remaining bytes come with later tokens */
+    int tail = lrsa_utf8_incomplete_tail(raw, n);
+    int len = emit(raw, n - (size_t)tail, out, cap);
+    memcpy(d->pending, raw + n - (size_t)tail, (size_t)tail);
+    d->n_pending = tail;
+    if (raw != small) free(raw);
+    return len;
+}
+
+int lrsa_stream_decoder_flush(lrsa_stream_decoder *d, char *out, size_t cap) {
+    int len = emit(d->pending, (size_t)d->n_pending, out, cap);
+    d->n_pending = 0;
+    return len;
+}

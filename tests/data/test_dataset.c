@@ -1,0 +1,194 @@
+/* The HDF5 dataset: round trip, compression on, validation errors, atomic commit. */
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/fileio.h"
+#include "data/dataset.h"
+#include "test_util.h"
+
+/* Three samples with different lengths, masks and UTF-8 answers. */
+static lrsa_dataset_writer *make_writer(void) {
+    lrsa_dataset_writer *w = lrsa_dataset_writer_new();
+    lrsa_err e;
+    for (int s = 0; s < 3; s++) {
+        int64_t n = 5 + 7 * s;
+        int32_t ids[32];
+        uint8_t mask[32];
+        for (int64_t t = 0; t < n; t++) {
+            ids[t] = (int32_t)(1000 * s + t * 3 + 1);
+            mask[t] = t >= n - 2;
+        }
+        char ans[32];
+        snprintf(ans, sizeof ans, "answer %d \xc3\xa9", s);
+        assert_int_equal(lrsa_dataset_writer_add(w, ids, mask, n, n - 2, ans, &e), 0);
+    }
+    return w;
+}
+
+static const lrsa_dataset_meta META = {"abc123", "chatml-smollm", "unit test", "jsonl", 64};
+
+static void test_round_trip(void **state) {
+    char dir[1024], path[1100];
+    tu_tmpdir(dir, sizeof dir, "dataset_rt");
+    snprintf(path, sizeof path, "%s/rt.h5", dir);
+    lrsa_dataset_writer *w = make_writer();
+    lrsa_err e;
+    assert_int_equal(lrsa_dataset_writer_commit(w, path, &META, &e), 0);
+    lrsa_dataset_writer_free(w);
+
+    lrsa_dataset d;
+    if (lrsa_dataset_open(&d, path, &e) != 0) fail_msg("%s", e.msg);
+    assert_int_equal(lrsa_dataset_size(&d), 3);
+    assert_int_equal(d.total, 5 + 12 + 19);
+    for (int s = 0; s < 3; s++) {
+        int64_t n = 5 + 7 * s;
+        assert_int_equal(lrsa_dataset_len(&d, s), n);
+        assert_int_equal(lrsa_dataset_prompt_len(&d, s), n - 2);
+        assert_int_equal(lrsa_dataset_n_target(&d, s), 2);
+        for (int64_t t = 0; t < n; t++) {
+            assert_int_equal(lrsa_dataset_ids(&d, s)[t], 1000 * s + t * 3 + 1);
+            assert_int_equal(lrsa_dataset_mask(&d, s)[t], t >= n - 2);
+        }
+        char ans[32];
+        snprintf(ans, sizeof ans, "answer %d \xc3\xa9", s);
+        assert_string_equal(lrsa_dataset_answer(&d, s), ans);
+    }
+    assert_string_equal(d.tokenizer_checksum, "abc123");
+    assert_string_equal(d.chat_template, "chatml-smollm");
+    assert_string_equal(d.source, "unit test");
+    assert_string_equal(d.task, "jsonl");
+    assert_int_equal(d.max_len, 64);
+    assert_int_equal(lrsa_dataset_check_tokenizer(&d, "abc123", &e), 0);
+    assert_int_equal(lrsa_dataset_check_tokenizer(&d, "abc124", &e), -1);
+    assert_non_null(strstr(e.msg, path));
+    assert_non_null(strstr(e.msg, "lrsa prepare"));
+    lrsa_dataset_close(&d);
+
+    /* The token stream is stored compressed (shuffle + deflate). */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t ds = H5Dopen2(f, "tokens", H5P_DEFAULT);
+    hid_t pl = H5Dget_create_plist(ds);
+    assert_int_equal(H5Pget_nfilters(pl), 2);
+    H5Pclose(pl);
+    H5Dclose(ds);
+    H5Fclose(f);
+}
+
+static void test_same_content_same_bytes(void **state) {
+    char dir[1024], a[1100], b[1100];
+    tu_tmpdir(dir, sizeof dir, "dataset_bytes");
+    snprintf(a, sizeof a, "%s/a.h5", dir);
+    snprintf(b, sizeof b, "%s/b.h5", dir);
+    lrsa_err e;
+    lrsa_dataset_writer *w = make_writer();
+    assert_int_equal(lrsa_dataset_writer_commit(w, a, &META, &e), 0);
+    assert_int_equal(lrsa_dataset_writer_commit(w, b, &META, &e), 0);
+    lrsa_dataset_writer_free(w);
+    size_t na, nb;
+    char *x = lrsa_read_file(a, &na, &e), *y = lrsa_read_file(b, &nb, &e);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_int_equal(na, nb);
+    assert_memory_equal(x, y, na);
+    free(x);
+    free(y);
+}
+
+static void test_writer_rejects_bad_samples(void **state) {
+    lrsa_dataset_writer *w = lrsa_dataset_writer_new();
+    int32_t ids[2] = {1, 2};
+    uint8_t m[2] = {0, 1};
+    lrsa_err e;
+    assert_int_equal(lrsa_dataset_writer_add(w, ids, m, 2, 3, "x", &e), -1);
+    assert_non_null(strstr(e.msg, "prompt_len"));
+    assert_int_equal(lrsa_dataset_writer_add(w, ids, m, 0, 0, "x", &e), -1);
+    assert_int_equal(lrsa_dataset_writer_count(w), 0);
+    /* Committing nothing fails and leaves no file behind. */
+    char dir[1024], path[1100];
+    tu_tmpdir(dir, sizeof dir, "dataset_empty");
+    snprintf(path, sizeof path, "%s/empty.h5", dir);
+    assert_int_equal(lrsa_dataset_writer_commit(w, path, &META, &e), -1);
+    assert_false(lrsa_file_exists(path));
+    lrsa_dataset_writer_free(w);
+}
+
+static void test_commit_into_missing_dir_fails_cleanly(void **state) {
+    lrsa_dataset_writer *w = make_writer();
+    lrsa_err e;
+    assert_int_equal(lrsa_dataset_writer_commit(w, "/nonexistent-dir-lrsa/x.h5", &META, &e), -1);
+    assert_non_null(strstr(e.msg, "/nonexistent-dir-lrsa/x.h5"));
+    lrsa_dataset_writer_free(w);
+}
+
+/* Rewrites one dataset of a valid file to corrupt it, then checks the open error names it. */
+static void corrupt_offsets(const char *path, int64_t idx, int64_t value) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "offsets", H5P_DEFAULT);
+    int64_t off[4];
+    assert_true(H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, off) >= 0);
+    off[idx] = value;
+    assert_true(H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, off) >= 0);
+    H5Dclose(ds);
+    H5Fclose(f);
+}
+
+static void test_open_validates(void **state) {
+    char dir[1024], path[1100];
+    tu_tmpdir(dir, sizeof dir, "dataset_bad");
+    lrsa_err e;
+    lrsa_dataset d;
+    snprintf(path, sizeof path, "%s/missing.h5", dir);
+    assert_int_equal(lrsa_dataset_open(&d, path, &e), -1);
+    assert_non_null(strstr(e.msg, "does not exist"));
+
+    snprintf(path, sizeof path, "%s/not_h5.h5", dir);
+    assert_int_equal(lrsa_write_file_atomic(path, "hello", 5, &e), 0);
+    assert_int_equal(lrsa_dataset_open(&d, path, &e), -1);
+    assert_non_null(strstr(e.msg, "not an HDF5 file"));
+
+    /* Non-monotone offsets. */
+    snprintf(path, sizeof path, "%s/mono.h5", dir);
+    lrsa_dataset_writer *w = make_writer();
+    assert_int_equal(lrsa_dataset_writer_commit(w, path, &META, &e), 0);
+    corrupt_offsets(path, 2, 3);
+    assert_int_equal(lrsa_dataset_open(&d, path, &e), -1);
+    assert_non_null(strstr(e.msg, "/offsets"));
+    assert_non_null(strstr(e.msg, path));
+
+    /* Offsets beyond the token stream. */
+    assert_int_equal(lrsa_dataset_writer_commit(w, path, &META, &e), 0);
+    corrupt_offsets(path, 3, 1000);
+    assert_int_equal(lrsa_dataset_open(&d, path, &e), -1);
+    assert_non_null(strstr(e.msg, "/offsets"));
+
+    /* Wrong format attribute. */
+    assert_int_equal(lrsa_dataset_writer_commit(w, path, &META, &e), 0);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(H5Adelete(f, "format") >= 0);
+    H5Fclose(f);
+    assert_int_equal(lrsa_dataset_open(&d, path, &e), -1);
+    assert_non_null(strstr(e.msg, "format"));
+
+    /* A missing dataset. */
+    assert_int_equal(lrsa_dataset_writer_commit(w, path, &META, &e), 0);
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(H5Ldelete(f, "loss_mask", H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+    assert_int_equal(lrsa_dataset_open(&d, path, &e), -1);
+    assert_non_null(strstr(e.msg, "/loss_mask"));
+    lrsa_dataset_writer_free(w);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_same_content_same_bytes),
+        cmocka_unit_test(test_writer_rejects_bad_samples),
+        cmocka_unit_test(test_commit_into_missing_dir_fails_cleanly),
+        cmocka_unit_test(test_open_validates),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

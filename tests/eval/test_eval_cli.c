@@ -1,0 +1,173 @@
+/* `lrsa eval` end to end on a tiny saved model and a small dataset (NLL metric: no tokenizer
+ * needed): its JSON equals the in-process metric; flag errors of eval and generate. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "autograd/fileio.h"
+#include "data/dataset.h"
+#include "eval/answer_nll.h"
+#include "test_util.h"
+#include "tiny_model.h"
+
+enum { V = 97, NS = 3 };
+
+static double json_nll(const char *path) {
+    lrsa_err e = {{0}};
+    char *text = lrsa_read_file(path, NULL, &e);
+    assert_non_null(text);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    assert_non_null(root);
+    cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "results"), 0);
+    assert_non_null(row);
+    cJSON *nll = cJSON_GetObjectItem(row, "answer_nll");
+    assert_non_null(nll);
+    double v = nll->valuedouble;
+    cJSON_Delete(root);
+    return v;
+}
+
+static void test_eval_command(void **state) {
+    (void)state;
+    char dir[1024], model_dir[2048], data[2048], json[2048], cmd[8192];
+    tu_tmpdir(dir, sizeof(dir), "eval_cli");
+    snprintf(model_dir, sizeof(model_dir), "%s/model", dir);
+    snprintf(data, sizeof(data), "%s/qa.h5", dir);
+    snprintf(json, sizeof(json), "%s/out.json", dir);
+    lrsa_model m;
+    tiny_model_create(&m, 2, V, 0, 41);
+    lrsa_err e = {{0}};
+    assert_int_equal(lrsa_model_save(&m, model_dir, LRSA_ST_F32, &e), 0);
+    /* Three samples of different lengths, answers at the end. */
+    lrsa_dataset_writer *w = lrsa_dataset_writer_new();
+    int32_t ids[NS][80];
+    uint8_t mask[NS][80];
+    const int lens[NS] = {80, 45, 61}, ans[NS] = {7, 5, 9};
+    for (int s = 0; s < NS; s++) {
+        tiny_random_ids(ids[s], lens[s], V, 50 + s);
+        for (int t = 0; t < lens[s]; t++) mask[s][t] = t >= lens[s] - ans[s];
+        assert_int_equal(
+            lrsa_dataset_writer_add(w, ids[s], mask[s], lens[s], lens[s] - ans[s], "x", &e), 0);
+    }
+    lrsa_dataset_meta meta = {
+        .tokenizer_checksum = "", .chat_template = "none", .source = "test", .task = "random"};
+    assert_int_equal(lrsa_dataset_writer_commit(w, data, &meta, &e), 0);
+    lrsa_dataset_writer_free(w);
+
+    const char *presses[2] = {"--press none", "--press lagkv --sink 2 --lag 8 --keep 0.25"};
+    lrsa_press_config pcs[2] = {
+        {.compress = 0, .prefill = LRSA_PREFILL_CHUNKED},
+        {.compress = 1, .lagkv = {2, 8, 0.25f, 1.0f}, .prefill = LRSA_PREFILL_CHUNKED}};
+    for (int pi = 0; pi < 2; pi++) {
+        snprintf(cmd, sizeof(cmd), "%s eval --model %s --data %s --n 2 %s --json %s 2>&1",
+                 LRSA_BINARY, model_dir, data, presses[pi], json);
+        char *out = NULL;
+        int rc = tu_run(cmd, &out);
+        if (rc != 0) fail_msg("lrsa eval failed: %s", out ? out : "");
+        assert_non_null(strstr(out, "answer_nll"));
+        free(out);
+        double sum = 0.0;
+        int64_t cnt = 0;
+        for (int s = 0; s < 2; s++) {
+            double x;
+            int64_t k;
+            assert_int_equal(lrsa_answer_nll(&m, ids[s], mask[s], lens[s], &pcs[pi], &x, &k, &e),
+                             0);
+            sum += x;
+            cnt += k;
+        }
+        assert_int_equal(cnt, 7 + 5);
+        double want = sum / cnt, got = json_nll(json);
+        if (!(fabs(got - want) <= 1e-6 * fabs(want) + 1e-9))
+            fail_msg("%s: JSON answer_nll %.9g, in-process %.9g", presses[pi], got, want);
+    }
+    /* Errors name the flag or file. */
+    struct {
+        const char *args, *needle;
+    } bad[] = {
+        {"eval --data x.h5", "--model"},
+        {"eval --model m", "--data"},
+        {"eval --model m --data x.h5 --press snap", "--press"},
+        {"eval --model m --data x.h5 --metrics bleu", "--metrics"},
+        {"eval --model m --data x.h5 --press lagkv --keep 2", "keep"},
+        {"eval --model m --data x.h5 --prefill sometimes", "--prefill"},
+        {"generate --model m", "--prompt"},
+        {"generate --prompt hi", "--model"},
+        {"generate --model m --prompt hi --top-p 0", "--top-p"},
+        {"generate --model m --prompt hi --max-new -3", "--max-new"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "%s %s 2>&1", LRSA_BINARY, bad[i].args);
+        char *out = NULL;
+        int rc = tu_run(cmd, &out);
+        if (rc == 0 || !out || !strstr(out, bad[i].needle))
+            fail_msg("`%s`: rc %d, output lacks '%s': %s", bad[i].args, rc, bad[i].needle,
+                     out ? out : "");
+        free(out);
+    }
+    snprintf(cmd, sizeof(cmd), "%s eval --model %s/nope --data %s 2>&1", LRSA_BINARY, dir, data);
+    char *out = NULL;
+    assert_true(tu_run(cmd, &out) != 0);
+    assert_non_null(strstr(out, "nope"));
+    free(out);
+    snprintf(cmd, sizeof(cmd), "%s generate --help", LRSA_BINARY);
+    assert_int_equal(tu_run(cmd, &out), 0);
+    assert_non_null(strstr(out, "--prefill"));
+    free(out);
+    lrsa_model_free(&m);
+}
+
+/* `lrsa generate` end to end: a tiny random model with the fixture SmolLM tokenizer, LagKV with
+ * a small L so events run in prefill and decoding; statistics printed; sampling reproducible. */
+static void test_generate_command(void **state) {
+    (void)state;
+    char dir[1024], model_dir[2048], tok_src[2048], tok_dst[2048], cmd[8192];
+    tu_tmpdir(dir, sizeof(dir), "generate_cli");
+    snprintf(model_dir, sizeof(model_dir), "%s/model", dir);
+    lrsa_model m;
+    tiny_model_create(&m, 2, 1359, 1, 61); /* the fixture tokenizer has 1359 ids */
+    lrsa_err e = {{0}};
+    assert_int_equal(lrsa_model_save(&m, model_dir, LRSA_ST_F32, &e), 0);
+    lrsa_model_free(&m);
+    snprintf(tok_src, sizeof(tok_src), "%s/tokenizer/smollm/tokenizer.json", LRSA_TEST_DATA);
+    snprintf(tok_dst, sizeof(tok_dst), "%s/tokenizer.json", model_dir);
+    size_t n = 0;
+    char *tok = lrsa_read_file(tok_src, &n, &e);
+    assert_non_null(tok);
+    assert_int_equal(lrsa_write_file_atomic(tok_dst, tok, n, &e), 0);
+    free(tok);
+    char *outs[2] = {NULL, NULL};
+    for (int run = 0; run < 2; run++) {
+        snprintf(cmd, sizeof(cmd),
+                 "%s generate --model %s --prompt 'Tell me about the weather in the hills today' "
+                 "--max-new 40 --temperature 0.8 --top-p 0.9 --seed 7 --press lagkv --sink 2 "
+                 "--lag 8 --keep 0.5 --prefill chunked 2>&1",
+                 LRSA_BINARY, model_dir);
+        int rc = tu_run(cmd, &outs[run]);
+        if (rc != 0) fail_msg("lrsa generate failed: %s", outs[run] ? outs[run] : "");
+    }
+    for (int run = 0; run < 2; run++) { /* drop the timing line */
+        char *t = strstr(outs[run], "\nprefill ");
+        assert_non_null(t);
+        *t = '\0';
+    }
+    assert_string_equal(outs[0], outs[1]); /* same seed: same text and statistics */
+    const char *st = strstr(outs[0], "tokens seen");
+    assert_non_null(st);
+    long long seen = 0, kept = 0;
+    assert_int_equal(sscanf(st, "tokens seen %lld, tokens kept %lld", &seen, &kept), 2);
+    assert_true(seen > 18 && kept < seen); /* S + 2L = 18: compression ran */
+    assert_non_null(strstr(outs[0], "lagkv(S=2,L=8,r=0.5"));
+    free(outs[0]);
+    free(outs[1]);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_eval_command),
+                                       cmocka_unit_test(test_generate_command)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

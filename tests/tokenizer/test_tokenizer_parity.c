@@ -1,0 +1,118 @@
+/* Parity with Hugging Face `tokenizers`: for four small byte-level BPE vocabularies configured
+ * like GPT-2, SmolLM, Llama-3 and Qwen2 (tools/make_tokenizer_fixtures.py), every corpus case
+ * must encode to exactly the ids HF produced, and decode back to the text. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "tok_test_common.h"
+
+/* Parses one line of space-separated ids. */
+static int parse_ids(const char *line, int32_t *ids, int cap) {
+    int n = 0;
+    const char *p = line;
+    while (*p && *p != '\n') {
+        char *end;
+        long v = strtol(p, &end, 10);
+        assert_true(end != p);
+        assert_true(n < cap);
+        ids[n++] = (int32_t)v;
+        p = end;
+        while (*p == ' ') p++;
+    }
+    return n;
+}
+
+static void check_tokenizer(const char *name) {
+    tok_corpus c;
+    tok_load_corpus(&c);
+    lrsa_tokenizer *t = tok_fixture(name);
+    lrsa_err e;
+    char path[512];
+    snprintf(path, sizeof path, LRSA_TEST_DATA "/tokenizer/%s/expected_ids.txt", name);
+    size_t n;
+    char *exp = lrsa_read_file(path, &n, &e);
+    if (!exp) fail_msg("%s", e.msg);
+    const char *line = exp;
+    int failures = 0;
+    static int32_t want[4096];
+    for (int k = 0; k < c.n; k++) {
+        assert_non_null(line);
+        int nw = parse_ids(line, want, 4096);
+        lrsa_ids got = {0};
+        assert_int_equal(lrsa_tokenizer_encode_with_special(t, c.text[k], c.len[k], &got, &e), 0);
+        int same = got.n == nw && (nw == 0 || memcmp(got.v, want, (size_t)nw * 4) == 0);
+        /* plain encode must agree wherever the text holds no added-token string */
+        if (!tok_find(c.text[k], c.text[k] + c.len[k], "<|", 2)) {
+            lrsa_ids plain = {0};
+            assert_int_equal(lrsa_tokenizer_encode(t, c.text[k], c.len[k], &plain, &e), 0);
+            if (!tok_ids_equal(&plain, &got)) {
+                failures++;
+                fprintf(stderr, "%s case %d: plain encode differs\n", name, k);
+            }
+            lrsa_ids_free(&plain);
+        }
+        if (!same) {
+            failures++;
+            fprintf(stderr, "%s case %d [%.*s]\n  want:", name, k, (int)c.len[k], c.text[k]);
+            for (int i = 0; i < nw; i++) fprintf(stderr, " %d", want[i]);
+            fprintf(stderr, "\n  got: ");
+            for (int64_t i = 0; i < got.n; i++) fprintf(stderr, " %d", got.v[i]);
+            fprintf(stderr, "\n");
+        }
+        /* decoding gives the text back (NFC-normalized for Qwen2) */
+        char *back = lrsa_tokenizer_decode(t, got.v, got.n, 0);
+        const char *text = c.text[k];
+        size_t len = c.len[k];
+        utf8proc_uint8_t *nfc = NULL;
+        if (strcmp(name, "qwen2") == 0) {
+            utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len,
+                                              &nfc, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            assert_true(m >= 0);
+            text = (const char *)nfc, len = (size_t)m;
+        }
+        if (memcmp(back, text, len) != 0 || back[len] != 0) {
+            failures++;
+            fprintf(stderr, "%s case %d: decode differs: [%s]\n", name, k, back);
+        }
+        free(nfc);
+        free(back);
+        lrsa_ids_free(&got);
+        line = strchr(line, '\n');
+        if (line) line++;
+    }
+    assert_true(line == NULL || *line == 0); /* as many expected lines as cases */
+    assert_true(c.n > 60);
+    if (failures) fail_msg("%s: %d of %d cases differ from Hugging Face", name, failures, c.n);
+    free(exp);
+    free(c.buf);
+    lrsa_tokenizer_free(t);
+}
+
+static void test_gpt2(void **state) {
+    (void)state;
+    check_tokenizer("gpt2");
+}
+static void test_smollm(void **state) {
+    (void)state;
+    check_tokenizer("smollm");
+}
+static void test_llama3(void **state) {
+    (void)state;
+    check_tokenizer("llama3");
+}
+static void test_qwen2(void **state) {
+    (void)state;
+    check_tokenizer("qwen2");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gpt2),
+        cmocka_unit_test(test_smollm),
+        cmocka_unit_test(test_llama3),
+        cmocka_unit_test(test_qwen2),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,60 @@
+/* Helpers shared by the tokenizer tests: fixture paths and the parity corpus. */
+#ifndef LRSA_TOK_TEST_COMMON_H
+#define LRSA_TOK_TEST_COMMON_H
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/fileio.h"
+#include "data/tokenizer.h"
+#include "test_util.h"
+
+#define TOK_MARKER    "\n__lrsa_tokenizer_case__\n"
+#define TOK_MAX_CASES 256
+
+typedef struct tok_corpus {
+    char *buf;
+    const char *text[TOK_MAX_CASES];
+    size_t len[TOK_MAX_CASES];
+    int n;
+} tok_corpus;
+
+static inline const char *tok_find(const char *p, const char *end, const char *needle, size_t nl) {
+    for (; p + nl <= end; p++)
+        if (memcmp(p, needle, nl) == 0) return p;
+    return NULL;
+}
+
+/* Cases are separated by a marker line; one case holds a NUL byte, so no str* functions. */
+static inline void tok_load_corpus(tok_corpus *c) {
+    lrsa_err e;
+    size_t n;
+    c->buf = lrsa_read_file(LRSA_TEST_DATA "/tokenizer/corpus.txt", &n, &e);
+    if (!c->buf) fail_msg("%s", e.msg);
+    c->n = 0;
+    const char *p = c->buf, *end = c->buf + n;
+    const size_t ml = strlen(TOK_MARKER);
+    for (;;) {
+        assert_true(c->n < TOK_MAX_CASES);
+        const char *m = tok_find(p, end, TOK_MARKER, ml);
+        c->text[c->n] = p;
+        c->len[c->n] = m ? (size_t)(m - p) : (size_t)(end - p);
+        c->n++;
+        if (!m) break;
+        p = m + ml;
+    }
+}
+
+static inline lrsa_tokenizer *tok_fixture(const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, LRSA_TEST_DATA "/tokenizer/%s/tokenizer.json", name);
+    lrsa_err e;
+    lrsa_tokenizer *t = lrsa_tokenizer_load(path, &e);
+    if (!t) fail_msg("%s", e.msg);
+    return t;
+}
+
+static inline int tok_ids_equal(const lrsa_ids *a, const lrsa_ids *b) {
+    return a->n == b->n && (a->n == 0 || memcmp(a->v, b->v, (size_t)a->n * sizeof *a->v) == 0);
+}
+#endif

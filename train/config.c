@@ -1,0 +1,400 @@
+#include "train/config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "autograd/fileio.h"
+
+typedef enum key_type { KEY_STR, KEY_INT, KEY_FLOAT, KEY_BOOL } key_type;
+
+typedef struct key_desc {
+    const char *key; /* "section.name" or "name" */
+    key_type type;
+    size_t off, cap;     /* cap: string capacity */
+    const char *def;     /* default, as YAML text ("" for an empty string) */
+    const char *choices; /* "a|b|c" for enumerations, else NULL */
+} key_desc;
+
+#define STR(k, field, def, ch)                                                                     \
+    {                                                                                              \
+        k, KEY_STR, offsetof(lrsa_train_config, field), sizeof(((lrsa_train_config *)0)->field),   \
+            def, ch                                                                                \
+    }
+#define NUM(k, type, field, def)                                                                   \
+    { k, type, offsetof(lrsa_train_config, field), 0, def, NULL }
+
+/* The one list of keys. configs/README.md documents each one. */
+static const key_desc keys[] = {
+    STR("model.path", model_path, "", NULL),
+    STR("model.init", model_init, "pretrained", "pretrained|random"),
+    STR("model.config", model_config, "", NULL),
+    NUM("model.init_std", KEY_FLOAT, model_init_std, "0.02"),
+    STR("model.dtype", model_dtype, "f32", "f32|bf16"),
+    STR("data.train", data_train, "", NULL),
+    STR("data.eval", data_eval, "", NULL),
+    NUM("data.tokens_per_batch", KEY_INT, tokens_per_batch, "16384"),
+    NUM("data.tokens_per_microbatch", KEY_INT, tokens_per_microbatch, "0"),
+    NUM("data.max_len", KEY_INT, max_len, "0"),
+    NUM("data.eval_samples", KEY_INT, eval_samples, "32"),
+    STR("attention.mode", attn_mode, "lrsa", "dense|lrsa"),
+    NUM("attention.sink", KEY_INT, attn_sink, "16"),
+    NUM("attention.lag", KEY_INT, attn_lag, "1024"),
+    NUM("attention.keep", KEY_FLOAT, attn_keep, "0.5"),
+    NUM("attention.value_weight", KEY_FLOAT, attn_value_weight, "1.0"),
+    NUM("optim.lr", KEY_FLOAT, lr, "2e-5"),
+    NUM("optim.beta1", KEY_FLOAT, beta1, "0.9"),
+    NUM("optim.beta2", KEY_FLOAT, beta2, "0.95"),
+    NUM("optim.eps", KEY_FLOAT, eps, "1e-8"),
+    NUM("optim.weight_decay", KEY_FLOAT, weight_decay, "0.0"),
+    NUM("schedule.warmup_steps", KEY_INT, warmup_steps, "0"),
+    STR("schedule.decay", decay, "cosine", "cosine|linear|constant"),
+    NUM("schedule.min_lr_ratio", KEY_FLOAT, min_lr_ratio, "0.1"),
+    NUM("schedule.max_steps", KEY_INT, max_steps, "0"),
+    NUM("grad_accum", KEY_INT, grad_accum, "1"),
+    NUM("clip_grad_norm", KEY_FLOAT, clip_grad_norm, "1.0"),
+    NUM("recompute", KEY_BOOL, recompute, "false"),
+    NUM("seed", KEY_INT, seed, "1234"),
+    STR("run_dir", run_dir, "", NULL),
+    NUM("log_every", KEY_INT, log_every, "1"),
+    NUM("eval_every", KEY_INT, eval_every, "0"),
+    NUM("ckpt_every", KEY_INT, ckpt_every, "0"),
+    NUM("keep_ckpts", KEY_INT, keep_ckpts, "3"),
+    NUM("max_bad_steps", KEY_INT, max_bad_steps, "5"),
+    NUM("resume", KEY_BOOL, resume, "false"),
+    STR("device", device, "cpu", "cpu|cuda"),
+    NUM("deterministic_reduce", KEY_BOOL, deterministic_reduce, "true"),
+};
+#define NKEYS ((int)(sizeof keys / sizeof keys[0]))
+
+static const key_desc *find_key(const char *key) {
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(keys[i].key, key)) return &keys[i];
+    return NULL;
+}
+
+static int is_section(const char *name) {
+    size_t n = strlen(name);
+    for (int i = 0; i < NKEYS; i++)
+        if (!strncmp(keys[i].key, name, n) && keys[i].key[n] == '.') return 1;
+    return 0;
+}
+
+static const char *type_name(key_type t) {
+    switch (t) {
+        case KEY_STR:
+            return "a string";
+        case KEY_INT:
+            return "an integer";
+        case KEY_FLOAT:
+            return "a number";
+        case KEY_BOOL:
+            return "true or false";
+    }
+    return "?";
+}
+
+/* Sets one key from its text; `where` is "FILE:LINE" or "command line". */
+static int set_value(lrsa_train_config *c, const key_desc *k, const char *v, const char *where,
+                     lrsa_err *e) {
+    char *base = (char *)c + k->off;
+    switch (k->type) {
+        case KEY_STR: {
+            if (k->choices) {
+                /* match one of "a|b|c" exactly */
+                const char *p = k->choices;
+                int ok = 0;
+                size_t n = strlen(v);
+                while (*p) {
+                    const char *bar = strchr(p, '|');
+                    size_t len = bar ? (size_t)(bar - p) : strlen(p);
+                    if (len == n && !strncmp(p, v, n)) ok = 1;
+                    p += len + (bar ? 1 : 0);
+                }
+                if (!ok)
+                    return lrsa_errorf(e, "%s: key '%s' has value '%s'; expected one of %s", where,
+                                       k->key, v, k->choices);
+            }
+            if (strlen(v) >= k->cap)
+                return lrsa_errorf(e, "%s: key '%s': value too long (at most %zu characters)",
+                                   where, k->key, k->cap - 1);
+            strcpy(base, v);
+            return 0;
+        }
+        case KEY_INT: {
+            char *end;
+            errno = 0;
+            long long x = strtoll(v, &end, 10);
+            if (!*v || *end || errno)
+                return lrsa_errorf(e, "%s: key '%s' must be %s, got '%s'", where, k->key,
+                                   type_name(k->type), v);
+            *(int64_t *)base = x;
+            return 0;
+        }
+        case KEY_FLOAT: {
+            char *end;
+            errno = 0;
+            double x = strtod(v, &end);
+            if (!*v || *end || errno || !isfinite(x))
+                return lrsa_errorf(e, "%s: key '%s' must be %s, got '%s'", where, k->key,
+                                   type_name(k->type), v);
+            *(double *)base = x;
+            return 0;
+        }
+        case KEY_BOOL: {
+            int x;
+            if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "yes") || !strcmp(v, "1"))
+                x = 1;
+            else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "no") ||
+                     !strcmp(v, "0"))
+                x = 0;
+            else
+                return lrsa_errorf(e, "%s: key '%s' must be %s, got '%s'", where, k->key,
+                                   type_name(k->type), v);
+            *(int *)base = x;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+void lrsa_train_config_defaults(lrsa_train_config *c) {
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < NKEYS; i++) {
+        lrsa_err e;
+        int rc = set_value(c, &keys[i], keys[i].def, "defaults", &e);
+        LRSA_CHECK(rc == 0, "%s", e.msg);
+    }
+}
+
+int lrsa_train_config_override(lrsa_train_config *c, const char *assignment, const char *where,
+                               lrsa_err *e) {
+    const char *eq = strchr(assignment, '=');
+    if (!eq || eq == assignment)
+        return lrsa_errorf(e,
+                           "%s: '%s' is not an override; write section.key=value, e.g. "
+                           "optim.lr=1e-4",
+                           where, assignment);
+    char key[256];
+    size_t n = (size_t)(eq - assignment);
+    if (n >= sizeof key) return lrsa_errorf(e, "%s: key too long in '%s'", where, assignment);
+    memcpy(key, assignment, n);
+    key[n] = 0;
+    const key_desc *k = find_key(key);
+    if (!k)
+        return lrsa_errorf(e, "%s: unknown key '%s' (see configs/README.md for every key)", where,
+                           key);
+    return set_value(c, k, eq + 1, where, e);
+}
+
+/* Walks one mapping level; prefix is "" at the top and "section" inside a section. */
+static int walk_mapping(lrsa_train_config *c, yaml_document_t *doc, yaml_node_t *map,
+                        const char *prefix, const char *file, lrsa_err *e) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        int line = (int)kn->start_mark.line + 1;
+        if (kn->type != YAML_SCALAR_NODE)
+            return lrsa_errorf(e, "%s:%d: keys must be plain names", file, line);
+        char name[256];
+        snprintf(name, sizeof name, "%s%s%s", prefix, *prefix ? "." : "",
+                 (const char *)kn->data.scalar.value);
+        char where[LRSA_PATH_MAX + 32];
+        snprintf(where, sizeof where, "%s:%d", file, line);
+        if (vn->type == YAML_MAPPING_NODE) {
+            if (*prefix || !is_section(name))
+                return lrsa_errorf(e,
+                                   "%s: unknown section '%s' (sections: model, data, attention, "
+                                   "optim, schedule; see configs/README.md)",
+                                   where, name);
+            if (walk_mapping(c, doc, vn, name, file, e)) return -1;
+            continue;
+        }
+        const key_desc *k = find_key(name);
+        if (!k) {
+            if (!*prefix && is_section(name))
+                return lrsa_errorf(e, "%s: '%s' is a section; give it keys (see configs/README.md)",
+                                   where, name);
+            return lrsa_errorf(e,
+                               "%s: unknown key '%s' (check the spelling; every key is listed "
+                               "in configs/README.md)",
+                               where, name);
+        }
+        if (vn->type != YAML_SCALAR_NODE)
+            return lrsa_errorf(e, "%s: key '%s' must be %s, not a list", where, name,
+                               type_name(k->type));
+        if (set_value(c, k, (const char *)vn->data.scalar.value, where, e)) return -1;
+    }
+    return 0;
+}
+
+int lrsa_train_config_parse(lrsa_train_config *c, const char *text, size_t n, const char *where,
+                            lrsa_err *e) {
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) return lrsa_errorf(e, "%s: libyaml init failed", where);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, n);
+    if (!yaml_parser_load(&parser, &doc)) {
+        lrsa_errorf(e, "%s:%d:%d: YAML syntax error: %s%s%s", where,
+                    (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1,
+                    parser.problem ? parser.problem : "?", parser.context ? " " : "",
+                    parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        return -1;
+    }
+    int rc = 0;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root && root->type == YAML_MAPPING_NODE)
+        rc = walk_mapping(c, &doc, root, "", where, e);
+    else if (root && !(root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0))
+        rc = lrsa_errorf(e, "%s:%d: the config must be a mapping of keys (e.g. `seed: 1`)", where,
+                         (int)root->start_mark.line + 1);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int lrsa_train_config_load(lrsa_train_config *c, const char *path, lrsa_err *e) {
+    size_t n;
+    char *text = lrsa_read_file(path, &n, e);
+    if (!text) return lrsa_err_prefix(e, "reading the training config: ");
+    int rc = lrsa_train_config_parse(c, text, n, path, e);
+    free(text);
+    return rc;
+}
+
+#define RANGE(cond, key, what)                                                                     \
+    do {                                                                                           \
+        if (!(cond)) return lrsa_errorf(e, "%s: key '%s' %s", where, key, what);                   \
+    } while (0)
+
+int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lrsa_err *e) {
+    int random = !strcmp(c->model_init, "random");
+    if (random && !c->model_config[0])
+        return lrsa_errorf(e,
+                           "%s: model.init is random but model.config (a config.json) is "
+                           "missing; add it",
+                           where);
+    if (!random && !c->model_path[0])
+        return lrsa_errorf(e, "%s: required key model.path is missing (the model directory)",
+                           where);
+    if (!c->data_train[0])
+        return lrsa_errorf(e,
+                           "%s: required key data.train is missing (an HDF5 dataset from "
+                           "`lrsa prepare`)",
+                           where);
+    if (!c->run_dir[0])
+        return lrsa_errorf(e,
+                           "%s: required key run_dir is missing (where checkpoints and "
+                           "metrics go)",
+                           where);
+    RANGE(c->max_steps > 0, "schedule.max_steps", "is required and must be > 0");
+    RANGE(c->tokens_per_batch > 0, "data.tokens_per_batch", "must be > 0");
+    RANGE(c->tokens_per_microbatch >= 0, "data.tokens_per_microbatch", "must be >= 0");
+    RANGE(c->max_len >= 0, "data.max_len", "must be >= 0 (0: no limit)");
+    RANGE(c->eval_samples >= 0, "data.eval_samples", "must be >= 0");
+    RANGE(c->attn_sink >= 0, "attention.sink", "must be >= 0");
+    RANGE(c->attn_lag > 0, "attention.lag", "must be > 0");
+    RANGE(c->attn_keep > 0 && c->attn_keep <= 1, "attention.keep", "must be in (0, 1]");
+    RANGE(c->attn_value_weight >= 0, "attention.value_weight", "must be >= 0");
+    RANGE(c->lr > 0, "optim.lr", "must be > 0");
+    RANGE(c->beta1 >= 0 && c->beta1 < 1, "optim.beta1", "must be in [0, 1)");
+    RANGE(c->beta2 >= 0 && c->beta2 < 1, "optim.beta2", "must be in [0, 1)");
+    RANGE(c->eps > 0, "optim.eps", "must be > 0");
+    RANGE(c->weight_decay >= 0, "optim.weight_decay", "must be >= 0");
+    RANGE(c->warmup_steps >= 0, "schedule.warmup_steps", "must be >= 0");
+    RANGE(c->min_lr_ratio >= 0 && c->min_lr_ratio <= 1, "schedule.min_lr_ratio",
+          "must be in [0, 1]");
+    RANGE(c->grad_accum >= 1, "grad_accum", "must be >= 1");
+    RANGE(c->log_every >= 1, "log_every", "must be >= 1");
+    RANGE(c->eval_every >= 0, "eval_every", "must be >= 0 (0: only at the end)");
+    RANGE(c->ckpt_every >= 0, "ckpt_every", "must be >= 0 (0: only at the end)");
+    RANGE(c->keep_ckpts >= 1, "keep_ckpts", "must be >= 1");
+    RANGE(c->max_bad_steps >= 1, "max_bad_steps", "must be >= 1");
+    RANGE(c->model_init_std > 0, "model.init_std", "must be > 0");
+    RANGE(c->seed >= 0, "seed", "must be >= 0");
+    if (c->tokens_per_microbatch > 0 && c->grad_accum != 1)
+        return lrsa_errorf(e, "%s: set either grad_accum or data.tokens_per_microbatch, not both",
+                           where);
+    return 0;
+}
+
+/* YAML needs quotes around strings that would read as another type or hold special
+ * characters; quoting every string is always safe. */
+static void write_value(FILE *f, const lrsa_train_config *c, const key_desc *k) {
+    const char *base = (const char *)c + k->off;
+    switch (k->type) {
+        case KEY_STR:
+            fputc('"', f);
+            for (const char *p = base; *p; p++) {
+                if (*p == '"' || *p == '\\') fputc('\\', f);
+                fputc(*p, f);
+            }
+            fputc('"', f);
+            break;
+        case KEY_INT:
+            fprintf(f, "%lld", (long long)*(const int64_t *)base);
+            break;
+        case KEY_FLOAT:
+            fprintf(f, "%.17g", *(const double *)base);
+            break;
+        case KEY_BOOL:
+            fputs(*(const int *)base ? "true" : "false", f);
+            break;
+    }
+}
+
+void lrsa_train_config_write_yaml(const lrsa_train_config *c, FILE *f) {
+    fprintf(f, "# resolved lrsa training config (every key, defaults filled in)\n");
+    /* top-level keys first, then each section in table order */
+    for (int i = 0; i < NKEYS; i++) {
+        if (strchr(keys[i].key, '.')) continue;
+        fprintf(f, "%s: ", keys[i].key);
+        write_value(f, c, &keys[i]);
+        fputc('\n', f);
+    }
+    char section[64] = "";
+    for (int i = 0; i < NKEYS; i++) {
+        const char *dot = strchr(keys[i].key, '.');
+        if (!dot) continue;
+        size_t n = (size_t)(dot - keys[i].key);
+        if (strlen(section) != n || strncmp(section, keys[i].key, n)) {
+            memcpy(section, keys[i].key, n);
+            section[n] = 0;
+            fprintf(f, "%s:\n", section);
+        }
+        fprintf(f, "  %s: ", dot + 1);
+        write_value(f, c, &keys[i]);
+        fputc('\n', f);
+    }
+}
+
+char *lrsa_train_config_to_yaml(const lrsa_train_config *c) {
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    LRSA_CHECK(f != NULL);
+    lrsa_train_config_write_yaml(c, f);
+    fclose(f);
+    return buf;
+}
+
+void lrsa_train_config_print_keys(FILE *f) {
+    for (int i = 0; i < NKEYS; i++) {
+        char t[64];
+        snprintf(t, sizeof t, "%s", keys[i].choices ? keys[i].choices : type_name(keys[i].type));
+        /* required keys have no usable default (validate says when they are missing) */
+        const char *req[] = {"model.path", "data.train", "run_dir", "schedule.max_steps"};
+        int required = 0;
+        for (size_t r = 0; r < sizeof req / sizeof req[0]; r++)
+            required |= !strcmp(keys[i].key, req[r]);
+        fprintf(f, "  %-28s %-26s %s%s\n", keys[i].key, t, required ? "required" : "default: ",
+                required
+                    ? (!strcmp(keys[i].key, "model.path") ? " (unless model.init: random)" : "")
+                    : (*keys[i].def ? keys[i].def : "(none)"));
+    }
+}

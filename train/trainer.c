@@ -1,0 +1,476 @@
+#include "train/trainer.h"
+
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "autograd/fileio.h"
+#include "autograd/rng.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
+#include "train/optim.h"
+#include "train/train_eval.h"
+#include "train/train_log.h"
+
+/* Set from a signal handler: the one process-wide flag of the trainer. */
+static volatile sig_atomic_t stop_signal = 0;
+
+void lrsa_train_request_stop(int signal_number) {
+    stop_signal = signal_number ? signal_number : 1;
+}
+int lrsa_train_stop_requested(void) {
+    return (int)stop_signal;
+}
+
+typedef struct trainer {
+    const lrsa_train_config *cfg;
+    const lrsa_train_opts *opts;
+    lrsa_comm *comm;
+    lrsa_model model;
+    int have_model;
+    lrsa_workspace *ws;
+    lrsa_dataset train, eval;
+    int have_train, have_eval;
+    lrsa_loader loader;
+    int have_loader;
+    lrsa_adamw opt;
+    int have_opt;
+    lrsa_attn_config attn;
+    lrsa_ckpt_state st;
+    double *acc;   /* deterministic_reduce: per-sample gradients summed in double */
+    float *weight; /* loss weights of one sample */
+    int64_t weight_cap;
+    int64_t micro_per_step, loader_budget;
+    char *config_yaml, *model_config_json;
+    char ckpt_dir[LRSA_PATH_MAX + 8], metrics_path[LRSA_PATH_MAX + 16];
+    FILE *metrics;
+    char resume_from[LRSA_PATH_MAX + 64];
+} trainer;
+
+/* Makes every rank agree on a failure: returns -1 everywhere when any rank failed. A rank that
+ * did not fail itself reports that another did. */
+static int agree(trainer *t, int failed, lrsa_err *e) {
+    int flag = failed ? 1 : 0;
+    lrsa_err ce;
+    if (lrsa_comm_allreduce_max_int(t->comm, &flag, 1, &ce)) {
+        if (e) *e = ce;
+        return -1;
+    }
+    if (flag && !failed) lrsa_errorf(e, "another rank failed (its message is printed above)");
+    return flag ? -1 : 0;
+}
+
+static int check_vocab(const lrsa_dataset *d, int vocab, const char *key, lrsa_err *e) {
+    for (int64_t i = 0; i < d->total; i++)
+        if (d->tokens[i] < 0 || d->tokens[i] >= vocab)
+            return lrsa_errorf(e,
+                               "%s %s: token id %d at position %lld is outside the model's "
+                               "vocabulary (vocab_size %d); was it prepared with another "
+                               "tokenizer?",
+                               key, d->path, (int)d->tokens[i], (long long)i, vocab);
+    return 0;
+}
+
+/* Loads or creates the model, and keeps its config.json text for checkpoints. */
+static int setup_model(trainer *t, lrsa_err *e) {
+    const lrsa_train_config *c = t->cfg;
+    char cfg_path[LRSA_PATH_MAX + 16];
+    if (!strcmp(c->model_init, "random")) {
+        lrsa_model_config mc;
+        if (lrsa_config_load(&mc, c->model_config, e)) return lrsa_err_prefix(e, "model.config: ");
+        if (lrsa_model_create(&t->model, &mc, e)) return lrsa_err_prefix(e, "model.config: ");
+        t->have_model = 1;
+        lrsa_model_init_random(&t->model, (uint64_t)c->seed, (float)c->model_init_std);
+        snprintf(cfg_path, sizeof cfg_path, "%s", c->model_config);
+    } else {
+        if (lrsa_model_load(&t->model, c->model_path, e)) return lrsa_err_prefix(e, "model.path: ");
+        t->have_model = 1;
+        lrsa_path_join(cfg_path, sizeof cfg_path, c->model_path, "config.json");
+    }
+    t->model_config_json = lrsa_read_file(cfg_path, NULL, e);
+    if (!t->model_config_json) return lrsa_err_prefix(e, "model: ");
+    return 0;
+}
+
+static int setup_inputs(trainer *t, lrsa_err *e) {
+    const lrsa_train_config *c = t->cfg;
+    if (!strcmp(c->device, "cuda"))
+        return lrsa_errorf(e, "device: cuda is not available in this build of the trainer (the "
+                              "GPU training path is not wired yet); set device: cpu");
+    if (strcmp(c->model_dtype, "f32"))
+        return lrsa_errorf(e,
+                           "model.dtype: %s is for the GPU path; CPU training keeps fp32 "
+                           "weights, set model.dtype: f32",
+                           c->model_dtype);
+    t->attn.mode = !strcmp(c->attn_mode, "lrsa") ? LRSA_ATTN_LRSA : LRSA_ATTN_DENSE;
+    t->attn.lagkv = (lrsa_lagkv_params){(int)c->attn_sink, (int)c->attn_lag, (float)c->attn_keep,
+                                        (float)c->attn_value_weight};
+    if (lrsa_lagkv_validate(&t->attn.lagkv, e)) return lrsa_err_prefix(e, "attention: ");
+    if (lrsa_dataset_open(&t->train, c->data_train, e)) return lrsa_err_prefix(e, "data.train: ");
+    t->have_train = 1;
+    if (c->data_eval[0]) {
+        if (lrsa_dataset_open(&t->eval, c->data_eval, e)) return lrsa_err_prefix(e, "data.eval: ");
+        t->have_eval = 1;
+    }
+    if (setup_model(t, e)) return -1;
+    if (check_vocab(&t->train, t->model.cfg.vocab_size, "data.train", e)) return -1;
+    if (t->have_eval && check_vocab(&t->eval, t->model.cfg.vocab_size, "data.eval", e)) return -1;
+    return 0;
+}
+
+/* Decides fresh start or resume, and checks a checkpoint fits this model: all before any
+ * file is written. */
+static int setup_resume(trainer *t, lrsa_err *e) {
+    const lrsa_train_config *c = t->cfg;
+    lrsa_path_join(t->ckpt_dir, sizeof t->ckpt_dir, c->run_dir, "ckpt");
+    lrsa_path_join(t->metrics_path, sizeof t->metrics_path, c->run_dir, "metrics.jsonl");
+    int found = lrsa_ckpt_find_latest(t->ckpt_dir, t->resume_from, sizeof t->resume_from);
+    if (!found) {
+        t->resume_from[0] = 0;
+        return 0;
+    }
+    if (!c->resume) {
+        t->resume_from[0] = 0;
+        return lrsa_errorf(e,
+                           "run_dir %s already holds checkpoints (%s/); set resume: true (or "
+                           "resume=true on the command line) to continue that run, or choose a "
+                           "new run_dir",
+                           c->run_dir, t->ckpt_dir);
+    }
+    if (lrsa_ckpt_check_model(t->resume_from, &t->model.table, e)) return -1;
+    return 0;
+}
+
+static int setup_run_dir(trainer *t, lrsa_err *e) {
+    const lrsa_train_config *c = t->cfg;
+    if (lrsa_mkdirs(c->run_dir, e) || lrsa_mkdirs(t->ckpt_dir, e))
+        return lrsa_err_prefix(e, "run_dir: ");
+    char path[LRSA_PATH_MAX + 32];
+    lrsa_path_join(path, sizeof path, c->run_dir, "config.resolved.yaml");
+    if (lrsa_write_file_atomic(path, t->config_yaml, strlen(t->config_yaml), e))
+        return lrsa_err_prefix(e, "run_dir: ");
+    if (t->resume_from[0] && lrsa_metrics_truncate_after(t->metrics_path, t->st.step, e)) return -1;
+    t->metrics = fopen(t->metrics_path, "a");
+    if (!t->metrics) return lrsa_errorf(e, "run_dir: cannot append to %s", t->metrics_path);
+    lrsa_ckpt_prune(t->ckpt_dir, c->keep_ckpts); /* leftovers of killed writes */
+    return 0;
+}
+
+static int setup_state(trainer *t, lrsa_err *e) {
+    const lrsa_train_config *c = t->cfg;
+    lrsa_table_alloc(&t->model.table, LRSA_ROLE_GRAD);
+    lrsa_adamw_init(&t->opt, &t->model.table, t->comm->rank, t->comm->world, c->beta1, c->beta2,
+                    c->eps, c->weight_decay);
+    t->have_opt = 1;
+    if (c->tokens_per_microbatch > 0) {
+        t->loader_budget = c->tokens_per_microbatch;
+        t->micro_per_step =
+            (c->tokens_per_batch + c->tokens_per_microbatch - 1) / c->tokens_per_microbatch;
+    } else {
+        t->loader_budget = c->tokens_per_batch;
+        t->micro_per_step = c->grad_accum;
+    }
+    if (lrsa_loader_init(&t->loader, &t->train, t->loader_budget, (uint64_t)c->seed, 1,
+                         t->comm->rank, t->comm->world, e))
+        return lrsa_err_prefix(e, "data: ");
+    t->have_loader = 1;
+    memset(&t->st, 0, sizeof t->st);
+    lrsa_rng_seed(&t->st.rng, (uint64_t)c->seed ^ 0x7472616e6572ULL);
+    t->st.world_size = t->comm->world;
+    if (t->resume_from[0]) {
+        if (lrsa_ckpt_read(t->resume_from, &t->model.table, t->opt.lo, t->opt.hi, t->opt.m,
+                           t->opt.v, &t->st, e))
+            return -1;
+        t->opt.t = t->st.adam_t;
+        if (lrsa_loader_restore(&t->loader, &t->st.loader, e))
+            return lrsa_err_prefix(e, "checkpoint %s: ", t->resume_from);
+        t->st.world_size = t->comm->world;
+    }
+    if (c->deterministic_reduce) t->acc = lrsa_calloc((size_t)t->model.table.numel, sizeof(double));
+    t->ws = lrsa_workspace_new();
+    return 0;
+}
+
+static int write_checkpoint(trainer *t, lrsa_err *e) {
+    lrsa_tensor_table *tab = &t->model.table;
+    int world = t->comm->world, root = 0, failed = 0;
+    int64_t *counts = lrsa_malloc(sizeof(int64_t) * 2 * (size_t)world), *displs = counts + world;
+    for (int r = 0; r < world; r++) {
+        int64_t lo, hi;
+        lrsa_shard_range(tab->numel, r, world, &lo, &hi);
+        counts[r] = hi - lo;
+        displs[r] = lo;
+    }
+    /* One rank: the moments are already whole, write them in place. */
+    int single = world == 1;
+    float *m = single ? t->opt.m : NULL, *v = single ? t->opt.v : NULL;
+    if (!single && t->comm->rank == root) {
+        m = lrsa_malloc(sizeof(float) * (size_t)(tab->numel ? tab->numel : 1));
+        v = lrsa_malloc(sizeof(float) * (size_t)(tab->numel ? tab->numel : 1));
+    }
+    int rc = single ? 0 : lrsa_comm_gatherv_f32(t->comm, t->opt.m, m, counts, displs, root, e);
+    if (!rc && !single) rc = lrsa_comm_gatherv_f32(t->comm, t->opt.v, v, counts, displs, root, e);
+    if (rc) failed = 1;
+    if (!failed && t->comm->rank == root) {
+        char path[LRSA_PATH_MAX + 64];
+        lrsa_ckpt_path(path, sizeof path, t->ckpt_dir, t->st.step);
+        t->st.adam_t = t->opt.t;
+        t->st.loader = lrsa_loader_state_get(&t->loader);
+        /* export copies the tokenizer from here, maybe from another directory: absolute */
+        char model_abs[PATH_MAX] = "";
+        if (strcmp(t->cfg->model_init, "random") && !realpath(t->cfg->model_path, model_abs))
+            snprintf(model_abs, sizeof model_abs, "%s", t->cfg->model_path);
+        lrsa_ckpt_text text = {t->config_yaml, t->model_config_json, model_abs};
+        double t0 = lrsa_now();
+        if (lrsa_ckpt_write(path, tab, m, v, &t->st, &text, e)) {
+            failed = 1;
+        } else {
+            lrsa_ckpt_prune(t->ckpt_dir, t->cfg->keep_ckpts);
+            if (!t->opts->quiet) {
+                printf("checkpoint %s written in %.1f s\n", path, lrsa_now() - t0);
+                fflush(stdout);
+            }
+        }
+    }
+    if (single) m = v = NULL;
+    free(m);
+    free(v);
+    free(counts);
+    return agree(t, failed, e);
+}
+
+/* The weighted loss of one sample, its gradients added to GRAD (and moved to acc). */
+static double run_sample(trainer *t, int64_t idx, double n_target) {
+    const int32_t *ids = lrsa_dataset_ids(&t->train, idx);
+    const uint8_t *mask = lrsa_dataset_mask(&t->train, idx);
+    int64_t T = lrsa_dataset_len(&t->train, idx);
+    if (T > t->weight_cap) {
+        t->weight = lrsa_realloc(t->weight, sizeof(float) * (size_t)T);
+        t->weight_cap = T;
+    }
+    float w = (float)(1.0 / n_target);
+    for (int64_t i = 0; i < T; i++) t->weight[i] = (i > 0 && mask[i]) ? w : 0.0f;
+    double loss = lrsa_model_forward_backward(&t->model, t->ws, ids, t->weight, 1, (int)T, &t->attn,
+                                              t->cfg->recompute, 1, NULL);
+    if (t->acc) {
+        float *g = t->model.table.arena[LRSA_ROLE_GRAD];
+        for (int64_t i = 0; i < t->model.table.numel; i++) {
+            t->acc[i] += g[i];
+            g[i] = 0.0f;
+        }
+    }
+    return loss;
+}
+
+static int sample_fits(const trainer *t, int64_t idx) {
+    return t->cfg->max_len <= 0 || lrsa_dataset_len(&t->train, idx) <= t->cfg->max_len;
+}
+
+/* Test hook: LRSA_TEST_BAD_STEPS="3,4" poisons the gradient of those steps with a NaN, so a
+ * test can exercise the skip-guard without a diverging model. */
+static int test_hook_bad_step(int64_t step) {
+    const char *s = getenv("LRSA_TEST_BAD_STEPS");
+    while (s && *s) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s) break;
+        if (v == step) return 1;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return 0;
+}
+
+typedef struct step_result {
+    double loss, gnorm, lr;
+    int64_t tokens, n_target;
+    int skipped;
+} step_result;
+
+static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
+    const lrsa_train_config *c = t->cfg;
+    lrsa_tensor_table *tab = &t->model.table;
+    int64_t nm = t->micro_per_step;
+    lrsa_global_batch *gb = lrsa_calloc((size_t)nm, sizeof *gb);
+    int64_t n_target = 0, tokens = 0;
+    for (int64_t a = 0; a < nm; a++) {
+        lrsa_loader_next(&t->loader, &gb[a]);
+        for (int64_t i = 0; i < gb[a].n; i++)
+            if (sample_fits(t, gb[a].samples[i])) {
+                n_target += lrsa_dataset_n_target(&t->train, gb[a].samples[i]);
+                tokens += lrsa_dataset_len(&t->train, gb[a].samples[i]);
+            }
+    }
+    lrsa_table_zero(tab, LRSA_ROLE_GRAD);
+    if (t->acc) memset(t->acc, 0, sizeof(double) * (size_t)tab->numel);
+    double sums[1] = {0};
+    if (n_target > 0)
+        for (int64_t a = 0; a < nm; a++)
+            for (int64_t i = 0; i < gb[a].n_local; i++)
+                if (sample_fits(t, gb[a].local[i]))
+                    sums[0] += run_sample(t, gb[a].local[i], (double)n_target);
+    for (int64_t a = 0; a < nm; a++) lrsa_global_batch_free(&gb[a]);
+    free(gb);
+    float *g = tab->arena[LRSA_ROLE_GRAD];
+    if (t->acc) {
+        if (lrsa_comm_allreduce_sum_f64(t->comm, t->acc, tab->numel, e)) return -1;
+        for (int64_t i = 0; i < tab->numel; i++) g[i] = (float)t->acc[i];
+    } else if (lrsa_comm_allreduce_sum_f32(t->comm, g, tab->numel, e)) {
+        return -1;
+    }
+    if (lrsa_comm_allreduce_sum_f64(t->comm, sums, 1, e)) return -1;
+    memset(r, 0, sizeof *r);
+    r->loss = sums[0];
+    r->tokens = tokens;
+    r->n_target = n_target;
+    if (tab->numel > 0 && test_hook_bad_step(step)) g[0] = NAN;
+    r->gnorm = lrsa_grad_norm(g, tab->numel);
+    r->lr = lrsa_schedule_lr(c, step);
+    if (!isfinite(r->loss) || !isfinite(r->gnorm)) {
+        r->skipped = 1;
+        t->st.bad_in_row++;
+        t->st.bad_total++;
+        if (t->st.bad_in_row >= c->max_bad_steps)
+            return lrsa_errorf(e,
+                               "step %lld: %lld steps in a row had a non-finite loss or gradient "
+                               "norm (max_bad_steps = %lld); lower optim.lr or check the data",
+                               (long long)step, (long long)t->st.bad_in_row,
+                               (long long)c->max_bad_steps);
+        return 0;
+    }
+    t->st.bad_in_row = 0;
+    double scale = lrsa_clip_scale(r->gnorm, c->clip_grad_norm);
+    lrsa_adamw_step(&t->opt, tab->arena[LRSA_ROLE_PARAM], g, r->lr, scale);
+    /* ZeRO-1: every rank updated its shard; everyone gets the whole updated arena. */
+    int world = t->comm->world;
+    int64_t *counts = lrsa_malloc(sizeof(int64_t) * 2 * (size_t)world), *displs = counts + world;
+    for (int rk = 0; rk < world; rk++) {
+        int64_t lo, hi;
+        lrsa_shard_range(tab->numel, rk, world, &lo, &hi);
+        counts[rk] = hi - lo;
+        displs[rk] = lo;
+    }
+    int rc = lrsa_comm_allgatherv_f32(t->comm, tab->arena[LRSA_ROLE_PARAM], counts, displs, e);
+    free(counts);
+    return rc;
+}
+
+static int run_eval(trainer *t, int64_t step, lrsa_err *e) {
+    if (!t->have_eval || t->cfg->eval_samples == 0) return 0;
+    lrsa_eval_record r;
+    int failed = lrsa_train_eval(&t->model, &t->eval, t->cfg, t->comm, &r, e) != 0;
+    if (agree(t, failed, e)) return -1;
+    r.step = step;
+    if (t->comm->rank == 0) {
+        if (!t->opts->quiet) lrsa_log_eval_line(stdout, &r);
+        lrsa_metrics_append_eval(t->metrics, &r);
+    }
+    return 0;
+}
+
+static int loop(trainer *t, lrsa_err *e) {
+    const lrsa_train_config *c = t->cfg;
+    int64_t last = c->max_steps;
+    if (t->opts->stop_after > 0 && t->opts->stop_after < last) last = t->opts->stop_after;
+    int64_t first = t->st.step + 1;
+    double t0 = lrsa_now();
+    if (t->comm->rank == 0 && !t->opts->quiet) {
+        if (t->resume_from[0])
+            printf("resuming from %s (step %lld)\n", t->resume_from, (long long)t->st.step);
+        printf("training %s: %lld parameters, %d rank(s), %lld micro-batch(es) of <= %lld tokens "
+               "per step, attention %s\n",
+               c->run_dir, (long long)t->model.table.numel, t->comm->world,
+               (long long)t->micro_per_step, (long long)t->loader_budget, c->attn_mode);
+        fflush(stdout);
+    }
+    /* A fresh run measures the starting model too, so the curves show what training did. */
+    if (first == 1 && c->eval_every > 0 && run_eval(t, 0, e)) return -1;
+    t0 = lrsa_now(); /* the ETA counts training steps, not that first evaluation */
+    for (int64_t step = first; step <= last; step++) {
+        double ts = lrsa_now();
+        step_result r;
+        if (train_step(t, step, &r, e)) return -1;
+        t->st.step = step;
+        t->st.tokens_seen += r.tokens;
+        double now = lrsa_now();
+        int64_t done = step - first + 1;
+        lrsa_step_record rec = {
+            .step = step,
+            .max_steps = c->max_steps,
+            .loss = r.loss,
+            .gnorm = r.gnorm,
+            .lr = r.lr,
+            .tok_per_s = r.tokens / fmax(now - ts, 1e-9),
+            .eta_s = (now - t0) / (double)done * (double)(last - step),
+            .elapsed_s = now - t0,
+            .tokens = r.tokens,
+            .n_target = r.n_target,
+            .skipped_total = t->st.bad_total,
+            .skipped = r.skipped,
+        };
+        if (t->comm->rank == 0 && (step % c->log_every == 0 || step == last || r.skipped)) {
+            if (!t->opts->quiet) lrsa_log_step_line(stdout, &rec);
+            lrsa_metrics_append_step(t->metrics, &rec);
+        }
+        if (step == c->max_steps || (c->eval_every > 0 && step % c->eval_every == 0))
+            if (run_eval(t, step, e)) return -1;
+        /* A stop request on any rank stops every rank after this same step. */
+        int stop = stop_signal != 0;
+        if (lrsa_comm_allreduce_max_int(t->comm, &stop, 1, e)) return -1;
+        if (step == last || stop || (c->ckpt_every > 0 && step % c->ckpt_every == 0))
+            if (write_checkpoint(t, e)) return -1;
+        if (stop && step < last) {
+            if (t->comm->rank == 0) {
+                printf("stopped on request after step %lld (checkpoint written); continue with "
+                       "resume=true\n",
+                       (long long)step);
+                fflush(stdout);
+            }
+            return 1;
+        }
+    }
+    if (t->comm->rank == 0 && !t->opts->quiet) {
+        printf("done: step %lld, checkpoints in %s\n", (long long)t->st.step, t->ckpt_dir);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+static void trainer_free(trainer *t) {
+    if (t->metrics) fclose(t->metrics);
+    if (t->ws) lrsa_workspace_free(t->ws);
+    if (t->have_loader) lrsa_loader_free(&t->loader);
+    if (t->have_opt) lrsa_adamw_free(&t->opt);
+    if (t->have_model) lrsa_model_free(&t->model);
+    if (t->have_train) lrsa_dataset_close(&t->train);
+    if (t->have_eval) lrsa_dataset_close(&t->eval);
+    free(t->acc);
+    free(t->weight);
+    free(t->config_yaml);
+    free(t->model_config_json);
+}
+
+int lrsa_train_run(const lrsa_train_config *cfg, const lrsa_train_opts *opts, lrsa_comm *comm,
+                   lrsa_err *e) {
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.opts = opts;
+    t.comm = comm;
+    t.config_yaml = lrsa_train_config_to_yaml(cfg);
+    int rc = agree(&t, setup_inputs(&t, e) != 0, e);
+    if (!rc) rc = agree(&t, setup_resume(&t, e) != 0, e);
+    if (!rc) rc = agree(&t, setup_state(&t, e) != 0, e);
+    /* Only now, with every input checked, does rank 0 create anything on disk. */
+    if (!rc) rc = agree(&t, comm->rank == 0 && setup_run_dir(&t, e) != 0, e);
+    if (!rc && t.st.step >= cfg->max_steps && comm->rank == 0 && !opts->quiet)
+        printf("the run in %s already reached schedule.max_steps = %lld; nothing to do\n",
+               cfg->run_dir, (long long)cfg->max_steps);
+    if (!rc) rc = loop(&t, e);
+    trainer_free(&t);
+    return rc;
+}
