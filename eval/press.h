@@ -73,6 +73,10 @@ typedef struct lrsa_press_spec {
     lrsa_lagkv_params lagkv;      /* LAGKV, LAGKV_KVPRESS */
     const char *compresskv_file;  /* COMPRESSKV: per-model heads/budgets file (lrsa compresskv) */
     int kvzip_chunk;              /* KVzip: reconstruction chunk length in tokens (default 2048) */
+    /* KVzip: token ids of the reconstruction prompt ("Repeat the previous context:" in the
+     * model's chat format), set by the caller that holds the tokenizer; borrowed. */
+    const int32_t *kvzip_prompt_ids;
+    int64_t n_kvzip_prompt;
 } lrsa_press_spec;
 
 /* Defaults of every field for a method (keep = 1). */

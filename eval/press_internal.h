@@ -1,0 +1,39 @@
+/* Shared between the press core (eval/press*.c) and the scorers that live in their own files.
+ * Not part of the public press API (eval/press.h). */
+#ifndef LRSA_EVAL_PRESS_INTERNAL_H
+#define LRSA_EVAL_PRESS_INTERNAL_H
+#include <stdint.h>
+
+#include "eval/press.h"
+
+/* What the observer collected during a press prefill. */
+typedef struct lrsa_press_obs {
+    int n_layers, n_q_heads, head_dim;
+    int64_t window;   /* queries kept per layer: the last `window` fed tokens */
+    int64_t w_len;    /* queries actually held (min(window, tokens fed)) */
+    float **wq;       /* [layers] -> [w_len, Hq, D] post-RoPE queries of the last w_len tokens */
+    int32_t *wq_pos;  /* [w_len] their absolute positions */
+    double **h2o_acc; /* [layers * kv_heads] -> [rows]: H2O accumulated attention (may be NULL) */
+} lrsa_press_obs;
+
+/* Allocates scores shaped like the cache's current lengths (values uninitialised). */
+int lrsa_press_scores_alloc(lrsa_press_scores *s, const lrsa_kv_cache *c);
+
+/* KVZIP (kv-compression.md section 2): after the context ids[0..n) were prefilled into the full
+ * cache c, feeds the reconstruction prompt (s->kvzip_* fields) and the context again in chunks
+ * through the cache, scoring each cached context row by the max, over the reconstruction
+ * queries and the G query heads of its group, of its attention probability; then trims the
+ * cache back to the context. Sink rows get +INFINITY. Implemented in eval/press_kvzip.c. */
+int lrsa_press_score_kvzip(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_spec *s,
+                           const int32_t *ids, int64_t n, lrsa_press_scores *out, lrsa_err *e);
+
+/* COMPRESSKV (section 1.2): scores from the window queries of the semantic-retrieval heads named
+ * in s->compresskv_file, shared across the layer's KV heads. eval/press_compresskv.c. */
+int lrsa_press_score_compresskv(const lrsa_model *m, const lrsa_kv_cache *c,
+                                const lrsa_press_spec *s, const lrsa_press_obs *obs,
+                                lrsa_press_scores *out, lrsa_err *e);
+/* Per-layer token budgets (section 1.3) from the file's layer weights for a cache of T rows and
+ * the spec's budget; budget[l] in [window + sink, T]. eval/press_compresskv.c. */
+int lrsa_compresskv_layer_budgets(const lrsa_press_spec *s, int n_layers, int64_t T,
+                                  int64_t *budget, lrsa_err *e);
+#endif
