@@ -35,11 +35,11 @@ _Noreturn void lrsa_fatal(const char *file, int line, const char *fmt, ...)
 
 /* Allocation that never returns NULL (aborts with the size and call site on failure).
  * Memory from lrsa_alloc_aligned is 64-byte aligned and released with free(). */
-#define lrsa_malloc(n) lrsa_malloc_at((n), __FILE__, __LINE__)
-#define lrsa_calloc(n, sz) lrsa_calloc_at((n), (sz), __FILE__, __LINE__)
-#define lrsa_realloc(p, n) lrsa_realloc_at((p), (n), __FILE__, __LINE__)
+#define lrsa_malloc(n)        lrsa_malloc_at((n), __FILE__, __LINE__)
+#define lrsa_calloc(n, sz)    lrsa_calloc_at((n), (sz), __FILE__, __LINE__)
+#define lrsa_realloc(p, n)    lrsa_realloc_at((p), (n), __FILE__, __LINE__)
 #define lrsa_alloc_aligned(n) lrsa_alloc_aligned_at((n), __FILE__, __LINE__)
-#define lrsa_strdup(s) lrsa_strdup_at((s), __FILE__, __LINE__)
+#define lrsa_strdup(s)        lrsa_strdup_at((s), __FILE__, __LINE__)
 void *lrsa_malloc_at(size_t n, const char *file, int line);
 void *lrsa_calloc_at(size_t n, size_t size, const char *file, int line);
 void *lrsa_realloc_at(void *p, size_t n, const char *file, int line);

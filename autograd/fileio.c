@@ -118,8 +118,10 @@ int lrsa_is_dir(const char *path) {
 
 void lrsa_path_join(char *out, size_t cap, const char *dir, const char *name) {
     size_t n = strlen(dir);
-    if (n && dir[n - 1] == '/') snprintf(out, cap, "%s%s", dir, name);
-    else snprintf(out, cap, "%s/%s", dir, name);
+    if (n && dir[n - 1] == '/')
+        snprintf(out, cap, "%s%s", dir, name);
+    else
+        snprintf(out, cap, "%s/%s", dir, name);
 }
 
 double lrsa_now(void) {

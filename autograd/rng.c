@@ -14,7 +14,9 @@ void lrsa_rng_seed(lrsa_rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t lrsa_rng_u64(lrsa_rng *r) {
     uint64_t *s = r->s;
@@ -29,7 +31,9 @@ uint64_t lrsa_rng_u64(lrsa_rng *r) {
     return result;
 }
 
-float lrsa_rng_uniform(lrsa_rng *r) { return (float)(lrsa_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
+float lrsa_rng_uniform(lrsa_rng *r) {
+    return (float)(lrsa_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
+}
 
 uint64_t lrsa_rng_below(lrsa_rng *r, uint64_t n) {
     uint64_t limit = UINT64_MAX - UINT64_MAX % n;

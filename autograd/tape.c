@@ -11,7 +11,9 @@ struct lrsa_tape_block {
     _Alignas(16) unsigned char data[];
 };
 
-void lrsa_tape_init(lrsa_tape *t) { memset(t, 0, sizeof *t); }
+void lrsa_tape_init(lrsa_tape *t) {
+    memset(t, 0, sizeof *t);
+}
 
 void lrsa_tape_free(lrsa_tape *t) {
     for (lrsa_tape_block *b = t->blocks; b;) {

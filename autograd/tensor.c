@@ -5,22 +5,32 @@
 
 size_t lrsa_dtype_size(lrsa_dtype t) {
     switch (t) {
-        case LRSA_F32: return 4;
-        case LRSA_BF16: return 2;
-        case LRSA_F16: return 2;
-        case LRSA_I32: return 4;
-        case LRSA_U8: return 1;
+        case LRSA_F32:
+            return 4;
+        case LRSA_BF16:
+            return 2;
+        case LRSA_F16:
+            return 2;
+        case LRSA_I32:
+            return 4;
+        case LRSA_U8:
+            return 1;
     }
     return 0;
 }
 
 const char *lrsa_dtype_name(lrsa_dtype t) {
     switch (t) {
-        case LRSA_F32: return "F32";
-        case LRSA_BF16: return "BF16";
-        case LRSA_F16: return "F16";
-        case LRSA_I32: return "I32";
-        case LRSA_U8: return "U8";
+        case LRSA_F32:
+            return "F32";
+        case LRSA_BF16:
+            return "BF16";
+        case LRSA_F16:
+            return "F16";
+        case LRSA_I32:
+            return "I32";
+        case LRSA_U8:
+            return "U8";
     }
     return "?";
 }
@@ -60,8 +70,10 @@ float lrsa_f16_to_f32(uint16_t h) {
         return f;
     }
     uint32_t u;
-    if (exp == 31) u = sign | 0x7f800000u | (mant << 13);
-    else u = sign | ((exp + 112) << 23) | (mant << 13);
+    if (exp == 31)
+        u = sign | 0x7f800000u | (mant << 13);
+    else
+        u = sign | ((exp + 112) << 23) | (mant << 13);
     memcpy(&f, &u, 4);
     return f;
 }
@@ -71,9 +83,9 @@ uint16_t lrsa_f32_to_f16(float f) {
     memcpy(&u, &f, 4);
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
     uint32_t a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return sign | 0x7e00; /* NaN */
+    if (a > 0x7f800000u) return sign | 0x7e00;  /* NaN */
     if (a >= 0x477ff000u) return sign | 0x7c00; /* overflow (rounds to inf) */
-    if (a < 0x38800000u) {                     /* subnormal or zero in f16 */
+    if (a < 0x38800000u) {                      /* subnormal or zero in f16 */
         float af;
         memcpy(&af, &a, 4);
         return sign | (uint16_t)lrintf(af * 16777216.0f); /* 2^24, round-to-nearest-even */

@@ -5,7 +5,9 @@
 
 #include "autograd/error.h"
 
-void lrsa_table_init(lrsa_tensor_table *t) { memset(t, 0, sizeof *t); }
+void lrsa_table_init(lrsa_tensor_table *t) {
+    memset(t, 0, sizeof *t);
+}
 
 void lrsa_table_free(lrsa_tensor_table *t) {
     for (int r = 0; r < LRSA_NUM_ROLES; r++) free(t->arena[r]);
@@ -69,4 +71,6 @@ lrsa_tensor lrsa_table_tensor(const lrsa_tensor_table *t, lrsa_role role, int i)
     return x;
 }
 
-int lrsa_kind_decays(lrsa_param_kind kind) { return kind == LRSA_KIND_MATRIX; }
+int lrsa_kind_decays(lrsa_param_kind kind) {
+    return kind == LRSA_KIND_MATRIX;
+}

@@ -39,8 +39,8 @@ typedef struct lrsa_param_desc {
 typedef struct lrsa_tensor_table {
     lrsa_param_desc *desc;
     int n, cap;
-    int64_t numel;                 /* total elements */
-    float *arena[LRSA_NUM_ROLES];  /* NULL until lrsa_table_alloc(role) */
+    int64_t numel;                /* total elements */
+    float *arena[LRSA_NUM_ROLES]; /* NULL until lrsa_table_alloc(role) */
 } lrsa_tensor_table;
 
 void lrsa_table_init(lrsa_tensor_table *t);

@@ -8,10 +8,13 @@
 #include "data/tokenizer.h"
 
 typedef enum lrsa_chat_format {
-    LRSA_CHAT_CHATML_SMOLLM = 0, /* ChatML, default system "You are a helpful AI assistant named SmolLM, trained by Hugging Face" */
-    LRSA_CHAT_CHATML_QWEN,       /* ChatML, default system "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." */
-    LRSA_CHAT_LLAMA3,            /* <|begin_of_text|><|start_header_id|>role<|end_header_id|>\n\n ... <|eot_id|> */
-    LRSA_CHAT_NONE,              /* plain concatenation: no template */
+    LRSA_CHAT_CHATML_SMOLLM = 0, /* ChatML, default system "You are a helpful AI assistant named
+                                    SmolLM, trained by Hugging Face" */
+    LRSA_CHAT_CHATML_QWEN, /* ChatML, default system "You are Qwen, created by Alibaba Cloud. You
+                              are a helpful assistant." */
+    LRSA_CHAT_LLAMA3,      /* <|begin_of_text|><|start_header_id|>role<|end_header_id|>\n\n ...
+                              <|eot_id|> */
+    LRSA_CHAT_NONE,        /* plain concatenation: no template */
 } lrsa_chat_format;
 
 typedef struct lrsa_chat_msg {

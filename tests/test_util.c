@@ -60,8 +60,10 @@ int tu_run(const char *cmd, char **output) {
     }
     buf[n] = 0;
     int st = pclose(p);
-    if (output) *output = buf;
-    else free(buf);
+    if (output)
+        *output = buf;
+    else
+        free(buf);
     if (st == -1) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }

@@ -8,7 +8,7 @@
     int fn(int argc, char **argv) {                                                                \
         (void)argc;                                                                                \
         (void)argv;                                                                                \
-        fprintf(stderr, "lrsa: error: `lrsa %s` is not implemented yet (%s)\n", name, where);     \
+        fprintf(stderr, "lrsa: error: `lrsa %s` is not implemented yet (%s)\n", name, where);      \
         return 2;                                                                                  \
     }
 

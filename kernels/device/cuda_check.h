@@ -11,13 +11,13 @@
     do {                                                                                           \
         cudaError_t err_ = (call);                                                                 \
         if (err_ != cudaSuccess)                                                                   \
-            lrsa_fatal(__FILE__, __LINE__, "%s failed: %s", #call, cudaGetErrorString(err_));     \
+            lrsa_fatal(__FILE__, __LINE__, "%s failed: %s", #call, cudaGetErrorString(err_));      \
     } while (0)
 
 #define CUBLAS_CHECK(call)                                                                         \
     do {                                                                                           \
         cublasStatus_t st_ = (call);                                                               \
         if (st_ != CUBLAS_STATUS_SUCCESS)                                                          \
-            lrsa_fatal(__FILE__, __LINE__, "%s failed: %s", #call, cublasGetStatusString(st_));   \
+            lrsa_fatal(__FILE__, __LINE__, "%s failed: %s", #call, cublasGetStatusString(st_));    \
     } while (0)
 #endif

@@ -30,8 +30,8 @@ extern "C" void lrsa_cuda_describe(char *out, size_t cap) {
         snprintf(out, cap, "CUDA device 0: properties unavailable");
         return;
     }
-    snprintf(out, cap, "%s, sm_%d%d, %d SMs, %.1f GiB, %zu KiB shared/block opt-in", p.name, p.major,
-             p.minor, p.multiProcessorCount, (double)p.totalGlobalMem / (1 << 30),
+    snprintf(out, cap, "%s, sm_%d%d, %d SMs, %.1f GiB, %zu KiB shared/block opt-in", p.name,
+             p.major, p.minor, p.multiProcessorCount, (double)p.totalGlobalMem / (1 << 30),
              p.sharedMemPerBlockOptin / 1024);
 }
 

@@ -10,6 +10,5 @@ void lrsa_rmsnorm_forward_cpu(float *out, float *rstd, const float *x, const flo
  * Fusing the residual gradient here lets one residual-stream gradient buffer flow through all
  * layers in place: a block's input gets the residual path's gradient plus the norm path's. */
 void lrsa_rmsnorm_backward_cpu(float *dx, float *dw, const float *dout, const float *dresidual,
-                               const float *x, const float *w, const float *rstd, int64_t N,
-                               int C);
+                               const float *x, const float *w, const float *rstd, int64_t N, int C);
 #endif

@@ -4,10 +4,14 @@
 
 #include "autograd/error.h"
 
-typedef enum lrsa_rope_type { LRSA_ROPE_DEFAULT = 0, LRSA_ROPE_LINEAR, LRSA_ROPE_LLAMA3 } lrsa_rope_type;
+typedef enum lrsa_rope_type {
+    LRSA_ROPE_DEFAULT = 0,
+    LRSA_ROPE_LINEAR,
+    LRSA_ROPE_LLAMA3
+} lrsa_rope_type;
 
 typedef struct lrsa_rope_config {
-    float theta;           /* rope_theta, default 10000 */
+    float theta; /* rope_theta, default 10000 */
     lrsa_rope_type type;
     float factor;          /* linear and llama3 */
     float low_freq_factor; /* llama3 */

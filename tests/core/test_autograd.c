@@ -26,8 +26,10 @@ static void test_table_contiguous(void **state) {
     lrsa_table_alloc(&t, LRSA_ROLE_PARAM);
     lrsa_table_alloc(&t, LRSA_ROLE_GRAD);
     /* q, k, v back to back: one fused [10, 4] matrix */
-    assert_ptr_equal(lrsa_table_ptr(&t, LRSA_ROLE_PARAM, k), lrsa_table_ptr(&t, LRSA_ROLE_PARAM, q) + 24);
-    assert_ptr_equal(lrsa_table_ptr(&t, LRSA_ROLE_PARAM, v), lrsa_table_ptr(&t, LRSA_ROLE_PARAM, k) + 8);
+    assert_ptr_equal(lrsa_table_ptr(&t, LRSA_ROLE_PARAM, k),
+                     lrsa_table_ptr(&t, LRSA_ROLE_PARAM, q) + 24);
+    assert_ptr_equal(lrsa_table_ptr(&t, LRSA_ROLE_PARAM, v),
+                     lrsa_table_ptr(&t, LRSA_ROLE_PARAM, k) + 8);
     assert_ptr_equal(lrsa_table_ptr(&t, LRSA_ROLE_GRAD, n), t.arena[LRSA_ROLE_GRAD] + 40);
     assert_int_equal(lrsa_table_find(&t, "v"), v);
     assert_int_equal(lrsa_table_find(&t, "nope"), -1);
@@ -127,7 +129,7 @@ static void test_atomic_write(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table_contiguous), cmocka_unit_test(test_tape_reverse_order),
+        cmocka_unit_test(test_table_contiguous),  cmocka_unit_test(test_tape_reverse_order),
         cmocka_unit_test(test_rng_deterministic), cmocka_unit_test(test_dtype_conversions),
         cmocka_unit_test(test_atomic_write),
     };
