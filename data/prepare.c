@@ -238,6 +238,19 @@ static int prepare_jsonl(const prepare_args *a, const lrsa_sample_builder *b,
     return rc;
 }
 
+/* Creates the directory --out lives in (mkdir -p), so `--out data/new/train.h5` works. Called
+ * only when the samples are ready, so a failed run creates nothing. */
+static int make_out_dir(const char *out, lrsa_err *e) {
+    char dir[4096];
+    if (snprintf(dir, sizeof dir, "%s", out) >= (int)sizeof dir)
+        return lrsa_errorf(e, "--out %s: path too long", out);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return 0; /* the current directory, or directly under / */
+    *slash = '\0';
+    if (lrsa_mkdirs(dir, e) != 0) return lrsa_err_prefix(e, "--out %s: ", out);
+    return 0;
+}
+
 int lrsa_cmd_prepare(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -270,7 +283,8 @@ int lrsa_cmd_prepare(int argc, char **argv) {
         snprintf(source, sizeof source, "jsonl %s (template %s, loss %s, overflow %s)", a.input,
                  meta.chat_template, a.loss_last ? "last" : "all",
                  a.overflow_drop ? "drop" : "truncate");
-        if (lrsa_dataset_writer_commit(w, a.out, &meta, &e) != 0) goto done;
+        if (make_out_dir(a.out, &e) != 0 || lrsa_dataset_writer_commit(w, a.out, &meta, &e) != 0)
+            goto done;
         printf("prepare: wrote %lld samples to %s (%lld lines read", (long long)c.samples, a.out,
                (long long)c.lines);
         if (c.bad) printf(", %lld bad lines skipped", (long long)c.bad);
@@ -299,7 +313,8 @@ int lrsa_cmd_prepare(int argc, char **argv) {
             snprintf(source + len, sizeof source - len, " template=%s %s", meta.chat_template,
                      h.desc);
         meta.max_len = a.length;
-        if (lrsa_dataset_writer_commit(w, a.out, &meta, &e) != 0) goto done;
+        if (make_out_dir(a.out, &e) != 0 || lrsa_dataset_writer_commit(w, a.out, &meta, &e) != 0)
+            goto done;
         printf("prepare: wrote %lld %s samples of up to %lld tokens to %s (%s)\n", (long long)a.n,
                a.synthetic, (long long)a.length, a.out, h.desc);
     }

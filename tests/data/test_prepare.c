@@ -267,12 +267,40 @@ static void test_middle_truncation_and_drop(void **state) {
     lrsa_dataset_close(&d);
 }
 
+/* --out in a directory that does not exist yet: prepare creates it, but only on success. */
+static void test_out_directory_is_created_on_success_only(void **state) {
+    char dir[1024], in[1100], out[1200], args[4096];
+    tu_tmpdir(dir, sizeof dir, "prep_mkdir");
+    snprintf(in, sizeof in, "%s/in.jsonl", dir);
+    write_text(in, "{\"context\": \"c\", \"question\": \"q\", \"answer\": 5}\n");
+    snprintf(out, sizeof out, "%s/bad/sub/out.h5", dir);
+    snprintf(args, sizeof args, "--input %s --out %s", in, out);
+    char *o;
+    assert_int_not_equal(prepare(args, &o), 0);
+    free(o);
+    char parent[1200];
+    snprintf(parent, sizeof parent, "%s/bad", dir);
+    assert_false(lrsa_file_exists(parent)); /* a failed run creates nothing */
+
+    write_text(in, "{\"context\": \"c\", \"question\": \"q\", \"answer\": \"a\"}\n");
+    snprintf(out, sizeof out, "%s/new/sub/out.h5", dir);
+    snprintf(args, sizeof args, "--input %s --out %s", in, out);
+    if (prepare(args, &o) != 0) fail_msg("prepare failed: %s", o);
+    free(o);
+    lrsa_dataset d;
+    lrsa_err e;
+    if (lrsa_dataset_open(&d, out, &e) != 0) fail_msg("%s", e.msg);
+    assert_int_equal(d.n, 1);
+    lrsa_dataset_close(&d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_happy_path_and_loss_mask),
         cmocka_unit_test(test_record_errors),
         cmocka_unit_test(test_bad_line_fails_atomically_and_skip_bad_counts),
         cmocka_unit_test(test_middle_truncation_and_drop),
+        cmocka_unit_test(test_out_directory_is_created_on_success_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
