@@ -1,6 +1,8 @@
 /* Data parallelism (run under `mpiexec -n 2`): a 2-rank ZeRO-1 run gives the same losses as a
  * 1-rank run with the same global batch (within 1e-6 relative), also with gradient
- * accumulation and with the plain float all-reduce; a 2-rank checkpoint resumes on 1 rank. */
+ * accumulation and with the plain float all-reduce; 2 ranks stopped after N steps and resumed
+ * on 2 ranks for M more match N+M steps in one 2-rank run bit for bit (also with gradient
+ * accumulation); a 2-rank checkpoint resumes on 1 rank. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +88,58 @@ static void test_resume_on_other_world_size(void **state) {
     assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
 }
 
+/* N = 3 steps on 2 ranks, stop, resume on 2 ranks for M = 3 more: the losses and the final
+ * checkpoint (weights, moments gathered from the ZeRO shards) equal a straight 6-step 2-rank
+ * run bit for bit. */
+static void resume_two_ranks(const char *tag, const char *const *extra_ov) {
+    char dir[4096], cfg[4200], split[4300], straight[4300];
+    if (world.rank == 0) tu_tmpdir(dir, sizeof dir, tag);
+    lrsa_err e;
+    assert_int_equal(lrsa_comm_bcast(&world, dir, sizeof dir, 0, &e), 0);
+    if (world.rank == 0) tf_write_run(dir, "straight", NULL, cfg, sizeof cfg);
+    lrsa_path_join(cfg, sizeof cfg, dir, "config.yaml");
+    assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
+    snprintf(split, sizeof split, "%s/split", dir);
+    snprintf(straight, sizeof straight, "%s/straight", dir);
+    lrsa_train_config c;
+    tf_load_config(&c, cfg, extra_ov);
+    lrsa_train_opts stop = {3, 1}, full = {0, 1};
+    if (lrsa_train_run(&c, &full, &world, &e)) fail_msg("straight 2-rank run: %s", e.msg);
+    snprintf(c.run_dir, sizeof c.run_dir, "%s", split);
+    if (lrsa_train_run(&c, &stop, &world, &e)) fail_msg("2-rank run to step 3: %s", e.msg);
+    c.resume = 1;
+    if (lrsa_train_run(&c, &full, &world, &e)) fail_msg("2-rank resume: %s", e.msg);
+    if (world.rank == 0) {
+        int64_t s1[32], s2[32];
+        double l1[32], l2[32];
+        int n1 = tf_read_losses(straight, s1, l1, 32), n2 = tf_read_losses(split, s2, l2, 32);
+        assert_int_equal(n1, (int)c.max_steps);
+        assert_int_equal(n1, n2);
+        for (int i = 0; i < n1; i++) {
+            assert_int_equal(s1[i], s2[i]);
+            if (l1[i] != l2[i])
+                fail_msg("step %lld: loss %.17g straight vs %.17g resumed", (long long)s1[i], l1[i],
+                         l2[i]);
+        }
+        char a[4400], b[4400];
+        snprintf(a, sizeof a, "%s/ckpt/step_000006.h5", straight);
+        snprintf(b, sizeof b, "%s/ckpt/step_000006.h5", split);
+        assert_true(tf_ckpts_equal(a, b));
+    }
+    assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
+}
+
+static void test_resume_two_ranks(void **state) {
+    (void)state;
+    resume_two_ranks("mpi_resume2", NULL);
+}
+
+static void test_resume_two_ranks_accum(void **state) {
+    (void)state;
+    const char *ov[] = {"grad_accum=2", NULL};
+    resume_two_ranks("mpi_resume2_accum", ov);
+}
+
 static void test_two_ranks_match_one_accum(void **state) {
     (void)state;
     const char *ov[] = {"grad_accum=2", NULL};
@@ -111,6 +165,8 @@ int main(void) {
         cmocka_unit_test(test_two_ranks_match_one_accum),
         cmocka_unit_test(test_two_ranks_match_one_f32_reduce),
         cmocka_unit_test(test_resume_on_other_world_size),
+        cmocka_unit_test(test_resume_two_ranks),
+        cmocka_unit_test(test_resume_two_ranks_accum),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     lrsa_comm_finalize(&world);
