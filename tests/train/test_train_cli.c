@@ -1,8 +1,10 @@
 /* `lrsa train`, `lrsa export` and `lrsa plot` as a user runs them: a SIGKILL in the middle of a
  * checkpoint write leaves the previous checkpoint and a resume that ends bit-identical to an
  * uninterrupted run; the export reloads with the trained weights; the plot is an SVG; a typo'd
- * config key fails with its line and writes nothing. */
+ * config key fails with its line and writes nothing; the terminal shows one progress line per
+ * step with step, loss, grad norm, lr, tokens/s and ETA. */
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,8 +199,49 @@ static void test_cli_typo(void **state) {
     free(out);
 }
 
+/* One line per step on the terminal: "step N/MAX | loss L | gnorm G | lr R | X tok/s | ETA T",
+ * with the loss equal to metrics.jsonl's and the ETA falling to 0 s at the last step. */
+static void test_progress_lines(void **state) {
+    (void)state;
+    char dir[4096], cfg[4200], run_dir[4200], cmd[16384];
+    tu_tmpdir(dir, sizeof dir, "progress");
+    tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
+    lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
+    snprintf(cmd, sizeof cmd, "%s train %s schedule.max_steps=4 ckpt_every=0 2>/dev/null",
+             LRSA_BINARY, cfg);
+    char *out = NULL;
+    int rc = tu_run(cmd, &out);
+    if (rc != 0) fail_msg("lrsa train failed (%d): %s", rc, out ? out : "");
+    int64_t steps[8];
+    double losses[8];
+    assert_int_equal(tf_read_losses(run_dir, steps, losses, 8), 4);
+    int seen = 0;
+    for (char *line = out; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, "step ", 5) != 0) continue;
+        long long step = 0, max = 0;
+        double loss = 0, gnorm = 0, lr = 0, tps = 0;
+        char eta[32] = "";
+        int n =
+            sscanf(line, "step %lld/%lld | loss %lf | gnorm %lf | lr %lf | %lf tok/s | ETA %31s",
+                   &step, &max, &loss, &gnorm, &lr, &tps, eta);
+        if (n != 7) fail_msg("malformed progress line (%d fields): %.200s", n, line);
+        assert_int_equal(step, seen + 1);
+        assert_int_equal(max, 4);
+        assert_true(fabs(loss - losses[seen]) <= 1e-4 * fabs(losses[seen]) + 1e-4);
+        assert_true(gnorm > 0 && lr > 0 && tps > 0);
+        size_t el = strlen(eta);
+        assert_true(el >= 2 && (eta[el - 1] == 's' || eta[el - 1] == 'm')); /* 12s, 3m04s, 1h02m */
+        if (step == 4) assert_string_equal(eta, "0s");
+        seen++;
+    }
+    assert_int_equal(seen, 4);
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_progress_lines),
         cmocka_unit_test(test_kill_during_checkpoint),
         cmocka_unit_test(test_sigterm_checkpoints),
         cmocka_unit_test(test_cli_typo),
