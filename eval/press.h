@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "autograd/error.h"
+#include "data/tokenizer.h"
 #include "eval/kv_cache.h"
 #include "model/model.h"
 
@@ -51,12 +52,39 @@ typedef enum lrsa_press_method {
 } lrsa_press_method;
 
 typedef enum lrsa_press_selector {
-    LRSA_SELECT_UNIFORM = 0, /* top-n_keep per (layer, KV head) */
-    LRSA_SELECT_HEAD_ADAPTIVE,
-    LRSA_SELECT_LAYER_BUDGET
+    LRSA_SELECT_UNIFORM = 0,   /* top-n_keep per (layer, KV head) */
+    LRSA_SELECT_HEAD_ADAPTIVE, /* AdaKV: per layer, the top (sum of the heads' n_keep) over all
+                                  heads together; every head first keeps its top
+                                  (int)(alpha * n_keep) (the safeguard) */
+    LRSA_SELECT_LAYER_BUDGET,  /* per-layer budgets (PyramidKV's formula, CompressKV's file),
+                                  then top-budget per head inside the layer; the default and only
+                                  selector of PYRAMIDKV and COMPRESSKV */
+    /* One threshold over ALL layers and KV heads together (KVzip's non-uniform pair-level
+     * budget, its default): the total kept equals the uniform budget's, each (layer, head) gets
+     * as many rows as it has scores above the threshold. Counts come from
+     * lrsa_press_select_global (eval/press_kvzip.c, declared in press_internal.h); the press
+     * core then keeps each head's top n_keep. (Added by helper kvzip.) */
+    LRSA_SELECT_GLOBAL
 } lrsa_press_selector;
 
 typedef enum lrsa_press_pool { LRSA_POOL_AVG = 0, LRSA_POOL_MAX } lrsa_press_pool;
+
+/* Prefill modes (label every result with its mode). Only LAGKV's compressing cache depends on
+ * it; every other press prefills its full cache in one forward (chunking a full cache changes
+ * nothing). */
+typedef enum lrsa_prefill_mode { LRSA_PREFILL_CHUNKED = 0, LRSA_PREFILL_ONESHOT } lrsa_prefill_mode;
+
+/* Where the question goes (kv-compression.md section 0, "query-agnostic vs query-aware").
+ * AWARE (= 0, the first evaluator's behaviour): the whole prompt, question included, is
+ *   prefilled under the press; LAGKV keeps compressing incrementally while the answer is fed,
+ *   the other presses compress once after the prefill.
+ * AGNOSTIC (kvpress's default): only the context is prefilled and compressed; the question and
+ *   the answer are then fed on the compressed cache with compression off (lrsa_press_freeze),
+ *   and the cache is trimmed back to the context after each answer (lrsa_kv_cache_truncate). */
+typedef enum lrsa_press_protocol {
+    LRSA_PROTOCOL_AWARE = 0,
+    LRSA_PROTOCOL_AGNOSTIC
+} lrsa_press_protocol;
 
 typedef struct lrsa_press_spec {
     lrsa_press_method method;
@@ -77,6 +105,7 @@ typedef struct lrsa_press_spec {
      * model's chat format), set by the caller that holds the tokenizer; borrowed. */
     const int32_t *kvzip_prompt_ids;
     int64_t n_kvzip_prompt;
+    lrsa_prefill_mode prefill; /* LAGKV only: chunked or one-shot (others: one forward) */
 } lrsa_press_spec;
 
 /* Defaults of every field for a method (keep = 1). */
@@ -106,6 +135,10 @@ typedef struct lrsa_press_scores {
     int n_layers, n_kv_heads;
     int64_t *len;  /* [layers * kv_heads]: rows scored (the cache length at scoring time) */
     float **score; /* [layers * kv_heads] -> [len] */
+    /* Seconds the scorer spent in forwards of its own beyond the prefill (KVzip's
+     * reconstruction passes; 0 for scorers that only read the observer). The grid reports
+     * KVzip's overhead as score_s / (prefill-and-score time - score_s). Set by the scorer. */
+    double score_s;
 } lrsa_press_scores;
 
 void lrsa_press_scores_free(lrsa_press_scores *s);
@@ -119,7 +152,49 @@ int lrsa_press_prefill_and_score(const lrsa_model *m, lrsa_kv_cache *c, const lr
                                  lrsa_press_scores *out, lrsa_err *e);
 
 /* Selects with the spec's budget and compacts `c` (which must hold exactly the scored rows).
- * kept_fraction (may be NULL): [layers * kv_heads] kept rows / scored rows after the press. */
+ * kept_fraction (may be NULL): [layers * kv_heads] kept rows / scored rows after the press.
+ * Protected rows (+INFINITY) are always kept, even when they alone exceed the budget.
+ * LAGKV: nothing to select (its cache compressed itself); kept_fraction is the cache's
+ * rows / c->seen. NONE: keeps everything. */
 int lrsa_press_apply(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_spec *s,
                      const lrsa_press_scores *sc, double *kept_fraction, lrsa_err *e);
+
+/* ---- Budgets, protocols, the one-call path ---- */
+/* Rows kept of T under the spec's budget: (int64_t)(keep * T) (kvpress's int(T * (1 - r))) or
+ * min(tokens_per_layer, T); at least 1 when T > 0. */
+int64_t lrsa_press_n_keep(const lrsa_press_spec *s, int64_t T);
+/* PyramidKV per-layer budgets (kv-compression.md 3.4) for T rows; budget[l] counts every kept
+ * row of a head of layer l, the window included. */
+void lrsa_pyramid_budgets(const lrsa_press_spec *s, int n_layers, int64_t T, int64_t *budget);
+const char *lrsa_press_protocol_name(lrsa_press_protocol p); /* "aware", "agnostic" */
+int lrsa_press_protocol_parse(const char *name, lrsa_press_protocol *out, lrsa_err *e);
+/* Can one scoring serve several budgets (clone + apply per budget)? 0 for LAGKV, whose budget
+ * shapes the prefill itself, and for NONE (nothing to sweep). */
+int lrsa_press_sweepable(const lrsa_press_spec *s);
+
+/* The cache a press runs on, shaped for the model: a compressing LagKV cache for LAGKV
+ * (s->lagkv), a full cache otherwise. */
+int lrsa_press_cache_init(lrsa_kv_cache *c, const lrsa_model *m, const lrsa_press_spec *s,
+                          lrsa_err *e);
+/* One budget in one call: lrsa_press_prefill_and_score then lrsa_press_apply on `c` (from
+ * lrsa_press_cache_init, empty). logits: NULL or [V] of the last token (or [n, V] with
+ * all_logits). kept_fraction as in apply (may be NULL). */
+int lrsa_press_compress(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_spec *s,
+                        const int32_t *ids, int64_t n, float *logits, int all_logits,
+                        double *kept_fraction, lrsa_err *e);
+/* Stops any further compression of the cache (LAGKV's incremental events); the other presses
+ * never compress outside apply. The agnostic protocol calls it once the context is compressed.
+ */
+void lrsa_press_freeze(lrsa_kv_cache *c);
+
+/* Where the question starts inside a prompt ids[0..prompt_len) built by the chat template
+ * (data/chat.h), for the agnostic protocol: the datasets (data/dataset.h) store one prompt per
+ * sample with no context/question split, and `lrsa prepare` writes the user turn as
+ * instruction + "\n\n" + context + "\n\n" + question. So: find the end of the last user turn
+ * (the last end-of-turn id before prompt_len, lrsa_chat_stop_ids; the prompt end for format
+ * NONE), then the last token before it whose text contains "\n\n"; the question starts right
+ * after that token. Returns that index (the context length), or -1 when there is no such token
+ * with a non-empty question after it. */
+int64_t lrsa_press_question_start(const lrsa_tokenizer *tok, const int32_t *ids,
+                                  int64_t prompt_len);
 #endif

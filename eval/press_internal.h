@@ -36,4 +36,13 @@ int lrsa_press_score_compresskv(const lrsa_model *m, const lrsa_kv_cache *c,
  * the spec's budget; budget[l] in [window + sink, T]. eval/press_compresskv.c. */
 int lrsa_compresskv_layer_budgets(const lrsa_press_spec *s, int n_layers, int64_t T,
                                   int64_t *budget, lrsa_err *e);
+
+/* LRSA_SELECT_GLOBAL: n_keep[l * kv_heads + g] for every (layer, KV head) from ONE ranking of
+ * all scores of all layers and heads (score descending, ties by layer, head, row ascending);
+ * the total is the sum of the per-head budgets the spec gives (keep * len or min(tokens, len)
+ * per head), so it matches the uniform selector's memory. +INFINITY rows rank first, so
+ * protected rows stay while the total allows. Keeping each head's top n_keep (ties: lower row
+ * first) gives exactly the globally ranked set. eval/press_kvzip.c. */
+int lrsa_press_select_global(const lrsa_press_spec *s, const lrsa_press_scores *sc,
+                             int64_t *n_keep, lrsa_err *e);
 #endif
