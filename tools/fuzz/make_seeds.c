@@ -1,6 +1,7 @@
-/* Writes seed corpora for the fuzz targets into DIR/{gguf,safetensors,tokenizer}: small
+/* Writes seed corpora for the fuzz targets into DIR/{gguf,safetensors,tokenizer,jsonl}: small
  * synthetic GGUF models (llama Q4_1 and Q8_0, qwen2 F32), a metadata file with every value type,
- * the safetensors and tokenizer.json a conversion produces, and a two-tensor safetensors file. */
+ * the safetensors and tokenizer.json a conversion produces, a two-tensor safetensors file, and
+ * QA JSONL records of both forms (one line each). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: make_seeds DIR\n");
         return 2;
     }
-    char sub[3][1024], path[2048];
-    const char *names[3] = {"gguf", "safetensors", "tokenizer"};
+    char sub[4][1024], path[2048];
+    const char *names[4] = {"gguf", "safetensors", "tokenizer", "jsonl"};
     lrsa_err e;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         snprintf(sub[i], sizeof sub[i], "%s/%s", argv[1], names[i]);
         if (lrsa_mkdirs(sub[i], &e)) die(&e);
     }
@@ -84,6 +85,22 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/small.safetensors", sub[1]);
     if (lrsa_st_writer_write(sw, path, &e)) die(&e);
     lrsa_st_writer_free(sw);
+    /* QA records: both forms, a system turn, escapes and non-ASCII text */
+    const char *records[] = {
+        "{\"context\": \"The key is 4821.\", \"question\": \"What is the key?\", "
+        "\"answer\": \"4821\"}",
+        "{\"context\": \"\", \"question\": \"Caf\\u00e9?\", \"answer\": \"Oui \\\"non\\\"\", "
+        "\"system\": \"Be brief.\"}",
+        "{\"messages\": [{\"role\": \"system\", \"content\": \"s\"}, {\"role\": \"user\", "
+        "\"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"hello\"}]}",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", "
+        "\"content\": \"b\"}, {\"role\": \"user\", \"content\": \"c\"}, {\"role\": "
+        "\"assistant\", \"content\": \"d\"}]}",
+    };
+    for (size_t i = 0; i < sizeof records / sizeof records[0]; i++) {
+        snprintf(path, sizeof path, "%s/record%zu.jsonl", sub[3], i);
+        if (lrsa_write_file_atomic(path, records[i], strlen(records[i]), &e)) die(&e);
+    }
     printf("make_seeds: wrote seeds under %s\n", argv[1]);
     return 0;
 }
