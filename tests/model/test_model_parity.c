@@ -287,10 +287,13 @@ static void test_lrsa_keep_one_is_dense(void **state) {
     free_expected(&x);
 }
 
+/* Every fixture model (GQA untied, tied with biases, llama3 rope from rope_parameters, head_dim
+ * != hidden/heads, Qwen2) saved and reloaded: F32 bit-identical weights, the same config, and
+ * bit-identical logits; BF16 equal to the bf16 rounding of every weight. */
 static void test_save_load_round_trip(void **state) {
     (void)state;
-    const char *fix[] = {"llama_gqa", "qwen2_bias"};
-    for (int f = 0; f < 2; f++) {
+    const char *const *fix = k_fixtures;
+    for (int f = 0; f < N_FIX; f++) {
         char dir[4096], out[4096], out16[4096];
         fixture_dir(dir, sizeof dir, fix[f]);
         lrsa_model m, r;
@@ -304,6 +307,21 @@ static void test_save_load_round_trip(void **state) {
         assert_memory_equal(&r.cfg, &m.cfg, offsetof(lrsa_model_config, torch_dtype));
         assert_memory_equal(r.table.arena[LRSA_ROLE_PARAM], m.table.arena[LRSA_ROLE_PARAM],
                             (size_t)m.table.numel * sizeof(float));
+        {
+            const int B = 1, T = 9, V = m.cfg.vocab_size;
+            int32_t ids[9];
+            for (int t = 0; t < T; t++) ids[t] = (int32_t)((7 * t + 3) % V);
+            float *la = malloc((size_t)T * V * sizeof(float)),
+                  *lb = malloc((size_t)T * V * sizeof(float));
+            lrsa_workspace *ws = lrsa_workspace_new();
+            lrsa_attn_config a = dense();
+            lrsa_model_logits(&m, ws, ids, B, T, &a, la);
+            lrsa_model_logits(&r, ws, ids, B, T, &a, lb);
+            assert_memory_equal(la, lb, (size_t)T * V * sizeof(float));
+            lrsa_workspace_free(ws);
+            free(la);
+            free(lb);
+        }
         lrsa_model_free(&r);
         if (lrsa_model_save(&m, out16, LRSA_ST_BF16, &e)) fail_msg("%s", e.msg);
         load_model(&r, out16);
