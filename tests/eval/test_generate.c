@@ -5,7 +5,9 @@
  *    sequence (decode steps and prefill chunks give the same visibility);
  *  - the answer NLL with a full cache = the NLL from lrsa_model_logits on the whole sample (and
  *    under LagKV = the NLL from the one-pass LRSA forward);
- *  - sampling: seeded, reproducible, and top-p restricts the draw to the nucleus. */
+ *  - sampling: seeded, reproducible, and top-p restricts the draw to the nucleus;
+ *  - streaming: each token reaches the callback as soon as it is chosen, before the next
+ *    decode step, and a non-zero return stops generation. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +219,62 @@ static void test_stop_ids_and_matching(void **state) {
     assert_false(lrsa_answer_matches("anything", "  "));
 }
 
+/* What the callback saw: the token, and how many tokens the cache had been fed at that moment. */
+typedef struct stream_log {
+    const lrsa_kv_cache *c;
+    int32_t ids[32];
+    int64_t seen[32];
+    int n, stop_after;
+} stream_log;
+
+static int log_token(void *user, int32_t id) {
+    stream_log *l = user;
+    l->ids[l->n] = id;
+    l->seen[l->n] = l->c->seen;
+    l->n++;
+    return l->stop_after > 0 && l->n >= l->stop_after;
+}
+
+static void test_tokens_stream(void **state) {
+    (void)state;
+    lrsa_model m;
+    tiny_model_create(&m, 2, V, 0, 31);
+    int32_t prompt[30];
+    tiny_random_ids(prompt, 30, V, 32);
+    lrsa_press_config pc = {
+        .compress = 1, .lagkv = {2, 8, 0.5f, 1.0f}, .prefill = LRSA_PREFILL_CHUNKED};
+    for (int temp = 0; temp < 2; temp++) {
+        lrsa_kv_cache c;
+        lrsa_err e = {{0}};
+        assert_int_equal(lrsa_kv_cache_for_model(&c, &m, &pc, &e), 0);
+        lrsa_gen_options o = {
+            .max_new = 12, .temperature = temp ? 0.9f : 0.0f, .top_p = 0.95f, .seed = 3};
+        stream_log l = {.c = &c};
+        lrsa_gen_result r;
+        assert_int_equal(lrsa_generate(&m, &c, prompt, 30, pc.prefill, &o, log_token, &l, &r, &e),
+                         0);
+        assert_int_equal(r.n, 12);
+        assert_int_equal(l.n, 12);
+        for (int i = 0; i < 12; i++) {
+            assert_int_equal(l.ids[i], r.ids[i]); /* every token, in order */
+            /* token i arrives after the prompt and i earlier tokens were fed, not at the end */
+            assert_int_equal(l.seen[i], 30 + i);
+        }
+        free(r.ids);
+        /* a callback that asks to stop after 4 tokens ends generation there */
+        lrsa_kv_cache_reset(&c);
+        stream_log l2 = {.c = &c, .stop_after = 4};
+        assert_int_equal(lrsa_generate(&m, &c, prompt, 30, pc.prefill, &o, log_token, &l2, &r, &e),
+                         0);
+        assert_int_equal(r.n, 4);
+        assert_int_equal(l2.n, 4);
+        assert_int_equal(c.seen, 30 + 3);
+        free(r.ids);
+        lrsa_kv_cache_free(&c);
+    }
+    lrsa_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_matches_full_forward),
@@ -224,6 +282,7 @@ int main(void) {
         cmocka_unit_test(test_answer_nll),
         cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_stop_ids_and_matching),
+        cmocka_unit_test(test_tokens_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
