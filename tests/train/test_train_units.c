@@ -77,6 +77,20 @@ static void test_config_errors(void **state) {
     expect_error("model:\n  path: m\ndata:\n  train: t\nrun_dir: r\nschedule:\n  max_steps: 3\n"
                  "attention:\n  keep: 1.5\n",
                  "attention.keep", "(0, 1]");
+    /* the other LagKV hyper-parameters: lag <= 0, sink < 0, keep 0 */
+    const char *base =
+        "model:\n  path: m\ndata:\n  train: t\nrun_dir: r\nschedule:\n  max_steps: 3\n";
+    const struct {
+        const char *yaml, *key, *range;
+    } bad[] = {{"attention:\n  lag: 0\n", "attention.lag", "> 0"},
+               {"attention:\n  lag: -8\n", "attention.lag", "> 0"},
+               {"attention:\n  sink: -1\n", "attention.sink", ">= 0"},
+               {"attention:\n  keep: 0\n", "attention.keep", "(0, 1]"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof yaml, "%s%s", base, bad[i].yaml);
+        expect_error(yaml, bad[i].key, bad[i].range);
+    }
     lrsa_train_config c;
     lrsa_err e;
     lrsa_train_config_defaults(&c);
