@@ -6,16 +6,26 @@
 #include <stdint.h>
 
 #include "autograd/error.h"
+#include "eval/press.h"
 #include "kernels/lagkv/lagkv.h"
 #include "model/model.h"
 
-typedef enum lrsa_prefill_mode { LRSA_PREFILL_CHUNKED = 0, LRSA_PREFILL_ONESHOT } lrsa_prefill_mode;
-
+/* What the evaluator runs a sample under. Two ways to name the press, so configs written
+ * before the press framework keep working:
+ *   spec.method != LRSA_PRESS_NONE: that press (eval/press.h), with spec's budget and knobs;
+ *   otherwise compress = 1 is LagKV with `lagkv` (the first evaluator's only press), 0 none.
+ * prefill applies to LagKV in both cases (it overrides spec.prefill). protocol: zero = AWARE,
+ * the behaviour of the first evaluator. lrsa_press_config_spec gives the effective spec. */
 typedef struct lrsa_press_config {
-    int compress;              /* 0: full (dense) cache; 1: LagKV */
+    int compress;              /* 0: full (dense) cache; 1: LagKV (when spec.method is NONE) */
     lrsa_lagkv_params lagkv;   /* used when compress */
     lrsa_prefill_mode prefill; /* label every result with it */
+    lrsa_press_spec spec;      /* any press (method NONE: see compress) */
+    lrsa_press_protocol protocol;
 } lrsa_press_config;
+
+/* The press spec a config runs (see lrsa_press_config). */
+void lrsa_press_config_spec(const lrsa_press_config *p, lrsa_press_spec *out);
 
 /* ids[0..n) is one sample; mask marks the answer tokens (contiguous, at the end). The prefix
  * before the first answer token is prefilled through the cache under `press`; the answer is
@@ -24,4 +34,22 @@ typedef struct lrsa_press_config {
 int lrsa_answer_nll(const lrsa_model *m, const int32_t *ids, const uint8_t *mask, int64_t n,
                     const lrsa_press_config *press, double *nll_sum, int64_t *n_tokens,
                     lrsa_err *e);
+
+/* The same under the config's protocol: AWARE compresses the whole prefix before the first
+ * answer token (= lrsa_answer_nll); AGNOSTIC compresses ids[0..context_len) only (context_len
+ * from lrsa_press_question_start; it must be in [1, first answer token]), then feeds the
+ * question on the frozen compressed cache, then the answer. kept_fraction (may be NULL): kept
+ * rows / rows of an uncompressed cache after the answer was fed. */
+int lrsa_answer_nll_press(const lrsa_model *m, const int32_t *ids, const uint8_t *mask, int64_t n,
+                          int64_t context_len, const lrsa_press_config *press, double *nll_sum,
+                          int64_t *n_tokens, double *kept_fraction, lrsa_err *e);
+
+/* The answer part on a cache that already holds (a compressed form of) ids[0..done): feeds
+ * ids[done..first) in one forward (the question; none when done == first), then the answer
+ * token by token, summing the NLL of the answer tokens. logits_done: [V] logits after ids[done-1]
+ * (used only when done == first, may be NULL otherwise). For "score once, sweep budgets" and
+ * several questions per compressed context (trim back with lrsa_kv_cache_truncate after). */
+int lrsa_answer_nll_from(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids,
+                         const uint8_t *mask, int64_t n, int64_t done, const float *logits_done,
+                         double *nll_sum, int64_t *n_tokens, lrsa_err *e);
 #endif

@@ -42,34 +42,113 @@ void lrsa_press_defaults(lrsa_press_config *p) {
     p->lagkv.keep = 0.5f;
     p->lagkv.value_weight = 1.0f;
     p->prefill = LRSA_PREFILL_CHUNKED;
+    lrsa_press_spec_defaults(&p->spec, LRSA_PRESS_NONE);
+    p->protocol = LRSA_PROTOCOL_AWARE;
 }
 
-int lrsa_press_flag(lrsa_press_config *p, int argc, char **argv, int *i, lrsa_err *e) {
+/* The spec defaults of a method as the command line sees them: the legacy LagKV fields
+ * (S=16, L=128, r=0.5, w=1) and keep 0.5 unless flags say otherwise. */
+static void method_defaults(lrsa_press_config *p, lrsa_press_method method) {
+    lrsa_press_spec_defaults(&p->spec, method);
+    p->spec.lagkv = p->lagkv;
+    p->spec.keep = 0.5;
+    p->compress = method == LRSA_PRESS_LAGKV;
+}
+
+static int parse_flag(lrsa_press_config *p, int argc, char **argv, int *i, int apply_press,
+                      lrsa_err *e) {
     const char *f = argv[*i], *v = NULL;
     long long n = 0;
+    float x = 0.0f;
+    lrsa_press_spec *s = &p->spec;
     if (strcmp(f, "--press") == 0) {
         if (lrsa_flag_value(argc, argv, i, &v, e)) return -1;
-        if (strcmp(v, "none") == 0)
-            p->compress = 0;
-        else if (strcmp(v, "lagkv") == 0)
-            p->compress = 1;
-        else
-            return lrsa_errorf(e, "--press: unknown press '%s'; use none or lagkv", v);
+        lrsa_press_method method;
+        if (lrsa_press_method_parse(v, &method, e) != 0) return lrsa_err_prefix(e, "--press: ");
+        if (!apply_press) return 1;
+        method_defaults(p, method);
+        /* Flags given before --press were overwritten by the method's defaults: apply every
+         * other press flag of the command line again, in order. */
+        for (int j = 1; j < argc; j++) {
+            if (strcmp(argv[j], "--press") == 0) {
+                j++;
+                continue;
+            }
+            if (parse_flag(p, argc, argv, &j, 0, e) < 0) return -1;
+        }
     } else if (strcmp(f, "--sink") == 0) {
         if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_int(f, v, 0, 1 << 30, &n, e))
             return -1;
         p->lagkv.sink = (int)n;
+        s->lagkv.sink = (int)n;
+        s->sink = (int)n;
     } else if (strcmp(f, "--lag") == 0) {
         if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_int(f, v, 1, 1 << 30, &n, e))
             return -1;
         p->lagkv.lag = (int)n;
+        s->lagkv.lag = (int)n;
     } else if (strcmp(f, "--keep") == 0) {
-        if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_float(f, v, &p->lagkv.keep, e))
+        if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_float(f, v, &x, e)) return -1;
+        p->lagkv.keep = x;
+        s->lagkv.keep = x;
+        s->keep = x;
+        s->tokens_per_layer = 0;
+    } else if (strcmp(f, "--tokens") == 0) {
+        if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_int(f, v, 1, 1LL << 40, &n, e))
             return -1;
+        s->tokens_per_layer = n;
+        s->keep = 0.0;
     } else if (strcmp(f, "--value-weight") == 0) {
-        if (lrsa_flag_value(argc, argv, i, &v, e) ||
-            lrsa_flag_float(f, v, &p->lagkv.value_weight, e))
+        if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_float(f, v, &x, e)) return -1;
+        p->lagkv.value_weight = x;
+        s->lagkv.value_weight = x;
+    } else if (strcmp(f, "--window") == 0) {
+        if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_int(f, v, 0, 1 << 30, &n, e))
             return -1;
+        s->window = (int)n;
+    } else if (strcmp(f, "--kernel") == 0) {
+        if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_int(f, v, 1, 1 << 20, &n, e))
+            return -1;
+        s->kernel = (int)n;
+    } else if (strcmp(f, "--pool") == 0) {
+        if (lrsa_flag_value(argc, argv, i, &v, e)) return -1;
+        if (strcmp(v, "avg") == 0)
+            s->pool = LRSA_POOL_AVG;
+        else if (strcmp(v, "max") == 0)
+            s->pool = LRSA_POOL_MAX;
+        else
+            return lrsa_errorf(e, "--pool: unknown pooling '%s'; use avg or max", v);
+    } else if (strcmp(f, "--selector") == 0) {
+        if (lrsa_flag_value(argc, argv, i, &v, e)) return -1;
+        if (strcmp(v, "uniform") == 0)
+            s->selector = LRSA_SELECT_UNIFORM;
+        else if (strcmp(v, "adaptive") == 0)
+            s->selector = LRSA_SELECT_HEAD_ADAPTIVE;
+        else if (strcmp(v, "layer") == 0)
+            s->selector = LRSA_SELECT_LAYER_BUDGET;
+        else if (strcmp(v, "global") == 0)
+            s->selector = LRSA_SELECT_GLOBAL;
+        else
+            return lrsa_errorf(e,
+                               "--selector: unknown selector '%s'; use uniform, adaptive, layer "
+                               "or global",
+                               v);
+    } else if (strcmp(f, "--alpha") == 0) {
+        if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_float(f, v, &s->alpha, e)) return -1;
+    } else if (strcmp(f, "--beta") == 0) {
+        if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_float(f, v, &s->pyramid_beta, e))
+            return -1;
+    } else if (strcmp(f, "--kvzip-chunk") == 0) {
+        if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_int(f, v, 1, 1 << 30, &n, e))
+            return -1;
+        s->kvzip_chunk = (int)n;
+    } else if (strcmp(f, "--compresskv-file") == 0) {
+        if (lrsa_flag_value(argc, argv, i, &v, e)) return -1;
+        s->compresskv_file = v;
+    } else if (strcmp(f, "--protocol") == 0) {
+        if (lrsa_flag_value(argc, argv, i, &v, e)) return -1;
+        if (lrsa_press_protocol_parse(v, &p->protocol, e) != 0)
+            return lrsa_err_prefix(e, "--protocol: ");
     } else if (strcmp(f, "--prefill") == 0) {
         if (lrsa_flag_value(argc, argv, i, &v, e)) return -1;
         if (strcmp(v, "chunked") == 0)
@@ -84,18 +163,20 @@ int lrsa_press_flag(lrsa_press_config *p, int argc, char **argv, int *i, lrsa_er
     return 1;
 }
 
+int lrsa_press_flag(lrsa_press_config *p, int argc, char **argv, int *i, lrsa_err *e) {
+    return parse_flag(p, argc, argv, i, 1, e);
+}
+
 int lrsa_press_check(const lrsa_press_config *p, lrsa_err *e) {
-    if (!p->compress) return 0;
-    if (lrsa_lagkv_validate(&p->lagkv, e) != 0)
+    lrsa_press_spec s;
+    lrsa_press_config_spec(p, &s);
+    if (s.method == LRSA_PRESS_LAGKV && lrsa_lagkv_validate(&s.lagkv, e) != 0)
         return lrsa_err_prefix(e, "--press lagkv (flags --sink/--lag/--keep/--value-weight): ");
-    return 0;
+    return lrsa_press_spec_check(&s, e);
 }
 
 const char *lrsa_press_describe(const lrsa_press_config *p, char *buf, int cap) {
-    if (!p->compress)
-        snprintf(buf, (size_t)cap, "none");
-    else
-        snprintf(buf, (size_t)cap, "lagkv(S=%d,L=%d,r=%g,w=%g)", p->lagkv.sink, p->lagkv.lag,
-                 p->lagkv.keep, p->lagkv.value_weight);
-    return buf;
+    lrsa_press_spec s;
+    lrsa_press_config_spec(p, &s);
+    return lrsa_press_describe_spec(&s, buf, cap);
 }

@@ -11,13 +11,16 @@
 #include "data/chat.h"
 #include "eval/cli_flags.h"
 #include "eval/eval_dataset.h"
+#include "eval/grid.h"
 #include "eval/prefill.h"
+#include "eval/press_kvzip.h"
 #include "train/commands.h"
 
 static const char *EVAL_HELP =
     "usage: lrsa eval --model DIR --data FILE.h5 [--n N] [--metrics nll,match]\n"
-    "                 [--press none|lagkv --sink S --lag L --keep r --value-weight w]\n"
-    "                 [--prefill chunked|oneshot] [--max-new N] [--json OUT.json] [--verbose]\n"
+    "                 [--press NAME --keep r|--tokens N ...press flags below]\n"
+    "                 [--protocol aware|agnostic] [--prefill chunked|oneshot]\n"
+    "                 [--max-new N] [--json OUT.json] [--verbose]\n"
     "\n"
     "Evaluates a model on the first N samples of a QA dataset (lrsa prepare) through a KV\n"
     "cache: the mean answer NLL (teacher forcing; the prompt is prefilled under the press, the\n"
@@ -59,14 +62,24 @@ static int write_json(const char *path, const char *model_dir, const char *data_
     cJSON_AddStringToObject(root, "data", data_path);
     cJSON *rows = cJSON_AddArrayToObject(root, "results");
     cJSON *row = cJSON_CreateObject();
-    cJSON_AddStringToObject(row, "press", press->compress ? "lagkv" : "none");
+    lrsa_press_spec s;
+    lrsa_press_config_spec(press, &s);
+    char label[256];
+    cJSON_AddStringToObject(row, "press", lrsa_press_method_name(s.method));
+    cJSON_AddStringToObject(row, "press_label", lrsa_press_describe_spec(&s, label, sizeof(label)));
+    cJSON_AddStringToObject(row, "protocol", lrsa_press_protocol_name(press->protocol));
     cJSON_AddStringToObject(row, "prefill", lrsa_prefill_mode_name(press->prefill));
-    if (press->compress) {
-        cJSON_AddNumberToObject(row, "sink", press->lagkv.sink);
-        cJSON_AddNumberToObject(row, "lag", press->lagkv.lag);
-        cJSON_AddNumberToObject(row, "keep", press->lagkv.keep);
-        cJSON_AddNumberToObject(row, "value_weight", press->lagkv.value_weight);
+    if (s.method == LRSA_PRESS_LAGKV || s.method == LRSA_PRESS_LAGKV_KVPRESS) {
+        cJSON_AddNumberToObject(row, "sink", s.lagkv.sink);
+        cJSON_AddNumberToObject(row, "lag", s.lagkv.lag);
+        cJSON_AddNumberToObject(row, "value_weight", s.lagkv.value_weight);
     }
+    if (s.method == LRSA_PRESS_LAGKV)
+        cJSON_AddNumberToObject(row, "keep", s.lagkv.keep);
+    else if (s.method != LRSA_PRESS_NONE && s.tokens_per_layer > 0)
+        cJSON_AddNumberToObject(row, "tokens_per_layer", (double)s.tokens_per_layer);
+    else if (s.method != LRSA_PRESS_NONE)
+        cJSON_AddNumberToObject(row, "keep", s.keep);
     cJSON_AddNumberToObject(row, "n_samples", (double)r->n_samples);
     if (o->want_nll) {
         cJSON_AddNumberToObject(row, "answer_nll", r->mean_nll);
@@ -133,7 +146,9 @@ static int run(int argc, char **argv, lrsa_err *e) {
     int rc = -1;
     lrsa_tokenizer *tok = NULL;
     int32_t stop[16];
-    if (o.want_match) {
+    lrsa_ids kvzip_ids = {0};
+    const int is_kvzip = press.spec.method == LRSA_PRESS_KVZIP;
+    if (o.want_match || press.protocol == LRSA_PROTOCOL_AGNOSTIC || is_kvzip) {
         tok = lrsa_tokenizer_load_dir(model_dir, e);
         if (!tok) goto done;
         if (d.tokenizer_checksum && d.tokenizer_checksum[0] &&
@@ -149,22 +164,28 @@ static int run(int argc, char **argv, lrsa_err *e) {
         o.tok = tok;
         o.stop_ids = stop;
         o.n_stop = n_stop;
+        if (is_kvzip) { /* the reconstruction prompt in the model's chat format */
+            if (lrsa_kvzip_prompt_ids(tok, fmt, &kvzip_ids, e) != 0) goto done;
+            press.spec.kvzip_prompt_ids = kvzip_ids.v;
+            press.spec.n_kvzip_prompt = kvzip_ids.n;
+        }
     }
     lrsa_eval_result r;
     if (lrsa_eval_dataset(&m, &d, &press, &o, &r, e) != 0) goto done;
-    char pdesc[128];
+    char pdesc[256];
     lrsa_press_describe(&press, pdesc, sizeof(pdesc));
-    printf("%-34s %-8s %8s %12s %10s %8s %8s\n", "press", "prefill", "samples", "answer_nll",
-           "match", "kept", "time_s");
+    printf("%-34s %-8s %-8s %8s %12s %10s %8s %8s\n", "press", "protocol", "prefill", "samples",
+           "answer_nll", "match", "kept", "time_s");
     char nll[32] = "-", match[32] = "-";
     if (o.want_nll) snprintf(nll, sizeof(nll), "%.4f", r.mean_nll);
     if (o.want_match) snprintf(match, sizeof(match), "%.3f", r.match_rate);
-    printf("%-34s %-8s %8lld %12s %10s %7.1f%% %8.1f\n", pdesc,
-           lrsa_prefill_mode_name(press.prefill), (long long)r.n_samples, nll, match,
-           100.0 * r.kept_fraction, r.seconds);
+    printf("%-34s %-8s %-8s %8lld %12s %10s %7.1f%% %8.1f\n", pdesc,
+           lrsa_press_protocol_name(press.protocol), lrsa_prefill_mode_name(press.prefill),
+           (long long)r.n_samples, nll, match, 100.0 * r.kept_fraction, r.seconds);
     if (json_path && write_json(json_path, model_dir, data_path, &press, &o, &r, e) != 0) goto done;
     rc = 0;
 done:
+    lrsa_ids_free(&kvzip_ids);
     lrsa_tokenizer_free(tok);
     lrsa_model_free(&m);
     lrsa_dataset_close(&d);
@@ -172,6 +193,7 @@ done:
 }
 
 int lrsa_cmd_eval(int argc, char **argv) {
+    if (argc > 1 && lrsa_grid_is_config(argv[1])) return lrsa_grid_main(argc, argv); /* grid */
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(EVAL_HELP, stdout);

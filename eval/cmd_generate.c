@@ -1,4 +1,4 @@
-/* `lrsa generate`: chat with a model, optionally through a LagKV-compressed KV cache. */
+/* `lrsa generate`: chat with a model, optionally through a compressed KV cache (any press). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,14 +6,15 @@
 #include "data/chat.h"
 #include "data/tokenizer.h"
 #include "eval/cli_flags.h"
+#include "autograd/fileio.h"
 #include "eval/generate.h"
+#include "eval/press_kvzip.h"
 #include "train/commands.h"
 
 static const char *GENERATE_HELP =
     "usage: lrsa generate --model DIR --prompt TEXT [--system TEXT] [--max-new N]\n"
     "                     [--temperature t --top-p p --seed s]\n"
-    "                     [--press none|lagkv --sink S --lag L --keep r --prefill "
-    "chunked|oneshot]\n"
+    "                     [--press NAME --keep r ...press flags below]\n"
     "\n"
     "Builds the chat prompt with the model's template, generates (greedy by default), streams\n"
     "the text as it comes, and prints cache statistics to stderr at the end.\n"
@@ -97,6 +98,8 @@ static int run(int argc, char **argv, lrsa_err *e) {
     lrsa_ids ids = {0};
     lrsa_kv_cache c = {0};
     lrsa_gen_result res = {0};
+    lrsa_ids kvzip_ids = {0};
+    float *logits = NULL;
     lrsa_chat_format fmt = lrsa_chat_detect(tok);
     lrsa_chat_msg msgs[2];
     int nm = 0;
@@ -108,17 +111,31 @@ static int run(int argc, char **argv, lrsa_err *e) {
     for (int i = 0; i < m.cfg.n_eos && n_stop < 16; i++) stop[n_stop++] = m.cfg.eos_token_ids[i];
     g.stop_ids = stop;
     g.n_stop = n_stop;
-    if (lrsa_kv_cache_for_model(&c, &m, &press, e) != 0) goto done;
+    if (press.spec.method == LRSA_PRESS_KVZIP) {
+        if (lrsa_kvzip_prompt_ids(tok, fmt, &kvzip_ids, e) != 0) goto done;
+        press.spec.kvzip_prompt_ids = kvzip_ids.v;
+        press.spec.n_kvzip_prompt = kvzip_ids.n;
+    }
+    /* The whole chat prompt is compressed (there is no separate question here: the aware
+     * protocol), then decoding continues on the compressed cache. */
+    lrsa_press_spec spec;
+    lrsa_press_config_spec(&press, &spec);
+    if (lrsa_press_cache_init(&c, &m, &spec, e) != 0) goto done;
     stream_state ss;
     lrsa_stream_decoder_init(&ss.dec, tok, 1);
-    if (lrsa_generate(&m, &c, ids.v, ids.n, press.prefill, &g, print_token, &ss, &res, e) != 0)
+    logits = lrsa_malloc((size_t)m.cfg.vocab_size * sizeof(float));
+    double t0 = lrsa_now();
+    if (lrsa_press_compress(&m, &c, &spec, ids.v, ids.n, logits, 0, NULL, e) != 0) goto done;
+    double press_s = lrsa_now() - t0;
+    if (lrsa_generate_from(&m, &c, ids.v, ids.n, ids.n, logits, &g, print_token, &ss, &res, e) != 0)
         goto done;
+    res.prefill_s += press_s;
     char tail[1024];
     int nt = lrsa_stream_decoder_flush(&ss.dec, tail, sizeof(tail));
     if (nt > 0) fwrite(tail, 1, (size_t)nt, stdout);
     fputc('\n', stdout);
     fflush(stdout);
-    char pdesc[128];
+    char pdesc[256];
     size_t full = (size_t)c.seen * lrsa_kv_cache_bytes_per_token(&c);
     size_t live = lrsa_kv_cache_live_bytes(&c);
     fprintf(stderr,
@@ -136,6 +153,8 @@ static int run(int argc, char **argv, lrsa_err *e) {
             res.decode_s > 0 ? res.decode_steps / res.decode_s : 0.0);
     rc = 0;
 done:
+    free(logits);
+    lrsa_ids_free(&kvzip_ids);
     free(res.ids);
     lrsa_kv_cache_free(&c);
     lrsa_ids_free(&ids);

@@ -66,28 +66,47 @@ static int is_stop(const lrsa_gen_options *o, int32_t id) {
     return 0;
 }
 
-int lrsa_generate(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *prompt, int64_t n,
-                  lrsa_prefill_mode mode, const lrsa_gen_options *o, lrsa_token_fn on_token,
-                  void *user, lrsa_gen_result *res, lrsa_err *e) {
+static int decode(const lrsa_model *m, lrsa_kv_cache *c, float *logits, const lrsa_gen_options *o,
+                  lrsa_token_fn on_token, void *user, lrsa_gen_result *res);
+
+int lrsa_generate_from(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *prompt, int64_t n,
+                       int64_t done, const float *logits_done, const lrsa_gen_options *o,
+                       lrsa_token_fn on_token, void *user, lrsa_gen_result *res, lrsa_err *e) {
     memset(res, 0, sizeof(*res));
     if (o->max_new < 0)
         return lrsa_errorf(e, "generate: max_new_tokens is %d; give a value >= 0", o->max_new);
     if (o->temperature > 0.0f && !(o->top_p > 0.0f && o->top_p <= 1.0f))
         return lrsa_errorf(e, "generate: top_p is %g; give a value in (0, 1]", o->top_p);
+    if (done < 1 || done > n || (done == n && !logits_done))
+        return lrsa_errorf(e,
+                           "generate: the cache holds %lld of the %lld prompt tokens; need 1.."
+                           "n, and the logits after the prompt when it holds all",
+                           (long long)done, (long long)n);
     const int V = m->cfg.vocab_size;
+    for (int64_t i = done; i < n; i++)
+        if (prompt[i] < 0 || prompt[i] >= V)
+            return lrsa_errorf(e, "generate: prompt token %lld has id %d, outside [0, %d)",
+                               (long long)i, prompt[i], V);
     float *logits = lrsa_malloc((size_t)V * sizeof(float));
+    double t0 = lrsa_now();
+    if (done < n)
+        lrsa_cached_forward(m, c, prompt + done, n - done, logits, 0);
+    else
+        memcpy(logits, logits_done, (size_t)V * sizeof(float));
+    res->prefill_s = lrsa_now() - t0;
+    int rc = decode(m, c, logits, o, on_token, user, res);
+    free(logits);
+    return rc;
+}
+
+/* Samples and feeds tokens from `logits` (the prompt's last logits; overwritten). */
+static int decode(const lrsa_model *m, lrsa_kv_cache *c, float *logits, const lrsa_gen_options *o,
+                  lrsa_token_fn on_token, void *user, lrsa_gen_result *res) {
+    const int V = m->cfg.vocab_size;
     lrsa_rng rng;
     lrsa_rng_seed(&rng, o->seed);
     res->ids = lrsa_malloc((size_t)(o->max_new > 0 ? o->max_new : 1) * sizeof(int32_t));
-    double t0 = lrsa_now();
-    if (lrsa_prefill(m, c, prompt, n, mode, logits, 0, e) != 0) {
-        free(logits);
-        free(res->ids);
-        res->ids = NULL;
-        return -1;
-    }
     double t1 = lrsa_now();
-    res->prefill_s = t1 - t0;
     for (int step = 0; step < o->max_new; step++) {
         int32_t id = lrsa_sample_token(logits, V, o->temperature, o->top_p, &rng);
         if (is_stop(o, id)) {
@@ -101,6 +120,25 @@ int lrsa_generate(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *prompt, 
         res->decode_steps++;
     }
     res->decode_s = lrsa_now() - t1;
-    free(logits);
     return 0;
+}
+
+int lrsa_generate(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *prompt, int64_t n,
+                  lrsa_prefill_mode mode, const lrsa_gen_options *o, lrsa_token_fn on_token,
+                  void *user, lrsa_gen_result *res, lrsa_err *e) {
+    memset(res, 0, sizeof(*res));
+    if (o->max_new < 0)
+        return lrsa_errorf(e, "generate: max_new_tokens is %d; give a value >= 0", o->max_new);
+    if (o->temperature > 0.0f && !(o->top_p > 0.0f && o->top_p <= 1.0f))
+        return lrsa_errorf(e, "generate: top_p is %g; give a value in (0, 1]", o->top_p);
+    float *logits = lrsa_malloc((size_t)m->cfg.vocab_size * sizeof(float));
+    double t0 = lrsa_now();
+    if (lrsa_prefill(m, c, prompt, n, mode, logits, 0, e) != 0) {
+        free(logits);
+        return -1;
+    }
+    res->prefill_s = lrsa_now() - t0;
+    int rc = decode(m, c, logits, o, on_token, user, res);
+    free(logits);
+    return rc;
 }

@@ -33,6 +33,14 @@ int lrsa_generate(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *prompt, 
                   lrsa_prefill_mode mode, const lrsa_gen_options *o, lrsa_token_fn on_token,
                   void *user, lrsa_gen_result *res, lrsa_err *e);
 
+/* Generation on a cache that already holds (a compressed form of) prompt[0..done), e.g. after
+ * lrsa_press_compress of the context: feeds prompt[done..n) in one forward (the question; when
+ * done == n, logits_done [V] = the logits after prompt[n-1] must be given), then decodes like
+ * lrsa_generate. res->prefill_s covers only that forward. */
+int lrsa_generate_from(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *prompt, int64_t n,
+                       int64_t done, const float *logits_done, const lrsa_gen_options *o,
+                       lrsa_token_fn on_token, void *user, lrsa_gen_result *res, lrsa_err *e);
+
 /* The next token from logits[V]: argmax (ties to the lower id) when temperature <= 0, else a
  * draw from softmax(logits / temperature) restricted to the smallest set of most likely tokens
  * whose probability reaches top_p. */

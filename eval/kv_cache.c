@@ -180,3 +180,55 @@ int64_t lrsa_lagkv_oneshot_len(int64_t T0, const lrsa_lagkv_params *p) {
     const int64_t n = (T0 - S) / L;
     return S + (int64_t)lrsa_lagkv_k(p) * (n - 1) + L + (T0 - S) % L;
 }
+
+void lrsa_kv_cache_keep_rows(lrsa_kv_cache *c, int layer, int g, const int64_t *idx, int64_t n) {
+    lrsa_kv_head *h = lrsa_kv_cache_head(c, layer, g);
+    const int D = c->head_dim;
+    LRSA_CHECK(n >= 0 && n <= h->len);
+    for (int64_t i = 0; i < n; i++) {
+        LRSA_CHECK(idx[i] >= i && idx[i] < h->len && (i == 0 || idx[i] > idx[i - 1]),
+                   "(kept rows must be ascending row indices)");
+        move_row(h, i, idx[i], D); /* idx[i] >= i: rows only move toward the front */
+    }
+    h->len = n;
+    if (h->base > n) h->base = n;
+    head_set_cap(h, n, D);
+}
+
+void lrsa_kv_cache_clone(lrsa_kv_cache *dst, const lrsa_kv_cache *src) {
+    *dst = *src;
+    const int64_t nh = (int64_t)src->n_layers * src->n_kv_heads;
+    const int D = src->head_dim;
+    dst->heads = lrsa_calloc((size_t)nh, sizeof(lrsa_kv_head));
+    for (int64_t i = 0; i < nh; i++) {
+        const lrsa_kv_head *s = &src->heads[i];
+        lrsa_kv_head *d = &dst->heads[i];
+        *d = *s;
+        d->k = d->v = NULL;
+        d->pos = NULL;
+        d->cap = 0;
+        head_set_cap(d, s->len, D);
+        memcpy(d->k, s->k, (size_t)s->len * D * sizeof(float));
+        memcpy(d->v, s->v, (size_t)s->len * D * sizeof(float));
+        memcpy(d->pos, s->pos, (size_t)s->len * sizeof(int32_t));
+    }
+}
+
+void lrsa_kv_cache_truncate(lrsa_kv_cache *c, int64_t p) {
+    LRSA_CHECK(p >= 0 && p <= c->seen, "(truncate past the tokens seen)");
+    for (int64_t i = 0; i < (int64_t)c->n_layers * c->n_kv_heads; i++) {
+        lrsa_kv_head *h = &c->heads[i];
+        /* Rows are in ascending original position: cut at the first row at or past p. */
+        int64_t lo = 0, hi = h->len;
+        while (lo < hi) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (h->pos[mid] < p)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        h->len = lo;
+        if (h->base > lo) h->base = lo;
+    }
+    c->seen = p;
+}

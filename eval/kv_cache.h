@@ -56,6 +56,18 @@ int lrsa_kv_cache_compress_layer(lrsa_kv_cache *c, int layer);
 /* The same for every layer (call after a whole forward). Returns the number of head events. */
 int lrsa_kv_cache_compress(lrsa_kv_cache *c);
 
+/* Keeps only rows idx[0..n) (ascending row indices, each < len) of one (layer, KV head), in
+ * order, and shrinks the allocation to exactly n rows (so memory follows the kept rows). LagKV
+ * `base` is clamped to the new length. */
+void lrsa_kv_cache_keep_rows(lrsa_kv_cache *c, int layer, int g, const int64_t *idx, int64_t n);
+/* A deep copy (rows, positions, lengths, bases, LagKV state) with allocations of exactly the
+ * used rows. */
+void lrsa_kv_cache_clone(lrsa_kv_cache *dst, const lrsa_kv_cache *src);
+/* Drops every row at an absolute position >= p and sets seen = p (p <= seen): trims a question
+ * and its answer back off a compressed context, or KVzip's reconstruction rows. LagKV `base` is
+ * clamped to the new length. The allocation is kept (the next question reuses it). */
+void lrsa_kv_cache_truncate(lrsa_kv_cache *c, int64_t p);
+
 /* Statistics. Bytes per kept token = n_layers * n_kv_heads * 2 * D * sizeof(float). */
 int64_t lrsa_kv_cache_kept_rows(const lrsa_kv_cache *c); /* summed over layers and heads */
 int64_t lrsa_kv_cache_max_len(const lrsa_kv_cache *c);   /* longest (layer, head) */

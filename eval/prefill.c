@@ -8,13 +8,20 @@
 
 int lrsa_kv_cache_for_model(lrsa_kv_cache *c, const lrsa_model *m, const lrsa_press_config *press,
                             lrsa_err *e) {
-    const lrsa_model_config *cfg = &m->cfg;
-    return lrsa_kv_cache_init(c, cfg->num_hidden_layers, cfg->num_key_value_heads, cfg->head_dim,
-                              press && press->compress ? &press->lagkv : NULL, e);
+    lrsa_press_spec s;
+    lrsa_press_spec_defaults(&s, LRSA_PRESS_NONE);
+    if (press) lrsa_press_config_spec(press, &s);
+    return lrsa_press_cache_init(c, m, &s, e);
 }
 
 int lrsa_cached_forward(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int64_t N,
                         float *logits, int all_logits) {
+    return lrsa_cached_forward_observed(m, c, ids, N, logits, all_logits, NULL);
+}
+
+int lrsa_cached_forward_observed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids,
+                                 int64_t N, float *logits, int all_logits,
+                                 const lrsa_layer_observer *obs) {
     const lrsa_model_config *cfg = &m->cfg;
     const int C = cfg->hidden_size, D = cfg->head_dim;
     const int Hq = cfg->num_attention_heads, Hkv = cfg->num_key_value_heads;
@@ -33,6 +40,7 @@ int lrsa_cached_forward(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *id
         lrsa_kv_cache_append(c, l, qkv + (int64_t)Hq * D, qkv + (int64_t)(Hq + Hkv) * D, row, pos,
                              N);
         lrsa_cache_attention(c, l, qkv, row, Hq, N, att, (int64_t)Hq * D);
+        if (obs && obs->fn) obs->fn(obs->user, c, l, qkv, row, Hq, pos, N);
         lrsa_model_layer_out(m, l, x, att, N);
     }
     if (logits) {
@@ -61,6 +69,12 @@ const char *lrsa_prefill_mode_name(lrsa_prefill_mode mode) {
 
 int lrsa_prefill(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int64_t n,
                  lrsa_prefill_mode mode, float *logits, int all_logits, lrsa_err *e) {
+    return lrsa_prefill_observed(m, c, ids, n, mode, logits, all_logits, NULL, e);
+}
+
+int lrsa_prefill_observed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int64_t n,
+                          lrsa_prefill_mode mode, float *logits, int all_logits,
+                          const lrsa_layer_observer *obs, lrsa_err *e) {
     if (n <= 0) return lrsa_errorf(e, "prefill: the prompt is empty; give at least one token");
     const int V = m->cfg.vocab_size;
     for (int64_t i = 0; i < n; i++)
@@ -70,7 +84,7 @@ int lrsa_prefill(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int6
                                "[0, %d); was the data tokenized for another model?",
                                (long long)i, ids[i], V);
     if (mode == LRSA_PREFILL_ONESHOT || !c->compress) {
-        lrsa_cached_forward(m, c, ids, n, logits, all_logits);
+        lrsa_cached_forward_observed(m, c, ids, n, logits, all_logits, obs);
         return 0;
     }
     int64_t done = 0;
@@ -83,7 +97,7 @@ int lrsa_prefill(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int6
             out = logits + done * (int64_t)V;
         else if (logits && end == n)
             out = logits;
-        lrsa_cached_forward(m, c, ids + done, N, out, all_logits);
+        lrsa_cached_forward_observed(m, c, ids + done, N, out, all_logits, obs);
         done = end;
     }
     return 0;

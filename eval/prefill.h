@@ -19,6 +19,11 @@ int lrsa_kv_cache_for_model(lrsa_kv_cache *c, const lrsa_model *m, const lrsa_pr
  * compression event runs if it triggers. Returns the number of (layer, head) events. */
 int lrsa_cached_forward(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int64_t N,
                         float *logits, int all_logits);
+/* The same, calling obs (may be NULL) for every layer after the new rows were appended and
+ * attended (the press observer: post-RoPE queries of the N tokens and their positions). */
+int lrsa_cached_forward_observed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids,
+                                 int64_t N, float *logits, int all_logits,
+                                 const lrsa_layer_observer *obs);
 
 /* Feeds n prompt tokens. ONESHOT: one exact forward of all of them, then one event per layer.
  * CHUNKED (compressing cache): forwards that end on the partition grid, so the first covers
@@ -27,6 +32,10 @@ int lrsa_cached_forward(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *id
  * logits as in lrsa_cached_forward ([n, V] or [V]). Token ids are checked against the vocab. */
 int lrsa_prefill(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int64_t n,
                  lrsa_prefill_mode mode, float *logits, int all_logits, lrsa_err *e);
+/* lrsa_prefill with an observer on every forward (obs may be NULL). */
+int lrsa_prefill_observed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int64_t n,
+                          lrsa_prefill_mode mode, float *logits, int all_logits,
+                          const lrsa_layer_observer *obs, lrsa_err *e);
 
 /* The end (exclusive absolute position) of the next chunked-prefill forward after `seen`
  * tokens: S + 2L first, then the next partition boundary S + jL. */

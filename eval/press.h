@@ -92,15 +92,15 @@ typedef struct lrsa_press_spec {
     double keep;
     int64_t tokens_per_layer;
     lrsa_press_selector selector;
-    float alpha;       /* head-adaptive safeguard fraction (default 0.2) */
-    int sink;          /* protected first rows (StreamingLLM 4, LagKV S) */
-    int window;        /* observation window (SnapKV family, default 64); protected */
-    int kernel;        /* SnapKV pooling kernel (default 5, odd) */
+    float alpha; /* head-adaptive safeguard fraction (default 0.2) */
+    int sink;    /* protected first rows (StreamingLLM 4, LagKV S) */
+    int window;  /* observation window (SnapKV family, default 64); protected */
+    int kernel;  /* SnapKV pooling kernel (default 5, odd) */
     lrsa_press_pool pool;
-    float pyramid_beta;           /* PyramidKV: budget slope parameter (default 20) */
-    lrsa_lagkv_params lagkv;      /* LAGKV, LAGKV_KVPRESS */
-    const char *compresskv_file;  /* COMPRESSKV: per-model heads/budgets file (lrsa compresskv) */
-    int kvzip_chunk;              /* KVzip: reconstruction chunk length in tokens (default 2048) */
+    float pyramid_beta;          /* PyramidKV: budget slope parameter (default 20) */
+    lrsa_lagkv_params lagkv;     /* LAGKV, LAGKV_KVPRESS */
+    const char *compresskv_file; /* COMPRESSKV: per-model heads/budgets file (lrsa compresskv) */
+    int kvzip_chunk;             /* KVzip: reconstruction chunk length in tokens (default 2048) */
     /* KVzip: token ids of the reconstruction prompt ("Repeat the previous context:" in the
      * model's chat format), set by the caller that holds the tokenizer; borrowed. */
     const int32_t *kvzip_prompt_ids;

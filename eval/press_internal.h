@@ -14,7 +14,39 @@ typedef struct lrsa_press_obs {
     float **wq;       /* [layers] -> [w_len, Hq, D] post-RoPE queries of the last w_len tokens */
     int32_t *wq_pos;  /* [w_len] their absolute positions */
     double **h2o_acc; /* [layers * kv_heads] -> [rows]: H2O accumulated attention (may be NULL) */
+    /* Internal bookkeeping of the observer (eval/press_observe.c). */
+    int n_kv_heads;
+    int64_t prev_len; /* w_len before the current forward (layer 0 updates w_len) */
+    int64_t n_seen;   /* tokens observed (the end position of the last forward) */
 } lrsa_press_obs;
+
+/* Sets up an observer for model m keeping the last `window` queries of every layer (0: none)
+ * and, with h2o, accumulating H2O's attention mass. The cache it observes must start empty
+ * (H2O averages over the queries from position 0). */
+void lrsa_press_obs_init(lrsa_press_obs *o, const lrsa_model *m, int64_t window, int h2o);
+void lrsa_press_obs_free(lrsa_press_obs *o);
+/* The hook for lrsa_cached_forward_observed / lrsa_prefill_observed. */
+lrsa_layer_observer lrsa_press_obs_hook(lrsa_press_obs *o);
+
+/* Attention probabilities of the observer's last nw window queries (rows w_len-nw .. w_len-1)
+ * of query head h of `layer` over the rows of its KV head in cache c (full cache: row t is at
+ * position pos[t]); a query sees the rows at positions <= its own. out: [nw, len] row-major,
+ * zero where not visible. Softmax in fp32 with the maximum subtracted, scale 1/sqrt(D). */
+void lrsa_press_window_attention(const lrsa_press_obs *o, const lrsa_kv_cache *c, int layer, int h,
+                                 int64_t nw, float *out);
+
+/* SnapKV's score row for KV head g of `layer` (kv-compression.md 3.3): see press_scorers.c. */
+void lrsa_press_snapkv_row(const lrsa_press_spec *s, const lrsa_press_obs *o,
+                           const lrsa_kv_cache *c, int layer, int g, float *score);
+/* The scorers of eval/press_scorers.c (STREAMING, SNAPKV, H2O, PYRAMIDKV, TOVA, KNORM,
+ * LAGKV_KVPRESS) into scores allocated for c; o may be NULL for the query-free ones. Sink
+ * protection is added by the caller (press.c). */
+int lrsa_press_score_builtin(const lrsa_press_spec *s, const lrsa_press_obs *o,
+                             const lrsa_kv_cache *c, lrsa_press_scores *out);
+/* 1-D pooling of x[n] into y[n] with an odd kernel, stride 1, padding kernel/2: AVG divides the
+ * window sum by kernel (zero padding counted, torch avg_pool1d's default), MAX takes the
+ * largest in-range value. */
+void lrsa_press_pool1d(const float *x, float *y, int64_t n, int kernel, lrsa_press_pool pool);
 
 /* Allocates scores shaped like the cache's current lengths (values uninitialised). */
 int lrsa_press_scores_alloc(lrsa_press_scores *s, const lrsa_kv_cache *c);
@@ -43,6 +75,6 @@ int lrsa_compresskv_layer_budgets(const lrsa_press_spec *s, int n_layers, int64_
  * per head), so it matches the uniform selector's memory. +INFINITY rows rank first, so
  * protected rows stay while the total allows. Keeping each head's top n_keep (ties: lower row
  * first) gives exactly the globally ranked set. eval/press_kvzip.c. */
-int lrsa_press_select_global(const lrsa_press_spec *s, const lrsa_press_scores *sc,
-                             int64_t *n_keep, lrsa_err *e);
+int lrsa_press_select_global(const lrsa_press_spec *s, const lrsa_press_scores *sc, int64_t *n_keep,
+                             lrsa_err *e);
 #endif
