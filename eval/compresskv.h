@@ -66,4 +66,6 @@ void lrsa_compresskv_layer_scores(const lrsa_kv_cache *c, int layer, const float
  * mass[Hq], the step A statistic of one decode step. */
 void lrsa_srh_step_mass(const lrsa_kv_cache *c, int layer, const float *q_last, int n_q_heads,
                         int64_t r0, int64_t r1, double *mass);
+/* Per layer, the query heads by score descending (ties: lower head first): heads[L * Hq]. */
+void lrsa_srh_rank_heads(const double *score, int n_layers, int n_q_heads, int32_t *heads);
 #endif

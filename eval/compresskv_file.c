@@ -264,3 +264,18 @@ void lrsa_compresskv_allocate(const double *w, int n_layers, int64_t B, int64_t 
             if (b[order[i]] > lo) b[order[i]]--, sum--;
     free(order);
 }
+
+void lrsa_srh_rank_heads(const double *score, int n_layers, int n_q_heads, int32_t *heads) {
+    for (int l = 0; l < n_layers; l++) {
+        const double *s = score + (int64_t)l * n_q_heads;
+        int32_t *o = heads + (int64_t)l * n_q_heads;
+        for (int h = 0; h < n_q_heads; h++) { /* insertion sort: stable, ties keep head order */
+            int j = h;
+            while (j > 0 && s[o[j - 1]] < s[h]) {
+                o[j] = o[j - 1];
+                j--;
+            }
+            o[j] = h;
+        }
+    }
+}

@@ -17,4 +17,7 @@ int lrsa_cmd_lagkv(int argc, char **argv);    /* eval/ */
 int lrsa_cmd_logits(int argc, char **argv);   /* model/ */
 int lrsa_cmd_bench(int argc, char **argv);    /* train/ */
 
+/* eval/: CompressKV's per-model heads/weights file */
+int lrsa_cmd_compresskv(int argc, char **argv);
+
 #endif

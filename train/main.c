@@ -22,6 +22,7 @@ static const command commands[] = {
     {"generate", lrsa_cmd_generate, "generate text, optionally from a compressed KV cache"},
     {"inspect", lrsa_cmd_inspect, "draw which tokens a press keeps"},
     {"lagkv", lrsa_cmd_lagkv, "LagKV selection on given K/V tensors (safetensors)"},
+    {"compresskv", lrsa_cmd_compresskv, "CompressKV's per-model retrieval heads and layer weights"},
     {"logits", lrsa_cmd_logits, "dump logits (and gradients) for parity checks"},
     {"bench", lrsa_cmd_bench, "measure training-step throughput"},
 };
