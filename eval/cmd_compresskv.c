@@ -31,7 +31,7 @@
 #include "data/tokenizer.h"
 #include "eval/cli_flags.h"
 #include "eval/compresskv.h"
-#include "eval/press_kvzip.h"
+#include "eval/prefill.h"
 #include "train/commands.h"
 
 static const char *HELP =
@@ -246,7 +246,7 @@ static int step_a_probe(const lrsa_model *m, const lrsa_tokenizer *tok, lrsa_cha
     lrsa_kv_cache c;
     if (lrsa_kv_cache_init(&c, L, cfg->num_key_value_heads, cfg->head_dim, NULL, e)) return -1;
     const int64_t n = p->ids.n;
-    if (n > 1) lrsa_forward_observed_full(m, &c, p->ids.v, n - 1, NULL, 0, NULL);
+    if (n > 1) lrsa_cached_forward_observed(m, &c, p->ids.v, n - 1, NULL, 0, NULL);
     double *mass = lrsa_malloc((size_t)L * Hq * sizeof(double));
     float *logits = lrsa_malloc((size_t)V * sizeof(float));
     mass_obs mo = {Hq, p->r0, p->r1, mass};
@@ -257,7 +257,7 @@ static int step_a_probe(const lrsa_model *m, const lrsa_tokenizer *tok, lrsa_cha
     size_t w = 0;
     response[0] = 0;
     for (int64_t t = 0; t < decode; t++) {
-        lrsa_forward_observed_full(m, &c, &x, 1, logits, 0, &obs);
+        lrsa_cached_forward_observed(m, &c, &x, 1, logits, 0, &obs);
         const int32_t y = argmax(logits, V);
         int is_stop = 0;
         for (int i = 0; i < n_stop; i++) is_stop |= y == stop[i];
@@ -379,7 +379,7 @@ static int step_b_probe(const lrsa_model *m, const probe *p, const lrsa_compress
         o.kept[l] = lrsa_calloc((size_t)n, 1);
     }
     lrsa_layer_observer win = {observe_window, &o};
-    lrsa_forward_observed_full(m, &c, p->ids.v, n, NULL, 0, &win);
+    lrsa_cached_forward_observed(m, &c, p->ids.v, n, NULL, 0, &win);
     float *score = lrsa_malloc((size_t)n * sizeof(float));
     int64_t *idx = lrsa_malloc((size_t)n * sizeof(int64_t));
     for (int l = 0; l < L; l++) {
@@ -408,7 +408,7 @@ static int step_b_probe(const lrsa_model *m, const probe *p, const lrsa_compress
     o.o_c = lrsa_malloc((size_t)cfg->hidden_size * sizeof(float));
     o.p = lrsa_malloc((size_t)(n + p->answer.n) * sizeof(float));
     lrsa_layer_observer eo = {observe_error, &o};
-    lrsa_forward_observed_full(m, &c, p->answer.v, p->answer.n, NULL, 0, &eo);
+    lrsa_cached_forward_observed(m, &c, p->answer.v, p->answer.n, NULL, 0, &eo);
     for (int l = 0; l < L; l++) {
         free(o.wq[l]);
         free(o.kept[l]);

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "autograd/fileio.h"
-#include "eval/cache_attention.h"
+#include "eval/prefill.h"
 #include "eval/press_internal.h"
 
 #define QBLOCK 64
@@ -46,47 +46,6 @@ done:
     lrsa_ids_free(&full);
     lrsa_ids_free(&content);
     return rc;
-}
-
-void lrsa_forward_observed_full(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids,
-                                int64_t N, float *logits, int all_logits,
-                                const lrsa_layer_observer *obs) {
-    const lrsa_model_config *cfg = &m->cfg;
-    const int C = cfg->hidden_size, D = cfg->head_dim;
-    const int Hq = cfg->num_attention_heads, Hkv = cfg->num_key_value_heads;
-    const int64_t row = (int64_t)(Hq + 2 * Hkv) * D;
-    LRSA_CHECK(N > 0);
-    LRSA_CHECK(!c->compress, "(observed forwards run on a full cache)");
-    LRSA_CHECK(c->n_layers == cfg->num_hidden_layers && c->n_kv_heads == Hkv && c->head_dim == D,
-               "(cache shaped for another model)");
-    float *x = lrsa_malloc((size_t)N * C * sizeof(float));
-    float *qkv = lrsa_malloc((size_t)N * row * sizeof(float));
-    float *att = lrsa_malloc((size_t)N * Hq * D * sizeof(float));
-    int32_t *pos = lrsa_malloc((size_t)N * sizeof(int32_t));
-    for (int64_t i = 0; i < N; i++) pos[i] = (int32_t)(c->seen + i);
-    lrsa_model_embed(m, ids, N, x);
-    for (int l = 0; l < cfg->num_hidden_layers; l++) {
-        lrsa_model_layer_qkv(m, l, x, pos, N, qkv);
-        lrsa_kv_cache_append(c, l, qkv + (int64_t)Hq * D, qkv + (int64_t)(Hq + Hkv) * D, row, pos,
-                             N);
-        lrsa_cache_attention(c, l, qkv, row, Hq, N, att, (int64_t)Hq * D);
-        if (obs && obs->fn) obs->fn(obs->user, c, l, qkv, row, Hq, pos, N);
-        lrsa_model_layer_out(m, l, x, att, N);
-    }
-    if (logits)
-        lrsa_model_final_logits(m, all_logits ? x : x + (N - 1) * C, all_logits ? N : 1, logits);
-    free(x);
-    free(qkv);
-    free(att);
-    free(pos);
-}
-
-void lrsa_kv_cache_truncate_rows(lrsa_kv_cache *c, const int64_t *len, int64_t seen) {
-    for (int64_t i = 0; i < (int64_t)c->n_layers * c->n_kv_heads; i++) {
-        LRSA_CHECK(len[i] <= c->heads[i].len, "(truncation can only drop rows)");
-        c->heads[i].len = len[i];
-    }
-    c->seen = seen;
 }
 
 /* Observer state: the scores being maxed into and the context rows of each head. */
@@ -172,8 +131,8 @@ int lrsa_press_score_kvzip(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_pre
         const int64_t ov = start < LRSA_KVZIP_OVERLAP ? start : LRSA_KVZIP_OVERLAP;
         memcpy(x, s->kvzip_prompt_ids, (size_t)P * sizeof(int32_t));
         memcpy(x + P, ids + start - ov, (size_t)(ov + end - start) * sizeof(int32_t));
-        lrsa_forward_observed_full(m, c, x, P + ov + end - start, NULL, 0, &obs);
-        lrsa_kv_cache_truncate_rows(c, ctx_len, seen0);
+        lrsa_cached_forward_observed(m, c, x, P + ov + end - start, NULL, 0, &obs);
+        lrsa_kv_cache_truncate(c, seen0);
     }
     out->score_s = lrsa_now() - t0;
     for (int64_t i = 0; i < LH; i++)

@@ -1,5 +1,5 @@
 /* KVzip (kv-compression.md section 2): the reconstruction prompt the caller passes in the press
- * spec, and a cached forward with a layer observer used by the KVzip and CompressKV code. */
+ * spec. */
 #ifndef LRSA_EVAL_PRESS_KVZIP_H
 #define LRSA_EVAL_PRESS_KVZIP_H
 #include <stdint.h>
@@ -23,14 +23,4 @@ int lrsa_kvzip_prompt_ids(const lrsa_tokenizer *t, lrsa_chat_format f, lrsa_ids 
  * chunk t-1 + chunk t (the official code's "starting with <8 tokens>" continuation). */
 #define LRSA_KVZIP_OVERLAP 8
 
-/* One forward of N tokens over the cache like lrsa_cached_forward (no compression events; the
- * cache must be full), calling obs (may be NULL) for every layer after the new rows were
- * appended and attended. logits: NULL, [N, V] (all_logits) or [V]. */
-void lrsa_forward_observed_full(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids,
-                                int64_t N, float *logits, int all_logits,
-                                const lrsa_layer_observer *obs);
-
-/* Resets every (layer, KV head) to its first len[l * kv_heads + g] rows and the cache's next
- * position to `seen`: drops rows a scoring pass appended (full cache). */
-void lrsa_kv_cache_truncate_rows(lrsa_kv_cache *c, const int64_t *len, int64_t seen);
 #endif
