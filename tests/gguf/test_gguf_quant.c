@@ -1,5 +1,8 @@
 /* ggml block formats: dequantization of hand-built blocks against values worked out by hand from
- * formats.md 3.2, and quantize -> dequantize error bounds derived from each format's rounding. */
+ * formats.md 3.2, quantize -> dequantize error bounds derived from each format's rounding, and
+ * both directions against the `gguf` Python package (tools/make_quant_fixtures.py): its
+ * dequantization of its own quantized blocks and of random blocks, and its quantization of the
+ * same inputs, bit for bit. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +10,7 @@
 #include "autograd/rng.h"
 #include "autograd/tensor.h"
 #include "data/quant.h"
+#include "model/safetensors.h"
 #include "test_util.h"
 
 /* f16 bit patterns of exactly representable values */
@@ -166,12 +170,93 @@ static void test_type_table(void **state) {
     assert_int_equal(lrsa_ggml_row_bytes(LRSA_GGML_BF16, 5), 10);
 }
 
+/* Reads tensor `name` of the reference file as raw bytes (U8) or floats (F32). */
+static void *ref_read(const lrsa_safetensors *st, const char *name, int64_t *n) {
+    const lrsa_st_tensor *t = lrsa_st_find(st, name);
+    if (!t) fail_msg("reference file lacks %s", name);
+    size_t bytes = (size_t)(t->end - t->begin);
+    void *buf = malloc(bytes ? bytes : 1);
+    if (t->dtype == LRSA_ST_U8) {
+        assert_int_equal(fseeko(st->f, (off_t)(st->data_start + t->begin), SEEK_SET), 0);
+        assert_int_equal(fread(buf, 1, bytes, st->f), bytes);
+        *n = (int64_t)bytes;
+    } else {
+        lrsa_err e;
+        if (lrsa_st_read_f32(st, t, buf, &e)) fail_msg("%s", e.msg);
+        *n = (int64_t)(bytes / 4);
+    }
+    return buf;
+}
+
+static void check_against_gguf_py(const lrsa_safetensors *st, const char *name, uint32_t type,
+                                  void (*quantize)(const float *, void *, int64_t)) {
+    char key[64];
+    int64_t nx, nb, nd;
+    float *x = ref_read(st, "x", &nx);
+    snprintf(key, sizeof key, "%s.bytes", name);
+    uint8_t *qb = ref_read(st, key, &nb);
+    snprintf(key, sizeof key, "%s.dequant", name);
+    float *want = ref_read(st, key, &nd);
+    assert_int_equal(nd, nx);
+    assert_int_equal(nb, lrsa_ggml_row_bytes(type, nx));
+    float *got = malloc((size_t)nx * sizeof(float));
+    /* dequantizing the package's blocks gives its values exactly */
+    lrsa_dequantize(type, qb, got, nx);
+    for (int64_t i = 0; i < nx; i++)
+        if (memcmp(&got[i], &want[i], 4) != 0)
+            fail_msg("%s dequant element %lld: %.9g, gguf-py %.9g", name, (long long)i, got[i],
+                     want[i]);
+    /* and of random block bytes (any nibbles, any scale) */
+    free(qb);
+    free(want);
+    snprintf(key, sizeof key, "%s.random", name);
+    qb = ref_read(st, key, &nb);
+    snprintf(key, sizeof key, "%s.random_dequant", name);
+    want = ref_read(st, key, &nd);
+    lrsa_dequantize(type, qb, got, nd);
+    for (int64_t i = 0; i < nd; i++)
+        if (memcmp(&got[i], &want[i], 4) != 0)
+            fail_msg("%s random block element %lld: %.9g, gguf-py %.9g", name, (long long)i, got[i],
+                     want[i]);
+    /* quantizing the same inputs gives the package's blocks byte for byte (ggml's reference
+     * rounding: scale from the extreme value, round half away from zero, f16 scales) */
+    snprintf(key, sizeof key, "%s.bytes", name);
+    free(qb);
+    qb = ref_read(st, key, &nb);
+    uint8_t *ours = malloc((size_t)nb);
+    quantize(x, ours, nx);
+    for (int64_t i = 0; i < nb; i++)
+        if (ours[i] != qb[i])
+            fail_msg("%s quantize: byte %lld (block %lld) is 0x%02x, gguf-py 0x%02x", name,
+                     (long long)i, (long long)(i / (nb / (nx / 32))), ours[i], qb[i]);
+    float *ours_deq = malloc((size_t)nx * sizeof(float));
+    lrsa_dequantize(type, ours, ours_deq, nx);
+    snprintf(key, sizeof key, "%s.dequant", name);
+    free(want);
+    want = ref_read(st, key, &nd);
+    assert_memory_equal(ours_deq, want, (size_t)nx * sizeof(float));
+    free(x), free(qb), free(want), free(got), free(ours), free(ours_deq);
+}
+
+static void test_against_gguf_py(void **state) {
+    (void)state;
+    lrsa_safetensors st;
+    lrsa_err e;
+    if (lrsa_st_open(&st, LRSA_TEST_DATA "/quant/gguf_py_reference.safetensors", &e))
+        fail_msg("%s", e.msg);
+    check_against_gguf_py(&st, "q8_0", LRSA_GGML_Q8_0, lrsa_quantize_q8_0);
+    check_against_gguf_py(&st, "q4_0", LRSA_GGML_Q4_0, lrsa_quantize_q4_0);
+    check_against_gguf_py(&st, "q4_1", LRSA_GGML_Q4_1, lrsa_quantize_q4_1);
+    lrsa_st_close(&st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_q8_0_known_block),     cmocka_unit_test(test_q4_1_known_block),
         cmocka_unit_test(test_q4_0_known_block),     cmocka_unit_test(test_plain_floats),
         cmocka_unit_test(test_q8_0_roundtrip_bound), cmocka_unit_test(test_q4_1_roundtrip_bound),
         cmocka_unit_test(test_q4_0_roundtrip_bound), cmocka_unit_test(test_type_table),
+        cmocka_unit_test(test_against_gguf_py),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
