@@ -1,4 +1,4 @@
-/* `lrsa logits` end to end on a parity fixture: the written logits, loss and gradients match
+/* `lrsa logits` end to end on every parity fixture: the written logits, loss and gradients match
  * transformers' reference; bad input gives a clear error and a non-zero exit. */
 #include <math.h>
 #include <stdio.h>
@@ -54,9 +54,7 @@ static void write_inputs(const lrsa_safetensors *st, const char *ids_path, const
     free(mask);
 }
 
-static void test_logits_and_grads(void **state) {
-    (void)state;
-    const char *fixture = "llama_gqa";
+static void check_fixture(const char *fixture) {
     lrsa_safetensors ex;
     read_expected(&ex, fixture);
     char ids[4096], mask[4096], out[4096], cmd[16384];
@@ -101,6 +99,15 @@ static void test_logits_and_grads(void **state) {
     assert_true(n_grads > 10);
     lrsa_st_close(&got);
     lrsa_st_close(&ex);
+}
+
+/* Every parity fixture: GQA untied, tied with q/k/v/o biases, llama3 rope, head_dim != hidden /
+ * heads, Qwen2. */
+static void test_logits_and_grads(void **state) {
+    (void)state;
+    const char *fixtures[] = {"llama_gqa", "llama_tied_bias", "llama3_rope", "llama_headdim",
+                              "qwen2_bias"};
+    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) check_fixture(fixtures[i]);
 }
 
 static void expect_fail(const char *args, const char *needle) {
