@@ -46,7 +46,7 @@ static const char *HELP =
     "  --tasks A,B          synthetic tasks (default passkey,niah-single)\n"
     "  --samples N          probes per task (default 4); depths spread over 0.05..0.95\n"
     "  --length T           tokens per probe (default 1024)\n"
-    "  --decode N           greedy decode steps per probe in step A (default 16)\n"
+    "  --decode N           greedy decode steps per probe in step A (default 32)\n"
     "  --first-k K          SRHs used per layer online (default 4, at most the query heads)\n"
     "  --error-budget B     rows kept per layer while measuring step B's error (default 32)\n"
     "  --window W           observation window of the online rule (default 8)\n"
@@ -428,7 +428,7 @@ static int parse_options(int argc, char **argv, options *o, lrsa_err *e) {
     *o = (options){.tasks = "passkey,niah-single",
                    .samples = 4,
                    .length = 1024,
-                   .decode = 16,
+                   .decode = 32,
                    .first_k = 4,
                    .error_budget = 32,
                    .window = 8,
