@@ -116,11 +116,24 @@ int lrsa_press_compress(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_
     return rc;
 }
 
-/* Does the token's text contain a blank line ("\n\n")? */
-static int has_blank_line(const lrsa_tokenizer *tok, int32_t id) {
+/* The text of one token (malloc'd, "" when it decodes to nothing). */
+static char *token_text(const lrsa_tokenizer *tok, int32_t id) {
     char *t = lrsa_tokenizer_decode(tok, &id, 1, 0);
-    int r = t && strstr(t, "\n\n") != NULL;
-    free(t);
+    return t ? t : lrsa_strdup("");
+}
+
+/* Does token t end a blank line: its text holds "\n\n", or starts with '\n' right after a
+ * token whose text ends with '\n' (tokenizers without a "\n\n" token split it in two)? */
+static int ends_blank_line(const lrsa_tokenizer *tok, const int32_t *ids, int64_t t) {
+    char *cur = token_text(tok, ids[t]);
+    int r = strstr(cur, "\n\n") != NULL;
+    if (!r && cur[0] == '\n' && t > 0 && !lrsa_tokenizer_is_special(tok, ids[t - 1])) {
+        char *prev = token_text(tok, ids[t - 1]);
+        const size_t n = strlen(prev);
+        r = n > 0 && prev[n - 1] == '\n';
+        free(prev);
+    }
+    free(cur);
     return r;
 }
 
@@ -135,7 +148,10 @@ int64_t lrsa_press_question_start(const lrsa_tokenizer *tok, const int32_t *ids,
                 user_end = t;
                 break;
             }
-    for (int64_t t = user_end - 2; t >= 1; t--) /* the question after it must be non-empty */
-        if (!lrsa_tokenizer_is_special(tok, ids[t]) && has_blank_line(tok, ids[t])) return t + 1;
+    /* the question after the blank line must be non-empty; stop at the turn's start */
+    for (int64_t t = user_end - 2; t >= 1; t--) {
+        if (lrsa_tokenizer_is_special(tok, ids[t])) break;
+        if (ends_blank_line(tok, ids, t)) return t + 1;
+    }
     return -1;
 }
