@@ -12,5 +12,4 @@
         return 2;                                                                                  \
     }
 
-PENDING(lrsa_cmd_report, "report", "eval/")
 PENDING(lrsa_cmd_inspect, "inspect", "eval/")

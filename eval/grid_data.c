@@ -1,0 +1,185 @@
+#include "eval/grid_data.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/fileio.h"
+#include "data/chat.h"
+#include "data/dataset_build.h"
+#include "data/jsonl.h"
+#include "data/synthetic/synthetic.h"
+
+int64_t lrsa_grid_question_start(const lrsa_tokenizer *tok, const int32_t *ids,
+                                 int64_t prompt_len) {
+    int32_t stop[8];
+    int n_stop = lrsa_chat_stop_ids(tok, lrsa_chat_detect(tok), stop, 8);
+    int64_t user_end = prompt_len;
+    for (int64_t t = prompt_len - 1; t >= 0 && user_end == prompt_len; t--)
+        for (int i = 0; i < n_stop; i++)
+            if (ids[t] == stop[i]) {
+                user_end = t;
+                break;
+            }
+    /* text of ids[0..user_end) with the byte offset where each token's text ends */
+    int64_t *end = lrsa_malloc((size_t)(user_end + 1) * sizeof *end);
+    size_t len = 0, cap = 4096;
+    char *text = lrsa_malloc(cap), piece[1024];
+    lrsa_stream_decoder dec;
+    lrsa_stream_decoder_init(&dec, tok, 0);
+    for (int64_t t = 0; t < user_end; t++) {
+        int n = lrsa_stream_decoder_push(&dec, ids[t], piece, sizeof piece);
+        if (n < 0) n = 0;
+        if (len + (size_t)n + 1 > cap) {
+            cap = 2 * (len + (size_t)n + 1);
+            text = lrsa_realloc(text, cap);
+        }
+        memcpy(text + len, piece, (size_t)n);
+        len += (size_t)n;
+        end[t] = (int64_t)len;
+    }
+    int64_t qs = -1;
+    for (size_t i = len >= 2 ? len - 2 : 0; len >= 2; i--) {
+        if (text[i] == '\n' && text[i + 1] == '\n') {
+            /* the token whose text holds the second newline ends the context */
+            for (int64_t t = 0; t < user_end; t++)
+                if (end[t] >= (int64_t)i + 2) {
+                    qs = t + 1;
+                    break;
+                }
+            break;
+        }
+        if (i == 0) break;
+    }
+    free(text);
+    free(end);
+    return qs > 0 && qs < user_end ? qs : -1;
+}
+
+/* Calls fn on every non-blank JSONL record of text (at most `limit` records when > 0). */
+typedef int (*record_fn)(void *user, const lrsa_qa_record *r, int64_t line, lrsa_err *e);
+
+static int each_record(const char *path, int64_t limit, record_fn fn, void *user, lrsa_err *e) {
+    size_t size = 0;
+    char *text = lrsa_read_file(path, &size, e);
+    if (!text) return -1;
+    const char *p = text, *end = text + size;
+    if (size >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
+    int64_t line = 0, records = 0;
+    int rc = 0;
+    while (p < end && rc == 0 && (limit <= 0 || records < limit)) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        line++;
+        lrsa_qa_record r;
+        int st = lrsa_jsonl_parse_record(p, len, path, line, &r, e);
+        p += len + (nl ? 1 : 0);
+        if (st == 1) continue;
+        if (st < 0) {
+            rc = -1;
+            break;
+        }
+        records++;
+        rc = fn ? fn(user, &r, line, e) : 0;
+        lrsa_qa_record_free(&r);
+    }
+    if (rc == 0 && records == 0) rc = lrsa_errorf(e, "%s: no QA records", path);
+    free(text);
+    return rc;
+}
+
+int lrsa_grid_check_data_file(const char *path, lrsa_err *e) {
+    size_t n = strlen(path);
+    if (n > 6 && !strcmp(path + n - 6, ".jsonl")) return each_record(path, 0, NULL, NULL, e);
+    lrsa_dataset d;
+    if (lrsa_dataset_open(&d, path, e) != 0) return -1;
+    int rc = lrsa_dataset_size(&d) > 0 ? 0 : lrsa_errorf(e, "%s: the dataset has no samples", path);
+    lrsa_dataset_close(&d);
+    return rc;
+}
+
+typedef struct jsonl_ctx {
+    const lrsa_sample_builder *b;
+    lrsa_dataset_writer *w;
+    const char *path;
+} jsonl_ctx;
+
+static int add_record(void *user, const lrsa_qa_record *r, int64_t line, lrsa_err *e) {
+    jsonl_ctx *j = user;
+    lrsa_sample s;
+    lrsa_err le;
+    if (lrsa_sample_build(j->b, r->msgs, r->n_msgs, &s, &le) != 0)
+        return lrsa_errorf(e, "%s:%lld: %s", j->path, (long long)line, le.msg);
+    int rc = lrsa_dataset_writer_add(j->w, s.ids.v, s.mask.v, s.ids.n, s.prompt_len, r->answer, e);
+    lrsa_sample_free(&s);
+    return rc;
+}
+
+/* RUN_DIR/data/MODEL/NAME.h5 */
+static void data_path(char *out, size_t cap, const lrsa_grid_config *c, const char *model,
+                      const char *name) {
+    snprintf(out, cap, "%s/data/%s/%s.h5", c->run_dir, model, name);
+}
+
+int lrsa_grid_task_open(const lrsa_grid_config *c, const lrsa_grid_task *t, int64_t length,
+                        double depth, const char *model_name, const lrsa_tokenizer *tok,
+                        lrsa_haystack *haystack, lrsa_dataset *out, lrsa_err *e) {
+    size_t fl = strlen(t->file);
+    if (t->file[0] && !(fl > 6 && !strcmp(t->file + fl - 6, ".jsonl"))) {
+        /* an HDF5 dataset made by `lrsa prepare`: must match the model's tokenizer */
+        if (lrsa_dataset_open(out, t->file, e) != 0) return -1;
+        if (lrsa_dataset_check_tokenizer(out, lrsa_tokenizer_checksum(tok), e) != 0) {
+            lrsa_dataset_close(out);
+            return lrsa_err_prefix(e, "task '%s', model '%s': ", t->name, model_name);
+        }
+        return 0;
+    }
+    char name[256], path[LRSA_GRID_PATH + 512];
+    if (t->synthetic[0])
+        snprintf(name, sizeof name, "%s_L%lld_d%g_n%lld_s%llu", t->name, (long long)length, depth,
+                 (long long)t->n, (unsigned long long)t->seed);
+    else
+        snprintf(name, sizeof name, "%s_n%lld", t->name, (long long)t->n);
+    data_path(path, sizeof path, c, model_name, name);
+    if (lrsa_file_exists(path)) {
+        if (lrsa_dataset_open(out, path, e) != 0) return -1;
+        if (lrsa_dataset_check_tokenizer(out, lrsa_tokenizer_checksum(tok), e) == 0) return 0;
+        lrsa_dataset_close(out); /* made with another tokenizer: build it again */
+    }
+    char dir[LRSA_GRID_PATH + 512];
+    snprintf(dir, sizeof dir, "%s/data/%s", c->run_dir, model_name);
+    if (lrsa_mkdirs(dir, e) != 0) return -1;
+    lrsa_sample_builder b = {tok, lrsa_chat_detect(tok), NULL, 0};
+    lrsa_dataset_writer *w = lrsa_dataset_writer_new();
+    char source[1024];
+    int rc;
+    if (t->synthetic[0]) {
+        rc = 0;
+        if (!haystack->sents) {
+            rc = lrsa_haystack_load(haystack, c->haystack[0] ? c->haystack : NULL, e);
+            if (rc == 0 && haystack->builtin)
+                fprintf(stderr, "lrsa: note: no haystack essays found; the synthetic tasks use "
+                                "the built-in filler (tools/fetch-haystack.sh fetches essays)\n");
+        }
+        lrsa_synth_config sc = {t->synthetic, t->n, length, &depth, 1, t->seed};
+        if (rc == 0) rc = lrsa_synth_generate(&sc, &b, haystack, w, e);
+        snprintf(source, sizeof source,
+                 "synthetic task=%s n=%lld length=%lld seed=%llu depths=%g template=%s %s (lrsa "
+                 "eval grid %s)",
+                 t->synthetic, (long long)t->n, (long long)length, (unsigned long long)t->seed,
+                 depth, lrsa_chat_format_name(b.fmt), haystack->desc, c->path);
+    } else {
+        jsonl_ctx j = {&b, w, t->file};
+        rc = each_record(t->file, t->n, add_record, &j, e);
+        snprintf(source, sizeof source,
+                 "jsonl %s (first %lld records, template %s; lrsa eval grid)", t->file,
+                 (long long)t->n, lrsa_chat_format_name(b.fmt));
+    }
+    lrsa_dataset_meta meta = {lrsa_tokenizer_checksum(tok), lrsa_chat_format_name(b.fmt), source,
+                              t->synthetic[0] ? t->synthetic : "jsonl",
+                              t->synthetic[0] ? length : 0};
+    if (rc == 0) rc = lrsa_dataset_writer_commit(w, path, &meta, e);
+    lrsa_dataset_writer_free(w);
+    if (rc != 0) return lrsa_err_prefix(e, "task '%s': ", t->name);
+    return lrsa_dataset_open(out, path, e);
+}

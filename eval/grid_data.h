@@ -1,0 +1,33 @@
+/* The samples of one grid task point: a synthetic task at one (length, depth), generated with the
+ * model's tokenizer and chat template exactly as `lrsa prepare --synthetic` does, or a user QA
+ * file (JSONL records tokenised like `lrsa prepare --input`, or an lrsa-qa-v1 HDF5 dataset).
+ * Generated datasets are written under RUN_DIR/data/ (the record of what was evaluated) and
+ * reused when the grid resumes. */
+#ifndef LRSA_EVAL_GRID_DATA_H
+#define LRSA_EVAL_GRID_DATA_H
+#include <stdint.h>
+
+#include "autograd/error.h"
+#include "data/dataset.h"
+#include "data/haystack.h"
+#include "data/tokenizer.h"
+#include "eval/grid_config.h"
+
+/* Opens (building it first when needed) the dataset of task t at (length, depth) for a model
+ * whose tokenizer is tok; file tasks ignore length/depth. *haystack is loaded on first use
+ * (start it zeroed; free it with lrsa_haystack_free when sents is set). */
+int lrsa_grid_task_open(const lrsa_grid_config *c, const lrsa_grid_task *t, int64_t length,
+                        double depth, const char *model_name, const lrsa_tokenizer *tok,
+                        lrsa_haystack *haystack, lrsa_dataset *out, lrsa_err *e);
+
+/* Where the question starts in a chat prompt ids[0..prompt_len): the user turn is
+ * "... context\n\nquestion" (lrsa prepare, JSONL QA records), so the question starts after the
+ * token that completes the last "\n\n" of the last user turn (the text before its end-of-turn
+ * id), whether the tokenizer makes "\n\n" one token or two. Returns that index (the number of
+ * context tokens) or -1 when there is no such blank line with a non-empty question after it. */
+int64_t lrsa_grid_question_start(const lrsa_tokenizer *tok, const int32_t *ids, int64_t prompt_len);
+
+/* Start-up check of a user data file: every JSONL record parses, or the HDF5 file opens as an
+ * lrsa-qa-v1 dataset. Errors name the file and line. */
+int lrsa_grid_check_data_file(const char *path, lrsa_err *e);
+#endif
