@@ -6,7 +6,8 @@
  *  - the cache KVzip keeps reconstructs the context (teacher-forced NLL of "repeat the
  *    context" + the context) far better than StreamingLLM's at the same budget, and no better
  *    than the full cache;
- * and prints KVzip's overhead as a multiple of the prefill time. */
+ * and prints KVzip's overhead as a multiple of the prefill time. CompressKV with the committed
+ * configs/compresskv file: one index set per layer, the window kept, the file's layer budgets. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "data/haystack.h"
 #include "eval/prefill.h"
 #include "eval/press.h"
+#include "eval/press_internal.h"
 #include "eval/press_kvzip.h"
 #include "test_util.h"
 
@@ -51,14 +53,10 @@ static double reconstruction_nll(const lrsa_model *m, lrsa_kv_cache *c, const lr
     return nll / n;
 }
 
-static void test_kvzip_real(void **state) {
-    (void)state;
+/* ~530 tokens of haystack text as an open user turn: the chat up to the end of the user's
+ * text. Returns its length in ids. */
+static int64_t build_context(const lrsa_tokenizer *tok, lrsa_chat_format fmt, lrsa_ids *ids) {
     lrsa_err e = {{0}};
-    lrsa_model m;
-    if (lrsa_model_load(&m, g_model, &e)) fail_msg("%s", e.msg);
-    lrsa_tokenizer *tok = lrsa_tokenizer_load_dir(g_model, &e);
-    assert_non_null(tok);
-    const lrsa_chat_format fmt = lrsa_chat_detect(tok);
     lrsa_haystack h;
     assert_int_equal(lrsa_haystack_load(&h, "/nonexistent", &e), 0); /* the built-in filler */
     char *text = calloc(1, 1 << 16);
@@ -70,16 +68,29 @@ static void test_kvzip_real(void **state) {
         assert_int_equal(lrsa_tokenizer_encode(tok, text, strlen(text), &probe, &e), 0);
     }
     lrsa_ids_free(&probe);
-    /* the context: the chat up to the end of the user's text (an open user turn) */
     lrsa_chat_msg msg = {"user", text};
-    lrsa_ids ids = {0};
-    assert_int_equal(lrsa_chat_build(tok, fmt, &msg, 1, 0, &ids, NULL, &e), 0);
+    assert_int_equal(lrsa_chat_build(tok, fmt, &msg, 1, 0, ids, NULL, &e), 0);
     int32_t stop[4];
     assert_true(lrsa_chat_stop_ids(tok, fmt, stop, 4) > 0);
-    int64_t n = ids.n;
-    while (n > 0 && ids.v[n - 1] != stop[0]) n--;
+    int64_t n = ids->n;
+    while (n > 0 && ids->v[n - 1] != stop[0]) n--;
     n--; /* drop <|im_end|> and what follows */
     assert_true(n > 500);
+    free(text);
+    lrsa_haystack_free(&h);
+    return n;
+}
+
+static void test_kvzip_real(void **state) {
+    (void)state;
+    lrsa_err e = {{0}};
+    lrsa_model m;
+    if (lrsa_model_load(&m, g_model, &e)) fail_msg("%s", e.msg);
+    lrsa_tokenizer *tok = lrsa_tokenizer_load_dir(g_model, &e);
+    assert_non_null(tok);
+    const lrsa_chat_format fmt = lrsa_chat_detect(tok);
+    lrsa_ids ids = {0};
+    const int64_t n = build_context(tok, fmt, &ids);
     lrsa_ids prompt = {0};
     assert_int_equal(lrsa_kvzip_prompt_ids(tok, fmt, &prompt, &e), 0);
 
@@ -132,8 +143,57 @@ static void test_kvzip_real(void **state) {
     assert_true(nll[1] < 0.5 * nll[2]);
     lrsa_ids_free(&prompt);
     lrsa_ids_free(&ids);
-    free(text);
-    lrsa_haystack_free(&h);
+    lrsa_tokenizer_free(tok);
+    lrsa_model_free(&m);
+}
+
+/* CompressKV through the press core with the committed SmolLM2 file: one index set per layer
+ * shared by its KV heads, the 8-token window kept, per-layer kept rows = the file's budgets. */
+static void test_compresskv_real(void **state) {
+    (void)state;
+    lrsa_err e = {{0}};
+    lrsa_model m;
+    if (lrsa_model_load(&m, g_model, &e)) fail_msg("%s", e.msg);
+    lrsa_tokenizer *tok = lrsa_tokenizer_load_dir(g_model, &e);
+    assert_non_null(tok);
+    lrsa_ids ids = {0};
+    const int64_t n = build_context(tok, lrsa_chat_detect(tok), &ids);
+    lrsa_press_spec s;
+    lrsa_press_spec_defaults(&s, LRSA_PRESS_COMPRESSKV);
+    s.keep = 0.25;
+    s.compresskv_file = LRSA_SOURCE_DIR "/configs/compresskv/smollm2-135m-instruct.json";
+    if (lrsa_press_spec_check(&s, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(s.window, 8);
+    lrsa_kv_cache c;
+    assert_int_equal(lrsa_press_cache_init(&c, &m, &s, &e), 0);
+    lrsa_press_scores sc;
+    if (lrsa_press_prefill_and_score(&m, &c, &s, ids.v, n, NULL, 0, &sc, &e)) fail_msg("%s", e.msg);
+    const int L = c.n_layers, Hkv = c.n_kv_heads;
+    for (int l = 0; l < L; l++)
+        for (int g = 1; g < Hkv; g++)
+            assert_memory_equal(sc.score[l * Hkv], sc.score[l * Hkv + g], n * sizeof(float));
+    int64_t *budget = malloc(L * sizeof(int64_t));
+    assert_int_equal(lrsa_compresskv_layer_budgets(&s, L, n, budget, &e), 0);
+    int64_t total = 0;
+    for (int l = 0; l < L; l++) total += budget[l];
+    assert_int_equal(total, (int64_t)(0.25 * n) * L);
+    if (lrsa_press_apply(&m, &c, &s, &sc, NULL, &e)) fail_msg("%s", e.msg);
+    for (int l = 0; l < L; l++) {
+        const lrsa_kv_head *h0 = &c.heads[l * Hkv];
+        assert_int_equal(h0->len, budget[l]);
+        for (int g = 1; g < Hkv; g++) {
+            assert_int_equal(c.heads[l * Hkv + g].len, h0->len);
+            assert_memory_equal(c.heads[l * Hkv + g].pos, h0->pos, h0->len * sizeof(int32_t));
+        }
+        for (int j = 0; j < 8; j++) assert_int_equal(h0->pos[h0->len - 8 + j], n - 8 + j);
+    }
+    printf("compresskv: %lld rows, keep 0.25: layer budgets", (long long)n);
+    for (int l = 0; l < L; l++) printf(" %lld", (long long)budget[l]);
+    printf("\n");
+    free(budget);
+    lrsa_press_scores_free(&sc);
+    lrsa_kv_cache_free(&c);
+    lrsa_ids_free(&ids);
     lrsa_tokenizer_free(tok);
     lrsa_model_free(&m);
 }
@@ -148,6 +208,7 @@ int main(void) {
         printf("skip: %s not found (run tools/fetch-model.sh)\n", cfg);
         return 77;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_kvzip_real)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_kvzip_real),
+                                       cmocka_unit_test(test_compresskv_real)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
