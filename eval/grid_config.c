@@ -190,18 +190,24 @@ int lrsa_press_param_set(lrsa_press_spec *s, const char *key, const char *value,
         return 0;
     }
     if (!strcmp(key, "selector")) {
-        if (value && !strcmp(value, "uniform"))
-            s->selector = LRSA_SELECT_UNIFORM;
-        else if (value && !strcmp(value, "head-adaptive"))
-            s->selector = LRSA_SELECT_HEAD_ADAPTIVE;
-        else if (value && !strcmp(value, "layer-budget"))
-            s->selector = LRSA_SELECT_LAYER_BUDGET;
-        else
-            return lrsa_errorf(e,
-                               "%s: key 'selector' must be uniform, head-adaptive or "
-                               "layer-budget, got '%s'",
-                               where, value ? value : "?");
-        return 0;
+        static const struct {
+            const char *name;
+            lrsa_press_selector sel;
+        } sels[] = {{"uniform", LRSA_SELECT_UNIFORM},
+                    {"adaptive", LRSA_SELECT_HEAD_ADAPTIVE},
+                    {"head-adaptive", LRSA_SELECT_HEAD_ADAPTIVE},
+                    {"layer", LRSA_SELECT_LAYER_BUDGET},
+                    {"layer-budget", LRSA_SELECT_LAYER_BUDGET},
+                    {"global", LRSA_SELECT_GLOBAL}};
+        for (size_t i = 0; value && i < sizeof sels / sizeof sels[0]; i++)
+            if (!strcmp(value, sels[i].name)) {
+                s->selector = sels[i].sel;
+                return 0;
+            }
+        return lrsa_errorf(e,
+                           "%s: key 'selector' must be uniform, adaptive (AdaKV), layer or global, "
+                           "got '%s'",
+                           where, value ? value : "?");
     }
     return 1;
 }

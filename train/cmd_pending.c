@@ -12,4 +12,3 @@
         return 2;                                                                                  \
     }
 
-PENDING(lrsa_cmd_inspect, "inspect", "eval/")
