@@ -200,6 +200,41 @@ static void test_tool_errors(void **state) {
     snprintf(args, sizeof(args), "--kv %s --sink 2 --lag 8 --keep 0.5 --bogus 1 --out %s", good,
              out);
     expect_error(args, "--bogus", out);
+    /* degenerate shapes: D = 1 (no standard deviation over channels), T = 0 */
+    {
+        const char *names[2] = {"d1", "t0"};
+        const int64_t shapes[2][4] = {{LAYERS, HKV, T, 1}, {LAYERS, HKV, 0, D}};
+        for (int i = 0; i < 2; i++) {
+            char path[2100];
+            snprintf(path, sizeof(path), "%s/%s.safetensors", dir, names[i]);
+            lrsa_st_writer *w = lrsa_st_writer_new();
+            lrsa_st_writer_add_f32(w, "k", LRSA_ST_F32, 4, shapes[i], k);
+            lrsa_st_writer_add_f32(w, "v", LRSA_ST_F32, 4, shapes[i], v);
+            lrsa_err e = {{0}};
+            assert_int_equal(lrsa_st_writer_write(w, path, &e), 0);
+            lrsa_st_writer_free(w);
+            snprintf(args, sizeof(args), "--kv %s --sink 2 --lag 8 --keep 0.5 --out %s", path, out);
+            expect_error(args, "D >= 2", out);
+        }
+    }
+    /* not a safetensors file: a bad header, and the good file cut short */
+    {
+        char path[2100];
+        snprintf(path, sizeof(path), "%s/garbage.safetensors", dir);
+        const char junk[] = "\x10\0\0\0\0\0\0\0{\"k\": [1, 2]}xxxx";
+        lrsa_err e = {{0}};
+        assert_int_equal(lrsa_write_file_atomic(path, junk, sizeof(junk) - 1, &e), 0);
+        snprintf(args, sizeof(args), "--kv %s --sink 2 --lag 8 --keep 0.5 --out %s", path, out);
+        expect_error(args, "garbage.safetensors", out);
+        size_t n = 0;
+        char *bytes = lrsa_read_file(good, &n, &e);
+        assert_non_null(bytes);
+        snprintf(path, sizeof(path), "%s/cut.safetensors", dir);
+        assert_int_equal(lrsa_write_file_atomic(path, bytes, n / 2, &e), 0);
+        free(bytes);
+        snprintf(args, sizeof(args), "--kv %s --sink 2 --lag 8 --keep 0.5 --out %s", path, out);
+        expect_error(args, "cut.safetensors", out);
+    }
     char *log = NULL;
     assert_int_equal(run_tool("--help", &log), 0);
     assert_non_null(strstr(log, "--value-weight"));
