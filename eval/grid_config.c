@@ -43,7 +43,10 @@ const char *lrsa_closest_word(const char *word, const char *choices, char *buf, 
             memcpy(w, p, (size_t)n);
             w[n] = '\0';
             int d = edit_distance(word, w);
-            if (strlen(word) >= 3 && !strncmp(w, word, strlen(word))) d = 1; /* a prefix */
+            size_t lcp = 0, wl = strlen(word);
+            while (word[lcp] && word[lcp] == w[lcp]) lcp++;
+            if (wl >= 3 && lcp == wl) d = 1;               /* a prefix ("budg") */
+            if (lcp >= 4 && lcp + 1 >= wl && d > 2) d = 2; /* a typo at the end ("tokenz") */
             if (d < best) {
                 best = d;
                 memcpy(buf, w, (size_t)n + 1);

@@ -56,14 +56,23 @@ int lrsa_grid_append_row(const char *path, const cJSON *row, lrsa_err *e) {
     char *text = cJSON_PrintUnformatted(row);
     LRSA_CHECK(text != NULL);
     size_t n = strlen(text);
-    text = lrsa_realloc(text, n + 2);
+    text = lrsa_realloc(text, n + 3);
     text[n++] = '\n';
     text[n] = '\0';
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT, 0644);
     int rc = 0;
     if (fd < 0) {
         rc = lrsa_errorf(e, "%s: cannot open for appending: %s", path, strerror(errno));
     } else {
+        /* a torn last line (a crash mid-write) must not swallow this row: start a new line */
+        off_t size = lseek(fd, 0, SEEK_END);
+        char last = '\n';
+        if (size > 0 && pread(fd, &last, 1, size - 1) != 1) last = '\n';
+        if (last != '\n') {
+            memmove(text + 1, text, n + 1);
+            text[0] = '\n';
+            n++;
+        }
         ssize_t w = write(fd, text, n); /* one write: the line lands whole or not at all */
         if (w != (ssize_t)n)
             rc = lrsa_errorf(e, "%s: write failed: %s", path, w < 0 ? strerror(errno) : "short");

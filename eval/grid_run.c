@@ -222,10 +222,12 @@ static void cell_key(const lrsa_grid_config *c, const group *g, cell *x) {
                  g->depth, (unsigned long long)t->seed);
     else
         snprintf(point, sizeof point, "file");
-    snprintf(x->key, sizeof x->key, "%s|%s|%s|%s|n=%lld|%s|%s|%s|%s", c->models[g->model].name,
+    char budget[64];
+    lrsa_grid_budget_name(&c->budgets[x->budget], budget, sizeof budget);
+    snprintf(x->key, sizeof x->key, "%s|%s|%s|%s|n=%lld|%s|%s|%s|%s|%s", c->models[g->model].name,
              c->models[g->model].path, t->name, point, (long long)t->n,
              lrsa_grid_protocol_name(g->proto), lrsa_prefill_mode_name(g->prefill), m->label,
-             x->spec);
+             budget, x->spec);
 }
 
 static void cell_add(cell *x, const answer_out *o, const sample_view *s, const double *kf, int nkf,

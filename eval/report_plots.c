@@ -52,6 +52,7 @@ static void score_panel(FILE *f, const rp_set *s, rp_filter q, double x, double 
     double keep[64];
     int nk = keep_budgets(s, idx, keep);
     double *ys = lrsa_malloc((size_t)(s->methods.n * nk + 1) * sizeof *ys);
+    double *xs = lrsa_malloc((size_t)(s->methods.n * nk + 1) * sizeof *xs);
     lrsa_series *ser = lrsa_calloc((size_t)s->methods.n + 1, sizeof *ser);
     for (int m = 0; m < s->methods.n; m++) {
         q.method = s->methods.v[m];
@@ -59,7 +60,11 @@ static void score_panel(FILE *f, const rp_set *s, rp_filter q, double x, double 
             q.budget = idx[k];
             ys[m * nk + k] = 100 * rp_mean(s, &q, offsetof(rp_row, score));
         }
-        ser[m] = (lrsa_series){s->methods.v[m], lrsa_svg_color(m), keep, ys + m * nk, nk, 1};
+        /* dodge: each method's points shift sideways by a few percent of a halving, so lines
+         * with equal scores stay visible (the values themselves are exact) */
+        for (int k = 0; k < nk; k++)
+            xs[m * nk + k] = keep[k] * exp2(0.035 * (m - 0.5 * (s->methods.n - 1)));
+        ser[m] = (lrsa_series){s->methods.v[m], lrsa_svg_color(m), xs + m * nk, ys + m * nk, nk, 1};
     }
     lrsa_chart_opts o = {.x = x,
                          .y = y,
@@ -75,6 +80,7 @@ static void score_panel(FILE *f, const rp_set *s, rp_filter q, double x, double 
                          s->methods.n);
     free(ser);
     free(ys);
+    free(xs);
 }
 
 int rp_plot_score_vs_keep(const rp_set *s, const char *run_dir, const char *model,

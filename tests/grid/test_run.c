@@ -1,0 +1,371 @@
+/* The grid end to end on a tiny random model with the fixture SmolLM tokenizer: `lrsa eval
+ * CONFIG.yaml` writes one complete JSON line per cell, resumes without redoing cells (also after
+ * a torn last line), runs only the cells a widened config adds; `lrsa report` writes report.md
+ * and SVGs that are well-formed XML; `lrsa inspect` draws a well-formed SVG and prints the kept
+ * fractions. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+
+#include "autograd/fileio.h"
+#include "test_util.h"
+#include "eval/tiny_model.h"
+
+static char dir[1024], model_dir[1200], run_dir[1200], cfg_path[1200], results[1400];
+
+/* ---- a small XML well-formedness check (what an SVG viewer needs first) ---- */
+static int xml_name_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == ':' || c == '.';
+}
+
+/* Returns NULL when well-formed with root element `root`, else a description. */
+static const char *xml_check(const char *s, const char *root) {
+    static char why[256];
+    const char *stack[256];
+    size_t stack_len[256];
+    int depth = 0, seen_root = 0;
+    const char *p = s;
+    if (!strncmp(p, "<?xml", 5)) {
+        p = strstr(p, "?>");
+        if (!p) return "unterminated XML declaration";
+        p += 2;
+    }
+    while (*p) {
+        if (*p == '&') { /* entities in text */
+            if (strncmp(p, "&lt;", 4) && strncmp(p, "&gt;", 4) && strncmp(p, "&amp;", 5) &&
+                strncmp(p, "&quot;", 6) && strncmp(p, "&apos;", 6) && strncmp(p, "&#", 2))
+                return "bare & in text";
+            p++;
+            continue;
+        }
+        if (*p != '<') {
+            if (depth == 0 && !(*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+                return "text outside the root element";
+            p++;
+            continue;
+        }
+        p++;
+        int closing = *p == '/';
+        if (closing) p++;
+        const char *name = p;
+        while (xml_name_char(*p)) p++;
+        size_t nlen = (size_t)(p - name);
+        if (nlen == 0) return "empty tag name";
+        if (closing) {
+            while (*p == ' ') p++;
+            if (*p != '>') return "junk in a closing tag";
+            p++;
+            if (depth == 0 || stack_len[depth - 1] != nlen ||
+                strncmp(stack[depth - 1], name, nlen)) {
+                snprintf(why, sizeof why, "closing </%.*s> does not match", (int)nlen, name);
+                return why;
+            }
+            depth--;
+            continue;
+        }
+        if (depth == 0) {
+            if (seen_root) return "two root elements";
+            if (strlen(root) != nlen || strncmp(root, name, nlen)) return "wrong root element";
+            seen_root = 1;
+        }
+        /* attributes: name="value" with no < or bare & inside */
+        for (;;) {
+            while (*p == ' ' || *p == '\n' || *p == '\t') p++;
+            if (*p == '>' || (*p == '/' && p[1] == '>')) break;
+            const char *an = p;
+            while (xml_name_char(*p)) p++;
+            if (p == an) return "bad attribute";
+            if (*p++ != '=') return "attribute without =";
+            char q = *p++;
+            if (q != '"' && q != '\'') return "unquoted attribute";
+            while (*p && *p != q) {
+                if (*p == '<') return "< inside an attribute";
+                p++;
+            }
+            if (*p != q) return "unterminated attribute";
+            p++;
+        }
+        if (*p == '/') {
+            p += 2; /* self-closing */
+        } else {
+            p++;
+            if (depth >= 256) return "too deep";
+            stack[depth] = name;
+            stack_len[depth++] = nlen;
+        }
+    }
+    if (!seen_root) return "no root element";
+    if (depth != 0) return "unclosed elements";
+    return NULL;
+}
+
+static void assert_svg_file(const char *path) {
+    lrsa_err e = {{0}};
+    char *text = lrsa_read_file(path, NULL, &e);
+    if (!text) fail_msg("%s", e.msg);
+    const char *why = xml_check(text, "svg");
+    if (why) fail_msg("%s is not well-formed SVG: %s", path, why);
+    free(text);
+}
+
+/* ---- helpers ---- */
+static void write_text(const char *path, const char *text) {
+    lrsa_err e = {{0}};
+    assert_int_equal(lrsa_write_file_atomic(path, text, strlen(text), &e), 0);
+}
+
+/* Complete rows of results.jsonl (and the number of lines that are not). */
+static int count_rows(int *torn) {
+    lrsa_err e = {{0}};
+    char *text = lrsa_read_file(results, NULL, &e);
+    assert_non_null(text);
+    int n = 0;
+    *torn = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        cJSON *r = cJSON_Parse(l);
+        if (r && cJSON_IsString(cJSON_GetObjectItem(r, "key")))
+            n++;
+        else
+            (*torn)++;
+        cJSON_Delete(r);
+    }
+    free(text);
+    return n;
+}
+
+static char *run_eval(const char *extra, int want_rc) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s eval %s %s 2>&1", LRSA_BINARY, cfg_path, extra);
+    char *out = NULL;
+    int rc = tu_run(cmd, &out);
+    if (rc != want_rc) fail_msg("`%s`: rc %d: %s", cmd, rc, out ? out : "");
+    return out;
+}
+
+/* Mean of a numeric field over the rows matching method and keep. */
+static double field(const char *method, double keep, const char *name) {
+    lrsa_err e = {{0}};
+    char *text = lrsa_read_file(results, NULL, &e);
+    double sum = 0;
+    int n = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        cJSON *r = cJSON_Parse(l);
+        if (!r) continue;
+        cJSON *m = cJSON_GetObjectItem(r, "method"), *k = cJSON_GetObjectItem(r, "keep");
+        cJSON *v = cJSON_GetObjectItem(r, name);
+        if (!v) v = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "metrics"), name);
+        if (m && k && v && !strcmp(m->valuestring, method) && k->valuedouble == keep) {
+            sum += v->valuedouble;
+            n++;
+        }
+        cJSON_Delete(r);
+    }
+    free(text);
+    if (n == 0) fail_msg("no rows for %s keep %g", method, keep);
+    return sum / n;
+}
+
+static void setup(void) {
+    tu_tmpdir(dir, sizeof dir, "grid_run");
+    snprintf(model_dir, sizeof model_dir, "%s/model", dir);
+    snprintf(run_dir, sizeof run_dir, "%s/run", dir);
+    snprintf(cfg_path, sizeof cfg_path, "%s/grid.yaml", dir);
+    snprintf(results, sizeof results, "%s/results.jsonl", run_dir);
+    lrsa_model m;
+    tiny_model_create(&m, 2, 1359, 1, 77); /* the fixture tokenizer has 1359 ids */
+    lrsa_err e = {{0}};
+    assert_int_equal(lrsa_model_save(&m, model_dir, LRSA_ST_F32, &e), 0);
+    lrsa_model_free(&m);
+    char src[1400], dst[1400];
+    snprintf(src, sizeof src, "%s/tokenizer/smollm/tokenizer.json", LRSA_TEST_DATA);
+    snprintf(dst, sizeof dst, "%s/tokenizer.json", model_dir);
+    size_t n = 0;
+    char *tok = lrsa_read_file(src, &n, &e);
+    assert_non_null(tok);
+    assert_int_equal(lrsa_write_file_atomic(dst, tok, n, &e), 0);
+    free(tok);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "run_dir: %s\n"
+             "models:\n  - {name: tiny, path: %s}\n"
+             "methods:\n"
+             "  - none\n"
+             "  - knorm\n"
+             "  - {name: snapkv, window: 8}\n"
+             "  - {name: streaming, sink: 2}\n"
+             "  - {name: lagkv, sink: 2, lag: 16}\n"
+             "  - kvzip\n"
+             "budgets: {keep: [1, 0.5]}\n"
+             "tasks:\n"
+             "  - {synthetic: passkey, lengths: [320], depths: [0.25, 0.75], n: 2}\n"
+             "protocols: [query-agnostic, query-aware]\n"
+             "max_new: 6\n",
+             run_dir, model_dir);
+    write_text(cfg_path, text);
+}
+
+static void test_grid(void **state) {
+    (void)state;
+    /* 6 methods x 2 budgets x 2 depths x 2 protocols */
+    char *out = run_eval("--quiet", 0);
+    assert_non_null(strstr(out, "48 cells, 0 done, 48 to run"));
+    free(out);
+    int torn = 0;
+    assert_int_equal(count_rows(&torn), 48);
+    assert_int_equal(torn, 0);
+    /* every row is labelled and the budgets took effect */
+    lrsa_err e = {{0}};
+    char *text = lrsa_read_file(results, NULL, &e);
+    const char *must[] = {"\"model\":\"tiny\"",
+                          "\"protocol\":\"query-agnostic\"",
+                          "\"protocol\":\"query-aware\"",
+                          "\"prefill\":\"chunked\"",
+                          "\"task\":\"passkey\"",
+                          "\"string_match_all\"",
+                          "\"answer_nll\"",
+                          "\"press_overhead\"",
+                          "\"peak_cache_bytes\"",
+                          "\"depth\":0.75"};
+    for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
+        if (!strstr(text, must[i])) fail_msg("results lack %s", must[i]);
+    free(text);
+    assert_true(field("none", 0.5, "kept_fraction") == 1.0);
+    double snap = field("snapkv", 0.5, "kept_fraction");
+    assert_true(snap > 0.45 && snap < 0.6);
+    assert_true(field("knorm", 1, "kept_fraction") == 1.0);
+    assert_true(field("lagkv", 0.5, "kept_fraction") < 0.9);
+    assert_true(field("snapkv", 0.5, "peak_cache_bytes") < field("none", 0.5, "peak_cache_bytes"));
+    assert_true(field("kvzip", 0.5, "score_s") > 0); /* the reconstruction passes are timed */
+    double nll = field("none", 1, "answer_nll");
+    assert_true(isfinite(nll) && nll > 0);
+
+    /* resume: nothing to redo, file untouched */
+    char *before = lrsa_read_file(results, NULL, &e);
+    out = run_eval("--quiet", 0);
+    assert_non_null(strstr(out, "48 cells, 48 done, 0 to run"));
+    free(out);
+    char *after = lrsa_read_file(results, NULL, &e);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+
+    /* a widened grid runs only the new cells */
+    out = run_eval("'budgets.keep=[1, 0.5, 0.25]' --quiet", 0);
+    assert_non_null(strstr(out, "72 cells, 48 done, 24 to run"));
+    free(out);
+    assert_int_equal(count_rows(&torn), 72);
+
+    /* a torn last line (a crash mid-write) is ignored and its cell runs again */
+    size_t n = 0;
+    text = lrsa_read_file(results, &n, &e);
+    text[n - 1] = '\0';
+    char *last = strrchr(text, '\n');
+    assert_non_null(last);
+    size_t cut = (size_t)(last - text) + 1 + (n - (size_t)(last - text)) / 2;
+    write_text(results, ""); /* rewrite: all lines but half of the last one */
+    FILE *f = fopen(results, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, cut, f), cut);
+    fclose(f);
+    free(text);
+    assert_int_equal(count_rows(&torn), 71);
+    assert_int_equal(torn, 1);
+    out = run_eval("'budgets.keep=[1, 0.5, 0.25]' --quiet", 0);
+    assert_non_null(strstr(out, "72 cells, 71 done, 1 to run"));
+    assert_non_null(strstr(out, "not a complete result row"));
+    free(out);
+    assert_int_equal(count_rows(&torn), 72);
+    assert_int_equal(torn, 1);
+
+    /* --dry-run lists cells and runs nothing */
+    out = run_eval("--dry-run", 0);
+    assert_non_null(strstr(out, "done  tiny|"));
+    free(out);
+
+    /* the report */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s report %s 2>&1", LRSA_BINARY, run_dir);
+    out = NULL;
+    int rc = tu_run(cmd, &out);
+    if (rc != 0) fail_msg("lrsa report: %s", out ? out : "");
+    free(out);
+    char md[1400];
+    snprintf(md, sizeof md, "%s/report.md", run_dir);
+    text = lrsa_read_file(md, NULL, &e);
+    assert_non_null(text);
+    const char *md_must[] = {
+        "| method | 1 | 1/2 | 1/4 |",
+        "| snapkv |",
+        "| kvzip |",
+        "![score vs keep fraction](score_vs_keep_tiny_query-agnostic_chunked.svg)",
+        "heatmap_tiny_passkey_query-aware_chunked.svg",
+        "### Memory",
+        "press / prefill",
+        "### Answer NLL",
+        "### Kept fraction achieved"};
+    for (size_t i = 0; i < sizeof md_must / sizeof md_must[0]; i++)
+        if (!strstr(text, md_must[i])) fail_msg("report.md lacks %s", md_must[i]);
+    free(text);
+    int svgs = 0;
+    DIR *d = opendir(run_dir);
+    assert_non_null(d);
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t l = strlen(de->d_name);
+        if (l > 4 && !strcmp(de->d_name + l - 4, ".svg")) {
+            char p[2400];
+            snprintf(p, sizeof p, "%s/%s", run_dir, de->d_name);
+            assert_svg_file(p);
+            svgs++;
+        }
+    }
+    closedir(d);
+    assert_int_equal(svgs, 4); /* score vs keep and heat map, for each protocol */
+    /* the checker itself rejects broken XML */
+    assert_non_null(xml_check("<svg><g></svg>", "svg"));
+    assert_non_null(xml_check("<svg a=\"1\">x & y</svg>", "svg"));
+    assert_null(xml_check("<?xml version=\"1.0\"?>\n<svg a='1'><g/>t &amp; u</svg>\n", "svg"));
+}
+
+static void test_inspect(void **state) {
+    (void)state;
+    char txt[1400], svg[1400], cmd[4096];
+    snprintf(txt, sizeof txt, "%s/text.txt", dir);
+    snprintf(svg, sizeof svg, "%s/keep.svg", dir);
+    write_text(txt, "The river runs past the old mill, and the mill wheel turns slowly all day. "
+                    "Children come to watch it after school, and the miller tells them stories "
+                    "about the floods of long ago, when the water reached the second floor.");
+    snprintf(cmd, sizeof cmd,
+             "%s inspect --model %s --text %s --press snapkv --keep 0.5 --window 4 --out %s 2>&1",
+             LRSA_BINARY, model_dir, txt, svg);
+    char *out = NULL;
+    int rc = tu_run(cmd, &out);
+    if (rc != 0) fail_msg("lrsa inspect: %s", out ? out : "");
+    assert_non_null(strstr(out, "layer   1"));
+    const char *ov = strstr(out, "overall");
+    assert_non_null(ov);
+    double frac = 0;
+    assert_int_equal(sscanf(ov, "overall %lf", &frac), 1);
+    assert_true(frac > 0.45 && frac <= 0.55);
+    free(out);
+    assert_svg_file(svg);
+    snprintf(cmd, sizeof cmd,
+             "%s inspect --model %s --text %s/none.txt --press snapkv --out %s 2>&1", LRSA_BINARY,
+             model_dir, dir, svg);
+    out = NULL;
+    assert_int_not_equal(tu_run(cmd, &out), 0);
+    assert_non_null(strstr(out, "none.txt"));
+    free(out);
+}
+
+int main(void) {
+    setup();
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_grid), cmocka_unit_test(test_inspect)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
