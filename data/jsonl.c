@@ -128,6 +128,12 @@ int lrsa_jsonl_parse_record(const char *line, size_t len, const char *path, int6
     if (is_blank(line, len)) return 1;
     char where[512];
     snprintf(where, sizeof where, "%s:%lld", path, (long long)lineno);
+    /* cJSON keeps a raw NUL inside a string, and every C string use of the value would then
+     * silently cut the text there: refuse it (JSON text never contains one). */
+    const char *nul = memchr(line, '\0', len);
+    if (nul)
+        return lrsa_errorf(e, "%s:%ld: a raw NUL byte; JSON text cannot contain one (remove it)",
+                           where, (long)(nul - line) + 1);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(line, len, &end, 0);
     if (!root) {

@@ -152,6 +152,10 @@ static void test_record_errors(void **state) {
     }
     lrsa_qa_record r;
     lrsa_err e;
+    /* a raw NUL inside a string would cut the context short without a word: refused */
+    const char nul[] = "{\"context\": \"c\0d\", \"question\": \"q\", \"answer\": \"a\"}";
+    assert_int_equal(lrsa_jsonl_parse_record(nul, sizeof nul - 1, "f.jsonl", 3, &r, &e), -1);
+    if (!strstr(e.msg, "f.jsonl:3:15") || !strstr(e.msg, "NUL")) fail_msg("message: %s", e.msg);
     assert_int_equal(lrsa_jsonl_parse_record("  \r", 3, "f", 1, &r, &e), 1);
     const char *ok = "{\"context\": \"\", \"question\": \"q?\", \"answer\": \"a\", \"system\": "
                      "\"s\", \"extra\": 1}";
