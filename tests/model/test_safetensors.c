@@ -197,6 +197,22 @@ static void test_sharded_index(void **state) {
     assert_int_equal(lrsa_write_file_atomic(path, idx3, strlen(idx3), NULL), 0);
     assert_int_equal(lrsa_st_set_open_dir(&s, dir, &e), -1);
     assert_non_null(strstr(e.msg, "t2"));
+    /* a malformed index is an error naming the index file, never a crash */
+    const struct {
+        const char *json, *needle;
+    } bad[] = {
+        {"{\"weight_map\": {\"t1\": \"model-00001-of-00002.safetensors\"", "index.json"},
+        {"[1, 2]", "index.json"},
+        {"{\"metadata\": {}}", "weight_map"},
+        {"{\"weight_map\": [\"model-00001-of-00002.safetensors\"]}", "weight_map"},
+        {"{\"weight_map\": {\"t1\": 7}}", "t1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(lrsa_write_file_atomic(path, bad[i].json, strlen(bad[i].json), NULL), 0);
+        if (lrsa_st_set_open_dir(&s, dir, &e) != -1) fail_msg("index accepted: %s", bad[i].json);
+        if (!strstr(e.msg, bad[i].needle))
+            fail_msg("index %s: message '%s' lacks '%s'", bad[i].json, e.msg, bad[i].needle);
+    }
     /* an empty folder */
     char empty[4096];
     tu_tmpdir(empty, sizeof empty, "st_empty");
