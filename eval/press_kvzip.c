@@ -163,17 +163,12 @@ int lrsa_press_select_global(const lrsa_press_spec *s, const lrsa_press_scores *
     int64_t total = 0, rows = 0;
     for (int64_t i = 0; i < LH; i++) {
         const int64_t T = sc->len[i];
-        int64_t k;
-        if (s->tokens_per_layer > 0)
-            k = s->tokens_per_layer < T ? s->tokens_per_layer : T;
-        else if (s->keep > 0.0 && s->keep <= 1.0)
-            k = (int64_t)(s->keep * (double)T);
-        else
+        if (!(s->tokens_per_layer > 0) && !(s->keep > 0.0 && s->keep <= 1.0))
             return lrsa_errorf(e,
                                "global selector: the budget is unset (keep = %g, "
                                "tokens_per_layer = %lld); set keep in (0, 1] or tokens > 0",
                                s->keep, (long long)s->tokens_per_layer);
-        total += k;
+        total += lrsa_press_n_keep(s, T); /* the uniform selector's count for this head */
         rows += T;
         n_keep[i] = 0;
     }
