@@ -415,7 +415,7 @@ static int parse_budgets(lrsa_grid_config *c, yaml_document_t *doc, yaml_node_t 
     return 0;
 }
 
-static const char TASK_KEYS[] = "name synthetic file lengths depths n seed answer_sep";
+static const char TASK_KEYS[] = "name synthetic file lengths depths n seed answer_sep max_new";
 
 /* One task key (also used by `tasks.KEY=value` overrides on every task). */
 static int task_key(lrsa_grid_task *t, yaml_document_t *doc, const char *key, yaml_node_t *v,
@@ -456,6 +456,13 @@ static int task_key(lrsa_grid_task *t, yaml_document_t *doc, const char *key, ya
             t->n_lengths = nv;
         else
             t->n_depths = nv;
+        return 0;
+    }
+    if (!strcmp(key, "max_new")) {
+        int64_t x;
+        if (parse_i64_text(scalar(v), w, key, &x, e)) return -1;
+        if (x < 1 || x > 4096) return lrsa_errorf(e, "%s: max_new must be in [1, 4096]", w);
+        t->max_new = (int)x;
         return 0;
     }
     if (!strcmp(key, "n") || !strcmp(key, "seed")) {

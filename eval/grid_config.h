@@ -56,6 +56,7 @@ typedef struct lrsa_grid_task {
     int64_t n;           /* samples per (length, depth) cell; files: the first n (0 = all) */
     uint64_t seed;       /* synthetic generation */
     char answer_sep[16]; /* splits a reference answer into parts for string-match-all */
+    int max_new;         /* generation budget for this task's answers (0: the grid's max_new) */
 } lrsa_grid_task;
 
 typedef struct lrsa_grid_config {

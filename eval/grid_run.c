@@ -362,6 +362,7 @@ static void progress_line(const progress *p, const char *what) {
 static int run_group(const lrsa_grid_config *c, model_ctx *mc, const lrsa_dataset *d, group *g,
                      const char *results, progress *pg, lrsa_err *e) {
     const lrsa_grid_task *t = &c->tasks[g->task];
+    const int max_new = t->max_new > 0 ? t->max_new : c->max_new;
     const int NB = c->n_budgets, H = mc->m.cfg.num_hidden_layers * mc->m.cfg.num_key_value_heads;
     int64_t ns = lrsa_dataset_size(d);
     if (t->n > 0 && t->n < ns) ns = t->n;
@@ -401,6 +402,7 @@ static int run_group(const lrsa_grid_config *c, model_ctx *mc, const lrsa_datase
         /* The answer on the uncompressed cache, reused by any cell that keeps every row. */
         answer_out full = {0};
         int have_full = 0;
+        double full_prefill_s = 0, full_bytes_s = 0;
         for (int mi = 0; mi < c->n_methods && rc == 0; mi++) {
             int any = 0, first_b = -1;
             for (int bi = 0; bi < NB; bi++)
@@ -460,6 +462,12 @@ static int run_group(const lrsa_grid_config *c, model_ctx *mc, const lrsa_datase
                     }
                     apply_s = lrsa_now() - t0;
                     prefill_s = t_shared - score_s;
+                } else if (sb.lagkv.keep >= 1.0f && have_full) {
+                    /* LagKV keeping whole partitions is the full cache: reuse its answer */
+                    memset(&cb, 0, sizeof cb);
+                    kfp = ones;
+                    prefill_s = shared = full_prefill_s;
+                    full_bytes = full_bytes_s;
                 } else { /* LagKV: the budget shapes the prefill itself */
                     if (lrsa_press_cache_init(&cb, &mc->m, &sb, e) != 0) {
                         rc = -1;
@@ -476,7 +484,10 @@ static int run_group(const lrsa_grid_config *c, model_ctx *mc, const lrsa_datase
                     full_bytes = (double)s.qs * (double)lrsa_kv_cache_bytes_per_token(&cb);
                 }
                 if (g->proto == LRSA_PROTOCOL_AGNOSTIC) lrsa_press_freeze(&cb);
-                int keeps_all = !(!sweep && !is_none);
+                /* every row kept: the answer is the full cache's (not for a LagKV cache that
+                 * still compresses while it answers) */
+                int keeps_all =
+                    sweep || is_none || g->proto == LRSA_PROTOCOL_AGNOSTIC || sb.lagkv.keep >= 1.0f;
                 for (int i = 0; i < H && keeps_all; i++) keeps_all = kfp[i] == 1.0;
                 answer_out o = {0};
                 if (keeps_all && have_full) {
@@ -484,13 +495,15 @@ static int run_group(const lrsa_grid_config *c, model_ctx *mc, const lrsa_datase
                     o.text = lrsa_strdup(full.text);
                 } else {
                     if (g->proto == LRSA_PROTOCOL_AGNOSTIC)
-                        answer_agnostic(mc, &cb, &s, c->max_new, &o);
+                        answer_agnostic(mc, &cb, &s, max_new, &o);
                     else
-                        answer_aware(mc, &cb, &s, logits0, c->max_new, &o);
+                        answer_aware(mc, &cb, &s, logits0, max_new, &o);
                     if (keeps_all && !have_full) {
                         full = o;
                         full.text = lrsa_strdup(o.text);
                         have_full = 1;
+                        full_prefill_s = prefill_s;
+                        full_bytes_s = full_bytes;
                     }
                 }
                 cell_add(x, &o, &s, kfp, H, full_bytes, prefill_s, sweep ? score_s : 0, apply_s,
