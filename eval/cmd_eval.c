@@ -68,7 +68,7 @@ static int write_json(const char *path, const char *model_dir, const char *data_
     cJSON_AddStringToObject(row, "press", lrsa_press_method_name(s.method));
     cJSON_AddStringToObject(row, "press_label", lrsa_press_describe_spec(&s, label, sizeof(label)));
     cJSON_AddStringToObject(row, "protocol", lrsa_press_protocol_name(press->protocol));
-    cJSON_AddStringToObject(row, "prefill", lrsa_prefill_mode_name(press->prefill));
+    cJSON_AddStringToObject(row, "prefill", lrsa_press_prefill_label(&s));
     if (s.method == LRSA_PRESS_LAGKV || s.method == LRSA_PRESS_LAGKV_KVPRESS) {
         cJSON_AddNumberToObject(row, "sink", s.lagkv.sink);
         cJSON_AddNumberToObject(row, "lag", s.lagkv.lag);
@@ -174,13 +174,15 @@ static int run(int argc, char **argv, lrsa_err *e) {
     if (lrsa_eval_dataset(&m, &d, &press, &o, &r, e) != 0) goto done;
     char pdesc[256];
     lrsa_press_describe(&press, pdesc, sizeof(pdesc));
+    lrsa_press_spec eff;
+    lrsa_press_config_spec(&press, &eff);
     printf("%-34s %-8s %-8s %8s %12s %10s %8s %8s\n", "press", "protocol", "prefill", "samples",
            "answer_nll", "match", "kept", "time_s");
     char nll[32] = "-", match[32] = "-";
     if (o.want_nll) snprintf(nll, sizeof(nll), "%.4f", r.mean_nll);
     if (o.want_match) snprintf(match, sizeof(match), "%.3f", r.match_rate);
     printf("%-34s %-8s %-8s %8lld %12s %10s %7.1f%% %8.1f\n", pdesc,
-           lrsa_press_protocol_name(press.protocol), lrsa_prefill_mode_name(press.prefill),
+           lrsa_press_protocol_name(press.protocol), lrsa_press_prefill_label(&eff),
            (long long)r.n_samples, nll, match, 100.0 * r.kept_fraction, r.seconds);
     if (json_path && write_json(json_path, model_dir, data_path, &press, &o, &r, e) != 0) goto done;
     rc = 0;

@@ -144,9 +144,9 @@ static int run(int argc, char **argv, lrsa_err *e) {
             "cache: tokens seen %lld, tokens kept %lld (longest head), KV bytes %zu live / %zu "
             "uncompressed (%.1f%%), %zu allocated\n"
             "prefill %.2f s (%.1f tok/s), decode %.2f s (%.2f tok/s)\n",
-            lrsa_press_describe(&press, pdesc, sizeof(pdesc)),
-            lrsa_prefill_mode_name(press.prefill), lrsa_chat_format_name(fmt), (long long)ids.n,
-            (long long)res.n, res.stopped ? "stop token" : "max-new reached", (long long)c.seen,
+            lrsa_press_describe(&press, pdesc, sizeof(pdesc)), lrsa_press_prefill_label(&spec),
+            lrsa_chat_format_name(fmt), (long long)ids.n, (long long)res.n,
+            res.stopped ? "stop token" : "max-new reached", (long long)c.seen,
             (long long)lrsa_kv_cache_max_len(&c), live, full, full ? 100.0 * live / full : 100.0,
             lrsa_kv_cache_alloc_bytes(&c), res.prefill_s,
             res.prefill_s > 0 ? ids.n / res.prefill_s : 0.0, res.decode_s,

@@ -168,6 +168,9 @@ int64_t lrsa_press_n_keep(const lrsa_press_spec *s, int64_t T);
 void lrsa_pyramid_budgets(const lrsa_press_spec *s, int n_layers, int64_t T, int64_t *budget);
 const char *lrsa_press_protocol_name(lrsa_press_protocol p); /* "aware", "agnostic" */
 int lrsa_press_protocol_parse(const char *name, lrsa_press_protocol *out, lrsa_err *e);
+/* The prefill mode a result should be labelled with: the spec's for LAGKV, "oneshot" for every
+ * other press (their full cache is always fed in one forward). */
+const char *lrsa_press_prefill_label(const lrsa_press_spec *s);
 /* Can one scoring serve several budgets (clone + apply per budget)? 0 for LAGKV, whose budget
  * shapes the prefill itself, and for NONE (nothing to sweep). */
 int lrsa_press_sweepable(const lrsa_press_spec *s);

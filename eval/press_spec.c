@@ -238,3 +238,8 @@ void lrsa_pyramid_budgets(const lrsa_press_spec *s, int n_layers, int64_t T, int
         budget[l] = b < 1 ? 1 : (b > T ? T : b);
     }
 }
+
+const char *lrsa_press_prefill_label(const lrsa_press_spec *s) {
+    return s->method == LRSA_PRESS_LAGKV && s->prefill == LRSA_PREFILL_CHUNKED ? "chunked"
+                                                                               : "oneshot";
+}
