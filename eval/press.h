@@ -163,6 +163,9 @@ int lrsa_press_apply(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_spe
 /* Rows kept of T under the spec's budget: (int64_t)(keep * T) (kvpress's int(T * (1 - r))) or
  * min(tokens_per_layer, T); at least 1 when T > 0. */
 int64_t lrsa_press_n_keep(const lrsa_press_spec *s, int64_t T);
+/* Sets a keep-fraction budget (tokens_per_layer = 0); for LAGKV also its per-partition r
+ * (lagkv.keep), which is that method's budget. What a grid calls per budget point. */
+void lrsa_press_set_keep(lrsa_press_spec *s, double keep);
 /* PyramidKV per-layer budgets (kv-compression.md 3.4) for T rows; budget[l] counts every kept
  * row of a head of layer l, the window included. */
 void lrsa_pyramid_budgets(const lrsa_press_spec *s, int n_layers, int64_t T, int64_t *budget);

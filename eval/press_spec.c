@@ -243,3 +243,9 @@ const char *lrsa_press_prefill_label(const lrsa_press_spec *s) {
     return s->method == LRSA_PRESS_LAGKV && s->prefill == LRSA_PREFILL_CHUNKED ? "chunked"
                                                                                : "oneshot";
 }
+
+void lrsa_press_set_keep(lrsa_press_spec *s, double keep) {
+    s->keep = keep;
+    s->tokens_per_layer = 0;
+    if (s->method == LRSA_PRESS_LAGKV) s->lagkv.keep = (float)keep;
+}

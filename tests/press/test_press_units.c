@@ -381,6 +381,11 @@ static void test_spec_check_and_names(void **state) {
     s.tokens_per_layer = 128;
     assert_int_equal(lrsa_press_n_keep(&s, 1000), 128);
     assert_int_equal(lrsa_press_n_keep(&s, 100), 100);
+    lrsa_press_set_keep(&s, 0.125);
+    assert_int_equal(lrsa_press_n_keep(&s, 1000), 125);
+    lrsa_press_spec_defaults(&s, LRSA_PRESS_LAGKV);
+    lrsa_press_set_keep(&s, 0.25);
+    assert_float_equal(s.lagkv.keep, 0.25f, 0);
 }
 
 int main(void) {
