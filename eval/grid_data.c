@@ -1,5 +1,6 @@
 #include "eval/grid_data.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,13 +162,16 @@ int lrsa_grid_task_open(const lrsa_grid_config *c, const lrsa_grid_task *t, int6
                 fprintf(stderr, "lrsa: note: no haystack essays found; the synthetic tasks use "
                                 "the built-in filler (tools/fetch-haystack.sh fetches essays)\n");
         }
-        lrsa_synth_config sc = {t->synthetic, t->n, length, &depth, 1, t->seed};
+        /* every (length, depth) point gets its own needles: the seed is mixed with the point */
+        uint64_t seed =
+            t->seed * 1000003ULL + (uint64_t)length * 7919ULL + (uint64_t)llround(depth * 1000.0);
+        lrsa_synth_config sc = {t->synthetic, t->n, length, &depth, 1, seed};
         if (rc == 0) rc = lrsa_synth_generate(&sc, &b, haystack, w, e);
         snprintf(source, sizeof source,
                  "synthetic task=%s n=%lld length=%lld seed=%llu depths=%g template=%s %s (lrsa "
                  "eval grid %s)",
-                 t->synthetic, (long long)t->n, (long long)length, (unsigned long long)t->seed,
-                 depth, lrsa_chat_format_name(b.fmt), haystack->desc, c->path);
+                 t->synthetic, (long long)t->n, (long long)length, (unsigned long long)seed, depth,
+                 lrsa_chat_format_name(b.fmt), haystack->desc, c->path);
     } else {
         jsonl_ctx j = {&b, w, t->file};
         rc = each_record(t->file, t->n, add_record, &j, e);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "autograd/fileio.h"
@@ -96,4 +97,29 @@ double lrsa_row_num(const cJSON *row, const char *key, double def) {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(row, "metrics");
     x = m ? cJSON_GetObjectItemCaseSensitive(m, key) : NULL;
     return cJSON_IsNumber(x) ? x->valuedouble : def;
+}
+
+void lrsa_host_description(char *out, size_t cap) {
+    char cpu[256] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "model name", 10)) {
+                char *c = strchr(line, ':');
+                if (c) {
+                    c++;
+                    while (*c == ' ') c++;
+                    c[strcspn(c, "\n")] = '\0';
+                    snprintf(cpu, sizeof cpu, "%s", c);
+                }
+                break;
+            }
+        fclose(f);
+    }
+    struct utsname u;
+    const char *rel = uname(&u) == 0 ? u.release : "?";
+    const char *blas = getenv("OPENBLAS_NUM_THREADS");
+    snprintf(out, cap, "%s, %ld cores, Linux %s, OPENBLAS_NUM_THREADS=%s", cpu,
+             sysconf(_SC_NPROCESSORS_ONLN), rel, blas ? blas : "unset");
 }

@@ -5,6 +5,7 @@
  * "key" naming its cell; a resumed grid skips the cells whose key is already there. */
 #ifndef LRSA_EVAL_GRID_RESULTS_H
 #define LRSA_EVAL_GRID_RESULTS_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
@@ -24,6 +25,9 @@ void lrsa_grid_rows_free(lrsa_grid_rows *r);
 int lrsa_grid_rows_has_key(const lrsa_grid_rows *r, const char *key);
 /* Appends one row (printed unformatted on one line + '\n') to the file. */
 int lrsa_grid_append_row(const char *path, const cJSON *row, lrsa_err *e);
+
+/* "CPU model, N cores, Linux RELEASE" of this machine (labels every row with where it ran). */
+void lrsa_host_description(char *out, size_t cap);
 
 /* Row field access with defaults (for the report). */
 const char *lrsa_row_str(const cJSON *row, const char *key, const char *def);

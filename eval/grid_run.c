@@ -322,6 +322,9 @@ static cJSON *cell_row(const lrsa_grid_config *c, const group *g, const cell *x)
     cJSON_AddNumberToObject(r, "wall_s", x->cell_s);
     cJSON_AddStringToObject(r, "example_prediction", x->example_pred);
     cJSON_AddStringToObject(r, "example_reference", x->example_ref);
+    char host[512];
+    lrsa_host_description(host, sizeof host);
+    cJSON_AddStringToObject(r, "host", host);
     char when[32];
     time_t now = time(NULL);
     struct tm tmv;

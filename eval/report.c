@@ -229,23 +229,46 @@ static void method_table(FILE *f, const rp_set *s, rp_filter base, size_t field,
     fprintf(f, "\n");
 }
 
-static void cpu_name(char *out, size_t cap) {
-    snprintf(out, cap, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10)) {
-            char *c = strchr(line, ':');
-            if (c) {
-                c++;
-                while (*c == ' ') c++;
-                c[strcspn(c, "\n")] = '\0';
-                snprintf(out, cap, "%s", c);
+/* First answers at the smallest keep fraction: what compression does to the text. */
+static void example_answers(FILE *f, const rp_set *s, rp_filter base) {
+    int b = -1;
+    for (int k = 0; k < s->n_budgets; k++)
+        if (s->budgets[k].keep > 0) b = k; /* sorted descending: the last is the smallest */
+    if (b < 0) return;
+    const cJSON *const *rows = (const cJSON *const *)((lrsa_grid_rows *)s->json)->row;
+    fprintf(f, "### Example answers\n\nAt keep %s, the first sample of each task:\n\n| method |",
+            s->budgets[b].label);
+    for (int t = 0; t < s->tasks.n; t++) fprintf(f, " %s |", s->tasks.v[t]);
+    fprintf(f, "\n|---|");
+    for (int t = 0; t < s->tasks.n; t++) fprintf(f, "---|");
+    fprintf(f, "\n| *reference* |");
+    for (int t = 0; t < s->tasks.n; t++) {
+        const char *ref = "";
+        for (int i = 0; i < s->n && !ref[0]; i++)
+            if (!strcmp(s->r[i].task, s->tasks.v[t]))
+                ref = lrsa_row_str(rows[i], "example_reference", "");
+        fprintf(f, " %s |", ref);
+    }
+    fprintf(f, "\n");
+    for (int m = 0; m < s->methods.n; m++) {
+        fprintf(f, "| %s |", s->methods.v[m]);
+        for (int t = 0; t < s->tasks.n; t++) {
+            const char *pred = NULL;
+            for (int i = 0; i < s->n && !pred; i++) {
+                const rp_row *r = &s->r[i];
+                if (r->budget == b && !strcmp(r->method, s->methods.v[m]) &&
+                    !strcmp(r->task, s->tasks.v[t]) && same(base.model, r->model) &&
+                    same(base.protocol, r->protocol) && same(base.prefill, r->prefill))
+                    pred = lrsa_row_str(rows[i], "example_prediction", "");
             }
-            break;
+            fputc(' ', f);
+            for (const char *p = pred ? pred : "-"; *p; p++) /* one table cell: no | or newline */
+                fputs(*p == '|' ? "\\|" : (*p == '\n' || *p == '\r') ? " " : (char[2]){*p, 0}, f);
+            fprintf(f, " |");
         }
-    fclose(f);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "\n");
 }
 
 static void setting_section(FILE *f, const rp_set *s, const char *run_dir, const char *model,
@@ -311,6 +334,7 @@ static void setting_section(FILE *f, const rp_set *s, const char *run_dir, const
                "largest over the samples. Physical eviction: the cache holds only the kept "
                "rows.\n\n");
     method_table(f, s, base, offsetof(rp_row, peak_bytes), 0, " %.2f", 1.0 / (1024.0 * 1024.0));
+    example_answers(f, s, base);
     fprintf(f, "### Time\n\nPer sample, mean over budgets: prefill (under the press, scoring "
                "inside the observed forward included), press (extra scoring passes + selection), "
                "the press time as a multiple of the prefill (KVzip's reconstruction overhead), "
@@ -380,12 +404,12 @@ int lrsa_report_write(const char *run_dir, lrsa_err *e) {
         return -1;
     }
     FILE *f = af.f;
-    char when[64], cpu[256];
+    char when[64], cpu[512];
     time_t now = time(NULL);
     struct tm tmv;
     gmtime_r(&now, &tmv);
     strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tmv);
-    cpu_name(cpu, sizeof cpu);
+    lrsa_host_description(cpu, sizeof cpu);
     fprintf(f, "# KV-cache compression report\n\n");
     fprintf(f, "- Results: `results.jsonl` in this folder, %d cells", s.n);
     char cfg[4200];
