@@ -224,7 +224,10 @@ int rp_plot_heatmaps(const rp_set *s, const char *run_dir, const char *model, co
                     q.depth = deps[di];
                     v[di * nl + li] = rp_mean(s, &q, offsetof(rp_row, score));
                 }
-            lrsa_heatmap hm = {nd, nl, dl, ll, v, "", "length", "depth", 1};
+            /* axis names once: depth on the first column, length on the last row */
+            lrsa_heatmap hm = {
+                nd, nl, dl, ll, v, "", m == nm - 1 ? "context length" : "", bi == 0 ? "depth" : "",
+                1};
             lrsa_svg_heatmap_panel(f, LW + bi * CW, TOP + m * CH, CW, CH, &hm);
         }
     }
