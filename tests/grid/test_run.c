@@ -364,8 +364,54 @@ static void test_inspect(void **state) {
     free(out);
 }
 
+/* Two models: the report puts them side by side (table and picture). */
+static void test_two_models(void **state) {
+    (void)state;
+    char model2[1400], cfg2[1400], run2[1400], text[4096], cmd[4096];
+    snprintf(model2, sizeof model2, "%s/model2", dir);
+    snprintf(cfg2, sizeof cfg2, "%s/two.yaml", dir);
+    snprintf(run2, sizeof run2, "%s/run2", dir);
+    lrsa_model m;
+    tiny_model_create(&m, 2, 1359, 1, 78);
+    lrsa_err e = {{0}};
+    assert_int_equal(lrsa_model_save(&m, model2, LRSA_ST_F32, &e), 0);
+    lrsa_model_free(&m);
+    char src[1400], dst[1400];
+    snprintf(src, sizeof src, "%s/tokenizer.json", model_dir);
+    snprintf(dst, sizeof dst, "%s/tokenizer.json", model2);
+    size_t n = 0;
+    char *tok = lrsa_read_file(src, &n, &e);
+    assert_non_null(tok);
+    assert_int_equal(lrsa_write_file_atomic(dst, tok, n, &e), 0);
+    free(tok);
+    snprintf(text, sizeof text,
+             "run_dir: %s\nmodels: [{name: base, path: %s}, {name: tuned, path: %s}]\n"
+             "methods: [none, knorm]\nbudgets: [1, 0.5]\n"
+             "tasks: [{synthetic: passkey, lengths: [320], n: 1}]\nmax_new: 4\n",
+             run2, model_dir, model2);
+    write_text(cfg2, text);
+    snprintf(cmd, sizeof cmd, "%s eval %s --quiet 2>&1 && %s report %s 2>&1", LRSA_BINARY, cfg2,
+             LRSA_BINARY, run2);
+    char *out = NULL;
+    if (tu_run(cmd, &out) != 0) fail_msg("%s", out ? out : "");
+    assert_non_null(strstr(out, "8 cells, 0 done, 8 to run"));
+    free(out);
+    char md[1500], svg[1500];
+    snprintf(md, sizeof md, "%s/report.md", run2);
+    char *rep = lrsa_read_file(md, NULL, &e);
+    assert_non_null(rep);
+    assert_non_null(strstr(rep, "## Models side by side"));
+    assert_non_null(strstr(rep, "each cell reads base / tuned"));
+    assert_non_null(strstr(rep, "## base, query-agnostic, chunked prefill"));
+    assert_non_null(strstr(rep, "## tuned, query-agnostic, chunked prefill"));
+    free(rep);
+    snprintf(svg, sizeof svg, "%s/models_side_by_side_query-agnostic_chunked.svg", run2);
+    assert_svg_file(svg);
+}
+
 int main(void) {
     setup();
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_grid), cmocka_unit_test(test_inspect)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_grid), cmocka_unit_test(test_inspect),
+                                       cmocka_unit_test(test_two_models)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
