@@ -21,6 +21,8 @@ static const char *EVAL_HELP =
     "                 [--press NAME --keep r|--tokens N ...press flags below]\n"
     "                 [--protocol aware|agnostic] [--prefill chunked|oneshot]\n"
     "                 [--max-new N] [--json OUT.json] [--verbose]\n"
+    "       lrsa eval CONFIG.yaml [key=value ...]   a grid of models x presses x budgets x\n"
+    "                 tasks (see lrsa eval CONFIG.yaml --help, docs/EVAL.md)\n"
     "\n"
     "Evaluates a model on the first N samples of a QA dataset (lrsa prepare) through a KV\n"
     "cache: the mean answer NLL (teacher forcing; the prompt is prefilled under the press, the\n"
