@@ -101,7 +101,9 @@ evaluate() {
             continue
         fi
         local args=(--press none)
-        [ "$press" = full ] || args=(--press lagkv --sink "$SINK" --lag "$LAG" --keep "$press")
+        # query-aware: the question is part of the compressed prompt, as in LRSA training.
+        [ "$press" = full ] || args=(--press lagkv --sink "$SINK" --lag "$LAG" --keep "$press"
+            --protocol aware)
         say "$name model, ${args[*]}, $N_EVAL samples (one line per sample)"
         "$LRSA" eval --model "$dir" --data "$EVAL_H5" --n "$N_EVAL" --metrics nll,match \
             --prefill chunked "${args[@]}" --json "$out" --verbose
@@ -149,7 +151,7 @@ def row(name, press):
 def label(press):
     if press == "full":
         return "full cache"
-    return "LagKV r=1/%d (S=%s, L=%s)" % (round(1 / float(press)), sink, lag)
+    return "LagKV r=1/%d (S=%s, L=%s, query-aware)" % (round(1 / float(press)), sink, lag)
 cpu = subprocess.run(["sh", "-c", "nproc"], capture_output=True, text=True).stdout.strip()
 lines = [
     "| KV cache (chunked prefill) | kept | answer NLL base | answer NLL tuned | match base | match tuned |",
