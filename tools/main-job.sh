@@ -165,7 +165,9 @@ for press in ["full"] + keeps.split():
 head = [
     "# Main job: SmolLM2-135M-Instruct before/after a short LRSA fine-tune",
     "",
-    "- date: %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    "- date: %s (when the newest of these evaluations finished)" % time.strftime(
+        "%Y-%m-%d %H:%M UTC", time.gmtime(max(os.path.getmtime(os.path.join(ev, f))
+                                              for f in os.listdir(ev) if f.endswith(".json")))),
     "- machine: %s, %s cores, %s" % (platform.machine(), cpu, platform.platform()),
     "- command: `bash tools/main-job.sh%s` (config %s, OPENBLAS_NUM_THREADS=%s)" % (
         (" " + extra) if extra else "", config, os.environ.get("OPENBLAS_NUM_THREADS", "")),
