@@ -224,10 +224,10 @@ static void cell_key(const lrsa_grid_config *c, const group *g, cell *x) {
         snprintf(point, sizeof point, "file");
     char budget[64];
     lrsa_grid_budget_name(&c->budgets[x->budget], budget, sizeof budget);
-    snprintf(x->key, sizeof x->key, "%s|%s|%s|%s|n=%lld|%s|%s|%s|%s|%s", c->models[g->model].name,
-             c->models[g->model].path, t->name, point, (long long)t->n,
-             lrsa_grid_protocol_name(g->proto), lrsa_prefill_mode_name(g->prefill), m->label,
-             budget, x->spec);
+    snprintf(x->key, sizeof x->key, "%s|%s|%s|%s|n=%lld|max_new=%d|%s|%s|%s|%s|%s",
+             c->models[g->model].name, c->models[g->model].path, t->name, point, (long long)t->n,
+             t->max_new > 0 ? t->max_new : c->max_new, lrsa_grid_protocol_name(g->proto),
+             lrsa_prefill_mode_name(g->prefill), m->label, budget, x->spec);
 }
 
 static void cell_add(cell *x, const answer_out *o, const sample_view *s, const double *kf, int nkf,
@@ -299,6 +299,7 @@ static cJSON *cell_row(const lrsa_grid_config *c, const group *g, const cell *x)
         cJSON_AddStringToObject(r, "file", t->file);
     }
     cJSON_AddNumberToObject(r, "n", x->n);
+    cJSON_AddNumberToObject(r, "max_new", t->max_new > 0 ? t->max_new : c->max_new);
     cJSON *mt = cJSON_AddObjectToObject(r, "metrics");
     cJSON_AddNumberToObject(mt, "string_match_all", x->sc.match_all / n);
     cJSON_AddNumberToObject(mt, "string_match_part", x->sc.match_part / n);
