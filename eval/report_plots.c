@@ -30,6 +30,15 @@ static int keep_budgets(const rp_set *s, int *idx, double *keep) {
     return n;
 }
 
+/* The uncompressed reference ("none") is black; the other methods take the palette in order, so
+ * ten compressing methods get ten distinct colours. */
+static const char *method_color(const rp_set *s, int m) {
+    if (!strcmp(s->methods.v[m], "none")) return "#111111";
+    int k = 0;
+    for (int i = 0; i < m; i++) k += strcmp(s->methods.v[i], "none") != 0;
+    return lrsa_svg_color(k);
+}
+
 /* A legend column: one coloured line + label per method. */
 static void legend(FILE *f, const rp_set *s, double x, double y) {
     fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-weight=\"bold\">method</text>\n", x, y);
@@ -38,7 +47,7 @@ static void legend(FILE *f, const rp_set *s, double x, double y) {
         fprintf(f,
                 "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" "
                 "stroke-width=\"3\"/>\n<circle cx=\"%.0f\" cy=\"%.0f\" r=\"3.5\" fill=\"%s\"/>\n",
-                x, yy - 4, x + 26, yy - 4, lrsa_svg_color(m), x + 13, yy - 4, lrsa_svg_color(m));
+                x, yy - 4, x + 26, yy - 4, method_color(s, m), x + 13, yy - 4, method_color(s, m));
         fprintf(f, "<text x=\"%.0f\" y=\"%.0f\">", x + 34, yy);
         lrsa_svg_escape(f, s->methods.v[m]);
         fprintf(f, "</text>\n");
@@ -64,7 +73,8 @@ static void score_panel(FILE *f, const rp_set *s, rp_filter q, double x, double 
          * with equal scores stay visible (the values themselves are exact) */
         for (int k = 0; k < nk; k++)
             xs[m * nk + k] = keep[k] * exp2(0.035 * (m - 0.5 * (s->methods.n - 1)));
-        ser[m] = (lrsa_series){s->methods.v[m], lrsa_svg_color(m), xs + m * nk, ys + m * nk, nk, 1};
+        ser[m] =
+            (lrsa_series){s->methods.v[m], method_color(s, m), xs + m * nk, ys + m * nk, nk, 1};
     }
     lrsa_chart_opts o = {.x = x,
                          .y = y,
