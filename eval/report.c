@@ -354,24 +354,26 @@ static void setting_section(FILE *f, const rp_set *s, const char *run_dir, const
     fprintf(f, "\n");
 }
 
-static void models_section(FILE *f, const rp_set *s, const char *run_dir, const char *protocol,
-                           const char *prefill, lrsa_err *e) {
-    if (s->models.n < 2) return;
+/* Models (or protocols) side by side: "a / b" cells and one picture. */
+static void side_by_side_section(FILE *f, const rp_set *s, const char *run_dir, rp_by by,
+                                 const char *fixed1, const char *prefill, lrsa_err *e) {
+    const rp_names *l = by == RP_BY_MODEL ? &s->models : &s->protocols;
+    if (l->n < 2) return;
     fprintf(f,
-            "## Models side by side (%s, %s prefill)\n\nstring-match-all (%%), mean over tasks; "
+            "## %s side by side (%s, %s prefill)\n\nstring-match-all (%%), mean over tasks; "
             "each cell reads",
-            protocol, prefill);
-    for (int i = 0; i < s->models.n; i++) fprintf(f, "%s%s", i ? " / " : " ", s->models.v[i]);
+            by == RP_BY_MODEL ? "Models" : "Protocols", fixed1, prefill);
+    for (int i = 0; i < l->n; i++) fprintf(f, "%s%s", i ? " / " : " ", l->v[i]);
     fprintf(f, ".\n\n");
     header(f, s, "method");
     for (int m = 0; m < s->methods.n; m++) {
         fprintf(f, "| %s |", s->methods.v[m]);
         for (int b = 0; b < s->n_budgets; b++) {
-            for (int i = 0; i < s->models.n; i++) {
+            for (int i = 0; i < l->n; i++) {
                 rp_filter q = rp_any();
                 q.method = s->methods.v[m];
-                q.model = s->models.v[i];
-                q.protocol = protocol;
+                q.model = by == RP_BY_MODEL ? l->v[i] : fixed1;
+                q.protocol = by == RP_BY_MODEL ? fixed1 : l->v[i];
                 q.prefill = prefill;
                 q.budget = b;
                 double v = rp_mean(s, &q, offsetof(rp_row, score));
@@ -386,8 +388,8 @@ static void models_section(FILE *f, const rp_set *s, const char *run_dir, const 
     }
     fprintf(f, "\n");
     char name[512];
-    if (rp_plot_models(s, run_dir, protocol, prefill, name, sizeof name, e) == 0 && name[0])
-        fprintf(f, "![models side by side](%s)\n\n", name);
+    if (rp_plot_side_by_side(s, run_dir, by, fixed1, prefill, name, sizeof name, e) == 0 && name[0])
+        fprintf(f, "![%s side by side](%s)\n\n", by == RP_BY_MODEL ? "models" : "protocols", name);
 }
 
 int lrsa_report_write(const char *run_dir, lrsa_err *e) {
@@ -440,7 +442,10 @@ int lrsa_report_write(const char *run_dir, lrsa_err *e) {
                                 settings > 1, e);
     for (int p = 0; p < s.protocols.n; p++)
         for (int q = 0; q < s.prefills.n; q++)
-            models_section(f, &s, run_dir, s.protocols.v[p], s.prefills.v[q], e);
+            side_by_side_section(f, &s, run_dir, RP_BY_MODEL, s.protocols.v[p], s.prefills.v[q], e);
+    for (int m = 0; m < s.models.n; m++)
+        for (int q = 0; q < s.prefills.n; q++)
+            side_by_side_section(f, &s, run_dir, RP_BY_PROTOCOL, s.models.v[m], s.prefills.v[q], e);
     int rc = lrsa_atomic_commit(&af, e);
     if (rc == 0) printf("report: wrote %s (%d cells)\n", path, s.n);
     rp_free(&s);

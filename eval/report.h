@@ -65,9 +65,11 @@ int rp_plot_score_vs_keep(const rp_set *s, const char *run_dir, const char *mode
 int rp_plot_heatmaps(const rp_set *s, const char *run_dir, const char *model, const char *task,
                      const char *protocol, const char *prefill, char *name, size_t cap,
                      lrsa_err *e);
-/* Models side by side (one panel per model, mean score over tasks vs keep). */
-int rp_plot_models(const rp_set *s, const char *run_dir, const char *protocol, const char *prefill,
-                   char *name, size_t cap, lrsa_err *e);
+/* Models (with protocol = fixed1) or protocols (with model = fixed1) side by side: one panel
+ * each, mean score over tasks vs keep. */
+typedef enum rp_by { RP_BY_MODEL = 0, RP_BY_PROTOCOL } rp_by;
+int rp_plot_side_by_side(const rp_set *s, const char *run_dir, rp_by by, const char *fixed1,
+                         const char *prefill, char *name, size_t cap, lrsa_err *e);
 /* Writes RUN_DIR/report.md and its pictures. */
 int lrsa_report_write(const char *run_dir, lrsa_err *e);
 /* A file-name-safe version of a label. */

@@ -140,17 +140,19 @@ int rp_plot_score_vs_keep(const rp_set *s, const char *run_dir, const char *mode
     return lrsa_atomic_commit(&af, e);
 }
 
-int rp_plot_models(const rp_set *s, const char *run_dir, const char *protocol, const char *prefill,
-                   char *name, size_t cap, lrsa_err *e) {
+int rp_plot_side_by_side(const rp_set *s, const char *run_dir, rp_by by, const char *fixed1,
+                         const char *prefill, char *name, size_t cap, lrsa_err *e) {
     int idx[64];
     double keep[64];
+    const rp_names *panels = by == RP_BY_MODEL ? &s->models : &s->protocols;
     name[0] = '\0';
-    if (s->models.n < 2 || keep_budgets(s, idx, keep) < 2) return 0;
-    char b[64], c[64];
-    rp_slug(protocol, b, sizeof b);
+    if (panels->n < 2 || keep_budgets(s, idx, keep) < 2) return 0;
+    char b[128], c[64];
+    rp_slug(fixed1, b, sizeof b);
     rp_slug(prefill, c, sizeof c);
-    snprintf(name, cap, "models_side_by_side_%s_%s.svg", b, c);
-    double W = s->models.n * PANEL_W + LEGEND_W, H = 40 + PANEL_H;
+    snprintf(name, cap, "%s_side_by_side_%s_%s.svg", by == RP_BY_MODEL ? "models" : "protocols", b,
+             c);
+    double W = panels->n * PANEL_W + LEGEND_W, H = 40 + PANEL_H;
     int leg_h = 40 + 20 * s->methods.n;
     if (H < leg_h + 60) H = leg_h + 60;
     lrsa_atomic_file af;
@@ -158,19 +160,27 @@ int rp_plot_models(const rp_set *s, const char *run_dir, const char *protocol, c
     FILE *f = af.f;
     lrsa_svg_begin(f, W, H);
     fprintf(f,
-            "<text x=\"%.0f\" y=\"26\" text-anchor=\"middle\" font-size=\"18\">Models side by "
-            "side: mean score over tasks vs keep fraction (%s, %s prefill)</text>\n",
-            W / 2, protocol, prefill);
-    for (int i = 0; i < s->models.n; i++) {
+            "<text x=\"%.0f\" y=\"26\" text-anchor=\"middle\" font-size=\"18\">%s side by "
+            "side: mean score over tasks vs keep fraction (",
+            W / 2, by == RP_BY_MODEL ? "Models" : "Protocols");
+    lrsa_svg_escape(f, fixed1);
+    fprintf(f, ", %s prefill)</text>\n", prefill);
+    for (int i = 0; i < panels->n; i++) {
         rp_filter q = rp_any();
-        q.model = s->models.v[i];
-        q.protocol = protocol;
         q.prefill = prefill;
+        if (by == RP_BY_MODEL) {
+            q.model = panels->v[i];
+            q.protocol = fixed1;
+        } else {
+            q.protocol = panels->v[i];
+            q.model = fixed1;
+        }
         char title[160];
-        snprintf(title, sizeof title, "model %s", s->models.v[i]);
+        snprintf(title, sizeof title, "%s %s", by == RP_BY_MODEL ? "model" : "protocol",
+                 panels->v[i]);
         score_panel(f, s, q, i * PANEL_W, 40, title);
     }
-    legend(f, s, s->models.n * PANEL_W + 10, 80);
+    legend(f, s, panels->n * PANEL_W + 10, 80);
     lrsa_svg_end(f);
     return lrsa_atomic_commit(&af, e);
 }

@@ -309,7 +309,9 @@ static void test_grid(void **state) {
         "### Memory",
         "press / prefill",
         "### Answer NLL",
-        "### Kept fraction achieved"};
+        "### Kept fraction achieved",
+        "## Protocols side by side (tiny, chunked prefill)",
+        "protocols_side_by_side_tiny_chunked.svg"};
     for (size_t i = 0; i < sizeof md_must / sizeof md_must[0]; i++)
         if (!strstr(text, md_must[i])) fail_msg("report.md lacks %s", md_must[i]);
     free(text);
@@ -326,7 +328,7 @@ static void test_grid(void **state) {
         }
     }
     closedir(d);
-    assert_int_equal(svgs, 4); /* score vs keep and heat map, for each protocol */
+    assert_int_equal(svgs, 5); /* score vs keep and heat map per protocol; protocols side by side */
     /* the checker itself rejects broken XML */
     assert_non_null(xml_check("<svg><g></svg>", "svg"));
     assert_non_null(xml_check("<svg a=\"1\">x & y</svg>", "svg"));
