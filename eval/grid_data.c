@@ -57,6 +57,8 @@ int64_t lrsa_grid_question_start(const lrsa_tokenizer *tok, const int32_t *ids,
     return qs > 0 && qs < user_end ? qs : -1;
 }
 
+static int load_haystack(const lrsa_grid_config *c, lrsa_haystack *h, lrsa_err *e);
+
 /* Calls fn on every non-blank JSONL record of text (at most `limit` records when > 0). */
 typedef int (*record_fn)(void *user, const lrsa_qa_record *r, int64_t line, lrsa_err *e);
 
@@ -155,13 +157,7 @@ int lrsa_grid_task_open(const lrsa_grid_config *c, const lrsa_grid_task *t, int6
     char source[1024];
     int rc;
     if (t->synthetic[0]) {
-        rc = 0;
-        if (!haystack->sents) {
-            rc = lrsa_haystack_load(haystack, c->haystack[0] ? c->haystack : NULL, e);
-            if (rc == 0 && haystack->builtin)
-                fprintf(stderr, "lrsa: note: no haystack essays found; the synthetic tasks use "
-                                "the built-in filler (tools/fetch-haystack.sh fetches essays)\n");
-        }
+        rc = load_haystack(c, haystack, e);
         /* every (length, depth) point gets its own needles: the seed is mixed with the point */
         uint64_t seed =
             t->seed * 1000003ULL + (uint64_t)length * 7919ULL + (uint64_t)llround(depth * 1000.0);
@@ -186,4 +182,33 @@ int lrsa_grid_task_open(const lrsa_grid_config *c, const lrsa_grid_task *t, int6
     lrsa_dataset_writer_free(w);
     if (rc != 0) return lrsa_err_prefix(e, "task '%s': ", t->name);
     return lrsa_dataset_open(out, path, e);
+}
+
+static int load_haystack(const lrsa_grid_config *c, lrsa_haystack *h, lrsa_err *e) {
+    if (h->sents) return 0;
+    if (lrsa_haystack_load(h, c->haystack[0] ? c->haystack : NULL, e) != 0) return -1;
+    if (h->builtin)
+        fprintf(stderr, "lrsa: note: no haystack essays found; the synthetic tasks use the "
+                        "built-in filler (tools/fetch-haystack.sh fetches essays)\n");
+    return 0;
+}
+
+int lrsa_grid_check_synthetic(const lrsa_grid_config *c, const lrsa_tokenizer *tok,
+                              lrsa_haystack *haystack, lrsa_err *e) {
+    lrsa_sample_builder b = {tok, lrsa_chat_detect(tok), NULL, 0};
+    for (int i = 0; i < c->n_tasks; i++) {
+        const lrsa_grid_task *t = &c->tasks[i];
+        if (!t->synthetic[0]) continue;
+        if (load_haystack(c, haystack, e) != 0) return -1;
+        int64_t shortest = t->lengths[0];
+        for (int k = 1; k < t->n_lengths; k++)
+            if (t->lengths[k] < shortest) shortest = t->lengths[k];
+        lrsa_synth_config sc = {t->synthetic, 1, shortest, &t->depths[0], 1, t->seed};
+        lrsa_dataset_writer *w = lrsa_dataset_writer_new();
+        lrsa_err le;
+        int rc = lrsa_synth_generate(&sc, &b, haystack, w, &le);
+        lrsa_dataset_writer_free(w);
+        if (rc != 0) return lrsa_errorf(e, "%s: task '%s', lengths: %s", c->path, t->name, le.msg);
+    }
+    return 0;
 }

@@ -27,6 +27,12 @@ int lrsa_grid_task_open(const lrsa_grid_config *c, const lrsa_grid_task *t, int6
  * context tokens) or -1 when there is no such blank line with a non-empty question after it. */
 int64_t lrsa_grid_question_start(const lrsa_tokenizer *tok, const int32_t *ids, int64_t prompt_len);
 
+/* Start-up check of the synthetic tasks for one model's tokenizer: one sample of each task at
+ * its shortest length is generated (and dropped), so a length too short for the task's
+ * instruction, needles and question fails before any model is run. */
+int lrsa_grid_check_synthetic(const lrsa_grid_config *c, const lrsa_tokenizer *tok,
+                              lrsa_haystack *haystack, lrsa_err *e);
+
 /* Start-up check of a user data file: every JSONL record parses, or the HDF5 file opens as an
  * lrsa-qa-v1 dataset. Errors name the file and line. */
 int lrsa_grid_check_data_file(const char *path, lrsa_err *e);

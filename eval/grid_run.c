@@ -679,9 +679,20 @@ static int run(int argc, char **argv, lrsa_err *e) {
         free(c);
         return 0;
     }
-    rc = lrsa_mkdirs(c->run_dir, e);
-    if (rc == 0 && pg.cells_total > 0) rc = write_config_copy(c, argc, argv, e);
     lrsa_haystack hay = {0};
+    /* the synthetic tasks must fit their lengths with every model's tokenizer: checked before
+     * anything is written or any model is loaded */
+    for (int mi = 0; mi < c->n_models && rc == 0 && pg.cells_total > 0; mi++) {
+        lrsa_tokenizer *tok = lrsa_tokenizer_load_dir(c->models[mi].path, e);
+        if (!tok) {
+            rc = lrsa_err_prefix(e, "model '%s': ", c->models[mi].name);
+            break;
+        }
+        rc = lrsa_grid_check_synthetic(c, tok, &hay, e);
+        lrsa_tokenizer_free(tok);
+    }
+    if (rc == 0) rc = lrsa_mkdirs(c->run_dir, e);
+    if (rc == 0 && pg.cells_total > 0) rc = write_config_copy(c, argc, argv, e);
     for (int mi = 0; mi < c->n_models && rc == 0; mi++) {
         int need = 0;
         for (int i = 0; i < p.n; i++) need |= p.g[i].model == mi && p.g[i].n_pending > 0;

@@ -411,9 +411,30 @@ static void test_two_models(void **state) {
     assert_svg_file(svg);
 }
 
+/* A synthetic length too short for the task fails at start-up, before anything is written. */
+static void test_length_too_short(void **state) {
+    (void)state;
+    char cfg[1400], run[1400], text[4096], cmd[4096];
+    snprintf(cfg, sizeof cfg, "%s/short.yaml", dir);
+    snprintf(run, sizeof run, "%s/run_short", dir);
+    snprintf(text, sizeof text,
+             "run_dir: %s\nmodels: [%s]\nmethods: [none]\n"
+             "tasks: [{synthetic: vartrack, lengths: [1024, 100]}]\n",
+             run, model_dir);
+    write_text(cfg, text);
+    snprintf(cmd, sizeof cmd, "%s eval %s 2>&1", LRSA_BINARY, cfg);
+    char *out = NULL;
+    int rc = tu_run(cmd, &out);
+    if (rc == 0 || !out || !strstr(out, "too small") || !strstr(out, "task 'vartrack'"))
+        fail_msg("rc %d: %s", rc, out ? out : "");
+    free(out);
+    assert_false(lrsa_file_exists(run));
+}
+
 int main(void) {
     setup();
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_grid), cmocka_unit_test(test_inspect),
-                                       cmocka_unit_test(test_two_models)};
+                                       cmocka_unit_test(test_two_models),
+                                       cmocka_unit_test(test_length_too_short)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
