@@ -290,6 +290,9 @@ static cJSON *cell_row(const lrsa_grid_config *c, const group *g, const cell *x)
         cJSON_AddNumberToObject(r, "keep", b->keep);
     cJSON_AddStringToObject(r, "protocol", lrsa_grid_protocol_name(g->proto));
     cJSON_AddStringToObject(r, "prefill", lrsa_prefill_mode_name(g->prefill));
+    lrsa_press_spec ran; /* the mode that actually ran: one forward for every press but LagKV */
+    lrsa_grid_spec_at(m, b, g->prefill, &ran);
+    cJSON_AddStringToObject(r, "prefill_ran", lrsa_press_prefill_label(&ran));
     cJSON_AddStringToObject(r, "task", t->name);
     if (t->synthetic[0]) {
         cJSON_AddStringToObject(r, "synthetic", t->synthetic);

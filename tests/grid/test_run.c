@@ -227,6 +227,8 @@ static void test_grid(void **state) {
                           "\"protocol\":\"query-agnostic\"",
                           "\"protocol\":\"query-aware\"",
                           "\"prefill\":\"chunked\"",
+                          "\"prefill_ran\":\"oneshot\"",
+                          "\"prefill_ran\":\"chunked\"",
                           "\"task\":\"passkey\"",
                           "\"string_match_all\"",
                           "\"answer_nll\"",
