@@ -703,10 +703,11 @@ int lrsa_grid_config_validate(const lrsa_grid_config *c, lrsa_err *e) {
     for (int i = 0; i < c->n_models; i++) {
         lrsa_path_join(p, sizeof p, c->models[i].path, "config.json");
         if (!lrsa_file_exists(p))
-            return lrsa_errorf(e,
-                               "%s: model '%s': %s has no config.json (a Hugging Face model "
-                               "directory; tools/fetch-model.sh makes the default one)",
-                               f, c->models[i].name, c->models[i].path);
+            return lrsa_errorf(
+                e,
+                "%s: model '%s': %s has no config.json (a Hugging Face model "
+                "directory: tools/fetch-model.sh makes the default one, `lrsa export` a tuned one)",
+                f, c->models[i].name, c->models[i].path);
         lrsa_path_join(p, sizeof p, c->models[i].path, "tokenizer.json");
         if (!lrsa_file_exists(p))
             return lrsa_errorf(e,
