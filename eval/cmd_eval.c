@@ -198,15 +198,5 @@ done:
 
 int lrsa_cmd_eval(int argc, char **argv) {
     if (argc > 1 && lrsa_grid_is_config(argv[1])) return lrsa_grid_main(argc, argv); /* grid */
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(EVAL_HELP, stdout);
-            return 0;
-        }
-    lrsa_err e = {{0}};
-    if (run(argc, argv, &e) != 0) {
-        lrsa_err_print(&e);
-        return 1;
-    }
-    return 0;
+    return lrsa_cmd_main(argc, argv, EVAL_HELP, run);
 }

@@ -186,15 +186,5 @@ static int run(int argc, char **argv, lrsa_err *e) {
 }
 
 int lrsa_cmd_lagkv(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(LAGKV_HELP, stdout);
-            return 0;
-        }
-    lrsa_err e = {{0}};
-    if (run(argc, argv, &e) != 0) {
-        lrsa_err_print(&e);
-        return 1;
-    }
-    return 0;
+    return lrsa_cmd_main(argc, argv, LAGKV_HELP, run);
 }

@@ -13,14 +13,13 @@
 #include "model/model.h"
 #include "train/commands.h"
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: lrsa bench [--model DIR | --config small|smollm2-135m] [--T 1024] [--B 1]\n"
-               "                  [--steps 3] [--loss all|last-quarter] [--recompute]\n"
-               "                  [--attn dense|lrsa --sink S --lag L --keep r --value-weight w]\n"
-               "Times the CPU training step on random token ids (a random model for --config) and\n"
-               "the OpenBLAS SGEMM rate on a [B*T, hidden] x [hidden, 2*intermediate] GEMM.\n"
-               "Threads: set OPENBLAS_NUM_THREADS.\n");
-}
+static const char *BENCH_HELP =
+    "usage: lrsa bench [--model DIR | --config small|smollm2-135m] [--T 1024] [--B 1]\n"
+    "                  [--steps 3] [--loss all|last-quarter] [--recompute]\n"
+    "                  [--attn dense|lrsa --sink S --lag L --keep r --value-weight w]\n"
+    "Times the CPU training step on random token ids (a random model for --config) and\n"
+    "the OpenBLAS SGEMM rate on a [B*T, hidden] x [hidden, 2*intermediate] GEMM.\n"
+    "Threads: set OPENBLAS_NUM_THREADS.\n";
 
 static void config_preset(lrsa_model_config *c, const char *name, int *ok) {
     memset(c, 0, sizeof *c);
@@ -201,15 +200,5 @@ static int run(int argc, char **argv, lrsa_err *e) {
 }
 
 int lrsa_cmd_bench(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-    lrsa_err e = {{0}};
-    if (run(argc, argv, &e)) {
-        lrsa_err_print(&e);
-        return 1;
-    }
-    return 0;
+    return lrsa_cmd_main(argc, argv, BENCH_HELP, run);
 }

@@ -8,19 +8,17 @@
 #include "model/model.h"
 #include "train/commands.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: lrsa logits --model DIR --ids FILE --out OUT.safetensors [--loss-mask FILE]\n"
-            "                   [--grads] [--attn dense|lrsa --sink S --lag L --keep r\n"
-            "                   --value-weight w]\n"
-            "  --ids FILE        whitespace-separated token ids, one sequence per line, all\n"
-            "                    lines the same length\n"
-            "  --loss-mask FILE  0/1 per token, same shape: 1 = this token is predicted by the\n"
-            "                    loss (default: every token after the first)\n"
-            "  --grads           also write `loss` (mean NLL over the masked tokens) and\n"
-            "                    `grad.<name>` for every parameter\n"
-            "Writes `logits` [B, T, V] F32.\n");
-}
+static const char *LOGITS_HELP =
+    "usage: lrsa logits --model DIR --ids FILE --out OUT.safetensors [--loss-mask FILE]\n"
+    "                   [--grads] [--attn dense|lrsa --sink S --lag L --keep r\n"
+    "                   --value-weight w]\n"
+    "  --ids FILE        whitespace-separated token ids, one sequence per line, all\n"
+    "                    lines the same length\n"
+    "  --loss-mask FILE  0/1 per token, same shape: 1 = this token is predicted by the\n"
+    "                    loss (default: every token after the first)\n"
+    "  --grads           also write `loss` (mean NLL over the masked tokens) and\n"
+    "                    `grad.<name>` for every parameter\n"
+    "Writes `logits` [B, T, V] F32.\n";
 
 static int run(int argc, char **argv, lrsa_err *e) {
     const char *model_dir = NULL, *ids_path = NULL, *out = NULL, *mask_path = NULL;
@@ -133,15 +131,5 @@ static int run(int argc, char **argv, lrsa_err *e) {
 }
 
 int lrsa_cmd_logits(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-    lrsa_err e = {{0}};
-    if (run(argc, argv, &e)) {
-        lrsa_err_print(&e);
-        return 1;
-    }
-    return 0;
+    return lrsa_cmd_main(argc, argv, LOGITS_HELP, run);
 }

@@ -2,6 +2,7 @@
  * returns the process exit status. train/main.c dispatches by name. */
 #ifndef LRSA_COMMANDS_H
 #define LRSA_COMMANDS_H
+#include "autograd/error.h"
 
 int lrsa_cmd_convert(int argc, char **argv);  /* data/: GGUF or HF dir -> HF dir */
 int lrsa_cmd_tokenize(int argc, char **argv); /* data/ */
@@ -19,5 +20,10 @@ int lrsa_cmd_bench(int argc, char **argv);    /* train/ */
 
 /* eval/: CompressKV's per-model heads/weights file */
 int lrsa_cmd_compresskv(int argc, char **argv);
+
+/* The common shape of a command: `--help`/`-h` anywhere prints `help` to stdout and exits 0;
+ * otherwise run() does the work and an error it reports is printed (exit 1). */
+typedef int (*lrsa_cmd_body)(int argc, char **argv, lrsa_err *e);
+int lrsa_cmd_main(int argc, char **argv, const char *help, lrsa_cmd_body run);
 
 #endif
