@@ -41,4 +41,16 @@ void lrsa_lagkv_score_partition(float *score, const float *k_part, const float *
 /* idx[0..k): the positions (0..L-1) of the k highest scores, ties to the lower position,
  * stored ascending. NaN scores rank last. */
 void lrsa_lagkv_topk_ascending(int32_t *idx, const float *score, int L, int k);
+#ifdef LRSA_HAVE_CUDA
+/* The same selection on the GPU, all partitions of all (sequence, KV head) pairs in one launch:
+ * sel, scores (may be NULL), k and v are device pointers with the layouts above; stream is a
+ * cudaStream_t (NULL: the default stream). Selections equal the CPU's on the same fp32 inputs.
+ * The _bf16 variant reads bf16 keys/values (uint16_t bit patterns) and scores them in fp32. */
+void lrsa_lagkv_select_cuda(int32_t *sel, float *scores, const float *k, const float *v, int B,
+                            int T, int Hkv, int D, int64_t kv_stride, const lrsa_lagkv_params *p,
+                            void *stream);
+void lrsa_lagkv_select_cuda_bf16(int32_t *sel, float *scores, const uint16_t *k,
+                                 const uint16_t *v, int B, int T, int Hkv, int D,
+                                 int64_t kv_stride, const lrsa_lagkv_params *p, void *stream);
+#endif
 #endif
