@@ -23,6 +23,8 @@ lrsa_linear_cuda *lrsa_linear_cuda_create(void *stream, size_t workspace_bytes);
 void lrsa_linear_cuda_destroy(lrsa_linear_cuda *h);
 /* Number of cached shapes (plans) so far: tests check that a repeated shape adds none. */
 int lrsa_linear_cuda_cached_plans(const lrsa_linear_cuda *h);
+/* The cudaStream_t every call of this handle is issued on (ops built on it use the same one). */
+void *lrsa_linear_cuda_stream(const lrsa_linear_cuda *h);
 
 /* Row-major general product on bf16 inputs, as cblas_sgemm with CblasRowMajor:
  *   C[M, N] = alpha * op(A) @ op(B) + beta * C,  op(A) is [M, K], op(B) is [K, N].

@@ -78,6 +78,10 @@ extern "C" void lrsa_linear_cuda_destroy(lrsa_linear_cuda *h) {
     free(h);
 }
 
+extern "C" void *lrsa_linear_cuda_stream(const lrsa_linear_cuda *h) {
+    return (void *)h->stream;
+}
+
 extern "C" int lrsa_linear_cuda_cached_plans(const lrsa_linear_cuda *h) {
     return h->n_plans;
 }

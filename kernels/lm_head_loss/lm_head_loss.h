@@ -20,4 +20,29 @@ double lrsa_lm_head_loss_cpu(float *nll_out, float *dh, float *dnorm_w, float *d
  * rmsnorm(h) @ W^T. */
 void lrsa_lm_head_logits_cpu(float *logits, const float *h, const float *norm_w, const float *W,
                              int64_t N, int C, int V, float eps);
+
+#ifdef LRSA_HAVE_CUDA
+#include "kernels/linear/linear.h"
+/* The same fused op on the GPU. Scratch (gathered-row index, one chunk of normalised rows, fp32
+ * logits and bf16 logit gradients, never [N, V]) is allocated once by _create for up to max_n
+ * rows of width C over a vocabulary V; chunk_rows 0 picks the chunk from a 256 MiB budget for
+ * the [chunk, V] buffers. The matmuls run through `gemm` (and on its stream); the context
+ * borrows it, so destroy the context first. */
+typedef struct lrsa_lm_head_loss_ctx lrsa_lm_head_loss_ctx;
+lrsa_lm_head_loss_ctx *lrsa_lm_head_loss_cuda_create(lrsa_linear_cuda *gemm, int64_t max_n, int C,
+                                                     int V, int chunk_rows);
+void lrsa_lm_head_loss_cuda_destroy(lrsa_lm_head_loss_ctx *ctx);
+/* Rows per chunk the context uses (tests pick N to span several chunks). */
+int lrsa_lm_head_loss_cuda_chunk_rows(const lrsa_lm_head_loss_ctx *ctx);
+/* lrsa_lm_head_loss_cpu on device pointers: h, norm_w, W bf16; targets int32; weight fp32;
+ * loss_out (device, one double) = sum_i weight[i] * nll_i; nll_out fp32 [N] (may be NULL);
+ * when dh != NULL the backward runs too: dh bf16 (overwrite, zero at masked rows),
+ * dnorm_w fp32 +=, dW fp32 += (both may be NULL). Norm statistics, logits and logsumexp are fp32.
+ * The active-row count is copied back to the host once (the only synchronisation of the call)
+ * and returned; a target outside [0, V) at an active row aborts naming the row. */
+int64_t lrsa_lm_head_loss_cuda(lrsa_lm_head_loss_ctx *ctx, double *loss_out, float *nll_out,
+                               uint16_t *dh, float *dnorm_w, float *dW, const uint16_t *h,
+                               const uint16_t *norm_w, const uint16_t *W, const int32_t *targets,
+                               const float *weight, int64_t N, float eps);
+#endif
 #endif
