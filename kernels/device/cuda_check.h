@@ -5,7 +5,16 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#ifdef __cplusplus
+/* error.h is C11 (_Noreturn, C linkage); .cu files are C++. */
+#define _Noreturn [[noreturn]]
+extern "C" {
 #include "autograd/error.h"
+}
+#undef _Noreturn
+#else
+#include "autograd/error.h"
+#endif
 
 #define CUDA_CHECK(call)                                                                           \
     do {                                                                                           \

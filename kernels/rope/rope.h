@@ -32,4 +32,22 @@ void lrsa_rope_forward_cpu(float *x, const int32_t *pos, const float *inv_freq, 
 /* In-place backward: the rotation by -angle applied to dx. */
 void lrsa_rope_backward_cpu(float *dx, const int32_t *pos, const float *inv_freq, int64_t N,
                             int n_heads, int D, int64_t stride);
+
+/* The cos/sin table the GPU RoPE reads (rope_table.c): for p < max_pos, j < D/2,
+ * table[p*D + j] = cosf(p * inv_freq[j]) and table[p*D + D/2 + j] = sinf(p * inv_freq[j]), the
+ * same fp32 arithmetic lrsa_rope_forward_cpu performs per row. Built once on the host. */
+void lrsa_rope_cos_sin_table(float *table, const float *inv_freq, int max_pos, int D);
+
+#ifdef LRSA_HAVE_CUDA
+/* CUDA twins (rope_cuda.cu): in-place rotate-half on bf16 x (device), same layout and
+ * arguments as the CPU ops; rotation in fp32 from the device copy of the cos/sin table
+ * ([max_pos, D] fp32, lrsa_rope_cos_sin_table). pos[i] must be in [0, max_pos). */
+#include <cuda_runtime_api.h>
+
+#include "kernels/device/device_buffer.h"
+void lrsa_rope_forward_cuda(lrsa_bf16 *x, const int32_t *pos, const float *cos_sin, int64_t N,
+                            int n_heads, int D, int64_t stride, cudaStream_t stream);
+void lrsa_rope_backward_cuda(lrsa_bf16 *dx, const int32_t *pos, const float *cos_sin, int64_t N,
+                             int n_heads, int D, int64_t stride, cudaStream_t stream);
+#endif
 #endif
