@@ -42,7 +42,12 @@ struct lrsa_linear_cuda {
     int n_plans, cap_plans;
 };
 
-enum { LINEAR_ALIGN_MAX = 16 }; // bytes; what the tensor-core kernels need for vector loads
+enum {
+    LINEAR_ALIGN_MAX = 16, // bytes; what the tensor-core kernels need for vector loads
+    // A run uses a few dozen shapes; a caller cycling through ever new shapes gets the cache
+    // emptied when it reaches this size instead of growing without bound.
+    LINEAR_MAX_PLANS = 256,
+};
 
 static int lowest_alignment(uintptr_t v) {
     int a = 1;
@@ -63,15 +68,11 @@ extern "C" lrsa_linear_cuda *lrsa_linear_cuda_create(void *stream, size_t worksp
     return h;
 }
 
+static void destroy_plans(lrsa_linear_cuda *h);
+
 extern "C" void lrsa_linear_cuda_destroy(lrsa_linear_cuda *h) {
     if (!h) return;
-    for (int i = 0; i < h->n_plans; i++) {
-        Plan *p = &h->plans[i];
-        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->a));
-        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->b));
-        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->c));
-        CUBLAS_CHECK(cublasLtMatmulDescDestroy(p->desc));
-    }
+    destroy_plans(h);
     free(h->plans);
     CUDA_CHECK(cudaFree(h->workspace));
     CUBLAS_CHECK(cublasLtDestroy(h->lt));
@@ -98,9 +99,21 @@ static void set_pref_u32(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferen
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, a, &v, sizeof v));
 }
 
+static void destroy_plans(lrsa_linear_cuda *h) {
+    for (int i = 0; i < h->n_plans; i++) {
+        Plan *p = &h->plans[i];
+        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->a));
+        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->b));
+        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->c));
+        CUBLAS_CHECK(cublasLtMatmulDescDestroy(p->desc));
+    }
+    h->n_plans = 0;
+}
+
 static Plan *find_or_build_plan(lrsa_linear_cuda *h, const PlanKey *key, const void *bias) {
     for (int i = 0; i < h->n_plans; i++)
         if (memcmp(&h->plans[i].key, key, sizeof *key) == 0) return &h->plans[i];
+    if (h->n_plans == LINEAR_MAX_PLANS) destroy_plans(h);
     if (h->n_plans == h->cap_plans) {
         h->cap_plans = h->cap_plans ? 2 * h->cap_plans : 16;
         h->plans = (Plan *)lrsa_realloc(h->plans, sizeof(Plan) * (size_t)h->cap_plans);

@@ -24,6 +24,9 @@ extern "C" {
 enum {
     LM_CUDA_CHUNK_MAX = 1024, // rows per chunk; beyond this the matmuls gain little
     LM_CUDA_CHUNK_MIN = 16,
+    // The matmuls see row counts rounded up to this: a training run's varying active-row counts
+    // then map onto a few cached cuBLASLt plans instead of a new plan per remainder.
+    LM_ROW_GRANULE = 64,
     LM_THREADS = 256, // norm kernels: one block per row
     LM_SOFTMAX_THREADS = 512,
     LM_COMPACT_THREADS = 1024,
@@ -71,12 +74,13 @@ lrsa_lm_head_loss_cuda_create(lrsa_linear_cuda *gemm, int64_t max_n, int C, int 
     }
     if (chunk > max_n) chunk = (int)max_n;
     c->chunk = chunk;
-    size_t rc = (size_t)chunk * (size_t)C, rv = (size_t)chunk * (size_t)V;
+    size_t cap = (size_t)(chunk + LM_ROW_GRANULE - 1) / LM_ROW_GRANULE * LM_ROW_GRANULE;
+    size_t rc = cap * (size_t)C, rv = cap * (size_t)V;
     c->idx = (int32_t *)dev_alloc(sizeof(int32_t) * (size_t)max_n);
     c->count_bad = (int32_t *)dev_alloc(sizeof(int32_t) * 2);
     c->row_nll = (float *)dev_alloc(sizeof(float) * (size_t)max_n);
     c->xn = (__nv_bfloat16 *)dev_alloc(sizeof(__nv_bfloat16) * rc);
-    c->rstd = (float *)dev_alloc(sizeof(float) * (size_t)chunk);
+    c->rstd = (float *)dev_alloc(sizeof(float) * cap);
     c->logits = (float *)dev_alloc(sizeof(float) * rv);
     c->dlogit = (__nv_bfloat16 *)dev_alloc(sizeof(__nv_bfloat16) * rv);
     c->dxn = (float *)dev_alloc(sizeof(float) * rc);
@@ -141,11 +145,17 @@ __global__ static void compact_kernel(int32_t *idx, int32_t *count_bad, const fl
 }
 
 // xn[r] = bf16((x * rstd) * w) for x = h[idx[r]]; rstd in fp32 as lrsa_rmsnorm_forward_cpu.
+// Padding rows (r >= rows) become zeros, so they add nothing to dW.
 __global__ static void norm_gather_kernel(__nv_bfloat16 *xn, float *rstd, const __nv_bfloat16 *h,
-                                          const __nv_bfloat16 *norm_w, const int32_t *idx, int C,
-                                          float eps) {
+                                          const __nv_bfloat16 *norm_w, const int32_t *idx, int rows,
+                                          int C, float eps) {
     __shared__ float red[32];
     int r = blockIdx.x;
+    if (r >= rows) {
+        for (int j = threadIdx.x; j < C; j += blockDim.x)
+            xn[(int64_t)r * C + j] = __float2bfloat16(0.0f);
+        return;
+    }
     const __nv_bfloat16 *x = h + (int64_t)idx[r] * C;
     float ss = 0.0f;
     for (int j = threadIdx.x; j < C; j += blockDim.x) {
@@ -174,13 +184,20 @@ __device__ static void lse_merge(float *m, float *s, float m2, float s2) {
 }
 
 // One block per gathered row: logsumexp in fp32, nll = lse - logit[target]; with a gradient,
-// dlogit = (softmax - onehot(target)) * weight, as the CPU writes over its logits.
+// dlogit = (softmax - onehot(target)) * weight, as the CPU writes over its logits. Padding rows
+// (r >= rows) get zero gradients, so they add nothing to dW or dxn.
 __global__ static void softmax_nll_kernel(__nv_bfloat16 *dlogit, float *row_nll, float *nll_out,
                                           const float *logits, const int32_t *idx,
-                                          const int32_t *targets, const float *weight, int V) {
+                                          const int32_t *targets, const float *weight, int rows,
+                                          int V) {
     __shared__ float sm[32], ss[32];
     __shared__ float lse_shared;
     int r = blockIdx.x;
+    if (r >= rows) {
+        for (int v = threadIdx.x; dlogit && v < V; v += blockDim.x)
+            dlogit[(int64_t)r * V + v] = __float2bfloat16(0.0f);
+        return;
+    }
     int64_t i = idx[r];
     const float *row = logits + (int64_t)r * V;
     float m = 0.0f, s = 0.0f;
@@ -311,22 +328,26 @@ extern "C" int64_t lrsa_lm_head_loss_cuda(lrsa_lm_head_loss_ctx *c, double *loss
     int count = count_bad[0];
     for (int a0 = 0; a0 < count; a0 += c->chunk) {
         int rows = count - a0 < c->chunk ? count - a0 : c->chunk;
+        int padded = (rows + LM_ROW_GRANULE - 1) / LM_ROW_GRANULE * LM_ROW_GRANULE;
         const int32_t *idx = c->idx + a0;
-        norm_gather_kernel<<<rows, LM_THREADS, 0, st>>>(c->xn, c->rstd, hb, nw, idx, C, eps);
+        norm_gather_kernel<<<padded, LM_THREADS, 0, st>>>(c->xn, c->rstd, hb, nw, idx, rows, C,
+                                                          eps);
         check_launch();
-        // logits[rows, V] = xn[rows, C] @ W[V, C]^T
-        lrsa_gemm_bf16_cuda(c->gemm, 0, 1, rows, V, C, 1.0f, (const uint16_t *)c->xn, C, W, C, 0.0f,
-                            c->logits, V, 1, NULL);
-        softmax_nll_kernel<<<rows, LM_SOFTMAX_THREADS, 0, st>>>(
-            dh ? c->dlogit : NULL, c->row_nll + a0, nll_out, c->logits, idx, targets, weight, V);
+        // logits[padded, V] = xn[padded, C] @ W[V, C]^T
+        lrsa_gemm_bf16_cuda(c->gemm, 0, 1, padded, V, C, 1.0f, (const uint16_t *)c->xn, C, W, C,
+                            0.0f, c->logits, V, 1, NULL);
+        softmax_nll_kernel<<<padded, LM_SOFTMAX_THREADS, 0, st>>>(
+            dh ? c->dlogit : NULL, c->row_nll + a0, nll_out, c->logits, idx, targets, weight, rows,
+            V);
         check_launch();
         if (!dh) continue;
         const uint16_t *dl = (const uint16_t *)c->dlogit;
         if (dW) // dW[V, C] += dlogit^T @ xn
-            lrsa_gemm_bf16_cuda(c->gemm, 1, 0, V, C, rows, 1.0f, dl, V, (const uint16_t *)c->xn, C,
-                                1.0f, dW, C, 1, NULL);
-        // dxn[rows, C] = dlogit @ W
-        lrsa_gemm_bf16_cuda(c->gemm, 0, 0, rows, C, V, 1.0f, dl, V, W, C, 0.0f, c->dxn, C, 1, NULL);
+            lrsa_gemm_bf16_cuda(c->gemm, 1, 0, V, C, padded, 1.0f, dl, V, (const uint16_t *)c->xn,
+                                C, 1.0f, dW, C, 1, NULL);
+        // dxn[padded, C] = dlogit @ W (padding rows are zero and unused)
+        lrsa_gemm_bf16_cuda(c->gemm, 0, 0, padded, C, V, 1.0f, dl, V, W, C, 0.0f, c->dxn, C, 1,
+                            NULL);
         if (dnorm_w) {
             dim3 block(LM_COLS, LM_ROWS), grid((unsigned)((C + LM_COLS - 1) / LM_COLS));
             norm_weight_grad_kernel<<<grid, block, 0, st>>>(dnorm_w, c->dxn, hb, c->rstd, idx, rows,
