@@ -11,7 +11,9 @@ extern "C" {
 
 #include "kernels/device/launch_cuda.cuh"
 
-enum { RMS_THREADS = 256, RMS_BWD_BLOCKS = 256 };
+// The backward grid is a constant (not derived from the SM count) so dw's summation order, hence
+// its bits, is the same on every device; 1024 blocks of 256 threads fill an H100/H200 (132 SMs).
+enum { RMS_THREADS = 256, RMS_BWD_BLOCKS = 1024 };
 
 static __global__ void rmsnorm_forward_kernel(__nv_bfloat16 *out, float *rstd, __nv_bfloat16 *h_out,
                                               const __nv_bfloat16 *a, const __nv_bfloat16 *b,
@@ -108,8 +110,6 @@ extern "C" void lrsa_rmsnorm_backward_cuda(lrsa_bf16 *dx, float *dw, const lrsa_
                    "(rmsnorm backward workspace too small)");
         partials = (float *)workspace;
     }
-    // The grid is a constant (not the SM count) so dw's summation order, hence its bits, is the
-    // same on every device.
     int64_t blocks = N < RMS_BWD_BLOCKS ? N : RMS_BWD_BLOCKS;
     size_t smem = sizeof(float) * (size_t)C;
     int dev = 0, optin = 0;
