@@ -40,13 +40,14 @@ struct lrsa_lm_head_loss_ctx {
     cudaStream_t stream;
     int64_t max_n;
     int C, V, chunk;
+    int ldv;               // row stride of the [chunk, V] buffers: V rounded up to 8 elements
     int32_t *idx;          // [max_n] active rows in order
     int32_t *count_bad;    // [2] device: active count, first active row with a bad target (or -1)
     float *row_nll;        // [max_n] nll of the a-th active row
     __nv_bfloat16 *xn;     // [chunk, C]
     float *rstd;           // [chunk]
-    float *logits;         // [chunk, V]
-    __nv_bfloat16 *dlogit; // [chunk, V]
+    float *logits;         // [chunk, ldv]
+    __nv_bfloat16 *dlogit; // [chunk, ldv]
     float *dxn;            // [chunk, C]
 };
 
@@ -66,16 +67,20 @@ lrsa_lm_head_loss_cuda_create(lrsa_linear_cuda *gemm, int64_t max_n, int C, int 
     c->max_n = max_n;
     c->C = C;
     c->V = V;
+    // 16-byte aligned rows whatever V is (an odd vocabulary after added tokens is common), so
+    // the matmuls keep tensor-core kernels.
+    c->ldv = (V + 7) / 8 * 8;
     int chunk = chunk_rows;
     if (chunk <= 0) {
-        size_t r = LM_CUDA_LOGITS_BUDGET / ((size_t)V * (sizeof(float) + sizeof(__nv_bfloat16)));
+        size_t r =
+            LM_CUDA_LOGITS_BUDGET / ((size_t)c->ldv * (sizeof(float) + sizeof(__nv_bfloat16)));
         chunk = r > LM_CUDA_CHUNK_MAX ? LM_CUDA_CHUNK_MAX : (int)r;
         chunk = chunk < LM_CUDA_CHUNK_MIN ? LM_CUDA_CHUNK_MIN : chunk / 16 * 16;
     }
     if (chunk > max_n) chunk = (int)max_n;
     c->chunk = chunk;
     size_t cap = (size_t)(chunk + LM_ROW_GRANULE - 1) / LM_ROW_GRANULE * LM_ROW_GRANULE;
-    size_t rc = cap * (size_t)C, rv = cap * (size_t)V;
+    size_t rc = cap * (size_t)C, rv = cap * (size_t)c->ldv;
     c->idx = (int32_t *)dev_alloc(sizeof(int32_t) * (size_t)max_n);
     c->count_bad = (int32_t *)dev_alloc(sizeof(int32_t) * 2);
     c->row_nll = (float *)dev_alloc(sizeof(float) * (size_t)max_n);
@@ -189,17 +194,17 @@ __device__ static void lse_merge(float *m, float *s, float m2, float s2) {
 __global__ static void softmax_nll_kernel(__nv_bfloat16 *dlogit, float *row_nll, float *nll_out,
                                           const float *logits, const int32_t *idx,
                                           const int32_t *targets, const float *weight, int rows,
-                                          int V) {
+                                          int V, int ldv) {
     __shared__ float sm[32], ss[32];
     __shared__ float lse_shared;
     int r = blockIdx.x;
     if (r >= rows) {
         for (int v = threadIdx.x; dlogit && v < V; v += blockDim.x)
-            dlogit[(int64_t)r * V + v] = __float2bfloat16(0.0f);
+            dlogit[(int64_t)r * ldv + v] = __float2bfloat16(0.0f);
         return;
     }
     int64_t i = idx[r];
-    const float *row = logits + (int64_t)r * V;
+    const float *row = logits + (int64_t)r * ldv;
     float m = 0.0f, s = 0.0f;
     for (int v = threadIdx.x; v < V; v += blockDim.x) lse_merge(&m, &s, row[v], 1.0f);
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
@@ -231,7 +236,7 @@ __global__ static void softmax_nll_kernel(__nv_bfloat16 *dlogit, float *row_nll,
     }
     if (!dlogit) return;
     float w = weight[i];
-    __nv_bfloat16 *drow = dlogit + (int64_t)r * V;
+    __nv_bfloat16 *drow = dlogit + (int64_t)r * ldv;
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
         float p = expf(row[v] - lse) * w;
         drow[v] = __float2bfloat16(v == t ? p - w : p);
@@ -308,7 +313,7 @@ extern "C" int64_t lrsa_lm_head_loss_cuda(lrsa_lm_head_loss_ctx *c, double *loss
                                           const float *weight, int64_t N, float eps) {
     LRSA_CHECK(N >= 0 && N <= c->max_n, "(N %lld exceeds the context's max_n %lld)", (long long)N,
                (long long)c->max_n);
-    const int C = c->C, V = c->V;
+    const int C = c->C, V = c->V, ldv = c->ldv;
     cudaStream_t st = c->stream;
     const __nv_bfloat16 *hb = (const __nv_bfloat16 *)h, *nw = (const __nv_bfloat16 *)norm_w;
     if (nll_out) CUDA_CHECK(cudaMemsetAsync(nll_out, 0, sizeof(float) * (size_t)N, st));
@@ -335,18 +340,18 @@ extern "C" int64_t lrsa_lm_head_loss_cuda(lrsa_lm_head_loss_ctx *c, double *loss
         check_launch();
         // logits[padded, V] = xn[padded, C] @ W[V, C]^T
         lrsa_gemm_bf16_cuda(c->gemm, 0, 1, padded, V, C, 1.0f, (const uint16_t *)c->xn, C, W, C,
-                            0.0f, c->logits, V, 1, NULL);
+                            0.0f, c->logits, ldv, 1, NULL);
         softmax_nll_kernel<<<padded, LM_SOFTMAX_THREADS, 0, st>>>(
             dh ? c->dlogit : NULL, c->row_nll + a0, nll_out, c->logits, idx, targets, weight, rows,
-            V);
+            V, ldv);
         check_launch();
         if (!dh) continue;
         const uint16_t *dl = (const uint16_t *)c->dlogit;
         if (dW) // dW[V, C] += dlogit^T @ xn
-            lrsa_gemm_bf16_cuda(c->gemm, 1, 0, V, C, padded, 1.0f, dl, V, (const uint16_t *)c->xn,
+            lrsa_gemm_bf16_cuda(c->gemm, 1, 0, V, C, padded, 1.0f, dl, ldv, (const uint16_t *)c->xn,
                                 C, 1.0f, dW, C, 1, NULL);
         // dxn[padded, C] = dlogit @ W (padding rows are zero and unused)
-        lrsa_gemm_bf16_cuda(c->gemm, 0, 0, padded, C, V, 1.0f, dl, V, W, C, 0.0f, c->dxn, C, 1,
+        lrsa_gemm_bf16_cuda(c->gemm, 0, 0, padded, C, V, 1.0f, dl, ldv, W, C, 0.0f, c->dxn, C, 1,
                             NULL);
         if (dnorm_w) {
             dim3 block(LM_COLS, LM_ROWS), grid((unsigned)((C + LM_COLS - 1) / LM_COLS));
