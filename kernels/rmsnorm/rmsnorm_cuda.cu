@@ -110,7 +110,7 @@ extern "C" void lrsa_rmsnorm_backward_cuda(lrsa_bf16 *dx, float *dw, const lrsa_
                    "(rmsnorm backward workspace too small)");
         partials = (float *)workspace;
     }
-    int64_t blocks = N < RMS_BWD_BLOCKS ? N : RMS_BWD_BLOCKS;
+    int64_t blocks = N < (int64_t)RMS_BWD_BLOCKS ? N : (int64_t)RMS_BWD_BLOCKS;
     size_t smem = sizeof(float) * (size_t)C;
     int dev = 0, optin = 0;
     CUDA_CHECK(cudaGetDevice(&dev));

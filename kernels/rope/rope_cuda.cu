@@ -10,30 +10,37 @@ extern "C" {
 
 #include "kernels/device/launch_cuda.cuh"
 
+// Rows on grid.y (striding past 65535), the row's (head, j) pairs on grid.x times the block:
+// only 32-bit index arithmetic per element.
 static __global__ void rope_kernel(__nv_bfloat16 *x, const int32_t *pos, const float *cos_sin,
-                                   int64_t total, int n_heads, int D, int64_t stride, float sign) {
-    int half = D / 2;
-    for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < total;
-         t += (int64_t)gridDim.x * blockDim.x) {
-        int j = (int)(t % half);
-        int64_t rest = t / half;
-        int h = (int)(rest % n_heads);
-        int64_t i = rest / n_heads;
+                                   int64_t N, int n_heads, int D, int64_t stride, float sign) {
+    int half = D / 2, pairs = n_heads * half;
+    for (int64_t i = blockIdx.y; i < N; i += gridDim.y) {
         const float *cs = cos_sin + (int64_t)pos[i] * D;
-        float c = cs[j], s = sign * cs[half + j];
-        __nv_bfloat16 *a = x + i * stride + (int64_t)h * D;
-        float x1 = __bfloat162float(a[j]), x2 = __bfloat162float(a[j + half]);
-        a[j] = __float2bfloat16_rn(x1 * c - x2 * s);
-        a[j + half] = __float2bfloat16_rn(x2 * c + x1 * s);
+        __nv_bfloat16 *row = x + i * stride;
+        for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < pairs;
+             t += gridDim.x * blockDim.x) {
+            int h = t / half, j = t - h * half;
+            float c = cs[j], s = sign * cs[half + j];
+            __nv_bfloat16 *a = row + h * D;
+            float x1 = __bfloat162float(a[j]), x2 = __bfloat162float(a[j + half]);
+            a[j] = __float2bfloat16_rn(x1 * c - x2 * s);
+            a[j + half] = __float2bfloat16_rn(x2 * c + x1 * s);
+        }
     }
 }
 
+enum { ROPE_THREADS = 256 };
+static const int64_t ROPE_MAX_ROW_BLOCKS = 65535; // grid.y limit
+
 static void rope_launch(lrsa_bf16 *x, const int32_t *pos, const float *cos_sin, int64_t N,
                         int n_heads, int D, int64_t stride, float sign, cudaStream_t stream) {
-    int64_t total = N * n_heads * (int64_t)(D / 2);
-    if (total <= 0) return;
-    rope_kernel<<<lrsa_grid_stride_blocks(total, 256), 256, 0, stream>>>(
-        (__nv_bfloat16 *)x, pos, cos_sin, total, n_heads, D, stride, sign);
+    int pairs = n_heads * (D / 2);
+    if (N <= 0 || pairs <= 0) return;
+    dim3 grid((unsigned)((pairs + ROPE_THREADS - 1) / ROPE_THREADS),
+              (unsigned)(N < ROPE_MAX_ROW_BLOCKS ? N : ROPE_MAX_ROW_BLOCKS));
+    rope_kernel<<<grid, ROPE_THREADS, 0, stream>>>((__nv_bfloat16 *)x, pos, cos_sin, N, n_heads, D,
+                                                   stride, sign);
     CUDA_CHECK(cudaGetLastError());
 }
 
