@@ -161,15 +161,19 @@ static Plan *find_or_build_plan(lrsa_linear_cuda *h, const PlanKey *key, const v
     set_pref_u32(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, (uint32_t)key->align);
     cublasLtMatmulHeuristicResult_t result;
     int found = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(h->lt, p->desc, p->a, p->b, p->c, p->c, pref, 1,
-                                                &result, &found));
+    // NOT_SUPPORTED and "0 found" mean the same thing: say which product had no algorithm.
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(h->lt, p->desc, p->a, p->b, p->c, p->c, pref,
+                                                       1, &result, &found);
     CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
-    if (found == 0)
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0)
         lrsa_fatal(__FILE__, __LINE__,
-                   "cuBLASLt has no algorithm for m=%lld n=%lld k=%lld (transa %d transb %d, "
-                   "%s output, bias %d, alignment %d bytes)",
-                   (long long)key->m, (long long)key->n, (long long)key->k, key->trans_a,
-                   key->trans_b, key->c_fp32 ? "fp32" : "bf16", key->has_bias, key->align);
+                   "cuBLASLt has no algorithm (%s) for column-major m=%lld n=%lld k=%lld (transa "
+                   "%d transb %d, lda %lld ldb %lld ldc %lld, %s output, bias %d, alignment %d "
+                   "bytes)",
+                   cublasGetStatusString(st), (long long)key->m, (long long)key->n,
+                   (long long)key->k, key->trans_a, key->trans_b, (long long)key->lda,
+                   (long long)key->ldb, (long long)key->ldc, key->c_fp32 ? "fp32" : "bf16",
+                   key->has_bias, key->align);
     p->algo = result.algo;
     h->n_plans++;
     return p;
