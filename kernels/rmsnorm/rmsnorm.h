@@ -31,8 +31,8 @@ size_t lrsa_rmsnorm_backward_workspace_cuda(int C);
  * a fixed grid of row-striding blocks writes per-block partials, then one fixed-order pass adds
  * them up. */
 void lrsa_rmsnorm_backward_cuda(lrsa_bf16 *dx, float *dw, const lrsa_bf16 *dout,
-                                const lrsa_bf16 *dresidual, const lrsa_bf16 *x,
-                                const lrsa_bf16 *w, const float *rstd, int64_t N, int C,
-                                void *workspace, size_t workspace_bytes, cudaStream_t stream);
+                                const lrsa_bf16 *dresidual, const lrsa_bf16 *x, const lrsa_bf16 *w,
+                                const float *rstd, int64_t N, int C, void *workspace,
+                                size_t workspace_bytes, cudaStream_t stream);
 #endif
 #endif
