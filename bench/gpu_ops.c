@@ -240,8 +240,8 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lrsa_dev_free(bufs[i]);
     }
     for (int r = 0; r < REPS; r++) {
-        cudaEventDestroy(tm.start[r]);
-        cudaEventDestroy(tm.stop[r]);
+        check(cudaEventDestroy(tm.start[r]), "cudaEventDestroy");
+        check(cudaEventDestroy(tm.stop[r]), "cudaEventDestroy");
     }
     return 0;
 }
