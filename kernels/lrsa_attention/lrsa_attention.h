@@ -22,4 +22,23 @@ void lrsa_lrsa_attention_backward_cpu(float *dq, float *dk, float *dv, const flo
                                       const float *q, const float *k, const float *v,
                                       const float *out, const float *lse, const int32_t *sel,
                                       const lrsa_attn_dims *d, const lrsa_lagkv_params *p);
+#ifdef LRSA_HAVE_CUDA
+#include <stddef.h>
+/* The same attention on the GPU (lrsa_attention_cuda.cu): device pointers, layouts as above,
+ * q/k/v/out/dout/dq/dk/dv bf16 (uint16_t bits), lse fp32, sel as lrsa_lagkv_select_cuda writes
+ * it. workspace: device memory of lrsa_lrsa_attention_cuda_workspace(d, p) bytes (gathered
+ * C rows, their gradients, the inverse map, rowsum(dout*out)). Head dims 64 and 128. No atomics:
+ * deterministic. stream is a cudaStream_t (NULL: the default stream). */
+size_t lrsa_lrsa_attention_cuda_workspace(const lrsa_attn_dims *d, const lrsa_lagkv_params *p);
+void lrsa_lrsa_attention_forward_cuda(uint16_t *out, float *lse, const uint16_t *q,
+                                      const uint16_t *k, const uint16_t *v, const int32_t *sel,
+                                      void *workspace, const lrsa_attn_dims *d,
+                                      const lrsa_lagkv_params *p, void *stream);
+void lrsa_lrsa_attention_backward_cuda(uint16_t *dq, uint16_t *dk, uint16_t *dv,
+                                       const uint16_t *dout, const uint16_t *q, const uint16_t *k,
+                                       const uint16_t *v, const uint16_t *out, const float *lse,
+                                       const int32_t *sel, void *workspace,
+                                       const lrsa_attn_dims *d, const lrsa_lagkv_params *p,
+                                       void *stream);
+#endif
 #endif
