@@ -36,7 +36,7 @@ template <int D> struct Tiles {
 struct Vis {
     int on, S, L, kk, nc; // sink, lag, kept per partition, rows of C per (sequence, KV head)
     // Query at position p sees C[0, np) and original keys [b0, p].
-    __device__ void row(int p, int &np, int &b0) const {
+    __host__ __device__ void row(int p, int &np, int &b0) const {
         int64_t first = (int64_t)S + 2 * (int64_t)L;
         if (!on || p < first) {
             np = 0, b0 = 0;
@@ -47,13 +47,13 @@ struct Vis {
         b0 = S + (c - 1) * L;
     }
     // Last query position whose band contains original key kp (before capping at T-1).
-    __device__ int64_t band_last_query(int kp, int T) const {
+    __host__ __device__ int64_t band_last_query(int kp, int T) const {
         if (!on) return T - 1;
         if (kp < S + (int64_t)L) return S + 2 * (int64_t)L - 1;
         return S + (2 + (int64_t)(kp - S) / L) * L - 1;
     }
     // First query position whose prefix contains C row ci.
-    __device__ int64_t prefix_first_query(int ci) const {
+    __host__ __device__ int64_t prefix_first_query(int ci) const {
         int64_t part = ci < S ? 0 : (ci - S) / kk;
         return S + (2 + part) * (int64_t)L;
     }
