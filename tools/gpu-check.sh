@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Every GPU check of the project in one call, for a session that is lent a GPU for a few
+# minutes: build for the local GPU only, run the GPU tests (label `gpu`), then every GPU
+# benchmark, and keep all output in one folder.
+#
+#   bash tools/gpu-check.sh [OUT_DIR]        # default OUT_DIR: runs/gpu-check
+#
+# Environment: LRSA_CUDA_ARCH (default 90a: H100/H200), LRSA_GPU_BUILD (default build-gpu),
+#              LRSA_SKIP_BENCH=1 runs the tests only.
+# The deps are expected to be installed (tools/install-deps.sh) and nvcc on PATH.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/gpu-check}
+BUILD=${LRSA_GPU_BUILD:-build-gpu}
+ARCH=${LRSA_CUDA_ARCH:-90a}
+mkdir -p "$OUT"
+log() { echo "gpu-check: $*" | tee -a "$OUT/summary.txt"; }
+
+log "$(date -u '+%F %T UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >>"$OUT/summary.txt" 2>&1 ||
+  log "nvidia-smi failed: is there a GPU?"
+
+log "configure + build ($BUILD, CUDA arch $ARCH)"
+if ! { cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+         -DCMAKE_CUDA_ARCHITECTURES="$ARCH" && ninja -C "$BUILD"; } >"$OUT/build.log" 2>&1; then
+  log "build FAILED: see $OUT/build.log"; tail -30 "$OUT/build.log"; exit 1
+fi
+
+log "GPU tests (ctest -L gpu)"
+(cd "$BUILD" && ctest -L gpu --output-on-failure --timeout 300) >"$OUT/tests.log" 2>&1
+log "tests rc=$?: $(grep -E 'tests passed|tests failed' "$OUT/tests.log" | tail -1)"
+grep -E "\*\*\*|Failed|Skipped" "$OUT/tests.log" | tee -a "$OUT/summary.txt"
+
+if [ -z "${LRSA_SKIP_BENCH:-}" ]; then
+  for b in "$BUILD"/bench/bench_gpu_*; do
+    [ -x "$b" ] || continue
+    name=$(basename "$b")
+    log "benchmark $name"
+    timeout 300 "$b" >"$OUT/$name.txt" 2>&1
+    log "$name rc=$?"
+  done
+fi
+log "done: outputs in $OUT"
