@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       libhdf5-dev hdf5-tools libopenblas-dev libopenmpi-dev openmpi-bin
       libcjson-dev libpcre2-dev libutf8proc-dev libyaml-dev libcmocka-dev
-      python3 python3-pip unzip ca-certificates)
+      clang-format python3 python3-pip unzip ca-certificates)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

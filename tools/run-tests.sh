@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
+bash tools/check-format.sh
 JOBS=$(nproc)
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 

@@ -49,8 +49,8 @@ void lrsa_lagkv_topk_ascending(int32_t *idx, const float *score, int L, int k);
 void lrsa_lagkv_select_cuda(int32_t *sel, float *scores, const float *k, const float *v, int B,
                             int T, int Hkv, int D, int64_t kv_stride, const lrsa_lagkv_params *p,
                             void *stream);
-void lrsa_lagkv_select_cuda_bf16(int32_t *sel, float *scores, const uint16_t *k,
-                                 const uint16_t *v, int B, int T, int Hkv, int D,
-                                 int64_t kv_stride, const lrsa_lagkv_params *p, void *stream);
+void lrsa_lagkv_select_cuda_bf16(int32_t *sel, float *scores, const uint16_t *k, const uint16_t *v,
+                                 int B, int T, int Hkv, int D, int64_t kv_stride,
+                                 const lrsa_lagkv_params *p, void *stream);
 #endif
 #endif

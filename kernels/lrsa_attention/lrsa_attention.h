@@ -37,8 +37,7 @@ void lrsa_lrsa_attention_forward_cuda(uint16_t *out, float *lse, const uint16_t 
 void lrsa_lrsa_attention_backward_cuda(uint16_t *dq, uint16_t *dk, uint16_t *dv,
                                        const uint16_t *dout, const uint16_t *q, const uint16_t *k,
                                        const uint16_t *v, const uint16_t *out, const float *lse,
-                                       const int32_t *sel, void *workspace,
-                                       const lrsa_attn_dims *d, const lrsa_lagkv_params *p,
-                                       void *stream);
+                                       const int32_t *sel, void *workspace, const lrsa_attn_dims *d,
+                                       const lrsa_lagkv_params *p, void *stream);
 #endif
 #endif
