@@ -17,61 +17,13 @@ int main(void) {
 #include <cuda_runtime_api.h>
 
 #include "autograd/error.h"
+#include "bench/gpu_bench.h"
 #include "kernels/device/device_buffer.h"
 #include "kernels/embedding/embedding.h"
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "kernels/rope/rope.h"
 #include "kernels/swiglu/swiglu.h"
 #include "train/optim.h"
-
-enum { WARMUP = 3, REPS = 20 };
-
-static void check(cudaError_t e, const char *what) {
-    if (e != cudaSuccess) lrsa_fatal(__FILE__, __LINE__, "%s: %s", what, cudaGetErrorString(e));
-}
-
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-typedef struct timer {
-    cudaEvent_t start[REPS], stop[REPS];
-} timer;
-
-/* Median milliseconds of REPS runs of `stmt` after WARMUP untimed ones. */
-#define TIME_MEDIAN(out_ms, tm, stmt)                                                              \
-    do {                                                                                           \
-        for (int w_ = 0; w_ < WARMUP; w_++) stmt;                                                  \
-        for (int r_ = 0; r_ < REPS; r_++) {                                                        \
-            check(cudaEventRecord((tm)->start[r_], 0), "cudaEventRecord");                         \
-            stmt;                                                                                  \
-            check(cudaEventRecord((tm)->stop[r_], 0), "cudaEventRecord");                          \
-        }                                                                                          \
-        lrsa_dev_sync();                                                                           \
-        float ms_[REPS];                                                                           \
-        for (int r_ = 0; r_ < REPS; r_++)                                                          \
-            check(cudaEventElapsedTime(&ms_[r_], (tm)->start[r_], (tm)->stop[r_]),                 \
-                  "cudaEventElapsedTime");                                                         \
-        qsort(ms_, REPS, sizeof(float), cmp_float);                                                \
-        (out_ms) = 0.5 * (ms_[REPS / 2 - 1] + ms_[REPS / 2]);                                      \
-    } while (0)
-
-/* Device buffer of n bf16 values, uniform in [-1, 1) from a fixed xorshift stream. */
-static lrsa_bf16 *random_bf16(int64_t n, uint64_t seed) {
-    lrsa_bf16 *h = lrsa_malloc(sizeof(lrsa_bf16) * (size_t)n);
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (int64_t i = 0; i < n; i++) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        h[i] = lrsa_f32_to_bf16((float)(s >> 40) / (float)(1 << 23) - 1.0f);
-    }
-    lrsa_bf16 *d = lrsa_dev_alloc(sizeof(lrsa_bf16) * (size_t)n);
-    lrsa_dev_upload(d, h, sizeof(lrsa_bf16) * (size_t)n);
-    free(h);
-    return d;
-}
 
 static float *zeros_f32(int64_t n) {
     float *d = lrsa_dev_alloc(sizeof(float) * (size_t)n);
@@ -100,10 +52,7 @@ int main(int argc, char **argv) {
            "vocab %d, AdamW arena %lld\n\n",
            desc, (long long)N, C, I, Hq, Hkv, D, V, (long long)n_params);
     timer tm;
-    for (int r = 0; r < REPS; r++) {
-        check(cudaEventCreate(&tm.start[r]), "cudaEventCreate");
-        check(cudaEventCreate(&tm.stop[r]), "cudaEventCreate");
-    }
+    timer_init(&tm);
     double ms;
 
     /* The floor: device-to-device copy of 1 GiB (read + write counted). */
@@ -135,7 +84,7 @@ int main(int argc, char **argv) {
         }
         int32_t *d_ids = lrsa_dev_alloc(sizeof(int32_t) * (size_t)N);
         lrsa_dev_upload(d_ids, ids, sizeof(int32_t) * (size_t)N);
-        lrsa_bf16 *table = random_bf16((int64_t)V * C, 1), *out = random_bf16(N * C, 2);
+        lrsa_bf16 *table = random_bf16((int64_t)V * C, 1.0f, 1), *out = random_bf16(N * C, 1.0f, 2);
         TIME_MEDIAN(ms, &tm, lrsa_embedding_forward_cuda(out, d_ids, table, N, C, 0));
         row("embedding fwd", ms, 2.0 * nc * 2 + 4.0 * N, copy_gbs);
         float *dtable = zeros_f32((int64_t)V * C);
@@ -155,8 +104,9 @@ int main(int argc, char **argv) {
     }
     /* RMSNorm fused with the residual add. */
     {
-        lrsa_bf16 *a = random_bf16(N * C, 3), *b = random_bf16(N * C, 4), *w = random_bf16(C, 5);
-        lrsa_bf16 *h = random_bf16(N * C, 6), *out = random_bf16(N * C, 7);
+        lrsa_bf16 *a = random_bf16(N * C, 1.0f, 3), *b = random_bf16(N * C, 1.0f, 4),
+                  *w = random_bf16(C, 1.0f, 5);
+        lrsa_bf16 *h = random_bf16(N * C, 1.0f, 6), *out = random_bf16(N * C, 1.0f, 7);
         float *rstd = zeros_f32(N), *dw = zeros_f32(C);
         TIME_MEDIAN(ms, &tm, lrsa_rmsnorm_forward_cuda(out, rstd, h, a, b, w, N, C, 1e-5f, 0));
         row("rmsnorm+residual fwd", ms, 2.0 * nc * 4 + 4.0 * N, copy_gbs);
@@ -172,7 +122,7 @@ int main(int argc, char **argv) {
     /* RoPE on the fused qkv rows. */
     {
         int64_t stride = (int64_t)(Hq + 2 * Hkv) * D;
-        lrsa_bf16 *qkv = random_bf16(N * stride, 8);
+        lrsa_bf16 *qkv = random_bf16(N * stride, 1.0f, 8);
         float *inv = lrsa_malloc(sizeof(float) * (size_t)(D / 2));
         lrsa_rope_config rc = {.theta = 500000.0f, .type = LRSA_ROPE_DEFAULT};
         lrsa_rope_inv_freq(inv, D, &rc);
@@ -200,8 +150,8 @@ int main(int argc, char **argv) {
     /* SwiGLU. */
     {
         double ni = (double)N * I;
-        lrsa_bf16 *gu = random_bf16(N * 2 * I, 9), *out = random_bf16(N * I, 10);
-        lrsa_bf16 *dgu = random_bf16(N * 2 * I, 11);
+        lrsa_bf16 *gu = random_bf16(N * 2 * I, 1.0f, 9), *out = random_bf16(N * I, 1.0f, 10);
+        lrsa_bf16 *dgu = random_bf16(N * 2 * I, 1.0f, 11);
         TIME_MEDIAN(ms, &tm, lrsa_swiglu_forward_cuda(out, gu, N, I, 0));
         row("swiglu fwd", ms, 2.0 * ni * 3, copy_gbs);
         TIME_MEDIAN(ms, &tm, lrsa_swiglu_backward_cuda(dgu, out, gu, N, I, 0));
@@ -239,10 +189,7 @@ int main(int argc, char **argv) {
         void *bufs[] = {param, grad, p16, ws, norm, scale};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lrsa_dev_free(bufs[i]);
     }
-    for (int r = 0; r < REPS; r++) {
-        check(cudaEventDestroy(tm.start[r]), "cudaEventDestroy");
-        check(cudaEventDestroy(tm.stop[r]), "cudaEventDestroy");
-    }
+    timer_free(&tm);
     return 0;
 }
 #endif
