@@ -1,6 +1,6 @@
-/* Device memory helpers for the GPU tests and benchmarks, straight on the CUDA runtime's C API:
- * every failure prints the call's error and exits 1 (a failed test, never a skip). Include only
- * under LRSA_HAVE_CUDA. */
+/* Device memory helpers for the GPU tests and benchmarks, on top of kernels/device/device_buffer.h
+ * (whose failures abort with file:line: a failed test, never a skip); gm_check is for the other
+ * runtime calls. Include only under LRSA_HAVE_CUDA. */
 #ifndef LRSA_TESTS_GPU_MEM_H
 #define LRSA_TESTS_GPU_MEM_H
 #include <cuda_runtime_api.h>
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "autograd/tensor.h"
+#include "kernels/device/device_buffer.h"
 
 static inline void gm_check(cudaError_t e, const char *what) {
     if (e != cudaSuccess) {
@@ -17,25 +18,24 @@ static inline void gm_check(cudaError_t e, const char *what) {
     }
 }
 
+/* Never NULL: a 0-byte request gets 1 byte, so kernels always see a valid pointer. */
 static inline void *gm_alloc(size_t bytes) {
-    void *p = NULL;
-    gm_check(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
-    return p;
+    return lrsa_dev_alloc(bytes ? bytes : 1);
 }
 
 static inline void gm_upload(void *dst, const void *src, size_t bytes) {
-    gm_check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
+    lrsa_dev_upload(dst, src, bytes);
 }
 
 /* Synchronizes first, so asynchronous kernel errors surface here. */
 static inline void gm_download(void *dst, const void *src, size_t bytes) {
-    gm_check(cudaDeviceSynchronize(), "kernel run (cudaDeviceSynchronize)");
-    gm_check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to host");
+    lrsa_dev_sync();
+    lrsa_dev_download(dst, src, bytes);
 }
 
 /* 0xFF bytes: NaN in fp32 and bf16, -1 in int32; catches elements a kernel never writes. */
 static inline void gm_poison(void *p, size_t bytes) {
-    gm_check(cudaMemset(p, 0xFF, bytes), "cudaMemset");
+    lrsa_dev_fill_bytes(p, 0xFF, bytes);
 }
 
 /* Rounds x to bf16 in place and writes the bits to bits[] (bits may be NULL). */
