@@ -11,52 +11,6 @@
 #include "data/jsonl.h"
 #include "data/synthetic/synthetic.h"
 
-int64_t lrsa_grid_question_start(const lrsa_tokenizer *tok, const int32_t *ids,
-                                 int64_t prompt_len) {
-    int32_t stop[8];
-    int n_stop = lrsa_chat_stop_ids(tok, lrsa_chat_detect(tok), stop, 8);
-    int64_t user_end = prompt_len;
-    for (int64_t t = prompt_len - 1; t >= 0 && user_end == prompt_len; t--)
-        for (int i = 0; i < n_stop; i++)
-            if (ids[t] == stop[i]) {
-                user_end = t;
-                break;
-            }
-    /* text of ids[0..user_end) with the byte offset where each token's text ends */
-    int64_t *end = lrsa_malloc((size_t)(user_end + 1) * sizeof *end);
-    size_t len = 0, cap = 4096;
-    char *text = lrsa_malloc(cap), piece[1024];
-    lrsa_stream_decoder dec;
-    lrsa_stream_decoder_init(&dec, tok, 0);
-    for (int64_t t = 0; t < user_end; t++) {
-        int n = lrsa_stream_decoder_push(&dec, ids[t], piece, sizeof piece);
-        if (n < 0) n = 0;
-        if (len + (size_t)n + 1 > cap) {
-            cap = 2 * (len + (size_t)n + 1);
-            text = lrsa_realloc(text, cap);
-        }
-        memcpy(text + len, piece, (size_t)n);
-        len += (size_t)n;
-        end[t] = (int64_t)len;
-    }
-    int64_t qs = -1;
-    for (size_t i = len >= 2 ? len - 2 : 0; len >= 2; i--) {
-        if (text[i] == '\n' && text[i + 1] == '\n') {
-            /* the token whose text holds the second newline ends the context */
-            for (int64_t t = 0; t < user_end; t++)
-                if (end[t] >= (int64_t)i + 2) {
-                    qs = t + 1;
-                    break;
-                }
-            break;
-        }
-        if (i == 0) break;
-    }
-    free(text);
-    free(end);
-    return qs > 0 && qs < user_end ? qs : -1;
-}
-
 static int load_haystack(const lrsa_grid_config *c, lrsa_haystack *h, lrsa_err *e);
 
 /* Calls fn on every non-blank JSONL record of text (at most `limit` records when > 0). */

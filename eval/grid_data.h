@@ -20,13 +20,6 @@ int lrsa_grid_task_open(const lrsa_grid_config *c, const lrsa_grid_task *t, int6
                         double depth, const char *model_name, const lrsa_tokenizer *tok,
                         lrsa_haystack *haystack, lrsa_dataset *out, lrsa_err *e);
 
-/* Where the question starts in a chat prompt ids[0..prompt_len): the user turn is
- * "... context\n\nquestion" (lrsa prepare, JSONL QA records), so the question starts after the
- * token that completes the last "\n\n" of the last user turn (the text before its end-of-turn
- * id), whether the tokenizer makes "\n\n" one token or two. Returns that index (the number of
- * context tokens) or -1 when there is no such blank line with a non-empty question after it. */
-int64_t lrsa_grid_question_start(const lrsa_tokenizer *tok, const int32_t *ids, int64_t prompt_len);
-
 /* Start-up check of the synthetic tasks for one model's tokenizer: one sample of each task at
  * its shortest length is generated (and dropped), so a length too short for the task's
  * instruction, needles and question fails before any model is run. */

@@ -393,7 +393,7 @@ static int run_group(const lrsa_grid_config *c, model_ctx *mc, const lrsa_datase
             break;
         }
         if (g->proto == LRSA_PROTOCOL_AGNOSTIC) {
-            s.qs = lrsa_grid_question_start(mc->tok, s.ids, s.prompt_len);
+            s.qs = lrsa_press_question_start(mc->tok, s.ids, s.prompt_len);
             if (s.qs < 1) {
                 rc = lrsa_errorf(e,
                                  "%s: sample %lld: no context/question boundary (a \"\\n\\n\" "

@@ -117,26 +117,6 @@ int lrsa_press_compress(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_
 }
 
 /* The text of one token (malloc'd, "" when it decodes to nothing). */
-static char *token_text(const lrsa_tokenizer *tok, int32_t id) {
-    char *t = lrsa_tokenizer_decode(tok, &id, 1, 0);
-    return t ? t : lrsa_strdup("");
-}
-
-/* Does token t end a blank line: its text holds "\n\n", or starts with '\n' right after a
- * token whose text ends with '\n' (tokenizers without a "\n\n" token split it in two)? */
-static int ends_blank_line(const lrsa_tokenizer *tok, const int32_t *ids, int64_t t) {
-    char *cur = token_text(tok, ids[t]);
-    int r = strstr(cur, "\n\n") != NULL;
-    if (!r && cur[0] == '\n' && t > 0 && !lrsa_tokenizer_is_special(tok, ids[t - 1])) {
-        char *prev = token_text(tok, ids[t - 1]);
-        const size_t n = strlen(prev);
-        r = n > 0 && prev[n - 1] == '\n';
-        free(prev);
-    }
-    free(cur);
-    return r;
-}
-
 int64_t lrsa_press_question_start(const lrsa_tokenizer *tok, const int32_t *ids,
                                   int64_t prompt_len) {
     int32_t stop[8];
@@ -148,10 +128,41 @@ int64_t lrsa_press_question_start(const lrsa_tokenizer *tok, const int32_t *ids,
                 user_end = t;
                 break;
             }
-    /* the question after the blank line must be non-empty; stop at the turn's start */
-    for (int64_t t = user_end - 2; t >= 1; t--) {
-        if (lrsa_tokenizer_is_special(tok, ids[t])) break;
-        if (ends_blank_line(tok, ids, t)) return t + 1;
+    /* The turn's text starts after its last special token (the turn header). */
+    int64_t turn = user_end;
+    while (turn > 0 && !lrsa_tokenizer_is_special(tok, ids[turn - 1])) turn--;
+    /* Decode the turn, remembering the byte offset where each token's text ends, so a "\n\n"
+     * is found however the tokenizer splits it (one token, two, or glued to other text). */
+    const int64_t n = user_end - turn;
+    if (n < 2) return -1;
+    int64_t *end = lrsa_malloc((size_t)n * sizeof *end);
+    size_t len = 0, cap = 4096;
+    char *text = lrsa_malloc(cap), piece[1024];
+    lrsa_stream_decoder dec;
+    lrsa_stream_decoder_init(&dec, tok, 0);
+    for (int64_t t = 0; t < n; t++) {
+        int k = lrsa_stream_decoder_push(&dec, ids[turn + t], piece, sizeof piece);
+        if (k < 0) k = 0;
+        if (len + (size_t)k + 1 > cap) {
+            cap = 2 * (len + (size_t)k + 1);
+            text = lrsa_realloc(text, cap);
+        }
+        memcpy(text + len, piece, (size_t)k);
+        len += (size_t)k;
+        end[t] = (int64_t)len;
     }
-    return -1;
+    int64_t qs = -1;
+    for (size_t i = len; i >= 2; i--)
+        if (text[i - 2] == '\n' && text[i - 1] == '\n') {
+            /* the token whose text holds the second newline ends the context */
+            for (int64_t t = 0; t < n; t++)
+                if (end[t] >= (int64_t)i) {
+                    qs = turn + t + 1;
+                    break;
+                }
+            break;
+        }
+    free(text);
+    free(end);
+    return qs > 0 && qs < user_end ? qs : -1;
 }

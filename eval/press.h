@@ -198,9 +198,9 @@ void lrsa_press_freeze(lrsa_kv_cache *c);
  * sample with no context/question split, and `lrsa prepare` writes the user turn as
  * instruction + "\n\n" + context + "\n\n" + question. So: find the end of the last user turn
  * (the last end-of-turn id before prompt_len, lrsa_chat_stop_ids; the prompt end for format
- * NONE), then the last token before it that ends a blank line (its text holds "\n\n", or it
- * starts with '\n' right after a token ending with '\n'); the question starts right after
- * that token. Returns that index (the context length), or -1 when there is no such token
+ * NONE), decode that turn (after its last special token), find its last "\n\n" in the text
+ * (however the tokenizer splits it), and the question starts after the token that completes
+ * it. Returns that index (the context length), or -1 when there is no such token
  * with a non-empty question after it. */
 int64_t lrsa_press_question_start(const lrsa_tokenizer *tok, const int32_t *ids,
                                   int64_t prompt_len);
