@@ -92,8 +92,8 @@ int main(int argc, char **argv) {
            model_dir ? model_dir : "random SmolLM2-135M shape", m.cfg.num_hidden_layers,
            m.cfg.num_key_value_heads, m.cfg.head_dim, T, p.sink, p.lag, p.keep, lrsa_lagkv_k(&p));
 
-    lrsa_press_config lag = {.compress = 1, .lagkv = p, .prefill = LRSA_PREFILL_CHUNKED};
-    lrsa_press_config full = {.compress = 0, .prefill = LRSA_PREFILL_ONESHOT};
+    lrsa_press_config lag = lrsa_press_config_lagkv(p, LRSA_PREFILL_CHUNKED);
+    lrsa_press_config full = lrsa_press_config_full(LRSA_PREFILL_ONESHOT);
     lrsa_kv_cache cl, cf;
     if (lrsa_kv_cache_for_model(&cl, &m, &lag, &e) || lrsa_kv_cache_for_model(&cf, &m, &full, &e)) {
         lrsa_err_print(&e);

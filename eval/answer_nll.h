@@ -10,21 +10,18 @@
 #include "kernels/lagkv/lagkv.h"
 #include "model/model.h"
 
-/* What the evaluator runs a sample under. Two ways to name the press, so configs written
- * before the press framework keep working:
- *   spec.method != LRSA_PRESS_NONE: that press (eval/press.h), with spec's budget and knobs;
- *   otherwise compress = 1 is LagKV with `lagkv` (the first evaluator's only press), 0 none.
- * prefill applies to LagKV in both cases (it overrides spec.prefill). protocol: zero = AWARE,
- * the behaviour of the first evaluator. lrsa_press_config_spec gives the effective spec. */
+/* What the evaluator runs a sample under: a press (eval/press.h; method NONE = full cache, its
+ * prefill field the prefill mode) and the protocol (zero = AWARE). A zeroed config is the full
+ * cache, chunked label, query-aware. */
 typedef struct lrsa_press_config {
-    int compress;              /* 0: full (dense) cache; 1: LagKV (when spec.method is NONE) */
-    lrsa_lagkv_params lagkv;   /* used when compress */
-    lrsa_prefill_mode prefill; /* label every result with it */
-    lrsa_press_spec spec;      /* any press (method NONE: see compress) */
+    lrsa_press_spec spec;
     lrsa_press_protocol protocol;
 } lrsa_press_config;
 
-/* The press spec a config runs (see lrsa_press_config). */
+/* The full cache / LagKV with p, under the given prefill mode, query-aware. */
+lrsa_press_config lrsa_press_config_full(lrsa_prefill_mode prefill);
+lrsa_press_config lrsa_press_config_lagkv(lrsa_lagkv_params p, lrsa_prefill_mode prefill);
+/* The press spec a config runs (a copy of p->spec). */
 void lrsa_press_config_spec(const lrsa_press_config *p, lrsa_press_spec *out);
 
 /* ids[0..n) is one sample; mask marks the answer tokens (contiguous, at the end). The prefix

@@ -34,25 +34,23 @@ int lrsa_flag_value(int argc, char **argv, int *i, const char **out, lrsa_err *e
     return 0;
 }
 
-void lrsa_press_defaults(lrsa_press_config *p) {
-    memset(p, 0, sizeof(*p));
-    p->compress = 0;
-    p->lagkv.sink = 16;
-    p->lagkv.lag = 128;
-    p->lagkv.keep = 0.5f;
-    p->lagkv.value_weight = 1.0f;
-    p->prefill = LRSA_PREFILL_CHUNKED;
-    lrsa_press_spec_defaults(&p->spec, LRSA_PRESS_NONE);
-    p->protocol = LRSA_PROTOCOL_AWARE;
-}
+/* The command line's LagKV defaults: S=16, L=128, r=0.5, w=1. */
+static const lrsa_lagkv_params CLI_LAGKV = {
+    .sink = 16, .lag = 128, .keep = 0.5f, .value_weight = 1.0f};
 
-/* The spec defaults of a method as the command line sees them: the legacy LagKV fields
- * (S=16, L=128, r=0.5, w=1) and keep 0.5 unless flags say otherwise. */
+/* The spec defaults of a method as the command line sees them: keep 0.5 and the CLI's LagKV
+ * parameters unless flags say otherwise. */
 static void method_defaults(lrsa_press_config *p, lrsa_press_method method) {
     lrsa_press_spec_defaults(&p->spec, method);
-    p->spec.lagkv = p->lagkv;
+    p->spec.lagkv = CLI_LAGKV;
     p->spec.keep = 0.5;
-    p->compress = method == LRSA_PRESS_LAGKV;
+    p->spec.prefill = LRSA_PREFILL_CHUNKED;
+}
+
+void lrsa_press_defaults(lrsa_press_config *p) {
+    memset(p, 0, sizeof(*p));
+    method_defaults(p, LRSA_PRESS_NONE);
+    p->protocol = LRSA_PROTOCOL_AWARE;
 }
 
 static int parse_flag(lrsa_press_config *p, int argc, char **argv, int *i, int apply_press,
@@ -79,17 +77,14 @@ static int parse_flag(lrsa_press_config *p, int argc, char **argv, int *i, int a
     } else if (strcmp(f, "--sink") == 0) {
         if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_int(f, v, 0, 1 << 30, &n, e))
             return -1;
-        p->lagkv.sink = (int)n;
         s->lagkv.sink = (int)n;
         s->sink = (int)n;
     } else if (strcmp(f, "--lag") == 0) {
         if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_int(f, v, 1, 1 << 30, &n, e))
             return -1;
-        p->lagkv.lag = (int)n;
         s->lagkv.lag = (int)n;
     } else if (strcmp(f, "--keep") == 0) {
         if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_float(f, v, &x, e)) return -1;
-        p->lagkv.keep = x;
         s->lagkv.keep = x;
         s->keep = x;
         s->tokens_per_layer = 0;
@@ -100,7 +95,6 @@ static int parse_flag(lrsa_press_config *p, int argc, char **argv, int *i, int a
         s->keep = 0.0;
     } else if (strcmp(f, "--value-weight") == 0) {
         if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_float(f, v, &x, e)) return -1;
-        p->lagkv.value_weight = x;
         s->lagkv.value_weight = x;
     } else if (strcmp(f, "--window") == 0) {
         if (lrsa_flag_value(argc, argv, i, &v, e) || lrsa_flag_int(f, v, 0, 1 << 30, &n, e))
@@ -152,9 +146,9 @@ static int parse_flag(lrsa_press_config *p, int argc, char **argv, int *i, int a
     } else if (strcmp(f, "--prefill") == 0) {
         if (lrsa_flag_value(argc, argv, i, &v, e)) return -1;
         if (strcmp(v, "chunked") == 0)
-            p->prefill = LRSA_PREFILL_CHUNKED;
+            s->prefill = LRSA_PREFILL_CHUNKED;
         else if (strcmp(v, "oneshot") == 0)
-            p->prefill = LRSA_PREFILL_ONESHOT;
+            s->prefill = LRSA_PREFILL_ONESHOT;
         else
             return lrsa_errorf(e, "--prefill: unknown mode '%s'; use chunked or oneshot", v);
     } else {

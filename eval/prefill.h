@@ -10,7 +10,7 @@
 #include "eval/kv_cache.h"
 #include "model/model.h"
 
-/* A cache shaped for the model under a press (full cache when !press->compress). */
+/* A cache shaped for the model under a press (full cache unless press->spec.method is LAGKV). */
 int lrsa_kv_cache_for_model(lrsa_kv_cache *c, const lrsa_model *m, const lrsa_press_config *press,
                             lrsa_err *e);
 

@@ -23,13 +23,23 @@ void lrsa_press_freeze(lrsa_kv_cache *c) {
 }
 
 void lrsa_press_config_spec(const lrsa_press_config *p, lrsa_press_spec *out) {
-    if (p->spec.method != LRSA_PRESS_NONE) {
-        *out = p->spec;
-    } else {
-        lrsa_press_spec_defaults(out, p->compress ? LRSA_PRESS_LAGKV : LRSA_PRESS_NONE);
-        out->lagkv = p->lagkv;
-    }
-    out->prefill = p->prefill;
+    *out = p->spec;
+}
+
+lrsa_press_config lrsa_press_config_full(lrsa_prefill_mode prefill) {
+    lrsa_press_config c = {.protocol = LRSA_PROTOCOL_AWARE};
+    lrsa_press_spec_defaults(&c.spec, LRSA_PRESS_NONE);
+    c.spec.prefill = prefill;
+    return c;
+}
+
+lrsa_press_config lrsa_press_config_lagkv(lrsa_lagkv_params p, lrsa_prefill_mode prefill) {
+    lrsa_press_config c = {.protocol = LRSA_PROTOCOL_AWARE};
+    lrsa_press_spec_defaults(&c.spec, LRSA_PRESS_LAGKV);
+    c.spec.lagkv = p;
+    c.spec.keep = p.keep;
+    c.spec.prefill = prefill;
+    return c;
 }
 
 /* Observer window a method needs: SnapKV/PyramidKV/CompressKV their window, TOVA the last

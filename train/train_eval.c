@@ -11,14 +11,11 @@ int lrsa_train_eval(const lrsa_model *m, const lrsa_dataset *ds, const lrsa_trai
     r->keep = c->attn_keep;
     int64_t n = lrsa_dataset_size(ds);
     if (c->eval_samples < n) n = c->eval_samples;
-    lrsa_press_config full = {0}, lag = {0};
-    full.compress = 0;
-    full.prefill = LRSA_PREFILL_CHUNKED;
-    lag.compress = 1;
-    lag.prefill = LRSA_PREFILL_CHUNKED;
-    lag.lagkv = (lrsa_lagkv_params){(int)c->attn_sink, (int)c->attn_lag, (float)c->attn_keep,
-                                    (float)c->attn_value_weight};
-    full.lagkv = lag.lagkv;
+    const lrsa_press_config full = lrsa_press_config_full(LRSA_PREFILL_CHUNKED);
+    const lrsa_press_config lag = lrsa_press_config_lagkv(
+        (lrsa_lagkv_params){(int)c->attn_sink, (int)c->attn_lag, (float)c->attn_keep,
+                            (float)c->attn_value_weight},
+        LRSA_PREFILL_CHUNKED);
     /* sums: nll_full, tokens_full, nll_lagkv, tokens_lagkv, samples */
     double s[5] = {0, 0, 0, 0, 0};
     int failed = 0; /* a failing rank still joins the reduction below, so no rank hangs */

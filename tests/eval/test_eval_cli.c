@@ -60,8 +60,8 @@ static void test_eval_command(void **state) {
 
     const char *presses[2] = {"--press none", "--press lagkv --sink 2 --lag 8 --keep 0.25"};
     lrsa_press_config pcs[2] = {
-        {.compress = 0, .prefill = LRSA_PREFILL_CHUNKED},
-        {.compress = 1, .lagkv = {2, 8, 0.25f, 1.0f}, .prefill = LRSA_PREFILL_CHUNKED}};
+        lrsa_press_config_full(LRSA_PREFILL_CHUNKED),
+        lrsa_press_config_lagkv((lrsa_lagkv_params){2, 8, 0.25f, 1.0f}, LRSA_PREFILL_CHUNKED)};
     for (int pi = 0; pi < 2; pi++) {
         snprintf(cmd, sizeof(cmd), "%s eval --model %s --data %s --n 2 %s --json %s 2>&1",
                  LRSA_BINARY, model_dir, data, presses[pi], json);

@@ -44,7 +44,7 @@ static void check_greedy(lrsa_model *m, const lrsa_press_config *pc, const int32
     assert_int_equal(lrsa_kv_cache_for_model(&c, m, pc, &e), 0);
     lrsa_gen_options o = {.max_new = steps, .temperature = 0.0f, .top_p = 1.0f};
     lrsa_gen_result r;
-    assert_int_equal(lrsa_generate(m, &c, prompt, n, pc->prefill, &o, NULL, NULL, &r, &e), 0);
+    assert_int_equal(lrsa_generate(m, &c, prompt, n, pc->spec.prefill, &o, NULL, NULL, &r, &e), 0);
     assert_int_equal(r.n, steps);
     for (int s = 0; s < steps; s++)
         if (r.ids[s] != want[s])
@@ -61,13 +61,13 @@ static void test_greedy_matches_full_forward(void **state) {
     int32_t prompt[25];
     tiny_random_ids(prompt, 25, V, 22);
     lrsa_attn_config dense = {.mode = LRSA_ATTN_DENSE};
-    lrsa_press_config full = {.compress = 0, .prefill = LRSA_PREFILL_CHUNKED};
+    lrsa_press_config full = lrsa_press_config_full(LRSA_PREFILL_CHUNKED);
     check_greedy(&m, &full, prompt, 25, 12, &dense, "full cache");
     /* S + 2L = 16 + 64 = 80 > 25 + 12: no event, identical to the full cache. */
-    lrsa_press_config lag = {
-        .compress = 1, .lagkv = {16, 32, 0.25f, 1.0f}, .prefill = LRSA_PREFILL_CHUNKED};
+    lrsa_press_config lag =
+        lrsa_press_config_lagkv((lrsa_lagkv_params){16, 32, 0.25f, 1.0f}, LRSA_PREFILL_CHUNKED);
     check_greedy(&m, &lag, prompt, 25, 12, &dense, "lagkv, no event");
-    lag.prefill = LRSA_PREFILL_ONESHOT;
+    lag.spec.prefill = LRSA_PREFILL_ONESHOT;
     check_greedy(&m, &lag, prompt, 25, 12, &dense, "lagkv oneshot, no event");
     lrsa_model_free(&m);
 }
@@ -79,9 +79,9 @@ static void test_decode_with_events_matches_lrsa(void **state) {
     lrsa_model m;
     tiny_model_create(&m, 2, V, 0, 23);
     const int n = 29, steps = 30; /* S + 2L = 22: events in prefill and while decoding */
-    lrsa_press_config pc = {
-        .compress = 1, .lagkv = {2, 10, 0.3f, 1.0f}, .prefill = LRSA_PREFILL_CHUNKED};
-    lrsa_attn_config attn = {.mode = LRSA_ATTN_LRSA, .lagkv = pc.lagkv};
+    lrsa_press_config pc =
+        lrsa_press_config_lagkv((lrsa_lagkv_params){2, 10, 0.3f, 1.0f}, LRSA_PREFILL_CHUNKED);
+    lrsa_attn_config attn = {.mode = LRSA_ATTN_LRSA, .lagkv = pc.spec.lagkv};
     int32_t seq[29 + 30];
     tiny_random_ids(seq, n + steps, V, 24);
     float *full = malloc((size_t)(n + steps) * V * sizeof(float));
@@ -90,7 +90,7 @@ static void test_decode_with_events_matches_lrsa(void **state) {
     lrsa_kv_cache c;
     lrsa_err e = {{0}};
     assert_int_equal(lrsa_kv_cache_for_model(&c, &m, &pc, &e), 0);
-    assert_int_equal(lrsa_prefill(&m, &c, seq, n, pc.prefill, got, 0, &e), 0);
+    assert_int_equal(lrsa_prefill(&m, &c, seq, n, pc.spec.prefill, got, 0, &e), 0);
     TU_ASSERT_CLOSE(got, full + (int64_t)(n - 1) * V, V, 1e-4, "prefill last row");
     int64_t events = 0;
     for (int s = 0; s < steps - 1; s++) {
@@ -139,16 +139,16 @@ static void test_answer_nll(void **state) {
     double want = reference_nll(&m, ids, mask, n, &dense, &want_n), got = 0.0;
     lrsa_err e = {{0}};
     for (int mode = 0; mode < 2; mode++) {
-        lrsa_press_config full = {.compress = 0, .prefill = (lrsa_prefill_mode)mode};
+        lrsa_press_config full = lrsa_press_config_full((lrsa_prefill_mode)mode);
         assert_int_equal(lrsa_answer_nll(&m, ids, mask, n, &full, &got, &got_n, &e), 0);
         assert_int_equal(got_n, 11);
         assert_int_equal(want_n, 11);
         assert_true(fabs(got - want) <= 1e-4 * fabs(want));
     }
     /* Under LagKV (chunked prefill, answer as decode steps) = the one-pass LRSA forward. */
-    lrsa_press_config lag = {
-        .compress = 1, .lagkv = {4, 8, 0.25f, 1.0f}, .prefill = LRSA_PREFILL_CHUNKED};
-    lrsa_attn_config lattn = {.mode = LRSA_ATTN_LRSA, .lagkv = lag.lagkv};
+    lrsa_press_config lag =
+        lrsa_press_config_lagkv((lrsa_lagkv_params){4, 8, 0.25f, 1.0f}, LRSA_PREFILL_CHUNKED);
+    lrsa_attn_config lattn = {.mode = LRSA_ATTN_LRSA, .lagkv = lag.spec.lagkv};
     double want_lag = reference_nll(&m, ids, mask, n, &lattn, &want_n);
     assert_int_equal(lrsa_answer_nll(&m, ids, mask, n, &lag, &got, &got_n, &e), 0);
     assert_true(fabs(got - want_lag) <= 1e-4 * fabs(want_lag));
@@ -200,7 +200,7 @@ static void test_stop_ids_and_matching(void **state) {
     int first = 3;
     for (int s = 0; s < 3; s++)
         if (want[s] == want[3]) first = s;
-    lrsa_press_config pc = {.compress = 0};
+    lrsa_press_config pc = {0};
     lrsa_kv_cache c;
     lrsa_err e = {{0}};
     assert_int_equal(lrsa_kv_cache_for_model(&c, &m, &pc, &e), 0);
@@ -241,8 +241,8 @@ static void test_tokens_stream(void **state) {
     tiny_model_create(&m, 2, V, 0, 31);
     int32_t prompt[30];
     tiny_random_ids(prompt, 30, V, 32);
-    lrsa_press_config pc = {
-        .compress = 1, .lagkv = {2, 8, 0.5f, 1.0f}, .prefill = LRSA_PREFILL_CHUNKED};
+    lrsa_press_config pc =
+        lrsa_press_config_lagkv((lrsa_lagkv_params){2, 8, 0.5f, 1.0f}, LRSA_PREFILL_CHUNKED);
     for (int temp = 0; temp < 2; temp++) {
         lrsa_kv_cache c;
         lrsa_err e = {{0}};
@@ -251,8 +251,8 @@ static void test_tokens_stream(void **state) {
             .max_new = 12, .temperature = temp ? 0.9f : 0.0f, .top_p = 0.95f, .seed = 3};
         stream_log l = {.c = &c};
         lrsa_gen_result r;
-        assert_int_equal(lrsa_generate(&m, &c, prompt, 30, pc.prefill, &o, log_token, &l, &r, &e),
-                         0);
+        assert_int_equal(
+            lrsa_generate(&m, &c, prompt, 30, pc.spec.prefill, &o, log_token, &l, &r, &e), 0);
         assert_int_equal(r.n, 12);
         assert_int_equal(l.n, 12);
         for (int i = 0; i < 12; i++) {
@@ -264,8 +264,8 @@ static void test_tokens_stream(void **state) {
         /* a callback that asks to stop after 4 tokens ends generation there */
         lrsa_kv_cache_reset(&c);
         stream_log l2 = {.c = &c, .stop_after = 4};
-        assert_int_equal(lrsa_generate(&m, &c, prompt, 30, pc.prefill, &o, log_token, &l2, &r, &e),
-                         0);
+        assert_int_equal(
+            lrsa_generate(&m, &c, prompt, 30, pc.spec.prefill, &o, log_token, &l2, &r, &e), 0);
         assert_int_equal(r.n, 4);
         assert_int_equal(l2.n, 4);
         assert_int_equal(c.seen, 30 + 3);

@@ -34,7 +34,7 @@ static void chunked_logits(lrsa_model *m, const int32_t *ids, int T, const lrsa_
                            float *logits, lrsa_kv_cache *c) {
     lrsa_err e = {{0}};
     assert_int_equal(lrsa_kv_cache_for_model(c, m, pc, &e), 0);
-    assert_int_equal(lrsa_prefill(m, c, ids, T, pc->prefill, logits, 1, &e), 0);
+    assert_int_equal(lrsa_prefill(m, c, ids, T, pc->spec.prefill, logits, 1, &e), 0);
 }
 
 static void test_lrsa_one_pass_equals_chunked_prefill(void **state) {
@@ -66,8 +66,7 @@ static void test_lrsa_one_pass_equals_chunked_prefill(void **state) {
         tiny_full_logits(&m, ids, T, &attn, ref);
         lrsa_attn_config dense_attn = {.mode = LRSA_ATTN_DENSE};
         tiny_full_logits(&m, ids, T, &dense_attn, dense);
-        lrsa_press_config pc = {
-            .compress = 1, .lagkv = attn.lagkv, .prefill = LRSA_PREFILL_CHUNKED};
+        lrsa_press_config pc = lrsa_press_config_lagkv(attn.lagkv, LRSA_PREFILL_CHUNKED);
         lrsa_kv_cache c;
         chunked_logits(&m, ids, T, &pc, got, &c);
         char label[96];
@@ -111,7 +110,7 @@ static void check_layers(int S, int L, float r, int T, int bias, uint64_t seed) 
     tiny_random_ids(ids, T, V, seed + 1);
     for (int t = 0; t < T; t++) pos[t] = t;
     lrsa_lagkv_params p = {S, L, r, 1.0f};
-    lrsa_press_config pc = {.compress = 1, .lagkv = p, .prefill = LRSA_PREFILL_CHUNKED};
+    lrsa_press_config pc = lrsa_press_config_lagkv(p, LRSA_PREFILL_CHUNKED);
     lrsa_kv_cache c;
     chunked_logits(&m, ids, T, &pc, NULL, &c);
     const int ns = lrsa_lagkv_num_scored(T, &p), kk = lrsa_lagkv_k(&p);
@@ -191,8 +190,8 @@ static void test_full_cache_equals_dense(void **state) {
     lrsa_attn_config attn = {.mode = LRSA_ATTN_DENSE};
     tiny_full_logits(&m, ids, T, &attn, dense);
     for (int mode = 0; mode < 2; mode++) {
-        lrsa_press_config pc = {.compress = 0,
-                                .prefill = mode ? LRSA_PREFILL_ONESHOT : LRSA_PREFILL_CHUNKED};
+        lrsa_press_config pc =
+            lrsa_press_config_full(mode ? LRSA_PREFILL_ONESHOT : LRSA_PREFILL_CHUNKED);
         lrsa_kv_cache c;
         chunked_logits(&m, ids, T, &pc, got, &c);
         assert_rows_close(got, dense, T, 1e-4, mode ? "full cache oneshot" : "full cache chunked");
@@ -200,12 +199,12 @@ static void test_full_cache_equals_dense(void **state) {
         lrsa_kv_cache_free(&c);
     }
     /* Continuing a cache: 37 tokens, then 53 more, logits of the second part match. */
-    lrsa_press_config pc = {.compress = 0, .prefill = LRSA_PREFILL_ONESHOT};
+    lrsa_press_config pc = lrsa_press_config_full(LRSA_PREFILL_ONESHOT);
     lrsa_kv_cache c;
     lrsa_err e = {{0}};
     assert_int_equal(lrsa_kv_cache_for_model(&c, &m, &pc, &e), 0);
-    assert_int_equal(lrsa_prefill(&m, &c, ids, 37, pc.prefill, NULL, 0, &e), 0);
-    assert_int_equal(lrsa_prefill(&m, &c, ids + 37, T - 37, pc.prefill, got, 1, &e), 0);
+    assert_int_equal(lrsa_prefill(&m, &c, ids, 37, pc.spec.prefill, NULL, 0, &e), 0);
+    assert_int_equal(lrsa_prefill(&m, &c, ids + 37, T - 37, pc.spec.prefill, got, 1, &e), 0);
     assert_rows_close(got, dense + 37 * V, T - 37, 1e-4, "continued prefill");
     lrsa_kv_cache_free(&c);
     free(dense);
@@ -226,15 +225,15 @@ static void test_oneshot_uses_then_compresses(void **state) {
     float *got = malloc((size_t)T * V * sizeof(float));
     lrsa_attn_config attn = {.mode = LRSA_ATTN_DENSE};
     tiny_full_logits(&m, ids, T, &attn, dense);
-    lrsa_press_config pc = {
-        .compress = 1, .lagkv = {3, 10, 0.5f, 1.0f}, .prefill = LRSA_PREFILL_ONESHOT};
+    lrsa_press_config pc =
+        lrsa_press_config_lagkv((lrsa_lagkv_params){3, 10, 0.5f, 1.0f}, LRSA_PREFILL_ONESHOT);
     lrsa_kv_cache c;
     chunked_logits(&m, ids, T, &pc, got, &c);
     assert_rows_close(got, dense, T, 1e-4, "oneshot logits");
     for (int l = 0; l < 2; l++)
         for (int g = 0; g < 2; g++)
             assert_int_equal(lrsa_kv_cache_head(&c, l, g)->len, 3 + 5 * 11 + 10 + 0);
-    assert_int_equal(lrsa_lagkv_oneshot_len(T, &pc.lagkv), 3 + 5 * 11 + 10);
+    assert_int_equal(lrsa_lagkv_oneshot_len(T, &pc.spec.lagkv), 3 + 5 * 11 + 10);
     lrsa_kv_cache_free(&c);
     free(dense);
     free(got);
@@ -245,7 +244,7 @@ static void test_bad_tokens(void **state) {
     (void)state;
     lrsa_model m;
     tiny_model_create(&m, 1, V, 0, 11);
-    lrsa_press_config pc = {.compress = 0};
+    lrsa_press_config pc = {0};
     lrsa_kv_cache c;
     lrsa_err e = {{0}};
     assert_int_equal(lrsa_kv_cache_for_model(&c, &m, &pc, &e), 0);

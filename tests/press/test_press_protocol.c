@@ -187,7 +187,7 @@ static void test_agnostic_protocol(void **state) {
     build_sample(tok, USER, "The code is 4217.", &ids, &mask, &pl);
     const int64_t q = lrsa_press_question_start(tok, ids.v, pl);
     lrsa_err e = {{0}};
-    lrsa_press_config pc = {.prefill = LRSA_PREFILL_ONESHOT};
+    lrsa_press_config pc = lrsa_press_config_full(LRSA_PREFILL_ONESHOT);
     double full, x, kept;
     int64_t nf, nx;
     assert_int_equal(lrsa_answer_nll(&m, ids.v, mask.v, ids.n, &pc, &full, &nf, &e), 0);
