@@ -316,12 +316,81 @@ static void test_peft_round_trip_and_refusals(void **state) {
     lrsa_model_free(&m);
 }
 
+/* Parity with PEFT/torch (tests/fixtures/lora, tools/make_lora_fixtures.py): the adapter as PEFT
+ * saved it, on the llama_gqa base: logits (1e-4) and loss unmerged and merged, and every
+ * lora_A / lora_B gradient (1e-3). */
+static void test_parity_with_peft(void **state) {
+    (void)state;
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof dir, "%s/lora/adapter", LRSA_TEST_DATA);
+    lrsa_model m, merged;
+    load_base(&m);
+    load_base(&merged);
+    lrsa_lora a;
+    lrsa_err e;
+    if (lrsa_lora_load_peft(&a, &m.cfg, dir, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(a.cfg.rank, 4);
+    assert_int_equal(a.cfg.targets, LRSA_LORA_ALL_TARGETS);
+    lrsa_safetensors st;
+    snprintf(path, sizeof path, "%s/lora/expected.safetensors", LRSA_TEST_DATA);
+    if (lrsa_st_open(&st, path, &e)) fail_msg("%s", e.msg);
+    const lrsa_st_tensor *ti = lrsa_st_find(&st, "input_ids"), *tm = lrsa_st_find(&st, "loss_mask");
+    assert_non_null(ti);
+    assert_non_null(tm);
+    const int B = (int)ti->shape[0], T = (int)ti->shape[1], V = m.cfg.vocab_size;
+    const int64_t N = (int64_t)B * T;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)N);
+    uint8_t *mask = malloc((size_t)N);
+    float *w = calloc((size_t)N, sizeof(float)), *ref = malloc(sizeof(float) * (size_t)(N * V)),
+          *lg = malloc(sizeof(float) * (size_t)(N * V)), loss_ref;
+    assert_int_equal(lrsa_st_read_i32(&st, ti, ids, &e), 0);
+    fseeko(st.f, (off_t)(st.data_start + tm->begin), SEEK_SET);
+    assert_int_equal(fread(mask, 1, (size_t)N, st.f), (size_t)N);
+    int count = 0;
+    for (int64_t i = 0; i < N; i++) count += i % T != 0 && mask[i];
+    for (int64_t i = 0; i < N; i++) w[i] = i % T != 0 && mask[i] ? 1.0f / (float)count : 0.0f;
+    assert_int_equal(lrsa_st_read_f32(&st, lrsa_st_find(&st, "logits"), ref, &e), 0);
+    assert_int_equal(lrsa_st_read_f32(&st, lrsa_st_find(&st, "loss"), &loss_ref, &e), 0);
+
+    lrsa_workspace *ws = lrsa_workspace_new();
+    m.lora = &a;
+    lrsa_model_logits(&m, ws, ids, B, T, &k_dense, lg);
+    TU_ASSERT_CLOSE(lg, ref, N * V, 1e-4, "PEFT logits (adapter attached)");
+    double loss = lrsa_model_forward_backward(&m, ws, ids, w, B, T, &k_dense, 0, 1, NULL);
+    if (!(fabs(loss - loss_ref) <= 1e-4 * fabs(loss_ref)))
+        fail_msg("loss %.8f, PEFT %.8f", loss, loss_ref);
+    int n = 0;
+    for (int i = 0; i < a.table.n; i++) {
+        char gname[200];
+        snprintf(gname, sizeof gname, "grad.%s", a.table.desc[i].name);
+        const lrsa_st_tensor *t = lrsa_st_find(&st, gname);
+        if (!t) fail_msg("expected.safetensors lacks %s", gname);
+        float *g = malloc(sizeof(float) * (size_t)a.table.desc[i].numel);
+        assert_int_equal(lrsa_st_read_f32(&st, t, g, &e), 0);
+        TU_ASSERT_CLOSE(lrsa_table_ptr(&a.table, LRSA_ROLE_GRAD, i), g, a.table.desc[i].numel, 1e-3,
+                        gname);
+        free(g);
+        n++;
+    }
+    assert_int_equal(n, 2 * 7 * m.cfg.num_hidden_layers);
+    lrsa_lora_merge(&a, &merged);
+    lrsa_model_logits(&merged, ws, ids, B, T, &k_dense, lg);
+    TU_ASSERT_CLOSE(lg, ref, N * V, 1e-4, "PEFT logits (merged)");
+    free(ids), free(mask), free(w), free(ref), free(lg);
+    lrsa_st_close(&st);
+    lrsa_workspace_free(ws);
+    lrsa_lora_free(&a);
+    lrsa_model_free(&m);
+    lrsa_model_free(&merged);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chain_rule_through_merged_weights),
         cmocka_unit_test(test_recompute_with_dropout),
         cmocka_unit_test(test_merge_and_block_api),
         cmocka_unit_test(test_peft_round_trip_and_refusals),
+        cmocka_unit_test(test_parity_with_peft),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
