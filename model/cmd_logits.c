@@ -73,13 +73,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
         }
     }
     lrsa_model m;
-    if (lrsa_model_load(&m, model_dir, e)) {
-        free(ids);
-        free(mask);
-        return -1;
-    }
-    if (adapter && lrsa_model_apply_adapter(&m, adapter, e)) {
-        lrsa_model_free(&m);
+    if (lrsa_model_load_adapted(&m, model_dir, adapter, e)) {
         free(ids);
         free(mask);
         return -1;

@@ -115,5 +115,8 @@ int lrsa_lora_save_peft(const lrsa_lora *a, const char *dir, const char *base_mo
 int lrsa_lora_load_peft(lrsa_lora *a, const lrsa_model_config *mc, const char *dir, lrsa_err *e);
 /* Loads a PEFT adapter directory and merges it into m (eval / generate --adapter). */
 int lrsa_model_apply_adapter(lrsa_model *m, const char *dir, lrsa_err *e);
+/* lrsa_model_load, then lrsa_model_apply_adapter when adapter_dir is not NULL (m is freed on an
+ * error). */
+int lrsa_model_load_adapted(lrsa_model *m, const char *dir, const char *adapter_dir, lrsa_err *e);
 
 #endif

@@ -200,3 +200,12 @@ int lrsa_model_apply_adapter(lrsa_model *m, const char *dir, lrsa_err *e) {
     lrsa_lora_free(&a);
     return 0;
 }
+
+int lrsa_model_load_adapted(lrsa_model *m, const char *dir, const char *adapter_dir, lrsa_err *e) {
+    if (lrsa_model_load(m, dir, e)) return -1;
+    if (adapter_dir && lrsa_model_apply_adapter(m, adapter_dir, e)) {
+        lrsa_model_free(m);
+        return -1;
+    }
+    return 0;
+}

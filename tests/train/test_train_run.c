@@ -79,6 +79,14 @@ static void test_resume_exact_grad_accum(void **state) {
     resume_case("resume_accum", "grad_accum: 3\n");
 }
 
+/* LoRA (the adapter and its moments are the checkpoint) with dropout, recomputation and
+ * gradient accumulation resumes bit-exactly too. */
+static void test_resume_exact_lora(void **state) {
+    (void)state;
+    resume_case("resume_lora", "lora:\n  rank: 4\n  alpha: 8\n  dropout: 0.1\n"
+                               "recompute: true\ngrad_accum: 2\n");
+}
+
 /* data.tokens_per_microbatch derives the accumulation from tokens: 512 in micro-batches of 256
  * is exactly grad_accum 2 of 256-token batches. */
 static void test_tokens_per_microbatch(void **state) {
@@ -235,6 +243,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_exact),
         cmocka_unit_test(test_resume_exact_grad_accum),
+        cmocka_unit_test(test_resume_exact_lora),
         cmocka_unit_test(test_tokens_per_microbatch),
         cmocka_unit_test(test_startup_errors),
         cmocka_unit_test(test_skip_guard),
