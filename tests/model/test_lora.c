@@ -12,6 +12,7 @@
 
 #include "autograd/fileio.h"
 #include "kernels/attention/attention.h"
+#include "block_forward.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "test_util.h"
@@ -193,30 +194,8 @@ static void test_merge_and_block_api(void **state) {
     lrsa_model_logits(&merged, ws, ids, 1, T, &k_dense, lm);
     TU_ASSERT_CLOSE(lm, lg, (int64_t)T * V, 1e-5, "merged vs attached");
     /* block-level API (what the KV-cache evaluation runs) with the adapter attached */
-    const int C = c->hidden_size, D = c->head_dim, Hq = c->num_attention_heads,
-              Hkv = c->num_key_value_heads, QKV = (Hq + 2 * Hkv) * D;
-    float *xs = malloc(sizeof(float) * T * C), *qkv = malloc(sizeof(float) * T * QKV),
-          *att = malloc(sizeof(float) * T * Hq * D), *lse = malloc(sizeof(float) * T * Hq);
-    int32_t pos[T];
-    for (int t = 0; t < T; t++) pos[t] = t;
-    lrsa_model_embed(&m, ids, T, xs);
-    for (int l = 0; l < c->num_hidden_layers; l++) {
-        lrsa_model_layer_qkv(&m, l, xs, pos, T, qkv);
-        lrsa_attn_dims d = {.B = 1,
-                            .T = T,
-                            .Hq = Hq,
-                            .Hkv = Hkv,
-                            .D = D,
-                            .q_stride = QKV,
-                            .kv_stride = QKV,
-                            .o_stride = Hq * D,
-                            .scale = 1.0f / sqrtf((float)D)};
-        lrsa_attention_forward_cpu(att, lse, qkv, qkv + Hq * D, qkv + (Hq + Hkv) * D, &d);
-        lrsa_model_layer_out(&m, l, xs, att, T);
-    }
-    lrsa_model_final_logits(&m, xs, T, lb);
+    tm_block_forward_logits(&m, ids, T, lb);
     TU_ASSERT_CLOSE(lb, lg, (int64_t)T * V, 1e-6, "block API with adapter");
-    free(xs), free(qkv), free(att), free(lse);
     free(base), free(lg), free(lm), free(lb);
     lrsa_workspace_free(ws);
     lrsa_lora_free(&a);
@@ -279,39 +258,34 @@ static void test_peft_round_trip_and_refusals(void **state) {
     assert_int_equal(st.n, 2 * 2 * 3);
     lrsa_st_close(&st);
 
-    const char *head = "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 16, ";
-    char text[1024];
-    snprintf(text, sizeof text,
-             "%s\"target_modules\": [\"q_proj\", \"v_proj\", \"down_proj\"], "
-             "\"use_dora\": true}",
-             head);
-    write_text(dir, "adapter_config.json", text);
-    expect_load_error(&m, dir, "use_dora");
-    snprintf(text, sizeof text, "%s\"target_modules\": [\"q_proj\", \"lm_head\"]}", head);
-    write_text(dir, "adapter_config.json", text);
-    expect_load_error(&m, dir, "unknown LoRA target 'lm_head'");
-    snprintf(text, sizeof text, "%s\"target_modules\": \".*proj\"}", head);
-    write_text(dir, "adapter_config.json", text);
-    expect_load_error(&m, dir, "regular expressions");
-    /* the config names k_proj, which the file lacks */
-    snprintf(text, sizeof text,
-             "%s\"target_modules\": [\"q_proj\", \"k_proj\", \"v_proj\", "
-             "\"down_proj\"]}",
-             head);
-    write_text(dir, "adapter_config.json", text);
-    expect_load_error(&m, dir, "k_proj.lora_A.weight\" is missing");
-    /* the config leaves out down_proj, which the file has */
-    snprintf(text, sizeof text, "%s\"target_modules\": [\"q_proj\", \"v_proj\"]}", head);
-    write_text(dir, "adapter_config.json", text);
-    expect_load_error(&m, dir, "down_proj.lora_A.weight\" is not a LoRA A/B matrix");
-    /* another rank than the tensors have */
-    snprintf(text, sizeof text,
-             "{\"peft_type\": \"LORA\", \"r\": 8, \"target_modules\": [\"q_proj\", \"v_proj\", "
-             "\"down_proj\"]}");
-    write_text(dir, "adapter_config.json", text);
-    expect_load_error(&m, dir, "has shape [4, 32] but r = 8");
-    write_text(dir, "adapter_config.json", "{\"peft_type\": \"PREFIX_TUNING\"}");
-    expect_load_error(&m, dir, "only LORA adapters load");
+    /* adapter_config.json variants over the same tensors (q, v, down at rank 4) */
+    static const struct {
+        const char *config, *needle;
+    } bad[] = {
+        {"{\"peft_type\": \"LORA\", \"r\": 4, \"target_modules\": [\"q_proj\", \"v_proj\", "
+         "\"down_proj\"], \"use_dora\": true}",
+         "use_dora"},
+        {"{\"peft_type\": \"LORA\", \"r\": 4, \"target_modules\": [\"q_proj\", \"lm_head\"]}",
+         "unknown LoRA target 'lm_head'"},
+        {"{\"peft_type\": \"LORA\", \"r\": 4, \"target_modules\": \".*proj\"}",
+         "regular expressions"},
+        /* the config names k_proj, which the file lacks */
+        {"{\"peft_type\": \"LORA\", \"r\": 4, \"target_modules\": [\"q_proj\", \"k_proj\", "
+         "\"v_proj\", \"down_proj\"]}",
+         "k_proj.lora_A.weight\" is missing"},
+        /* the config leaves out down_proj, which the file has */
+        {"{\"peft_type\": \"LORA\", \"r\": 4, \"target_modules\": [\"q_proj\", \"v_proj\"]}",
+         "down_proj.lora_A.weight\" is not a LoRA A/B matrix"},
+        /* another rank than the tensors have */
+        {"{\"peft_type\": \"LORA\", \"r\": 8, \"target_modules\": [\"q_proj\", \"v_proj\", "
+         "\"down_proj\"]}",
+         "has shape [4, 32] but r = 8"},
+        {"{\"peft_type\": \"PREFIX_TUNING\"}", "only LORA adapters load"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text(dir, "adapter_config.json", bad[i].config);
+        expect_load_error(&m, dir, bad[i].needle);
+    }
     lrsa_lora_free(&a);
     lrsa_model_free(&m);
 }

@@ -19,20 +19,14 @@
 #include "train/trainer.h"
 #include "train_fixture.h"
 
-static lrsa_comm single = {0, 1, 0, 0};
-
 static const char *k_lora_yaml = "lora:\n  rank: 4\n  alpha: 8\n  dropout: 0.1\n";
 
 static int run(const char *config, const char *const *overrides, lrsa_err *e) {
-    lrsa_train_config c;
-    tf_load_config(&c, config, overrides);
-    lrsa_train_opts o = {0, 1};
-    return lrsa_train_run(&c, &o, &single, e);
+    return tf_train(config, overrides, 0, e);
 }
 
 static void must_run(const char *config, const char *const *overrides) {
-    lrsa_err e;
-    if (run(config, overrides, &e)) fail_msg("training failed: %s", e.msg);
+    tf_must_train(config, overrides, 0);
 }
 
 static int64_t file_size(const char *path) {

@@ -13,18 +13,12 @@
 #include "train/trainer.h"
 #include "train_fixture.h"
 
-static lrsa_comm single = {0, 1, 0, 0};
-
 static int run(const char *config, const char *const *overrides, int64_t stop_after, lrsa_err *e) {
-    lrsa_train_config c;
-    tf_load_config(&c, config, overrides);
-    lrsa_train_opts o = {stop_after, 1};
-    return lrsa_train_run(&c, &o, &single, e);
+    return tf_train(config, overrides, stop_after, e);
 }
 
 static void must_run(const char *config, const char *const *overrides, int64_t stop_after) {
-    lrsa_err e;
-    if (run(config, overrides, stop_after, &e)) fail_msg("training failed: %s", e.msg);
+    tf_must_train(config, overrides, stop_after);
 }
 
 /* Straight N+M steps vs N steps, stop, resume, M more: same losses and bit-identical final
