@@ -172,6 +172,72 @@ static float *logits_of(lrsa_model *m, const int32_t *ids, int T) {
     return out;
 }
 
+/* The answer-NLL column of `lrsa eval`'s result line. */
+static void eval_nll(const char *cmd, char nll[32]) {
+    char *out = NULL;
+    int rc = tu_run(cmd, &out);
+    if (rc) fail_msg("`%s` failed (%d): %s", cmd, rc, out ? out : "");
+    const char *line = strstr(out, "\nnone");
+    if (!line) fail_msg("no result line in: %s", out);
+    char press[64], protocol[32], prefill[32], samples[32];
+    assert_int_equal(
+        sscanf(line, "%63s %31s %31s %31s %31s", press, protocol, prefill, samples, nll), 5);
+    free(out);
+}
+
+/* `lrsa logits --adapter` and `lrsa eval --adapter` on the base give the merged export's logits
+ * (bit for bit: the same merge) and answer NLL. */
+static void cli_adapter_matches_merged(const char *dir, const lrsa_model *base, const char *adapter,
+                                       const char *merged, const int32_t *ids, int T) {
+    char base_dir[4400], ids_path[4400], la[4400], lb[4400], cmd[16384];
+    lrsa_err e;
+    snprintf(base_dir, sizeof base_dir, "%s/base", dir);
+    if (lrsa_model_save(base, base_dir, LRSA_ST_F32, &e)) fail_msg("%s", e.msg);
+    snprintf(ids_path, sizeof ids_path, "%s/ids.txt", dir);
+    FILE *f = fopen(ids_path, "w");
+    assert_non_null(f);
+    for (int t = 0; t < T; t++) fprintf(f, "%d%c", ids[t], t + 1 < T ? ' ' : '\n');
+    fclose(f);
+    snprintf(la, sizeof la, "%s/la.safetensors", dir);
+    snprintf(lb, sizeof lb, "%s/lb.safetensors", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s logits --model %s --adapter %s --ids %s --out %s 2>&1 && %s logits "
+             "--model %s --ids %s --out %s 2>&1",
+             LRSA_BINARY, base_dir, adapter, ids_path, la, LRSA_BINARY, merged, ids_path, lb);
+    char *out = NULL;
+    int rc = tu_run(cmd, &out);
+    if (rc) fail_msg("lrsa logits failed (%d): %s", rc, out ? out : "");
+    free(out);
+    lrsa_safetensors sa, sb;
+    if (lrsa_st_open(&sa, la, &e) || lrsa_st_open(&sb, lb, &e)) fail_msg("%s", e.msg);
+    const int64_t n = (int64_t)T * base->cfg.vocab_size;
+    float *xa = malloc(sizeof(float) * (size_t)n), *xb = malloc(sizeof(float) * (size_t)n);
+    assert_int_equal(lrsa_st_read_f32(&sa, lrsa_st_find(&sa, "logits"), xa, &e), 0);
+    assert_int_equal(lrsa_st_read_f32(&sb, lrsa_st_find(&sb, "logits"), xb, &e), 0);
+    assert_memory_equal(xa, xb, sizeof(float) * (size_t)n);
+    free(xa);
+    free(xb);
+    lrsa_st_close(&sa);
+    lrsa_st_close(&sb);
+    char n1[32], n2[32];
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --adapter %s --data %s/eval.h5 --n 3 2>&1",
+             LRSA_BINARY, base_dir, adapter, dir);
+    eval_nll(cmd, n1);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s/eval.h5 --n 3 2>&1", LRSA_BINARY,
+             merged, dir);
+    eval_nll(cmd, n2);
+    printf("answer NLL: base + --adapter %s, merged export %s\n", n1, n2);
+    assert_string_equal(n1, n2);
+    /* a missing adapter directory is a clear error */
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --adapter %s/nope --data %s/eval.h5 2>&1",
+             LRSA_BINARY, base_dir, dir, dir);
+    rc = tu_run(cmd, &out);
+    assert_int_not_equal(rc, 0);
+    if (!strstr(out, "--adapter") || !strstr(out, "adapter_config.json"))
+        fail_msg("unexpected: %s", out);
+    free(out);
+}
+
 /* lrsa export: merged (= base + s B A of the checkpoint's adapter) and --adapter (a PEFT
  * directory with the checkpoint's tensors; the merged export and the adapter on the base give
  * the same logits); --adapter on a full checkpoint and a wrong --base are refused. */
@@ -222,6 +288,8 @@ static void test_lora_export(void **state) {
                     "adapter on base vs merged export");
     free(l_merged);
     free(l_adapter);
+    base.lora = NULL;
+    cli_adapter_matches_merged(dir, &base, adapter, merged, ids, T);
     lrsa_lora_free(&peft);
     lrsa_lora_free(&a);
     lrsa_model_free(&base);
