@@ -61,4 +61,24 @@ void lrsa_lora_dropout_cpu(float *out, const float *x, int64_t N, int in, float 
  * projection of every layer draws its own mask. */
 uint64_t lrsa_lora_dropout_seed(uint64_t pass_key, uint64_t site);
 
+#ifdef LRSA_HAVE_CUDA
+#include "kernels/linear/linear.h"
+/* The same op on the GPU (compiled, never run on a GPU yet): bf16 (uint16_t) activations,
+ * weights and adapter copies, fp32 accumulation in the cuBLASLt products of the linear handle h
+ * (on its stream), fp32 adapter gradients. All pointers are device pointers; the arguments mean
+ * what they mean in the CPU op, with u, t, xd bf16 scratch. The dropout masks are the CPU op's,
+ * element for element (kernels/lora/lora_mask.h). */
+void lrsa_lora_linear_forward_cuda(lrsa_linear_cuda *h, uint16_t *y, uint16_t *u, const uint16_t *x,
+                                   const uint16_t *w, const uint16_t *b, const uint16_t *A,
+                                   const uint16_t *B, const lrsa_lora_spec *s, int64_t N, int in,
+                                   int out, uint16_t *xd);
+void lrsa_lora_linear_backward_cuda(lrsa_linear_cuda *h, uint16_t *dx, float *dA, float *dB,
+                                    const uint16_t *dy, const uint16_t *x, const uint16_t *w,
+                                    const uint16_t *A, const uint16_t *B, const uint16_t *u,
+                                    const lrsa_lora_spec *s, int64_t N, int in, int out,
+                                    uint16_t *t, uint16_t *xd);
+/* out[n] = x * keep / (1 - p) (out may alias x), on `stream` (a cudaStream_t). */
+void lrsa_lora_dropout_cuda(uint16_t *out, const uint16_t *x, int64_t n, float p, uint64_t seed,
+                            void *stream);
+#endif
 #endif

@@ -7,29 +7,19 @@
 #include <cblas.h>
 
 #include "kernels/linear/linear.h"
-
-/* splitmix64's output function: a bijective mix with full avalanche. */
-static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-#define GOLDEN 0x9e3779b97f4a7c15ULL
+#include "kernels/lora/lora_mask.h"
 
 uint64_t lrsa_lora_dropout_seed(uint64_t pass_key, uint64_t site) {
-    return mix64(pass_key + GOLDEN * (mix64(site + GOLDEN) | 1));
+    return lrsa_lora_mix64(pass_key +
+                           LRSA_LORA_GOLDEN * (lrsa_lora_mix64(site + LRSA_LORA_GOLDEN) | 1));
 }
 
 void lrsa_lora_dropout_cpu(float *out, const float *x, int64_t N, int in, float p, uint64_t seed) {
-    /* element i is kept when the high 32 bits of the i-th splitmix64 output of `seed` are at or
-     * above p * 2^32: probability 1 - p within 2^-32 */
-    const uint32_t threshold = (uint32_t)((double)p * 4294967296.0);
+    const uint32_t threshold = lrsa_lora_threshold(p);
     const float keep_scale = 1.0f / (1.0f - p);
     const int64_t n = N * in;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t h = (uint32_t)(mix64(seed + GOLDEN * (uint64_t)(i + 1)) >> 32);
-        out[i] = h >= threshold ? x[i] * keep_scale : 0.0f;
-    }
+    for (int64_t i = 0; i < n; i++)
+        out[i] = lrsa_lora_keep(seed, i, threshold) ? x[i] * keep_scale : 0.0f;
 }
 
 /* Offset (in elements) of group g's B inside the concatenated B. */
