@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "autograd/fileio.h"
 #include "autograd/rng.h"
@@ -70,6 +71,14 @@ static double sgemm_rate(int M, int N, int K) {
     free(b);
     free(c);
     return flop * reps / t;
+}
+
+/* CPU seconds used by this process (all threads): on a shared machine the step's own cost, which
+ * wall time mixes with the time other processes held the cores. */
+static double process_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int run(int argc, char **argv, lrsa_err *e) {
@@ -199,6 +208,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
                         1e-9, 1.0);
     double warm = lrsa_now() - t0;
     t0 = lrsa_now();
+    const double cpu0 = process_cpu_s();
     for (int s = 0; s < steps; s++) {
         lrsa_table_zero(trainable, LRSA_ROLE_GRAD);
         loss = lrsa_model_forward_backward(&m, ws, ids, w, B, T, &attn, recompute, 1, NULL);
@@ -210,6 +220,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
         }
     }
     double dt = (lrsa_now() - t0) / steps;
+    double cpu_step = (process_cpu_s() - cpu0) / steps;
     double step_rate = flop / dt;
     double gemm_after = sgemm_rate((int)N, (int)(2 * F), (int)C);
     double gemm = 0.5 * (gemm_before + gemm_after);
@@ -230,6 +241,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
         printf("training: every weight, %lld trainable parameters\n", (long long)trainable->numel);
     printf("first step %.3f s (includes allocation); mean of %d steps %.3f s%s; loss %.4f\n", warm,
            steps, dt, optim ? " (AdamW included)" : "", loss);
+    printf("CPU time per step %.3f s (this process, all threads; wall %.3f s)\n", cpu_step, dt);
     if (optim) printf("AdamW update %.3f s per step\n", t_opt / steps);
     printf("tokens/s %.1f\n", (double)N / dt);
     printf("model GFLOP/s %.2f  (%.3g FLOP per step, attention %.1f%% of query-key pairs of "
