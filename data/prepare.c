@@ -9,14 +9,16 @@
 #include "data/dataset_build.h"
 #include "data/haystack.h"
 #include "data/jsonl.h"
+#include "data/prepare_stats.h"
+#include "data/synthetic/plan.h"
 #include "data/synthetic/synthetic.h"
 #include "data/synthetic/tasks.h"
 #include "train/commands.h"
 
 static const char USAGE[] =
     "usage: lrsa prepare --model DIR --input FILE.jsonl --out FILE.h5 [options]\n"
-    "       lrsa prepare --model DIR --synthetic TASK --n N --length TOKENS --out FILE.h5 "
-    "[options]\n"
+    "       lrsa prepare --model DIR --synthetic TASK[,TASK...] --n N --length TOKENS[:MAX]\n"
+    "                    --out FILE.h5 [options]\n"
     "\n"
     "Tokenises QA data with the model's tokenizer and chat template into an HDF5 dataset\n"
     "(format lrsa-qa-v1: tokens, loss mask, offsets, prompt lengths, answers).\n"
@@ -41,18 +43,28 @@ static const char USAGE[] =
     "  --skip-bad           skip invalid lines (reported and counted) instead of failing\n"
     "synthetic options:\n"
     "  --synthetic TASK     passkey niah-single niah-multikey niah-multivalue niah-multiquery\n"
-    "                       vartrack factqa\n"
+    "                       vartrack factqa; a comma-separated list mixes tasks: equal counts,\n"
+    "                       each block of k samples holds every task once in a seeded order\n"
+    "                       (the per-sample task is stored in /sample_task)\n"
     "  --n N                number of samples\n"
-    "  --length TOKENS      tokens per sample (haystack filled up to it)\n"
+    "  --length TOKENS      tokens per sample (haystack filled up to it); LO:HI draws each\n"
+    "                       sample's target uniformly in [LO, HI] (seeded)\n"
     "  --depth D            needle position as a fraction of the context (0..1)\n"
     "  --depths a,b,c       cycle through several depths (default: uniform random)\n"
     "  --seed S             random seed (default 0); same seed -> identical file\n"
     "  --haystack DIR       essay .txt files (default $LRSA_CACHE/haystack, else\n"
-    "                       ./.cache/haystack; built-in filler text when absent)\n";
+    "                       ./.cache/haystack; built-in filler text when absent)\n"
+    "  --essays SPLIT       all (default), train or heldout: a file is held out when the\n"
+    "                       FNV-1a hash of its name is 0 mod 4 (about a quarter; stable when\n"
+    "                       essays are added), so train and heldout sets share no essay;\n"
+    "                       needs real essays (tools/fetch-haystack.sh)\n"
+    "\n"
+    "prepare prints the token-length distribution of what it wrote (per task for a mixture).\n";
 
 typedef struct prepare_args {
     const char *model, *out, *input, *synthetic, *template_name, *system, *haystack;
-    int64_t max_len, n, length;
+    int64_t max_len, n, length, length_max;
+    lrsa_essay_split essays;
     int overflow_drop, skip_bad, loss_last;
     double depths[64];
     int n_depths;
@@ -66,6 +78,19 @@ static int parse_i64(const char *flag, const char *s, int64_t lo, int64_t *out, 
     if (errno || end == s || *end || v < lo)
         return lrsa_errorf(e, "%s %s: expected an integer >= %lld", flag, s, (long long)lo);
     *out = v;
+    return 0;
+}
+
+/* --length N, or LO:HI for a range (LO <= HI). */
+static int parse_length(const char *flag, const char *s, prepare_args *a, lrsa_err *e) {
+    const char *colon = strchr(s, ':');
+    if (!colon) return parse_i64(flag, s, 1, &a->length, e);
+    char lo[64];
+    snprintf(lo, sizeof lo, "%.*s", (int)(colon - s < 63 ? colon - s : 63), s);
+    if (parse_i64(flag, lo, 1, &a->length, e) || parse_i64(flag, colon + 1, 1, &a->length_max, e))
+        return lrsa_err_prefix(e, "%s %s takes TOKENS or LO:HI: ", flag, s);
+    if (a->length_max < a->length)
+        return lrsa_errorf(e, "%s %s: the range's low end is above its high end", flag, s);
     return 0;
 }
 
@@ -122,7 +147,10 @@ static int parse_args(int argc, char **argv, prepare_args *a, lrsa_err *e) {
         } else if (!strcmp(f, "--n")) {
             if (parse_i64(f, v, 1, &a->n, e)) return -1;
         } else if (!strcmp(f, "--length")) {
-            if (parse_i64(f, v, 1, &a->length, e)) return -1;
+            if (parse_length(f, v, a, e)) return -1;
+        } else if (!strcmp(f, "--essays")) {
+            if (lrsa_essay_split_parse(v, &a->essays) != 0)
+                return lrsa_errorf(e, "--essays %s: expected all, train or heldout", v);
         } else if (!strcmp(f, "--seed")) {
             if (parse_i64(f, v, 0, &tmp, e)) return -1;
             a->seed = (uint64_t)tmp;
@@ -145,18 +173,17 @@ static int parse_args(int argc, char **argv, prepare_args *a, lrsa_err *e) {
     if (!a->out) return lrsa_errorf(e, "--out FILE.h5 is required");
     if (!a->input == !a->synthetic)
         return lrsa_errorf(e, "give exactly one of --input FILE.jsonl or --synthetic TASK");
-    if (a->input && (a->n || a->length || a->n_depths || a->haystack))
-        return lrsa_errorf(e, "--n, --length, --depth(s) and --haystack apply to --synthetic, not "
-                              "to --input");
+    if (a->input && (a->n || a->length || a->n_depths || a->haystack || a->essays))
+        return lrsa_errorf(e, "--n, --length, --depth(s), --haystack and --essays apply to "
+                              "--synthetic, not to --input");
     if (a->synthetic) {
         if (!a->n) return lrsa_errorf(e, "--synthetic needs --n N (number of samples)");
         if (!a->length) return lrsa_errorf(e, "--synthetic needs --length TOKENS");
         if (a->max_len || a->skip_bad || a->overflow_drop)
             return lrsa_errorf(e, "--max-len, --overflow and --skip-bad apply to --input; "
                                   "synthetic samples are sized by --length");
-        if (!lrsa_synth_task_known(a->synthetic))
-            return lrsa_errorf(e, "--synthetic %s: unknown task; choose one of: %s", a->synthetic,
-                               lrsa_synth_task_names());
+        lrsa_synth_tasks tasks;
+        if (lrsa_synth_tasks_parse(a->synthetic, &tasks, e) != 0) return -1;
     }
     return 0;
 }
@@ -295,16 +322,20 @@ int lrsa_cmd_prepare(int argc, char **argv) {
                    (long long)c.untruncatable);
         printf(")\n");
     } else {
-        if (lrsa_haystack_load(&h, a.haystack, &e) != 0) goto done;
+        if (lrsa_haystack_load_split(&h, a.haystack, a.essays, &e) != 0) goto done;
         if (h.builtin)
             fprintf(stderr, "lrsa: note: no haystack essays found; using the built-in filler "
                             "(run tools/fetch-haystack.sh for real English text)\n");
-        lrsa_synth_config cfg = {a.synthetic, a.n, a.length, a.depths, a.n_depths, a.seed};
+        lrsa_synth_config cfg = {a.synthetic, a.n,    a.length,    a.depths,
+                                 a.n_depths,  a.seed, a.length_max};
         if (lrsa_synth_generate(&cfg, &b, &h, w, &e) != 0) goto done;
-        size_t len =
-            (size_t)snprintf(source, sizeof source,
-                             "synthetic task=%s n=%lld length=%lld seed=%llu depths=", a.synthetic,
-                             (long long)a.n, (long long)a.length, (unsigned long long)a.seed);
+        char range[32] = "";
+        if (a.length_max > a.length)
+            snprintf(range, sizeof range, ":%lld", (long long)a.length_max);
+        size_t len = (size_t)snprintf(
+            source, sizeof source,
+            "synthetic task=%s n=%lld length=%lld%s seed=%llu depths=", a.synthetic, (long long)a.n,
+            (long long)a.length, range, (unsigned long long)a.seed);
         if (a.n_depths == 0) len += (size_t)snprintf(source + len, sizeof source - len, "random");
         for (int i = 0; i < a.n_depths && len < sizeof source; i++)
             len += (size_t)snprintf(source + len, sizeof source - len, "%s%g", i ? "," : "",
@@ -312,12 +343,13 @@ int lrsa_cmd_prepare(int argc, char **argv) {
         if (len < sizeof source)
             snprintf(source + len, sizeof source - len, " template=%s %s", meta.chat_template,
                      h.desc);
-        meta.max_len = a.length;
+        meta.max_len = a.length_max > a.length ? a.length_max : a.length;
         if (make_out_dir(a.out, &e) != 0 || lrsa_dataset_writer_commit(w, a.out, &meta, &e) != 0)
             goto done;
         printf("prepare: wrote %lld %s samples of up to %lld tokens to %s (%s)\n", (long long)a.n,
-               a.synthetic, (long long)a.length, a.out, h.desc);
+               a.synthetic, (long long)meta.max_len, a.out, h.desc);
     }
+    lrsa_print_length_stats(stdout, w);
     rc = 0;
 done:
     if (rc != 0) lrsa_err_print(&e);

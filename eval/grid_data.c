@@ -115,7 +115,7 @@ int lrsa_grid_task_open(const lrsa_grid_config *c, const lrsa_grid_task *t, int6
         /* every (length, depth) point gets its own needles: the seed is mixed with the point */
         uint64_t seed =
             t->seed * 1000003ULL + (uint64_t)length * 7919ULL + (uint64_t)llround(depth * 1000.0);
-        lrsa_synth_config sc = {t->synthetic, t->n, length, &depth, 1, seed};
+        lrsa_synth_config sc = {t->synthetic, t->n, length, &depth, 1, seed, 0};
         if (rc == 0) rc = lrsa_synth_generate(&sc, &b, haystack, w, e);
         snprintf(source, sizeof source,
                  "synthetic task=%s n=%lld length=%lld seed=%llu depths=%g template=%s %s (lrsa "
@@ -157,7 +157,7 @@ int lrsa_grid_check_synthetic(const lrsa_grid_config *c, const lrsa_tokenizer *t
         int64_t shortest = t->lengths[0];
         for (int k = 1; k < t->n_lengths; k++)
             if (t->lengths[k] < shortest) shortest = t->lengths[k];
-        lrsa_synth_config sc = {t->synthetic, 1, shortest, &t->depths[0], 1, t->seed};
+        lrsa_synth_config sc = {t->synthetic, 1, shortest, &t->depths[0], 1, t->seed, 0};
         lrsa_dataset_writer *w = lrsa_dataset_writer_new();
         lrsa_err le;
         int rc = lrsa_synth_generate(&sc, &b, haystack, w, &le);
