@@ -33,8 +33,12 @@ static const char *EVAL_HELP =
     "  --data FILE.h5       dataset (lrsa-qa-v1)\n"
     "  --n N                first N samples (default: all)\n"
     "  --metrics LIST       comma-separated: nll, match (default nll)\n"
-    "  --max-new N          generation budget for match (default: answer tokens + 16)\n"
-    "  --json FILE          also write the results as JSON\n"
+    "  --max-new N          generation budget for match (default: per sample, its reference\n"
+    "                       answer's tokens + 16)\n"
+    "  --json FILE          also write the results as JSON: the aggregate row plus a\n"
+    "                       \"samples\" array, one record per sample (index, task, answer\n"
+    "                       NLL sum and mean, string match all/part, prediction, kept\n"
+    "                       fraction) for paired comparisons\n"
     "  --verbose            one line per sample on stderr\n" LRSA_PRESS_FLAGS_HELP;
 
 static int parse_metrics(const char *s, int *nll, int *match, lrsa_err *e) {
@@ -58,7 +62,7 @@ static int parse_metrics(const char *s, int *nll, int *match, lrsa_err *e) {
 
 static int write_json(const char *path, const char *model_dir, const char *data_path,
                       const lrsa_press_config *press, const lrsa_eval_options *o,
-                      const lrsa_eval_result *r, lrsa_err *e) {
+                      const lrsa_eval_result *r, const lrsa_sample_records *recs, lrsa_err *e) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "model", model_dir);
     cJSON_AddStringToObject(root, "data", data_path);
@@ -90,6 +94,7 @@ static int write_json(const char *path, const char *model_dir, const char *data_
     if (o->want_match) cJSON_AddNumberToObject(row, "match_accuracy", r->match_rate);
     cJSON_AddNumberToObject(row, "kept_fraction", r->kept_fraction);
     cJSON_AddNumberToObject(row, "seconds", r->seconds);
+    cJSON_AddItemToObject(row, "samples", lrsa_sample_records_json(recs));
     cJSON_AddItemToArray(rows, row);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
@@ -149,6 +154,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
     lrsa_tokenizer *tok = NULL;
     int32_t stop[16];
     lrsa_ids kvzip_ids = {0};
+    lrsa_sample_records recs = {0};
     const int is_kvzip = press.spec.method == LRSA_PRESS_KVZIP;
     if (o.want_match || press.protocol == LRSA_PROTOCOL_AGNOSTIC || is_kvzip) {
         tok = lrsa_tokenizer_load_dir(model_dir, e);
@@ -173,6 +179,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
         }
     }
     lrsa_eval_result r;
+    if (json_path) o.records = &recs;
     if (lrsa_eval_dataset(&m, &d, &press, &o, &r, e) != 0) goto done;
     char pdesc[256];
     lrsa_press_describe(&press, pdesc, sizeof(pdesc));
@@ -186,9 +193,11 @@ static int run(int argc, char **argv, lrsa_err *e) {
     printf("%-34s %-8s %-8s %8lld %12s %10s %7.1f%% %8.1f\n", pdesc,
            lrsa_press_protocol_name(press.protocol), lrsa_press_prefill_label(&eff),
            (long long)r.n_samples, nll, match, 100.0 * r.kept_fraction, r.seconds);
-    if (json_path && write_json(json_path, model_dir, data_path, &press, &o, &r, e) != 0) goto done;
+    if (json_path && write_json(json_path, model_dir, data_path, &press, &o, &r, &recs, e) != 0)
+        goto done;
     rc = 0;
 done:
+    lrsa_sample_records_free(&recs);
     lrsa_ids_free(&kvzip_ids);
     lrsa_tokenizer_free(tok);
     lrsa_model_free(&m);

@@ -59,7 +59,8 @@ static double kept_of(const lrsa_kv_cache *c) {
 static int eval_sample(const lrsa_model *m, const lrsa_dataset *d, int64_t i,
                        const lrsa_press_config *press, const lrsa_press_spec *s,
                        const lrsa_eval_options *o, lrsa_eval_result *r, double *kept,
-                       double *nll_out, int64_t *cnt_out, int *matched, lrsa_err *e) {
+                       double *nll_out, int64_t *cnt_out, int *matched, char **text_out,
+                       lrsa_err *e) {
     const int32_t *ids = lrsa_dataset_ids(d, i);
     const uint8_t *mask = lrsa_dataset_mask(d, i);
     const int64_t len = lrsa_dataset_len(d, i), prompt_len = lrsa_dataset_prompt_len(d, i);
@@ -102,7 +103,7 @@ static int eval_sample(const lrsa_model *m, const lrsa_dataset *d, int64_t i,
             }
         }
         lrsa_gen_options g = {0};
-        g.max_new = o->max_new > 0 ? o->max_new : (int)lrsa_dataset_n_target(d, i) + 16;
+        g.max_new = lrsa_eval_max_new(o->max_new, d, i);
         g.stop_ids = o->stop_ids;
         g.n_stop = o->n_stop;
         lrsa_gen_result gr = {0};
@@ -113,6 +114,10 @@ static int eval_sample(const lrsa_model *m, const lrsa_dataset *d, int64_t i,
             *matched = lrsa_answer_matches(text ? text : "", lrsa_dataset_answer(d, i));
             r->n_match += *matched;
             if (!o->want_nll) *kept = kept_of(&c);
+            if (text_out && text) {
+                *text_out = text;
+                text = NULL;
+            }
             free(text);
         }
         free(gr.ids);
@@ -120,6 +125,25 @@ static int eval_sample(const lrsa_model *m, const lrsa_dataset *d, int64_t i,
     free(logits);
     lrsa_kv_cache_free(&c);
     return rc;
+}
+
+static void record_sample(const lrsa_eval_options *o, const lrsa_dataset *d, int64_t i, double nll,
+                          int64_t cnt, int matched, const char *text, double kept) {
+    lrsa_sample_record *rec = lrsa_sample_records_push(o->records);
+    rec->index = i;
+    rec->task = lrsa_dataset_sample_task(d, i);
+    rec->kept_fraction = kept;
+    if (o->want_nll) {
+        rec->has_nll = 1;
+        rec->answer_tokens = cnt;
+        rec->nll_sum = nll;
+    }
+    if (o->want_match) {
+        rec->match = matched;
+        rec->max_new = lrsa_eval_max_new(o->max_new, d, i);
+        lrsa_sample_record_answer(rec, text ? text : "", lrsa_dataset_answer(d, i),
+                                  lrsa_task_answer_sep(rec->task));
+    }
 }
 
 int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_press_config *press,
@@ -143,9 +167,13 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
         double nll = 0.0, kept = 1.0;
         int64_t cnt = 0;
         int matched = -1;
-        if (eval_sample(m, d, i, press, &s, o, r, &kept, &nll, &cnt, &matched, e) != 0)
+        char *text = NULL;
+        if (eval_sample(m, d, i, press, &s, o, r, &kept, &nll, &cnt, &matched,
+                        o->records ? &text : NULL, e) != 0)
             return lrsa_err_prefix(e, "%s, sample %lld: ", d->path, (long long)i);
         kept_sum += kept;
+        if (o->records) record_sample(o, d, i, nll, cnt, matched, text, kept);
+        free(text);
         if (o->verbose)
             fprintf(stderr, "sample %lld: len %lld  answer NLL %.4f over %lld tokens  match %d\n",
                     (long long)i, (long long)lrsa_dataset_len(d, i), cnt ? nll / cnt : 0.0,

@@ -10,6 +10,7 @@
 #include "data/tokenizer.h"
 #include "eval/answer_nll.h"
 #include "eval/kv_cache.h"
+#include "eval/sample_records.h"
 
 /* NLL of target under softmax(logits[V]), in double. */
 double lrsa_token_nll(const float *logits, int V, int32_t target);
@@ -26,11 +27,12 @@ int lrsa_answer_matches(const char *generated, const char *answer);
 typedef struct lrsa_eval_options {
     int64_t n_samples; /* first N samples (<= 0: all) */
     int want_nll, want_match;
-    int max_new;               /* generation budget for match; <= 0: answer tokens + 16 */
+    int max_new; /* generation budget for match; <= 0: per sample, lrsa_eval_max_new */
     const lrsa_tokenizer *tok; /* needed for match (decoding) */
     const int32_t *stop_ids;   /* chat stop ids for match */
     int n_stop;
-    int verbose; /* print one line per sample to stderr */
+    int verbose;                  /* print one line per sample to stderr */
+    lrsa_sample_records *records; /* when set, one record per sample is appended */
 } lrsa_eval_options;
 
 typedef struct lrsa_eval_result {

@@ -603,7 +603,7 @@ static void defaults(lrsa_grid_config *c) {
     c->n_protocols = 1;
     c->prefill[0] = LRSA_PREFILL_CHUNKED;
     c->n_prefill = 1;
-    c->max_new = 32;
+    c->max_new = 0; /* per sample: its reference answer's tokens + 16 (lrsa_eval_max_new) */
     c->budgets[0].keep = 1.0;
     c->n_budgets = 1;
 }

@@ -19,6 +19,7 @@
 #include "eval/prefill.h"
 #include "eval/press.h"
 #include "eval/press_kvzip.h"
+#include "eval/sample_records.h"
 
 static const char GRID_HELP[] =
     "usage: lrsa eval CONFIG.yaml [key=value ...] [--dry-run] [--quiet]\n"
@@ -82,6 +83,9 @@ typedef struct sample_view {
     const uint8_t *mask;
     int64_t n, prompt_len, qs; /* qs: tokens prefilled under the press */
     const char *answer;
+    int64_t index;
+    const char *task, *sep; /* the sample's own task; the separator of its answer's parts */
+    int max_new;
 } sample_view;
 
 typedef struct answer_out {
@@ -187,6 +191,7 @@ typedef struct cell {
     double cache_bytes, full_bytes; /* peak live bytes; full (uncompressed) bytes */
     double prefill_s, score_s, apply_s, answer_s, cell_s;
     char example_pred[160], example_ref[160];
+    lrsa_sample_records recs; /* one per sample, for the row's "samples" */
 } cell;
 
 typedef struct group {
@@ -222,12 +227,14 @@ static void cell_key(const lrsa_grid_config *c, const group *g, cell *x) {
                  g->depth, (unsigned long long)t->seed);
     else
         snprintf(point, sizeof point, "file");
-    char budget[64];
+    char budget[64], max_new[32] = "auto"; /* auto: per sample (lrsa_eval_max_new) */
     lrsa_grid_budget_name(&c->budgets[x->budget], budget, sizeof budget);
-    snprintf(x->key, sizeof x->key, "%s|%s|%s|%s|n=%lld|max_new=%d|%s|%s|%s|%s|%s",
+    if (t->max_new > 0 || c->max_new > 0)
+        snprintf(max_new, sizeof max_new, "%d", t->max_new > 0 ? t->max_new : c->max_new);
+    snprintf(x->key, sizeof x->key, "%s|%s|%s|%s|n=%lld|max_new=%s|%s|%s|%s|%s|%s",
              c->models[g->model].name, c->models[g->model].path, t->name, point, (long long)t->n,
-             t->max_new > 0 ? t->max_new : c->max_new, lrsa_grid_protocol_name(g->proto),
-             lrsa_prefill_mode_name(g->prefill), m->label, budget, x->spec);
+             max_new, lrsa_grid_protocol_name(g->proto), lrsa_prefill_mode_name(g->prefill),
+             m->label, budget, x->spec);
 }
 
 static void cell_add(cell *x, const answer_out *o, const sample_view *s, const double *kf, int nkf,
@@ -260,12 +267,22 @@ static void cell_add(cell *x, const answer_out *o, const sample_view *s, const d
     x->apply_s += apply_s;
     x->answer_s += o->seconds;
     x->cell_s += shared_s + apply_s + o->seconds;
+    lrsa_sample_record *rec = lrsa_sample_records_push(&x->recs);
+    rec->index = s->index;
+    rec->task = s->task;
+    rec->has_nll = 1;
+    rec->answer_tokens = o->nll_tok;
+    rec->nll_sum = o->nll_sum;
+    rec->kept_fraction = mean;
+    rec->max_new = s->max_new;
 }
 
-/* The answer metrics (the task's separator splits multi-part references). */
-static void cell_score(cell *x, const char *pred, const char *ref, const char *sep) {
-    lrsa_answer_scores a;
-    lrsa_score_answer(pred, ref, sep, &a);
+/* The answer metrics of the sample cell_add recorded last (its separator splits multi-part
+ * references). */
+static void cell_score(cell *x, const char *pred, const sample_view *s) {
+    lrsa_sample_record *rec = &x->recs.v[x->recs.n - 1];
+    lrsa_sample_record_answer(rec, pred, s->answer, s->sep);
+    const lrsa_answer_scores a = rec->score;
     x->sc.match_all += a.match_all;
     x->sc.match_part += a.match_part;
     x->sc.exact += a.exact;
@@ -302,7 +319,10 @@ static cJSON *cell_row(const lrsa_grid_config *c, const group *g, const cell *x)
         cJSON_AddStringToObject(r, "file", t->file);
     }
     cJSON_AddNumberToObject(r, "n", x->n);
-    cJSON_AddNumberToObject(r, "max_new", t->max_new > 0 ? t->max_new : c->max_new);
+    if (t->max_new > 0 || c->max_new > 0)
+        cJSON_AddNumberToObject(r, "max_new", t->max_new > 0 ? t->max_new : c->max_new);
+    else
+        cJSON_AddStringToObject(r, "max_new", "auto");
     cJSON *mt = cJSON_AddObjectToObject(r, "metrics");
     cJSON_AddNumberToObject(mt, "string_match_all", x->sc.match_all / n);
     cJSON_AddNumberToObject(mt, "string_match_part", x->sc.match_part / n);
@@ -326,6 +346,7 @@ static cJSON *cell_row(const lrsa_grid_config *c, const group *g, const cell *x)
     cJSON_AddNumberToObject(r, "wall_s", x->cell_s);
     cJSON_AddStringToObject(r, "example_prediction", x->example_pred);
     cJSON_AddStringToObject(r, "example_reference", x->example_ref);
+    cJSON_AddItemToObject(r, "samples", lrsa_sample_records_json(&x->recs));
     char host[512];
     lrsa_host_description(host, sizeof host);
     cJSON_AddStringToObject(r, "host", host);
@@ -369,7 +390,6 @@ static void progress_line(const progress *p, const char *what) {
 static int run_group(const lrsa_grid_config *c, model_ctx *mc, const lrsa_dataset *d, group *g,
                      const char *results, progress *pg, lrsa_err *e) {
     const lrsa_grid_task *t = &c->tasks[g->task];
-    const int max_new = t->max_new > 0 ? t->max_new : c->max_new;
     const int NB = c->n_budgets, H = mc->m.cfg.num_hidden_layers * mc->m.cfg.num_key_value_heads;
     int64_t ns = lrsa_dataset_size(d);
     if (t->n > 0 && t->n < ns) ns = t->n;
@@ -386,7 +406,14 @@ static int run_group(const lrsa_grid_config *c, model_ctx *mc, const lrsa_datase
                          lrsa_dataset_len(d, si),
                          lrsa_dataset_prompt_len(d, si),
                          0,
-                         lrsa_dataset_answer(d, si)};
+                         lrsa_dataset_answer(d, si),
+                         si,
+                         lrsa_dataset_sample_task(d, si),
+                         NULL,
+                         lrsa_eval_max_new(t->max_new > 0 ? t->max_new : c->max_new, d, si)};
+        /* a file of synthetic samples is scored part by part like the synthetic tasks */
+        s.sep = t->answer_sep[0] ? t->answer_sep : lrsa_task_answer_sep(s.task);
+        const int max_new = s.max_new;
         if (s.prompt_len < 1 || s.prompt_len >= s.n) {
             rc = lrsa_errorf(e, "%s: sample %lld has no answer after its prompt", d->path,
                              (long long)si);
@@ -515,7 +542,7 @@ static int run_group(const lrsa_grid_config *c, model_ctx *mc, const lrsa_datase
                 }
                 cell_add(x, &o, &s, kfp, H, full_bytes, prefill_s, sweep ? score_s : 0, apply_s,
                          shared);
-                cell_score(x, o.text, s.answer, t->answer_sep);
+                cell_score(x, o.text, &s);
                 free(o.text);
                 lrsa_kv_cache_free(&cb);
                 if (is_none) { /* every budget of NONE is the same cache: one answer for all */
@@ -525,7 +552,7 @@ static int run_group(const lrsa_grid_config *c, model_ctx *mc, const lrsa_datase
                         answer_out oy = full;
                         oy.text = full.text;
                         cell_add(y, &oy, &s, ones, H, full_bytes, prefill_s, 0, 0, shared);
-                        cell_score(y, full.text, s.answer, t->answer_sep);
+                        cell_score(y, full.text, &s);
                     }
                     break;
                 }
@@ -549,6 +576,7 @@ static int run_group(const lrsa_grid_config *c, model_ctx *mc, const lrsa_datase
         cJSON *row = cell_row(c, g, x);
         rc = lrsa_grid_append_row(results, row, e);
         cJSON_Delete(row);
+        lrsa_sample_records_free(&x->recs);
         pg->cells_done++;
     }
     if (rc == 0) {
@@ -568,7 +596,10 @@ typedef struct plan {
 } plan;
 
 static void plan_free(plan *p) {
-    for (int i = 0; i < p->n; i++) free(p->g[i].cells);
+    for (int i = 0; i < p->n; i++) {
+        for (int k = 0; k < p->g[i].n_cells; k++) lrsa_sample_records_free(&p->g[i].cells[k].recs);
+        free(p->g[i].cells);
+    }
     free(p->g);
 }
 
