@@ -11,10 +11,10 @@
 #include "data/dataset.h"
 #include "data/haystack.h"
 #include "data/tokenizer.h"
+#include "prepare_cli.h"
 #include "test_util.h"
 
-#define MODEL LRSA_TEST_DATA "/tokenizer/smollm"
-#define MIX   "passkey,niah-multikey,niah-multivalue,vartrack,factqa"
+#define MIX "passkey,niah-multikey,niah-multivalue,vartrack,factqa"
 
 static lrsa_tokenizer *tok;
 static char dir[1024], hay[1200];
@@ -38,8 +38,8 @@ static void write_essay(int k) {
 
 static int setup(void **state) {
     lrsa_err e;
-    tok = lrsa_tokenizer_load_dir(MODEL, &e);
-    if (!tok) fprintf(stderr, "cannot load %s: %s\n", MODEL, e.msg);
+    tok = lrsa_tokenizer_load_dir(PREPARE_MODEL, &e);
+    if (!tok) fprintf(stderr, "cannot load %s: %s\n", PREPARE_MODEL, e.msg);
     tu_tmpdir(dir, sizeof dir, "synthetic_mix");
     snprintf(hay, sizeof hay, "%s/hay", dir);
     if (lrsa_mkdirs(hay, &e) != 0) return -1;
@@ -51,27 +51,13 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* Runs `lrsa prepare` (the built-in filler unless --haystack: LRSA_CACHE points nowhere). */
-static int prepare(const char *args, char **out) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "LRSA_CACHE=%s/nocache %s prepare --model %s %s 2>&1", dir,
-             LRSA_BINARY, MODEL, args);
-    char *o = NULL;
-    int rc = tu_run(cmd, &o);
-    if (out)
-        *out = o;
-    else
-        free(o);
-    return rc;
-}
-
 static const char *gen(const char *name, const char *args) {
     static char path[1200];
     char full[4096];
     snprintf(path, sizeof path, "%s/%s.h5", dir, name);
     snprintf(full, sizeof full, "%s --out %s", args, path);
     char *o;
-    if (prepare(full, &o) != 0) fail_msg("prepare %s failed: %s", full, o);
+    if (prepare_cli(dir, full, &o) != 0) fail_msg("prepare %s failed: %s", full, o);
     free(o);
     return path;
 }
@@ -161,7 +147,7 @@ static void test_mixture(void **state) {
     /* the printed distribution: all samples and each task */
     char args[2048], *o;
     snprintf(args, sizeof args, "--synthetic " MIX " --n 10 --length 600 --out %s/mix_p.h5", dir);
-    assert_int_equal(prepare(args, &o), 0);
+    assert_int_equal(prepare_cli(dir, args, &o), 0);
     assert_non_null(strstr(o, "prepare: all: 10 samples, tokens min"));
     for (int k = 0; k < 5; k++) {
         char line[128];
@@ -172,14 +158,10 @@ static void test_mixture(void **state) {
 
     /* bad lists */
     snprintf(args, sizeof args, "--synthetic passkey,bogus --n 2 --length 600 --out %s/x.h5", dir);
-    assert_int_not_equal(prepare(args, &o), 0);
-    assert_non_null(strstr(o, "unknown task 'bogus'"));
-    free(o);
+    prepare_cli_fails(dir, args, "unknown task 'bogus'");
     snprintf(args, sizeof args, "--synthetic passkey,vartrack,passkey --n 2 --length 600 --out %s",
              "x.h5");
-    assert_int_not_equal(prepare(args, &o), 0);
-    assert_non_null(strstr(o, "listed twice"));
-    free(o);
+    prepare_cli_fails(dir, args, "listed twice");
 }
 
 /* A digest of a dataset's content (ids, masks, offsets, prompt lengths, answers). */
@@ -222,19 +204,13 @@ static void test_length_range(void **state) {
     lrsa_dataset_close(&f);
     lrsa_dataset_close(&r);
 
-    char args[2048], *o;
+    char args[2048];
     snprintf(args, sizeof args, "--synthetic passkey --n 2 --length 700:300 --out %s/x.h5", dir);
-    assert_int_not_equal(prepare(args, &o), 0);
-    assert_non_null(strstr(o, "low end is above its high end"));
-    free(o);
+    prepare_cli_fails(dir, args, "low end is above its high end");
     snprintf(args, sizeof args, "--synthetic passkey --n 2 --length 300:lots --out %s/x.h5", dir);
-    assert_int_not_equal(prepare(args, &o), 0);
-    assert_non_null(strstr(o, "takes TOKENS or LO:HI"));
-    free(o);
+    prepare_cli_fails(dir, args, "takes TOKENS or LO:HI");
     snprintf(args, sizeof args, "--synthetic passkey --n 4 --length 20:30 --out %s/x.h5", dir);
-    assert_int_not_equal(prepare(args, &o), 0);
-    assert_non_null(strstr(o, "raise the low end"));
-    free(o);
+    prepare_cli_fails(dir, args, "raise the low end");
 }
 
 /* A single task at one length gives what the code before mixtures, ranges and splits gave: the
@@ -318,7 +294,7 @@ static void test_essay_split(void **state) {
                  "--synthetic passkey,factqa --n 6 --length 500 --seed 2 --haystack %s "
                  "--essays %s --out %s/split%d.h5",
                  hay, s ? "heldout" : "train", dir, s);
-        if (prepare(args, &o) != 0) fail_msg("%s", o);
+        if (prepare_cli(dir, args, &o) != 0) fail_msg("%s", o);
         assert_non_null(strstr(o, s ? "essays=heldout: 3 of 12 files" : "essays=train: 9 of 12"));
         free(o);
         snprintf(args, sizeof args, "%s/split%d.h5", dir, s);
@@ -354,10 +330,8 @@ static void test_essay_split(void **state) {
     /* No essays: the built-in filler cannot honour a split. */
     snprintf(args, sizeof args,
              "--synthetic passkey --n 1 --length 300 --essays heldout --out %s/nosplit.h5", dir);
-    assert_int_not_equal(prepare(args, &o), 0);
-    assert_non_null(strstr(o, "tools/fetch-haystack.sh"));
-    assert_non_null(strstr(o, "--essays heldout"));
-    free(o);
+    prepare_cli_fails(dir, args, "tools/fetch-haystack.sh");
+    prepare_cli_fails(dir, args, "--essays heldout");
     snprintf(args, sizeof args, "%s/nosplit.h5", dir);
     assert_false(lrsa_file_exists(args));
     /* A split that holds no essay. */
@@ -371,16 +345,11 @@ static void test_essay_split(void **state) {
              "--synthetic passkey --n 1 --length 300 --haystack %s --essays heldout --out "
              "%s/empty.h5",
              only_train, dir);
-    assert_int_not_equal(prepare(args, &o), 0);
-    assert_non_null(strstr(o, "the split holds none of the 1 essays"));
-    free(o);
-    assert_int_not_equal(
-        prepare("--synthetic passkey --n 1 --length 300 --essays most --out x.h5", &o), 0);
-    assert_non_null(strstr(o, "expected all, train or heldout"));
-    free(o);
-    assert_int_not_equal(prepare("--input x.jsonl --essays train --out x.h5", &o), 0);
-    assert_non_null(strstr(o, "--essays apply to --synthetic"));
-    free(o);
+    prepare_cli_fails(dir, args, "the split holds none of the 1 essays");
+    prepare_cli_fails(dir, "--synthetic passkey --n 1 --length 300 --essays most --out x.h5",
+                      "expected all, train or heldout");
+    prepare_cli_fails(dir, "--input x.jsonl --essays train --out x.h5",
+                      "--essays apply to --synthetic");
 }
 
 int main(void) {

@@ -1,7 +1,7 @@
-/* `lrsa eval --json`'s per-sample records: one per evaluated sample, whose answer NLL sums equal
- * the in-process metric per sample and add up to the aggregate row; per-sample tasks of a task
- * mixture; predictions scored part by part; the default generation budget sized per sample from
- * its reference answer. Tiny random models (the second with the fixture SmolLM tokenizer). */
+/* `lrsa eval --json`'s per-sample records with generation: per-sample tasks of a task mixture,
+ * predictions scored part by part, the default generation budget sized per sample from its
+ * reference answer (the NLL side of the records is checked in test_eval_cli). A tiny random
+ * model with the fixture SmolLM tokenizer. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +11,6 @@
 
 #include "autograd/fileio.h"
 #include "data/dataset.h"
-#include "eval/answer_nll.h"
 #include "eval/metrics.h"
 #include "test_util.h"
 #include "tiny_model.h"
@@ -45,71 +44,6 @@ static const char *str(const cJSON *o, const char *key) {
     return v->valuestring;
 }
 
-/* NLL only, no tokenizer: each record's NLL equals the in-process metric of its sample. */
-static void test_nll_records(void **state) {
-    enum { V = 97, NS = 3 };
-    char model_dir[1200], data[1200], json[1200];
-    snprintf(model_dir, sizeof model_dir, "%s/model97", dir);
-    snprintf(data, sizeof data, "%s/qa.h5", dir);
-    snprintf(json, sizeof json, "%s/nll.json", dir);
-    lrsa_model m;
-    tiny_model_create(&m, 2, V, 0, 43);
-    lrsa_err e = {{0}};
-    assert_int_equal(lrsa_model_save(&m, model_dir, LRSA_ST_F32, &e), 0);
-    lrsa_dataset_writer *w = lrsa_dataset_writer_new();
-    int32_t ids[NS][80];
-    uint8_t mask[NS][80];
-    const int lens[NS] = {70, 45, 61}, ans[NS] = {6, 4, 9};
-    for (int s = 0; s < NS; s++) {
-        tiny_random_ids(ids[s], lens[s], V, 80 + s);
-        for (int t = 0; t < lens[s]; t++) mask[s][t] = t >= lens[s] - ans[s];
-        assert_int_equal(
-            lrsa_dataset_writer_add(w, ids[s], mask[s], lens[s], lens[s] - ans[s], "x", &e), 0);
-    }
-    lrsa_dataset_meta meta = {
-        .tokenizer_checksum = "", .chat_template = "none", .source = "test", .task = "random"};
-    assert_int_equal(lrsa_dataset_writer_commit(w, data, &meta, &e), 0);
-    lrsa_dataset_writer_free(w);
-
-    char args[4096];
-    snprintf(args, sizeof args, "--model %s --data %s --press lagkv --sink 2 --lag 8 --keep 0.25",
-             model_dir, data);
-    cJSON *root = run_json(args, json);
-    const cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "results"), 0);
-    const cJSON *samples = cJSON_GetObjectItem(row, "samples");
-    assert_int_equal(cJSON_GetArraySize(samples), NS);
-    lrsa_press_config pc =
-        lrsa_press_config_lagkv((lrsa_lagkv_params){2, 8, 0.25f, 1.0f}, LRSA_PREFILL_CHUNKED);
-    double sum = 0, tokens = 0, kept = 0;
-    for (int s = 0; s < NS; s++) {
-        const cJSON *x = cJSON_GetArrayItem(samples, s);
-        assert_int_equal((int)num(x, "index"), s);
-        assert_string_equal(str(x, "task"), "random"); /* the root task: no per-sample tasks */
-        double want = 0;
-        int64_t k = 0;
-        assert_int_equal(lrsa_answer_nll(&m, ids[s], mask[s], lens[s], &pc, &want, &k, &e), 0);
-        assert_int_equal((int)num(x, "answer_tokens"), ans[s]);
-        assert_int_equal(k, ans[s]);
-        double got = num(x, "answer_nll_sum");
-        if (!(fabs(got - want) <= 1e-6 * fabs(want) + 1e-9))
-            fail_msg("sample %d: record NLL sum %.9g, in-process %.9g", s, got, want);
-        assert_true(fabs(num(x, "answer_nll") - got / ans[s]) <= 1e-12 * fabs(got) + 1e-12);
-        assert_null(cJSON_GetObjectItem(x, "prediction")); /* no generation asked */
-        double kf = num(x, "kept_fraction");
-        assert_true(kf > 0 && kf < 1); /* keep 1/4 of the lagged partitions */
-        sum += got;
-        tokens += num(x, "answer_tokens");
-        kept += kf;
-    }
-    /* the aggregate row is unchanged and is what the records add up to */
-    assert_true(fabs(num(row, "answer_nll") - sum / tokens) <= 1e-9 * sum / tokens);
-    assert_true(fabs(num(row, "answer_tokens") - tokens) == 0);
-    assert_true(fabs(num(row, "kept_fraction") - kept / NS) <= 1e-12);
-    assert_int_equal((int)num(row, "n_samples"), NS);
-    cJSON_Delete(root);
-    lrsa_model_free(&m);
-}
-
 /* A task mixture with generation: records carry each sample's own task, a prediction scored
  * part by part, and a budget of the sample's answer tokens + 16 unless --max-new is given. */
 static void test_mixture_records(void **state) {
@@ -117,19 +51,8 @@ static void test_mixture_records(void **state) {
     snprintf(model_dir, sizeof model_dir, "%s/model", dir);
     snprintf(data, sizeof data, "%s/mix.h5", dir);
     snprintf(json, sizeof json, "%s/mix.json", dir);
-    lrsa_model m;
-    tiny_model_create(&m, 2, 1359, 1, 91); /* the fixture tokenizer has 1359 ids */
+    tiny_model_save_dir(model_dir, 2, 1359, 1, 91, 1);
     lrsa_err e = {{0}};
-    assert_int_equal(lrsa_model_save(&m, model_dir, LRSA_ST_F32, &e), 0);
-    lrsa_model_free(&m);
-    char src[1400], dst[1400];
-    snprintf(src, sizeof src, "%s/tokenizer/smollm/tokenizer.json", LRSA_TEST_DATA);
-    snprintf(dst, sizeof dst, "%s/tokenizer.json", model_dir);
-    size_t n = 0;
-    char *tok = lrsa_read_file(src, &n, &e);
-    assert_non_null(tok);
-    assert_int_equal(lrsa_write_file_atomic(dst, tok, n, &e), 0);
-    free(tok);
     snprintf(cmd, sizeof cmd,
              "LRSA_CACHE=%s/nocache %s prepare --model %s --synthetic passkey,niah-multivalue "
              "--n 4 --length 480 --seed 3 --out %s 2>&1",
@@ -196,7 +119,6 @@ static void test_mixture_records(void **state) {
 
 int main(void) {
     tu_tmpdir(dir, sizeof dir, "eval_samples");
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_nll_records),
-                                       cmocka_unit_test(test_mixture_records)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mixture_records)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

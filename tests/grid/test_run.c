@@ -180,19 +180,7 @@ static void setup(void) {
     snprintf(run_dir, sizeof run_dir, "%s/run", dir);
     snprintf(cfg_path, sizeof cfg_path, "%s/grid.yaml", dir);
     snprintf(results, sizeof results, "%s/results.jsonl", run_dir);
-    lrsa_model m;
-    tiny_model_create(&m, 2, 1359, 1, 77); /* the fixture tokenizer has 1359 ids */
-    lrsa_err e = {{0}};
-    assert_int_equal(lrsa_model_save(&m, model_dir, LRSA_ST_F32, &e), 0);
-    lrsa_model_free(&m);
-    char src[1400], dst[1400];
-    snprintf(src, sizeof src, "%s/tokenizer/smollm/tokenizer.json", LRSA_TEST_DATA);
-    snprintf(dst, sizeof dst, "%s/tokenizer.json", model_dir);
-    size_t n = 0;
-    char *tok = lrsa_read_file(src, &n, &e);
-    assert_non_null(tok);
-    assert_int_equal(lrsa_write_file_atomic(dst, tok, n, &e), 0);
-    free(tok);
+    tiny_model_save_dir(model_dir, 2, 1359, 1, 77, 1);
     char text[4096];
     snprintf(text, sizeof text,
              "run_dir: %s\n"
