@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 typedef struct lrsa_haystack {
     char **sents; /* [n] sentences, whitespace collapsed, no leading/trailing space */

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "autograd/rng.h"
+#include "base/rng.h"
 
 void tiny_model_create(lrsa_model *m, int layers, int V, int bias, uint64_t seed) {
     lrsa_model_config c;

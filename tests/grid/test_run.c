@@ -11,7 +11,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "test_util.h"
 #include "eval/tiny_model.h"
 
