@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
-#include "model/gguf.h"
+#include "convert/gguf_convert.h"
 #include "model/quant.h"
 #include "model/model.h"
 #include "cli/commands.h"

@@ -11,6 +11,7 @@
 #include "cli/cli_flags.h"
 #include "eval/press/press.h"
 #include "eval/press/press_kvzip.h"
+#include "eval/run/prefill.h"
 #include "cli/commands.h"
 #include "eval/report/plot_svg.h"
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
-#include "model/gguf.h"
+#include "convert/gguf_convert.h"
 #include "model/quant.h"
 
 static int get_pos_int(const lrsa_gguf *g, const char *arch, const char *suffix, int required,

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
-#include "model/gguf.h"
+#include "convert/gguf_convert.h"
 
 /* Split regexes in the form PCRE2 / Oniguruma compile (formats.md 4.3). */
 static const char *k_regex_llama3 =

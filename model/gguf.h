@@ -1,6 +1,6 @@
 /* GGUF files (../shared/docs/formats.md 3): a validating reader, a small writer (tests, fuzz
- * seeds, export), the llama Q/K row permutation, and the conversion of a llama/qwen2 GGUF into a
- * Hugging Face model directory.
+ * seeds, export) and the llama Q/K row permutation. The conversion of a llama/qwen2 GGUF into a
+ * Hugging Face model directory is convert/gguf_convert.h.
  *
  * The reader maps the file and checks everything before anyone touches it: magic, version (2 or
  * 3), counts and string lengths against the bytes that remain, value types, tensor dims and
@@ -12,8 +12,6 @@
 #include <stdint.h>
 
 #include "base/error.h"
-#include "model/config.h"
-#include "model/safetensors.h"
 
 typedef enum lrsa_gguf_vtype {
     LRSA_GGUF_U8 = 0,
@@ -152,16 +150,4 @@ int lrsa_gguf_writer_write(lrsa_gguf_writer *w, const char *path, lrsa_err *e);
  * inverse (what the HF->GGUF converter does). */
 void lrsa_gguf_unpermute_rows(void *rows, int n_head, int head_dim, size_t row_bytes);
 void lrsa_gguf_permute_rows(void *rows, int n_head, int head_dim, size_t row_bytes);
-
-/* ---- Conversion to a Hugging Face directory ------------------------------------------------ */
-/* Fills a model config from the metadata and tensor list (arch llama or qwen2). */
-int lrsa_gguf_model_config(const lrsa_gguf *g, lrsa_model_config *c, lrsa_err *e);
-/* Writes tokenizer.json, tokenizer_config.json and generation_config.json into dir. */
-int lrsa_gguf_write_tokenizer(const lrsa_gguf *g, const lrsa_model_config *c, const char *dir,
-                              lrsa_err *e);
-/* The whole conversion: config.json, model.safetensors (F32 or BF16, un-permuted for llama) and
- * the tokenizer files, written into a temporary directory renamed to out_dir at the end.
- * out_dir must not exist unless force (then it is replaced). */
-int lrsa_gguf_convert(const char *gguf_path, const char *out_dir, lrsa_st_dtype dtype, int force,
-                      lrsa_err *e);
 #endif

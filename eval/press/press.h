@@ -23,6 +23,10 @@
  * keep fractions prefills each sample once (not for PyramidKV/CompressKV per-layer budgets,
  * which are recomputed per budget inside apply, still from the same scores).
  *
+ * Running a press on a sample (lrsa_press_prefill_and_score, lrsa_press_compress) belongs to the
+ * prefill, one floor up (eval/run/prefill.h): it hooks the press's observer into the cached
+ * forward and then calls the scorer, so no press calls the prefill.
+ *
  * LagKV's own incremental compression (chunked or one-shot prefill) stays inside the cache
  * (lrsa_kv_cache with compress = 1, eval/cache/kv_cache.h); the press method LAGKV maps to it. The
  * kvpress-compatible variant (LAGKV_KVPRESS) is a scorer here: LagKV partition scores, then a
@@ -33,6 +37,7 @@
 
 #include "base/error.h"
 #include "data/tokenizer.h"
+#include "eval/cache/cached_forward.h"
 #include "eval/cache/kv_cache.h"
 #include "model/model.h"
 
@@ -62,7 +67,7 @@ typedef enum lrsa_press_selector {
     /* One threshold over ALL layers and KV heads together (KVzip's non-uniform pair-level
      * budget, its default): the total kept equals the uniform budget's, each (layer, head) gets
      * as many rows as it has scores above the threshold. Counts come from
-     * lrsa_press_select_global (eval/press/press_kvzip.c, declared in press_internal.h); the press
+     * lrsa_press_select_global (eval/press/press_select.c, declared in press_internal.h); the press
      * core then keeps each head's top n_keep. (Added by helper kvzip.) */
     LRSA_SELECT_GLOBAL
 } lrsa_press_selector;
@@ -120,16 +125,6 @@ const char *lrsa_press_describe_spec(const lrsa_press_spec *s, char *buf, int ca
 /* Does the method score from queries the observer must collect during prefill? */
 int lrsa_press_needs_queries(const lrsa_press_spec *s);
 
-/* ---- The observer hooked into the cached forward ---- */
-/* Called once per layer of every cached forward, after the new rows were appended and attended,
- * before the layer's output block: q = post-RoPE queries of the N new tokens (row n, head h at
- * q + n*q_stride + h*D), pos their absolute positions. */
-typedef struct lrsa_layer_observer {
-    void (*fn)(void *user, const lrsa_kv_cache *c, int layer, const float *q, int64_t q_stride,
-               int n_q_heads, const int32_t *pos, int64_t N);
-    void *user;
-} lrsa_layer_observer;
-
 /* ---- Scores ---- */
 typedef struct lrsa_press_scores {
     int n_layers, n_kv_heads;
@@ -142,14 +137,6 @@ typedef struct lrsa_press_scores {
 } lrsa_press_scores;
 
 void lrsa_press_scores_free(lrsa_press_scores *s);
-
-/* A press run on one sample: prefills `ids` (the context, or context + question for the
- * query-aware protocol) into the EMPTY full cache `c` while its observer collects what the
- * scorer needs, then scores every row of every (layer, KV head). For KVZIP this also runs the
- * reconstruction forward and trims the cache back to the context. logits as lrsa_prefill. */
-int lrsa_press_prefill_and_score(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_spec *s,
-                                 const int32_t *ids, int64_t n, float *logits, int all_logits,
-                                 lrsa_press_scores *out, lrsa_err *e);
 
 /* Selects with the spec's budget and compacts `c` (which must hold exactly the scored rows).
  * kept_fraction (may be NULL): [layers * kv_heads] kept rows / scored rows after the press.
@@ -182,12 +169,6 @@ int lrsa_press_sweepable(const lrsa_press_spec *s);
  * (s->lagkv), a full cache otherwise. */
 int lrsa_press_cache_init(lrsa_kv_cache *c, const lrsa_model *m, const lrsa_press_spec *s,
                           lrsa_err *e);
-/* One budget in one call: lrsa_press_prefill_and_score then lrsa_press_apply on `c` (from
- * lrsa_press_cache_init, empty). logits: NULL or [V] of the last token (or [n, V] with
- * all_logits). kept_fraction as in apply (may be NULL). */
-int lrsa_press_compress(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_spec *s,
-                        const int32_t *ids, int64_t n, float *logits, int all_logits,
-                        double *kept_fraction, lrsa_err *e);
 /* Stops any further compression of the cache (LAGKV's incremental events); the other presses
  * never compress outside apply. The agnostic protocol calls it once the context is compressed.
  */

@@ -1,4 +1,5 @@
-/* Shared between the press core (eval/press/press*.c) and the scorers that live in their own files.
+/* Shared between the press files (eval/press/press*.c) and the prefill that runs a press
+ * (eval/run/prefill.c: observer, scorers).
  * Not part of the public press API (eval/press/press.h). */
 #ifndef LRSA_EVAL_PRESS_INTERNAL_H
 #define LRSA_EVAL_PRESS_INTERNAL_H
@@ -40,7 +41,7 @@ void lrsa_press_snapkv_row(const lrsa_press_spec *s, const lrsa_press_obs *o,
                            const lrsa_kv_cache *c, int layer, int g, float *score);
 /* The scorers of eval/press/press_scorers.c (STREAMING, SNAPKV, H2O, PYRAMIDKV, TOVA, KNORM,
  * LAGKV_KVPRESS) into scores allocated for c; o may be NULL for the query-free ones. Sink
- * protection is added by the caller (press.c). */
+ * protection is added by the caller (the press prefill, eval/run/prefill.c). */
 int lrsa_press_score_builtin(const lrsa_press_spec *s, const lrsa_press_obs *o,
                              const lrsa_kv_cache *c, lrsa_press_scores *out);
 /* 1-D pooling of x[n] into y[n] with an odd kernel, stride 1, padding kernel/2: AVG divides the
@@ -74,7 +75,7 @@ int lrsa_compresskv_layer_budgets(const lrsa_press_spec *s, int n_layers, int64_
  * the total is the sum of the per-head budgets the spec gives (keep * len or min(tokens, len)
  * per head), so it matches the uniform selector's memory. +INFINITY rows rank first, so
  * protected rows stay while the total allows. Keeping each head's top n_keep (ties: lower row
- * first) gives exactly the globally ranked set. eval/press/press_kvzip.c. */
+ * first) gives exactly the globally ranked set. eval/press/press_select.c. */
 int lrsa_press_select_global(const lrsa_press_spec *s, const lrsa_press_scores *sc, int64_t *n_keep,
                              lrsa_err *e);
 #endif

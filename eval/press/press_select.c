@@ -158,3 +158,45 @@ int lrsa_press_apply(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_spe
     free(n_keep);
     return 0;
 }
+
+/* ---- LRSA_SELECT_GLOBAL ---- */
+typedef struct ranked_global {
+    float score;
+    int32_t head;
+    int64_t row;
+} ranked_global;
+
+static int ranked_global_cmp(const void *pa, const void *pb) {
+    const ranked_global *a = pa, *b = pb;
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    if (a->head != b->head) return a->head < b->head ? -1 : 1;
+    return a->row < b->row ? -1 : a->row > b->row;
+}
+
+int lrsa_press_select_global(const lrsa_press_spec *s, const lrsa_press_scores *sc, int64_t *n_keep,
+                             lrsa_err *e) {
+    const int64_t LH = (int64_t)sc->n_layers * sc->n_kv_heads;
+    int64_t total = 0, rows = 0;
+    for (int64_t i = 0; i < LH; i++) {
+        const int64_t T = sc->len[i];
+        if (!(s->tokens_per_layer > 0) && !(s->keep > 0.0 && s->keep <= 1.0))
+            return lrsa_errorf(e,
+                               "global selector: the budget is unset (keep = %g, "
+                               "tokens_per_layer = %lld); set keep in (0, 1] or tokens > 0",
+                               s->keep, (long long)s->tokens_per_layer);
+        total += lrsa_press_n_keep(s, T); /* the uniform selector's count for this head */
+        rows += T;
+        n_keep[i] = 0;
+    }
+    ranked_global *all = lrsa_malloc((size_t)(rows > 0 ? rows : 1) * sizeof(ranked_global));
+    int64_t w = 0;
+    for (int64_t i = 0; i < LH; i++)
+        for (int64_t t = 0; t < sc->len[i]; t++) {
+            const float v = sc->score[i][t];
+            all[w++] = (ranked_global){isnan(v) ? -INFINITY : v, (int32_t)i, t};
+        }
+    qsort(all, (size_t)rows, sizeof(ranked_global), ranked_global_cmp);
+    for (int64_t j = 0; j < total; j++) n_keep[all[j].head]++;
+    free(all);
+    return 0;
+}

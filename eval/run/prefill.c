@@ -1,10 +1,12 @@
-/* Cached forward passes and the two prefill modes. */
+/* The two prefill modes, and the prefill that runs a press: it hooks the press's observer
+ * (eval/press/press_internal.h) into the cached forward, then asks the press to score. */
 #include "eval/run/prefill.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/cache/cache_attention.h"
+#include "eval/press/press_internal.h"
 
 int lrsa_kv_cache_for_model(lrsa_kv_cache *c, const lrsa_model *m, const lrsa_press_config *press,
                             lrsa_err *e) {
@@ -12,49 +14,6 @@ int lrsa_kv_cache_for_model(lrsa_kv_cache *c, const lrsa_model *m, const lrsa_pr
     lrsa_press_spec_defaults(&s, LRSA_PRESS_NONE);
     if (press) lrsa_press_config_spec(press, &s);
     return lrsa_press_cache_init(c, m, &s, e);
-}
-
-int lrsa_cached_forward(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int64_t N,
-                        float *logits, int all_logits) {
-    return lrsa_cached_forward_observed(m, c, ids, N, logits, all_logits, NULL);
-}
-
-int lrsa_cached_forward_observed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids,
-                                 int64_t N, float *logits, int all_logits,
-                                 const lrsa_layer_observer *obs) {
-    const lrsa_model_config *cfg = &m->cfg;
-    const int C = cfg->hidden_size, D = cfg->head_dim;
-    const int Hq = cfg->num_attention_heads, Hkv = cfg->num_key_value_heads;
-    const int64_t row = (int64_t)(Hq + 2 * Hkv) * D;
-    LRSA_CHECK(N > 0);
-    LRSA_CHECK(c->n_layers == cfg->num_hidden_layers && c->n_kv_heads == Hkv && c->head_dim == D,
-               "(cache shaped for another model)");
-    float *x = lrsa_malloc((size_t)N * C * sizeof(float));
-    float *qkv = lrsa_malloc((size_t)N * row * sizeof(float));
-    float *att = lrsa_malloc((size_t)N * Hq * D * sizeof(float));
-    int32_t *pos = lrsa_malloc((size_t)N * sizeof(int32_t));
-    for (int64_t i = 0; i < N; i++) pos[i] = (int32_t)(c->seen + i);
-    lrsa_model_embed(m, ids, N, x);
-    for (int l = 0; l < cfg->num_hidden_layers; l++) {
-        lrsa_model_layer_qkv(m, l, x, pos, N, qkv);
-        lrsa_kv_cache_append(c, l, qkv + (int64_t)Hq * D, qkv + (int64_t)(Hq + Hkv) * D, row, pos,
-                             N);
-        lrsa_cache_attention(c, l, qkv, row, Hq, N, att, (int64_t)Hq * D);
-        if (obs && obs->fn) obs->fn(obs->user, c, l, qkv, row, Hq, pos, N);
-        lrsa_model_layer_out(m, l, x, att, N);
-    }
-    if (logits) {
-        if (all_logits)
-            lrsa_model_final_logits(m, x, N, logits);
-        else
-            lrsa_model_final_logits(m, x + (N - 1) * C, 1, logits);
-    }
-    free(x);
-    free(qkv);
-    free(att);
-    free(pos);
-    /* Use, then compress: this forward attended to the uncompressed rows. */
-    return lrsa_kv_cache_compress(c);
 }
 
 int64_t lrsa_chunk_end(int64_t seen, const lrsa_lagkv_params *p) {
@@ -101,4 +60,88 @@ int lrsa_prefill_observed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *
         done = end;
     }
     return 0;
+}
+
+/* Observer window a method needs: SnapKV/PyramidKV/CompressKV their window, TOVA the last
+ * query; H2O none (it accumulates instead). */
+static int64_t obs_window(const lrsa_press_spec *s) {
+    switch (s->method) {
+        case LRSA_PRESS_SNAPKV:
+        case LRSA_PRESS_PYRAMIDKV:
+        case LRSA_PRESS_COMPRESSKV:
+            return s->window;
+        case LRSA_PRESS_TOVA:
+            return 1;
+        default:
+            return 0;
+    }
+}
+
+int lrsa_press_prefill_and_score(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_spec *s,
+                                 const int32_t *ids, int64_t n, float *logits, int all_logits,
+                                 lrsa_press_scores *out, lrsa_err *e) {
+    memset(out, 0, sizeof(*out));
+    if (lrsa_press_spec_check(s, e) != 0) return -1;
+    const char *name = lrsa_press_method_name(s->method);
+    if (c->seen != 0 || lrsa_kv_cache_kept_rows(c) != 0)
+        return lrsa_errorf(e,
+                           "press %s: prefill_and_score needs an empty cache (it holds %lld "
+                           "tokens); reset it or make a new one",
+                           name, (long long)c->seen);
+    if (s->method == LRSA_PRESS_LAGKV) {
+        if (!c->compress)
+            return lrsa_errorf(e, "press lagkv: the cache does not compress; make it with "
+                                  "lrsa_press_cache_init");
+        return lrsa_prefill(m, c, ids, n, s->prefill, logits, all_logits, e);
+    }
+    if (c->compress)
+        return lrsa_errorf(e,
+                           "press %s: scores a full cache, but this one compresses (LagKV); "
+                           "make it with lrsa_press_cache_init",
+                           name);
+    if (s->method == LRSA_PRESS_NONE)
+        return lrsa_prefill(m, c, ids, n, LRSA_PREFILL_ONESHOT, logits, all_logits, e);
+    lrsa_press_obs o;
+    const int needs = lrsa_press_needs_queries(s);
+    lrsa_press_obs_init(&o, m, needs ? obs_window(s) : 0, s->method == LRSA_PRESS_H2O);
+    lrsa_layer_observer hook = lrsa_press_obs_hook(&o);
+    /* One forward: the observer sees every prompt query (a full cache gains nothing from
+     * chunks). */
+    int rc = lrsa_prefill_observed(m, c, ids, n, LRSA_PREFILL_ONESHOT, logits, all_logits,
+                                   needs ? &hook : NULL, e);
+    if (rc == 0) {
+        switch (s->method) {
+            case LRSA_PRESS_KVZIP:
+                rc = lrsa_press_score_kvzip(m, c, s, ids, n, out, e);
+                break;
+            case LRSA_PRESS_COMPRESSKV:
+                rc = lrsa_press_score_compresskv(m, c, s, &o, out, e);
+                break;
+            default:
+                lrsa_press_scores_alloc(out, c);
+                rc = lrsa_press_score_builtin(s, &o, c, out);
+                break;
+        }
+    }
+    lrsa_press_obs_free(&o);
+    if (rc != 0) {
+        lrsa_press_scores_free(out);
+        return lrsa_err_prefix(e, "press %s: ", name);
+    }
+    /* The sink: the first `sink` positions (LagKV's variant protects its own S). */
+    const int sink = s->method == LRSA_PRESS_LAGKV_KVPRESS ? s->lagkv.sink : s->sink;
+    for (int64_t i = 0; i < (int64_t)c->n_layers * c->n_kv_heads; i++)
+        for (int64_t t = 0; t < out->len[i]; t++)
+            if (c->heads[i].pos[t] < sink) out->score[i][t] = INFINITY;
+    return 0;
+}
+
+int lrsa_press_compress(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_spec *s,
+                        const int32_t *ids, int64_t n, float *logits, int all_logits,
+                        double *kept_fraction, lrsa_err *e) {
+    lrsa_press_scores sc;
+    if (lrsa_press_prefill_and_score(m, c, s, ids, n, logits, all_logits, &sc, e) != 0) return -1;
+    int rc = lrsa_press_apply(m, c, s, &sc, kept_fraction, e);
+    lrsa_press_scores_free(&sc);
+    return rc;
 }

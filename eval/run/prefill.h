@@ -1,29 +1,19 @@
-/* Forward passes of a model over a KV cache, built from the model's block API: embed, then per
- * layer q/k/v at absolute positions, append K/V to the cache, cached attention, output block;
- * after the whole forward the cache runs its compression events (use, then compress:
- * lagkv-lrsa.md section 4). Prefill in both modes: one-shot and chunked. */
+/* Prefill in both modes, one-shot and chunked, over the cached forward (eval/cache/
+ * cached_forward.h, included here), and the prefill that runs a press: it hooks the press's
+ * observer into the forward and then asks the press to score, so presses never call the
+ * prefill. */
 #ifndef LRSA_EVAL_PREFILL_H
 #define LRSA_EVAL_PREFILL_H
 #include <stdint.h>
 
 #include "eval/run/answer_nll.h"
+#include "eval/cache/cached_forward.h"
 #include "eval/cache/kv_cache.h"
 #include "model/model.h"
 
 /* A cache shaped for the model under a press (full cache unless press->spec.method is LAGKV). */
 int lrsa_kv_cache_for_model(lrsa_kv_cache *c, const lrsa_model *m, const lrsa_press_config *press,
                             lrsa_err *e);
-
-/* One forward of N new tokens at absolute positions c->seen .. c->seen + N - 1. logits may be
- * NULL; otherwise it receives [N, V] (all_logits) or [V] of the last token. Then every layer's
- * compression event runs if it triggers. Returns the number of (layer, head) events. */
-int lrsa_cached_forward(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int64_t N,
-                        float *logits, int all_logits);
-/* The same, calling obs (may be NULL) for every layer after the new rows were appended and
- * attended (the press observer: post-RoPE queries of the N tokens and their positions). */
-int lrsa_cached_forward_observed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids,
-                                 int64_t N, float *logits, int all_logits,
-                                 const lrsa_layer_observer *obs);
 
 /* Feeds n prompt tokens. ONESHOT: one exact forward of all of them, then one event per layer.
  * CHUNKED (compressing cache): forwards that end on the partition grid, so the first covers
@@ -37,6 +27,21 @@ int lrsa_prefill_observed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *
                           lrsa_prefill_mode mode, float *logits, int all_logits,
                           const lrsa_layer_observer *obs, lrsa_err *e);
 
+/* ---- Running a press (eval/press/press.h) on one sample ---- */
+/* A press run on one sample: prefills `ids` (the context, or context + question for the
+ * query-aware protocol) into the EMPTY full cache `c` while its observer collects what the
+ * scorer needs, then scores every row of every (layer, KV head). For KVZIP this also runs the
+ * reconstruction forward and trims the cache back to the context. logits as lrsa_prefill. */
+int lrsa_press_prefill_and_score(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_spec *s,
+                                 const int32_t *ids, int64_t n, float *logits, int all_logits,
+                                 lrsa_press_scores *out, lrsa_err *e);
+
+/* One budget in one call: lrsa_press_prefill_and_score then lrsa_press_apply on `c` (from
+ * lrsa_press_cache_init, empty). logits: NULL or [V] of the last token (or [n, V] with
+ * all_logits). kept_fraction as in apply (may be NULL). */
+int lrsa_press_compress(const lrsa_model *m, lrsa_kv_cache *c, const lrsa_press_spec *s,
+                        const int32_t *ids, int64_t n, float *logits, int all_logits,
+                        double *kept_fraction, lrsa_err *e);
 /* The end (exclusive absolute position) of the next chunked-prefill forward after `seen`
  * tokens: S + 2L first, then the next partition boundary S + jL. */
 int64_t lrsa_chunk_end(int64_t seen, const lrsa_lagkv_params *p);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
-#include "model/gguf.h"
+#include "convert/gguf_convert.h"
 #include "model/quant.h"
 #include "data/tokenizer.h"
 #include "gguf_fixture.h"

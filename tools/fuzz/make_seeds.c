@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
-#include "model/gguf.h"
+#include "convert/gguf_convert.h"
 #include "model/quant.h"
 #include "gguf_fixture.h"
 
