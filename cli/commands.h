@@ -1,24 +1,24 @@
-/* The `lrsa` subcommands. Each is a thin layer in cli/ (cli/cmd_<name>.c) that parses flags,
- * calls the library and returns the process exit status. cli/main.c dispatches by name. */
+/* The `lrsa` subcommands, each in cli/cmd_<name>.c (the comment names the library folder it
+ * drives); each returns the process exit status. cli/main.c dispatches by name. */
 #ifndef LRSA_COMMANDS_H
 #define LRSA_COMMANDS_H
 #include "base/error.h"
 
-int lrsa_cmd_convert(int argc, char **argv); /* GGUF or HF dir -> HF dir */
-int lrsa_cmd_tokenize(int argc, char **argv);
-int lrsa_cmd_prepare(int argc, char **argv); /* JSONL or synthetic -> HDF5 */
-int lrsa_cmd_train(int argc, char **argv);
-int lrsa_cmd_export(int argc, char **argv);
-int lrsa_cmd_plot(int argc, char **argv);
-int lrsa_cmd_eval(int argc, char **argv);
-int lrsa_cmd_report(int argc, char **argv);
-int lrsa_cmd_generate(int argc, char **argv);
-int lrsa_cmd_inspect(int argc, char **argv);
-int lrsa_cmd_lagkv(int argc, char **argv);
-int lrsa_cmd_logits(int argc, char **argv);
-int lrsa_cmd_bench(int argc, char **argv);
+int lrsa_cmd_convert(int argc, char **argv);  /* convert/: GGUF or HF dir -> HF dir */
+int lrsa_cmd_tokenize(int argc, char **argv); /* data/ */
+int lrsa_cmd_prepare(int argc, char **argv);  /* data/: JSONL or synthetic -> HDF5 */
+int lrsa_cmd_train(int argc, char **argv);    /* train/ */
+int lrsa_cmd_export(int argc, char **argv);   /* train/ */
+int lrsa_cmd_plot(int argc, char **argv);     /* train/ */
+int lrsa_cmd_eval(int argc, char **argv);     /* eval/ */
+int lrsa_cmd_report(int argc, char **argv);   /* eval/ */
+int lrsa_cmd_generate(int argc, char **argv); /* eval/ */
+int lrsa_cmd_inspect(int argc, char **argv);  /* eval/ */
+int lrsa_cmd_lagkv(int argc, char **argv);    /* eval/ */
+int lrsa_cmd_logits(int argc, char **argv);   /* model/ */
+int lrsa_cmd_bench(int argc, char **argv);    /* train/ */
 
-/* CompressKV's per-model heads/weights file */
+/* eval/: CompressKV's per-model heads/weights file */
 int lrsa_cmd_compresskv(int argc, char **argv);
 
 /* The common shape of a command: `--help`/`-h` anywhere prints `help` to stdout and exits 0;
