@@ -21,7 +21,7 @@
 #define LRSA_DATA_DATASET_H
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 #define LRSA_DATASET_FORMAT "lrsa-qa-v1"
 

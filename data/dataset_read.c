@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/dataset.h"
 #include "data/dataset_h5.h"
 

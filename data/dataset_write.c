@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/dataset.h"
 #include "data/dataset_h5.h"
 

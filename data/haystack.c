@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/haystack.h"
 
 /* Neutral, self-written filler sentences used when no essay text is installed. They avoid

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 /* Which essays a dataset may draw from. A file is held out when the FNV-1a 64-bit hash of its
  * name (e.g. "addiction.txt", without the directory) is 0 mod 4 (about a quarter), so the split

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/rng.h"
+#include "base/rng.h"
 #include "data/synthetic/plan.h"
 #include "data/synthetic/synthetic.h"
 #include "data/synthetic/tasks.h"

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
-#include "autograd/rng.h"
+#include "base/fileio.h"
+#include "base/rng.h"
 #include "data/synthetic/tasks.h"
 
 /* Stream tags mixed into the seed: the sample stream uses the seed itself. */

@@ -14,7 +14,7 @@
 #define LRSA_DATA_SYNTHETIC_PLAN_H
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 #define LRSA_SYNTH_MAX_MIX 16
 

@@ -12,7 +12,7 @@
 #define LRSA_DATA_SYNTHETIC_H
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "data/dataset.h"
 #include "data/dataset_build.h"
 #include "data/haystack.h"

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/dataset.h"
 #include "data/prepare_stats.h"
 #include "test_util.h"

@@ -8,9 +8,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/dataset.h"
-#include "eval/answer_nll.h"
+#include "eval/run/answer_nll.h"
 #include "test_util.h"
 #include "tiny_model.h"
 

@@ -9,9 +9,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/dataset.h"
-#include "eval/metrics.h"
+#include "eval/run/metrics.h"
 #include "test_util.h"
 #include "tiny_model.h"
 

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "autograd/fileio.h"
-#include "autograd/rng.h"
+#include "base/fileio.h"
+#include "base/rng.h"
 
 void tiny_model_create(lrsa_model *m, int layers, int V, int bias, uint64_t seed) {
     lrsa_model_config c;
