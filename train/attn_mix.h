@@ -7,7 +7,7 @@
 #define LRSA_TRAIN_ATTN_MIX_H
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "model/model.h"
 
 #define LRSA_ATTN_MIX_MAX 8

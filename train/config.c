@@ -7,7 +7,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "train/attn_mix.h"
 
 typedef enum key_type { KEY_STR, KEY_INT, KEY_FLOAT, KEY_BOOL } key_type;

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 #define LRSA_PATH_MAX 4096
 

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autograd/fileio.h"
-#include "autograd/rng.h"
+#include "base/fileio.h"
+#include "base/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "model/model.h"

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "test_util.h"
 #include "train/attn_mix.h"
 #include "train/checkpoint.h"
