@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "autograd/tensor_table.h"
 #include "kernels/lora/lora.h"
 #include "model/model.h"

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "model/lora.h"
 
 int lrsa_lora_save_peft(const lrsa_lora *a, const char *dir, const char *base_model,

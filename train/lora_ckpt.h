@@ -8,7 +8,7 @@
 #define LRSA_TRAIN_LORA_CKPT_H
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "model/lora.h"
 #include "train/config.h"
 

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autograd/fileio.h"
-#include "autograd/rng.h"
+#include "base/fileio.h"
+#include "base/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "model/lora.h"
@@ -16,6 +16,7 @@
 #include "train/checkpoint.h"
 #include "train/lora_ckpt.h"
 #include "train/optim.h"
+#include "train/attn_mix.h"
 #include "train/train_eval.h"
 #include "train/train_log.h"
 
@@ -48,6 +49,7 @@ typedef struct trainer {
     lrsa_adamw opt;
     int have_opt;
     lrsa_attn_config attn;
+    lrsa_attn_mix attn_mix; /* per-sample attention (keep_mix, dense_mix) */
     lrsa_ckpt_state st;
     double *acc;   /* deterministic_reduce: per-sample gradients summed in double */
     float *weight; /* loss weights of one sample */
@@ -129,6 +131,17 @@ static int setup_inputs(trainer *t, lrsa_err *e) {
     t->attn.lagkv = (lrsa_lagkv_params){(int)c->attn_sink, (int)c->attn_lag, (float)c->attn_keep,
                                         (float)c->attn_value_weight};
     if (lrsa_lagkv_validate(&t->attn.lagkv, e)) return lrsa_err_prefix(e, "attention: ");
+    t->attn_mix = (lrsa_attn_mix){.base = t->attn,
+                                  .dense_share = c->attn_dense_mix,
+                                  .seed = (uint64_t)c->seed ^ 0x61746d6978ULL};
+    if (lrsa_attn_mix_parse_keeps(c->attn_keep_mix, t->attn_mix.keeps, &t->attn_mix.n_keeps,
+                                  "attention.keep_mix", e))
+        return -1;
+    for (int i = 0; i < t->attn_mix.n_keeps; i++) {
+        lrsa_lagkv_params p = t->attn.lagkv;
+        p.keep = t->attn_mix.keeps[i];
+        if (lrsa_lagkv_validate(&p, e)) return lrsa_err_prefix(e, "attention.keep_mix: ");
+    }
     if (lrsa_dataset_open(&t->train, c->data_train, e)) return lrsa_err_prefix(e, "data.train: ");
     t->have_train = 1;
     if (c->data_eval[0]) {
@@ -290,7 +303,7 @@ static int write_checkpoint(trainer *t, lrsa_err *e) {
 
 /* The weighted loss of one sample, its gradients added to GRAD (and moved to acc). `key`
  * identifies the sample's place in the run (step, micro-batch, sample) for LoRA dropout. */
-static double run_sample(trainer *t, int64_t idx, double n_target, uint64_t key) {
+static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target, uint64_t key) {
     const int32_t *ids = lrsa_dataset_ids(&t->train, idx);
     const uint8_t *mask = lrsa_dataset_mask(&t->train, idx);
     int64_t T = lrsa_dataset_len(&t->train, idx);
@@ -301,7 +314,8 @@ static double run_sample(trainer *t, int64_t idx, double n_target, uint64_t key)
     float w = (float)(1.0 / n_target);
     for (int64_t i = 0; i < T; i++) t->weight[i] = (i > 0 && mask[i]) ? w : 0.0f;
     if (t->have_lora) t->lora.pass_key = key;
-    double loss = lrsa_model_forward_backward(&t->model, t->ws, ids, t->weight, 1, (int)T, &t->attn,
+    lrsa_attn_config attn = lrsa_attn_mix_pick(&t->attn_mix, step, idx);
+    double loss = lrsa_model_forward_backward(&t->model, t->ws, ids, t->weight, 1, (int)T, &attn,
                                               t->cfg->recompute, 1, NULL);
     if (t->acc) {
         float *g = t->trainable->arena[LRSA_ROLE_GRAD];
@@ -363,7 +377,7 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
                     uint64_t key = (uint64_t)c->seed * 0x9e3779b97f4a7c15ULL ^
                                    ((uint64_t)step << 24) ^ ((uint64_t)a << 56) ^
                                    (uint64_t)gb[a].local[i];
-                    sums[0] += run_sample(t, gb[a].local[i], (double)n_target, key);
+                    sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target, key);
                 }
     for (int64_t a = 0; a < nm; a++) lrsa_global_batch_free(&gb[a]);
     free(gb);
@@ -438,10 +452,12 @@ static int loop(trainer *t, lrsa_err *e) {
                    "frozen (checksum %s)\n",
                    t->lora.cfg.rank, t->lora.cfg.alpha, t->lora.cfg.dropout, c->lora_targets,
                    (long long)t->lora.table.numel, t->base_checksum);
+        char attn[256];
+        lrsa_attn_mix_describe(&t->attn_mix, attn, sizeof attn);
         printf("training %s: %lld parameters, %d rank(s), %lld micro-batch(es) of <= %lld tokens "
                "per step, attention %s\n",
                c->run_dir, (long long)t->trainable->numel, t->comm->world,
-               (long long)t->micro_per_step, (long long)t->loader_budget, c->attn_mode);
+               (long long)t->micro_per_step, (long long)t->loader_budget, attn);
         fflush(stdout);
     }
     /* A fresh run measures the starting model too, so the curves show what training did. */

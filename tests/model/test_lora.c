@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "kernels/attention/attention.h"
 #include "block_forward.h"
 #include "model/lora.h"

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "test_util.h"

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "train/config.h"
 
 /* n samples of a copy task (vocab 96): bos, filler, a key token hidden at a random position,
