@@ -167,18 +167,25 @@ static void try_pair(const lrsa_tokenizer *t, const sym *s, int left, cand *h, i
 }
 
 static void bpe_merge(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out) {
+    int32_t small_ids[64];
     sym small_syms[64];
     cand small_heap[128];
-    /* each merge pushes at most 2 new candidates: n-1 initial + 2(n-1) <= 3n */
-    sym *sy = n <= 64 ? small_syms : lrsa_malloc(n * sizeof *sy);
-    cand *h = 3 * n <= 128 ? small_heap : lrsa_malloc(3 * n * sizeof *h);
+    /* the starting symbols: bytes, or (character-level) characters and byte-fallback bytes;
+     * never more than n */
+    int32_t *start = n <= 64 ? small_ids : lrsa_malloc(n * sizeof *start);
+    size_t m = n;
+    if (t->char_level)
+        m = lrsa_spm_symbols(t, s, n, start);
+    else
+        for (size_t i = 0; i < n; i++) start[i] = t->byte_id[s[i]];
+    /* each merge pushes at most 2 new candidates: m-1 initial + 2(m-1) <= 3m */
+    sym *sy = m <= 64 ? small_syms : lrsa_malloc(m * sizeof *sy);
+    cand *h = 3 * m <= 128 ? small_heap : lrsa_malloc(3 * m * sizeof *h);
     int nh = 0;
-    for (size_t i = 0; i < n; i++)
-        sy[i] = (sym){.id = t->byte_id[s[i]],
-                      .prev = (int)i - 1,
-                      .next = i + 1 < n ? (int)i + 1 : -1,
-                      .alive = 1};
-    for (size_t i = 0; i + 1 < n; i++) try_pair(t, sy, (int)i, h, &nh);
+    for (size_t i = 0; i < m; i++)
+        sy[i] = (sym){
+            .id = start[i], .prev = (int)i - 1, .next = i + 1 < m ? (int)i + 1 : -1, .alive = 1};
+    for (size_t i = 0; i + 1 < m; i++) try_pair(t, sy, (int)i, h, &nh);
     while (nh > 0) {
         cand c = heap_pop(h, &nh);
         sym *l = &sy[c.pos];
@@ -192,10 +199,11 @@ static void bpe_merge(const lrsa_tokenizer *t, const unsigned char *s, size_t n,
         try_pair(t, sy, c.pos, h, &nh);
     }
     int32_t prev = -1;
-    for (int i = 0; i >= 0; i = sy[i].next) {
+    for (int i = m > 0 ? 0 : -1; i >= 0; i = sy[i].next) {
         if (t->fuse_unk && sy[i].id == t->unk_id && prev == t->unk_id) continue;
         lrsa_ids_push(out, prev = sy[i].id);
     }
+    if (start != small_ids) free(start);
     if (sy != small_syms) free(sy);
     if (h != small_heap) free(h);
 }
@@ -247,7 +255,7 @@ static void cache_insert(lrsa_piece_cache *c, const unsigned char *s, size_t n, 
 
 void lrsa_bpe_piece(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out) {
     if (n == 0) return;
-    if (n == 1) {
+    if (n == 1 && !t->char_level) {
         lrsa_ids_push(out, t->byte_id[s[0]]);
         return;
     }
@@ -256,8 +264,10 @@ void lrsa_bpe_piece(const lrsa_tokenizer *t, const unsigned char *s, size_t n, l
         char mapped[256 * 2];
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
-            memcpy(mapped + m, t->bytemap[s[i]], t->bytemap_len[s[i]]);
-            m += t->bytemap_len[s[i]];
+            const char *sym = t->char_level ? (const char *)s + i : t->bytemap[s[i]];
+            size_t k = t->char_level ? 1 : t->bytemap_len[s[i]];
+            memcpy(mapped + m, sym, k);
+            m += k;
         }
         int32_t id = lrsa_strmap_get(&t->vocab, mapped, (uint32_t)m);
         if (id >= 0 && !t->special[id]) {

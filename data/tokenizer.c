@@ -6,6 +6,7 @@
 
 int lrsa_tokenizer_encode(const lrsa_tokenizer *t, const char *text, size_t len, lrsa_ids *out,
                           lrsa_err *e) {
+    if (t->char_level) return lrsa_spm_encode(t, text, len, 0, 1, out, e);
     return lrsa_pretok_encode(t, text, len, out, e);
 }
 
@@ -13,40 +14,92 @@ static int is_space(unsigned char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* The added token whose content starts at s (longest first, so "<|im_start|>" beats "<|"),
- * or NULL. */
-static const lrsa_added_token *added_at(const lrsa_tokenizer *t, const char *s, size_t n) {
-    for (int i = 0; i < t->n_added; i++) {
-        const lrsa_added_token *a = &t->added[i];
-        if ((size_t)a->len <= n && a->content[0] == s[0] && memcmp(a->content, s, a->len) == 0)
-            return a;
-    }
-    return NULL;
+static int added_wanted(const lrsa_added_token *a, int which) {
+    return which == 0 || (which == 1 && !a->normalized) || (which == 2 && a->normalized);
 }
 
-int lrsa_tokenizer_encode_with_special(const lrsa_tokenizer *t, const char *text, size_t len,
-                                       lrsa_ids *out, lrsa_err *e) {
+/* What an added token looks like in the text it is matched in: after normalization, a
+ * normalized token is matched as its normalized form. */
+static const char *added_text(const lrsa_added_token *a, int which, int *len) {
+    if (which == 2 && a->norm_content) {
+        *len = a->norm_len;
+        return a->norm_content;
+    }
+    *len = a->len;
+    return a->content;
+}
+
+/* The longest added token whose text starts at s (so "<|im_start|>" beats "<|"), or NULL. */
+static const lrsa_added_token *added_at(const lrsa_tokenizer *t, const char *s, size_t n, int which,
+                                        int *match_len) {
+    const lrsa_added_token *best = NULL;
+    *match_len = 0;
+    for (int i = 0; i < t->n_added; i++) {
+        const lrsa_added_token *a = &t->added[i];
+        int len;
+        const char *text = added_text(a, which, &len);
+        if (len > *match_len && (size_t)len <= n && text[0] == s[0] &&
+            memcmp(text, s, (size_t)len) == 0 && added_wanted(a, which))
+            best = a, *match_len = len;
+    }
+    return best;
+}
+
+int lrsa_split_added(const lrsa_tokenizer *t, const char *text, size_t len, int which,
+                     lrsa_plain_fn plain, void *ctx, lrsa_ids *out, lrsa_err *e) {
     unsigned char first[256] = {0}; /* bytes that can start an added token */
-    for (int i = 0; i < t->n_added; i++) first[(unsigned char)t->added[i].content[0]] = 1;
+    for (int i = 0; i < t->n_added; i++) {
+        int l;
+        if (added_wanted(&t->added[i], which))
+            first[(unsigned char)added_text(&t->added[i], which, &l)[0]] = 1;
+    }
     size_t seg = 0; /* start of the plain text not yet encoded */
     for (size_t i = 0; i < len;) {
-        const lrsa_added_token *a =
-            first[(unsigned char)text[i]] ? added_at(t, text + i, len - i) : NULL;
+        int match_len = 0;
+        const lrsa_added_token *a = first[(unsigned char)text[i]]
+                                        ? added_at(t, text + i, len - i, which, &match_len)
+                                        : NULL;
         if (!a) {
             i++;
             continue;
         }
-        size_t a_start = i, a_end = i + (size_t)a->len;
+        size_t a_start = i, a_end = i + (size_t)match_len;
         /* lstrip / rstrip: the token swallows the whitespace beside it */
         if (a->lstrip)
             while (a_start > seg && is_space((unsigned char)text[a_start - 1])) a_start--;
         if (a->rstrip)
             while (a_end < len && is_space((unsigned char)text[a_end])) a_end++;
-        if (lrsa_pretok_encode(t, text + seg, a_start - seg, out, e)) return -1;
+        if (a_start > seg && plain(ctx, seg, a_start, e)) return -1;
         lrsa_ids_push(out, a->id);
         i = seg = a_end;
     }
-    return lrsa_pretok_encode(t, text + seg, len - seg, out, e);
+    return seg < len ? plain(ctx, seg, len, e) : 0;
+}
+
+typedef struct plain_ctx {
+    const lrsa_tokenizer *t;
+    const char *text;
+    lrsa_ids *out;
+} plain_ctx;
+
+static int plain_pretok(void *ctx, size_t start, size_t end, lrsa_err *e) {
+    plain_ctx *c = ctx;
+    return lrsa_pretok_encode(c->t, c->text + start, end - start, c->out, e);
+}
+
+int lrsa_tokenizer_encode_with_special(const lrsa_tokenizer *t, const char *text, size_t len,
+                                       lrsa_ids *out, lrsa_err *e) {
+    if (t->char_level) return lrsa_spm_encode(t, text, len, 1, 1, out, e);
+    plain_ctx c = {t, text, out};
+    return lrsa_split_added(t, text, len, 0, plain_pretok, &c, out, e);
+}
+
+int lrsa_tokenizer_encode_hf(const lrsa_tokenizer *t, const char *text, size_t len, lrsa_ids *out,
+                             lrsa_err *e) {
+    lrsa_ids_append(out, t->tmpl_pre, t->n_tmpl_pre);
+    if (lrsa_tokenizer_encode_with_special(t, text, len, out, e)) return -1;
+    lrsa_ids_append(out, t->tmpl_post, t->n_tmpl_post);
+    return 0;
 }
 
 static int id_ok(const lrsa_tokenizer *t, int32_t id) {
@@ -55,6 +108,7 @@ static int id_ok(const lrsa_tokenizer *t, int32_t id) {
 
 char *lrsa_tokenizer_decode(const lrsa_tokenizer *t, const int32_t *ids, int64_t n,
                             int skip_special) {
+    if (t->char_level) return lrsa_spm_decode(t, ids, n, skip_special);
     size_t total = 0;
     for (int64_t i = 0; i < n; i++) total += id_ok(t, ids[i]) ? (size_t)t->bytes_len[ids[i]] : 3;
     unsigned char *raw = lrsa_malloc(total + 1);
@@ -120,6 +174,7 @@ static int emit(const unsigned char *raw, size_t n, char *out, size_t cap) {
 
 int lrsa_stream_decoder_push(lrsa_stream_decoder *d, int32_t id, char *out, size_t cap) {
     const lrsa_tokenizer *t = d->tok;
+    if (t->char_level) return lrsa_spm_stream_push(d, id, out, cap);
     const unsigned char *tb = (const unsigned char *)"\xEF\xBF\xBD";
     size_t tn = 3;
     if (id_ok(t, id)) {
@@ -145,6 +200,7 @@ int lrsa_stream_decoder_push(lrsa_stream_decoder *d, int32_t id, char *out, size
 }
 
 int lrsa_stream_decoder_flush(lrsa_stream_decoder *d, char *out, size_t cap) {
+    if (d->tok->char_level) return lrsa_spm_stream_flush(d, out, cap);
     int len = emit(d->pending, (size_t)d->n_pending, out, cap);
     d->n_pending = 0;
     return len;

@@ -1,0 +1,259 @@
+/* SentencePiece-style tokenizers (Llama 2, Mistral) against Hugging Face `tokenizers`
+ * (tools/make_spm_fixtures.py): one small byte-fallback vocabulary, four pipelines (Llama 2's
+ * Prepend+Replace normalizer; Metaspace with prepend scheme first, always+split, never). For
+ * every corpus case and pipeline: the ids, the decoded text, the DecodeStream chunks, and
+ * decoding of random id runs (invalid byte runs, special tokens) must equal HF's; the BOS
+ * template and the GGUF llama-vocabulary conversion (against `sentencepiece`) too. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/gguf.h"
+#include "tok_test_common.h"
+
+#define SPM_DIR LRSA_TEST_DATA "/tokenizer/spm"
+
+static cJSON *read_json(const char *path) {
+    lrsa_err e;
+    size_t n;
+    char *text = lrsa_read_file(path, &n, &e);
+    if (!text) fail_msg("%s", e.msg);
+    cJSON *j = cJSON_ParseWithLength(text, n);
+    free(text);
+    if (!j) fail_msg("%s: not JSON", path);
+    return j;
+}
+
+/* Writes root to a temporary tokenizer.json and loads it (NULL + message on failure). */
+static lrsa_tokenizer *load_json(const cJSON *root, const char *tag, lrsa_err *e) {
+    char dir[512], path[600];
+    tu_tmpdir(dir, sizeof dir, tag);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    char *text = cJSON_PrintUnformatted(root);
+    lrsa_err we;
+    assert_int_equal(lrsa_write_file_atomic(path, text, strlen(text), &we), 0);
+    free(text);
+    return lrsa_tokenizer_load(path, e);
+}
+
+/* The committed Llama 2 tokenizer.json with one variant's normalizer, pre_tokenizer and
+ * decoder put in (what the fixture script did before asking HF). */
+static cJSON *variant_json(const char *variant) {
+    cJSON *base = read_json(SPM_DIR "/tokenizer.json");
+    cJSON *vars = read_json(SPM_DIR "/variants.json");
+    cJSON *v = cJSON_GetObjectItem(vars, variant);
+    assert_non_null(v);
+    const char *keys[3] = {"normalizer", "pre_tokenizer", "decoder"};
+    for (int i = 0; i < 3; i++)
+        cJSON_ReplaceItemInObject(base, keys[i],
+                                  cJSON_Duplicate(cJSON_GetObjectItem(v, keys[i]), 1));
+    cJSON_Delete(vars);
+    return base;
+}
+
+static lrsa_tokenizer *variant(const char *name) {
+    cJSON *j = variant_json(name);
+    lrsa_err e;
+    lrsa_tokenizer *t = load_json(j, name, &e);
+    cJSON_Delete(j);
+    if (!t) fail_msg("%s: %s", name, e.msg);
+    return t;
+}
+
+static int ids_match(const lrsa_ids *got, const int32_t *want, int nw) {
+    return got->n == nw && (nw == 0 || memcmp(got->v, want, (size_t)nw * sizeof *want) == 0);
+}
+
+static void print_ids(const char *label, const int32_t *v, int64_t n) {
+    fprintf(stderr, "  %s:", label);
+    for (int64_t i = 0; i < n; i++) fprintf(stderr, " %d", v[i]);
+    fprintf(stderr, "\n");
+}
+
+/* Streams ids one by one; each step's text must equal HF DecodeStream's chunk. want is
+ * [text or null (= decoded), [byte length per step, -1 for no chunk]]. */
+static int stream_matches(const lrsa_tokenizer *t, const lrsa_ids *ids, const cJSON *want,
+                          const char *decoded) {
+    const cJSON *text = cJSON_GetArrayItem(want, 0), *lens = cJSON_GetArrayItem(want, 1);
+    const char *all = cJSON_IsString(text) ? text->valuestring : decoded;
+    size_t at = 0, total = strlen(all); /* a NUL byte ends the comparison (cJSON strings) */
+    lrsa_stream_decoder d;
+    lrsa_stream_decoder_init(&d, t, 0);
+    int ok = cJSON_GetArraySize(lens) == ids->n;
+    for (int64_t i = 0; ok && i < ids->n; i++) {
+        char buf[1024];
+        int n = lrsa_stream_decoder_push(&d, ids->v[i], buf, sizeof buf);
+        int w = cJSON_GetArrayItem(lens, (int)i)->valueint;
+        ok = n == (w < 0 ? 0 : w);
+        size_t cmp = at >= total ? 0 : (size_t)n < total - at ? (size_t)n : total - at;
+        ok = ok && memcmp(buf, all + at, cmp) == 0;
+        at += (size_t)n;
+    }
+    return ok;
+}
+
+static int has_added_text(const char *s, size_t n) {
+    const char *names[5] = {"<s>", "</s>", "<unk>", "<custom>", "<sep>"};
+    for (int i = 0; i < 5; i++)
+        if (tok_find(s, s + n, names[i], strlen(names[i]))) return 1;
+    return 0;
+}
+
+static void check_variant(const char *name) {
+    tok_corpus c;
+    tok_load_corpus_file(&c, SPM_DIR "/corpus.txt");
+    lrsa_tokenizer *t = variant(name);
+    char path[512];
+    snprintf(path, sizeof path, SPM_DIR "/expected_%s.txt", name);
+    lrsa_err e;
+    size_t n;
+    char *exp = lrsa_read_file(path, &n, &e);
+    if (!exp) fail_msg("%s", e.msg);
+    snprintf(path, sizeof path, SPM_DIR "/decode_%s.json", name);
+    cJSON *dec = read_json(path);
+    const cJSON *dcases = cJSON_GetObjectItem(dec, "cases");
+    const cJSON *dstream = cJSON_GetObjectItem(dec, "stream");
+    assert_int_equal(cJSON_GetArraySize(dcases), c.n);
+    int failures = 0;
+    static int32_t want[4096];
+    const char *line = exp;
+    for (int k = 0; k < c.n; k++, line = tok_next_line(line)) {
+        assert_non_null(line);
+        int nw = tok_parse_ids(line, want, 4096);
+        lrsa_ids got = {0};
+        assert_int_equal(lrsa_tokenizer_encode_with_special(t, c.text[k], c.len[k], &got, &e), 0);
+        if (!ids_match(&got, want, nw)) {
+            failures++;
+            fprintf(stderr, "%s case %d [%.*s] ids differ\n", name, k, (int)c.len[k], c.text[k]);
+            print_ids("want", want, nw);
+            print_ids("got ", got.v, got.n);
+        }
+        if (!has_added_text(c.text[k], c.len[k])) { /* plain text: the same ids */
+            lrsa_ids plain = {0};
+            assert_int_equal(lrsa_tokenizer_encode(t, c.text[k], c.len[k], &plain, &e), 0);
+            if (!tok_ids_equal(&plain, &got)) {
+                failures++;
+                fprintf(stderr, "%s case %d: plain encode differs\n", name, k);
+            }
+            lrsa_ids_free(&plain);
+        }
+        /* decode of HF's ids = HF's decode */
+        lrsa_ids hf = {0};
+        lrsa_ids_append(&hf, want, nw);
+        const cJSON *wt = cJSON_GetArrayItem(dcases, k);
+        char *case_text = lrsa_malloc(c.len[k] + 1);
+        memcpy(case_text, c.text[k], c.len[k]);
+        case_text[c.len[k]] = 0;
+        const char *want_text = cJSON_IsString(wt) ? wt->valuestring : case_text;
+        char *back = lrsa_tokenizer_decode(t, hf.v, hf.n, 0);
+        if (strcmp(back, want_text) != 0) {
+            failures++;
+            fprintf(stderr, "%s case %d: decode [%s], HF [%s]\n", name, k, back, want_text);
+        }
+        if (!stream_matches(t, &hf, cJSON_GetArrayItem(dstream, k), want_text)) {
+            failures++;
+            fprintf(stderr, "%s case %d: stream chunks differ from DecodeStream\n", name, k);
+        }
+        free(back);
+        free(case_text);
+        lrsa_ids_free(&hf);
+        lrsa_ids_free(&got);
+    }
+    assert_null(line); /* as many expected lines as cases */
+    /* random id runs: byte runs valid and not, specials, with and without skip_special */
+    const cJSON *r;
+    int nrandom = 0;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(dec, "random")) {
+        const cJSON *ids = cJSON_GetArrayItem(r, 0), *id;
+        lrsa_ids v = {0};
+        cJSON_ArrayForEach(id, ids) lrsa_ids_push(&v, id->valueint);
+        for (int skip = 0; skip < 2; skip++) {
+            char *s = lrsa_tokenizer_decode(t, v.v, v.n, skip);
+            const char *w = cJSON_GetArrayItem(r, 1 + skip)->valuestring;
+            if (strcmp(s, w) != 0) {
+                failures++;
+                fprintf(stderr, "%s random %d skip %d: [%s], HF [%s]\n", name, nrandom, skip, s, w);
+            }
+            free(s);
+        }
+        /* null: HF's DecodeStream stops with an error on this run */
+        if (!cJSON_IsNull(cJSON_GetArrayItem(r, 3)) &&
+            !stream_matches(t, &v, cJSON_GetArrayItem(r, 3),
+                            cJSON_GetArrayItem(r, 1)->valuestring)) {
+            failures++;
+            fprintf(stderr, "%s random %d: stream chunks differ from DecodeStream\n", name,
+                    nrandom);
+        }
+        lrsa_ids_free(&v);
+        nrandom++;
+    }
+    assert_true(nrandom >= 20);
+    assert_true(c.n > 80);
+    if (failures) fail_msg("%s: %d differences from Hugging Face", name, failures);
+    cJSON_Delete(dec);
+    free(exp);
+    free(c.buf);
+    lrsa_tokenizer_free(t);
+}
+
+static void test_llama2(void **state) {
+    (void)state;
+    check_variant("llama2");
+}
+static void test_metaspace_first(void **state) {
+    (void)state;
+    check_variant("metaspace_first");
+}
+static void test_metaspace_always_split(void **state) {
+    (void)state;
+    check_variant("metaspace_always");
+}
+static void test_metaspace_never(void **state) {
+    (void)state;
+    check_variant("metaspace_never");
+}
+
+/* Llama 2 pipeline: plain text decodes back to itself (but a literal "▁" comes back as a
+ * space, as in HF); encode_hf adds <s> as HF's template does. */
+static void test_llama2_round_trip_and_bos(void **state) {
+    (void)state;
+    tok_corpus c;
+    tok_load_corpus_file(&c, SPM_DIR "/corpus.txt");
+    lrsa_err e;
+    lrsa_tokenizer *t = lrsa_tokenizer_load(SPM_DIR "/tokenizer.json", &e);
+    if (!t) fail_msg("%s", e.msg);
+    size_t n;
+    char *exp = lrsa_read_file(SPM_DIR "/expected_llama2.txt", &n, &e);
+    const char *line = exp;
+    static int32_t want[4096];
+    for (int k = 0; k < c.n; k++, line = tok_next_line(line)) {
+        lrsa_ids ids = {0};
+        assert_int_equal(lrsa_tokenizer_encode(t, c.text[k], c.len[k], &ids, &e), 0);
+        char *back = lrsa_tokenizer_decode(t, ids.v, ids.n, 0);
+        if (!tok_find(c.text[k], c.text[k] + c.len[k], "\xE2\x96\x81", 3) &&
+            (memcmp(back, c.text[k], c.len[k]) != 0 || back[c.len[k]] != 0))
+            fail_msg("case %d: [%.*s] decodes to [%s]", k, (int)c.len[k], c.text[k], back);
+        free(back);
+        lrsa_ids_free(&ids);
+        want[0] = 1; /* <s>, from the TemplateProcessing post-processor */
+        int nw = 1 + tok_parse_ids(line, want + 1, 4095);
+        assert_int_equal(lrsa_tokenizer_encode_hf(t, c.text[k], c.len[k], &ids, &e), 0);
+        if (!ids_match(&ids, want, nw)) fail_msg("case %d: encode_hf differs from HF", k);
+        lrsa_ids_free(&ids);
+    }
+    free(exp);
+    free(c.buf);
+    lrsa_tokenizer_free(t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llama2),
+        cmocka_unit_test(test_metaspace_first),
+        cmocka_unit_test(test_metaspace_always_split),
+        cmocka_unit_test(test_metaspace_never),
+        cmocka_unit_test(test_llama2_round_trip_and_bos),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
