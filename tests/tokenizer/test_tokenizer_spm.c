@@ -247,6 +247,53 @@ static void test_llama2_round_trip_and_bos(void **state) {
     lrsa_tokenizer_free(t);
 }
 
+/* A GGUF SentencePiece vocabulary (written by the `gguf` package from a `sentencepiece` BPE
+ * model) converted to tokenizer.json encodes every corpus case as `sentencepiece` does. */
+static void test_gguf_llama_vocab(void **state) {
+    (void)state;
+    lrsa_gguf g;
+    lrsa_err e;
+    if (lrsa_gguf_open(&g, SPM_DIR "/gguf_llama_vocab.gguf", &e)) fail_msg("%s", e.msg);
+    lrsa_model_config cfg = {
+        .bos_token_id = 1, .pad_token_id = -1, .n_eos = 1, .max_position_embeddings = 4096};
+    cfg.eos_token_ids[0] = 2;
+    char dir[512];
+    tu_tmpdir(dir, sizeof dir, "gguf_spm");
+    if (lrsa_gguf_write_tokenizer(&g, &cfg, dir, &e)) fail_msg("%s", e.msg);
+    lrsa_gguf_close(&g);
+    lrsa_tokenizer *t = lrsa_tokenizer_load_dir(dir, &e);
+    if (!t) fail_msg("%s", e.msg);
+    tok_corpus c;
+    tok_load_corpus_file(&c, SPM_DIR "/corpus.txt");
+    size_t n;
+    char *exp = lrsa_read_file(SPM_DIR "/gguf_expected_ids.txt", &n, &e);
+    const char *line = exp;
+    static int32_t want[4096];
+    int failures = 0;
+    for (int k = 0; k < c.n; k++, line = tok_next_line(line)) {
+        int nw = tok_parse_ids(line, want, 4096);
+        lrsa_ids ids = {0};
+        assert_int_equal(lrsa_tokenizer_encode(t, c.text[k], c.len[k], &ids, &e), 0);
+        if (!ids_match(&ids, want, nw)) {
+            failures++;
+            fprintf(stderr, "gguf case %d [%.*s]\n", k, (int)c.len[k], c.text[k]);
+            print_ids("sentencepiece", want, nw);
+            print_ids("lrsa", ids.v, ids.n);
+        }
+        lrsa_ids_free(&ids);
+        /* tokenizer.ggml.add_bos_token: <s> first */
+        assert_int_equal(lrsa_tokenizer_encode_hf(t, c.text[k], c.len[k], &ids, &e), 0);
+        assert_int_equal(ids.v[0], 1);
+        lrsa_ids_free(&ids);
+    }
+    if (failures) fail_msg("%d of %d cases differ from sentencepiece", failures, c.n);
+    assert_int_equal(lrsa_tokenizer_token_id(t, "<0x41>"), 3 + 0x41);
+    assert_true(lrsa_tokenizer_is_special(t, 1) && lrsa_tokenizer_is_special(t, 0));
+    free(exp);
+    free(c.buf);
+    lrsa_tokenizer_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama2),
@@ -254,6 +301,7 @@ int main(void) {
         cmocka_unit_test(test_metaspace_always_split),
         cmocka_unit_test(test_metaspace_never),
         cmocka_unit_test(test_llama2_round_trip_and_bos),
+        cmocka_unit_test(test_gguf_llama_vocab),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

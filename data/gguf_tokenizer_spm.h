@@ -1,0 +1,26 @@
+/* A GGUF SentencePiece vocabulary (tokenizer.ggml.model = llama) as a Hugging Face
+ * tokenizer.json, and the JSON pieces data/gguf_tokenizer.c shares with it. Private to
+ * data/gguf_tokenizer*.c. */
+#ifndef LRSA_DATA_GGUF_TOKENIZER_SPM_H
+#define LRSA_DATA_GGUF_TOKENIZER_SPM_H
+#include <cjson/cJSON.h>
+
+#include "data/gguf.h"
+
+typedef struct lrsa_gguf_spm_vocab {
+    const lrsa_gguf_value *tokens, *types, *scores, *merges; /* types/merges may be NULL */
+    int add_space_prefix;                                    /* tokenizer.ggml.add_space_prefix */
+    int bos_id, eos_id; /* added around each text by the post-processor, or -1 */
+    int unk_id;         /* or -1 */
+} lrsa_gguf_spm_vocab;
+
+/* tokenizer.json as the Llama 2 / Mistral repositories ship it: BPE with byte_fallback and
+ * fuse_unk, Prepend("▁") + Replace(" ", "▁") normalizer, no pre-tokenizer, decoder Replace,
+ * ByteFallback, Fuse, Strip; merges from the file or, as Hugging Face derives them, from the
+ * scores. NULL with a message on bad input. */
+cJSON *lrsa_gguf_spm_tokenizer_json(const lrsa_gguf *g, const lrsa_gguf_spm_vocab *v, lrsa_err *e);
+/* One added_tokens entry. */
+cJSON *lrsa_gguf_added_token(int id, const char *content, int special, int normalized);
+/* TemplateProcessing putting bos before and/or eos after the text (NULL name: left out). */
+cJSON *lrsa_gguf_template_processor(const char *bos, int bos_id, const char *eos, int eos_id);
+#endif
