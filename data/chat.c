@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "data/chat.h"
+#include "data/chat_internal.h"
 #include "data/tokenizer_internal.h"
 
 #define SMOLLM_SYSTEM "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
@@ -23,6 +24,11 @@ lrsa_chat_format lrsa_chat_detect(const lrsa_tokenizer *t) {
         if (tpl && strstr(tpl, "Qwen")) return LRSA_CHAT_CHATML_QWEN;
         return t->n_vocab > 100000 ? LRSA_CHAT_CHATML_QWEN : LRSA_CHAT_CHATML_SMOLLM;
     }
+    /* the [INST] families share their tokens (<s>, </s>) with base models: only a chat
+     * template tells them apart */
+    const char *tpl = t->chat_template;
+    if (tpl && strstr(tpl, "[INST]") && lrsa_tokenizer_token_id(t, "</s>") >= 0)
+        return strstr(tpl, "<<SYS>>") ? LRSA_CHAT_LLAMA2 : LRSA_CHAT_MISTRAL;
     return LRSA_CHAT_NONE;
 }
 
@@ -36,6 +42,10 @@ const char *lrsa_chat_format_name(lrsa_chat_format f) {
             return "llama3";
         case LRSA_CHAT_NONE:
             return "none";
+        case LRSA_CHAT_LLAMA2:
+            return "llama2";
+        case LRSA_CHAT_MISTRAL:
+            return "mistral";
     }
     return "unknown";
 }
@@ -54,8 +64,8 @@ static void put_id(int32_t id, lrsa_ids *ids, lrsa_mask *mask, uint8_t mask_valu
     if (mask) lrsa_mask_push(mask, mask_value, 1);
 }
 
-static int need_token(const lrsa_tokenizer *t, const char *tok, lrsa_chat_format f, int32_t *id,
-                      lrsa_err *e) {
+int lrsa_chat_need_token(const lrsa_tokenizer *t, const char *tok, lrsa_chat_format f, int32_t *id,
+                         lrsa_err *e) {
     *id = lrsa_tokenizer_token_id(t, tok);
     if (*id < 0)
         return lrsa_errorf(e,
@@ -81,7 +91,8 @@ static const char *trimmed(const char *s, char *buf, size_t cap, char **heap) {
 static int build_chatml(const lrsa_tokenizer *t, lrsa_chat_format f, const lrsa_chat_msg *msgs,
                         int n, int gen, lrsa_ids *ids, lrsa_mask *mask, lrsa_err *e) {
     int32_t start, end;
-    if (need_token(t, "<|im_start|>", f, &start, e) || need_token(t, "<|im_end|>", f, &end, e))
+    if (lrsa_chat_need_token(t, "<|im_start|>", f, &start, e) ||
+        lrsa_chat_need_token(t, "<|im_end|>", f, &end, e))
         return -1;
     if (n == 0 || strcmp(msgs[0].role, "system") != 0) {
         const char *sys = f == LRSA_CHAT_CHATML_QWEN ? QWEN_SYSTEM : SMOLLM_SYSTEM;
@@ -111,9 +122,10 @@ static int build_llama3(const lrsa_tokenizer *t, const lrsa_chat_msg *msgs, int 
                         lrsa_ids *ids, lrsa_mask *mask, lrsa_err *e) {
     int32_t bos, sh, eh, eot;
     lrsa_chat_format f = LRSA_CHAT_LLAMA3;
-    if (need_token(t, "<|begin_of_text|>", f, &bos, e) ||
-        need_token(t, "<|start_header_id|>", f, &sh, e) ||
-        need_token(t, "<|end_header_id|>", f, &eh, e) || need_token(t, "<|eot_id|>", f, &eot, e))
+    if (lrsa_chat_need_token(t, "<|begin_of_text|>", f, &bos, e) ||
+        lrsa_chat_need_token(t, "<|start_header_id|>", f, &sh, e) ||
+        lrsa_chat_need_token(t, "<|end_header_id|>", f, &eh, e) ||
+        lrsa_chat_need_token(t, "<|eot_id|>", f, &eot, e))
         return -1;
     put_id(bos, ids, mask, 0);
     for (int i = 0; i < n; i++) {
@@ -153,6 +165,9 @@ int lrsa_chat_build(const lrsa_tokenizer *t, lrsa_chat_format f, const lrsa_chat
             return build_chatml(t, f, msgs, n_msgs, add_generation_prompt, ids, mask, e);
         case LRSA_CHAT_LLAMA3:
             return build_llama3(t, msgs, n_msgs, add_generation_prompt, ids, mask, e);
+        case LRSA_CHAT_LLAMA2:
+        case LRSA_CHAT_MISTRAL:
+            return lrsa_chat_build_inst(t, f, msgs, n_msgs, ids, mask, e);
         case LRSA_CHAT_NONE:
             /* no template: the contents back to back; only assistant text is trained on */
             for (int i = 0; i < n_msgs; i++)
@@ -178,6 +193,10 @@ int lrsa_chat_stop_ids(const lrsa_tokenizer *t, lrsa_chat_format f, int32_t *out
             break;
         case LRSA_CHAT_NONE:
             names[0] = "<|endoftext|>", names[1] = "<|end_of_text|>";
+            break;
+        case LRSA_CHAT_LLAMA2:
+        case LRSA_CHAT_MISTRAL:
+            names[0] = "</s>";
             break;
     }
     int n = 0;

@@ -82,8 +82,8 @@ CHATS = [
      {"role": "assistant", "content": " Hi! 👋 How can I help? "},
      {"role": "user", "content": "Translate: 你好，世界"},
      {"role": "assistant", "content": "Hello, world.\n\nDone."}],
-    [{"role": "user", "content": "Say <s> and </s> literally [INST] x [/INST]"},
-     {"role": "assistant", "content": "<s> and </s>"}],
+    [{"role": "user", "content": "Quote [INST] x [/INST] as text\u3000"},
+     {"role": "assistant", "content": "\tIt stays text.\u00a0"}],
 ]
 
 
@@ -311,8 +311,9 @@ def main():
         if v == "llama2":  # the C test expects <s> + ids from the post-processor
             assert all(tok.encode(c).ids == [vocab["<s>"]] + r for c, r in zip(cases, rows))
             with open(os.path.join(out, "chat.json"), "w", encoding="utf-8") as f:
-                json.dump(chat_fixture(base_path, tok), f, ensure_ascii=False, indent=0)
-                f.write("\n")
+                f.write("[\n" + ",\n".join(json.dumps(c, ensure_ascii=False,
+                                                       separators=(",", ":"))
+                                            for c in chat_fixture(base_path, tok)) + "\n]\n")
         decoded = [tok.decode(r, skip_special_tokens=False) for r in rows]
         dec = {"cases": [None if d == c else d for d, c in zip(decoded, cases)],
                "stream": [stream_chunks(tok, r, d) for r, d in zip(rows, decoded)],
