@@ -294,6 +294,136 @@ static void test_gguf_llama_vocab(void **state) {
     lrsa_tokenizer_free(t);
 }
 
+/* Loads the base tokenizer.json changed by `edit`; it must fail with a message naming the file
+ * and containing `want`. */
+static void expect_error(const char *tag, void (*edit)(cJSON *), const char *want) {
+    cJSON *j = read_json(SPM_DIR "/tokenizer.json");
+    edit(j);
+    lrsa_err e;
+    lrsa_tokenizer *t = load_json(j, tag, &e);
+    cJSON_Delete(j);
+    if (t) fail_msg("%s: loaded although it is broken", tag);
+    if (!strstr(e.msg, want)) fail_msg("%s: message \"%s\" lacks \"%s\"", tag, e.msg, want);
+    if (!strstr(e.msg, "tokenizer.json")) fail_msg("%s: \"%s\" names no file", tag, e.msg);
+}
+
+static cJSON *parse(const char *s) {
+    cJSON *j = cJSON_Parse(s);
+    assert_non_null(j);
+    return j;
+}
+static cJSON *model(cJSON *r) {
+    return cJSON_GetObjectItem(r, "model");
+}
+static void e_regex_replace(cJSON *r) {
+    cJSON_ReplaceItemInObject(
+        r, "normalizer",
+        parse("{\"type\":\"Replace\",\"pattern\":{\"Regex\":\" +\"},\"content\":\"x\"}"));
+}
+static void e_lowercase(cJSON *r) {
+    cJSON_ReplaceItemInObject(r, "normalizer", parse("{\"type\":\"Lowercase\"}"));
+}
+static void e_decoder(cJSON *r) {
+    cJSON_ReplaceItemInObject(r, "decoder", parse("{\"type\":\"WordPiece\",\"prefix\":\"##\"}"));
+}
+static void e_strip(cJSON *r) {
+    cJSON_ReplaceItemInObject(
+        r, "decoder", parse("{\"type\":\"Strip\",\"content\":\"ab\",\"start\":1,\"stop\":0}"));
+}
+static void e_scheme(cJSON *r) {
+    cJSON_ReplaceItemInObject(
+        r, "pre_tokenizer",
+        parse("{\"type\":\"Metaspace\",\"replacement\":\"_\",\"prepend_scheme\":\"sometimes\"}"));
+}
+static void e_prefix_flag(cJSON *r) {
+    cJSON_ReplaceItemInObject(r, "pre_tokenizer",
+                              parse("{\"type\":\"Metaspace\",\"replacement\":\"_\",\"add_prefix_"
+                                    "space\":false,\"prepend_scheme\":\"always\"}"));
+}
+static void e_with_bytelevel(cJSON *r) {
+    cJSON_ReplaceItemInObject(r, "pre_tokenizer",
+                              parse("{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_"
+                                    "regex\":true}"));
+}
+static void e_no_fallback(cJSON *r) {
+    cJSON_ReplaceItemInObject(model(r), "byte_fallback", cJSON_CreateFalse());
+    cJSON_ReplaceItemInObject(model(r), "unk_token", cJSON_CreateNull());
+}
+static void e_missing_byte(cJSON *r) {
+    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(model(r), "vocab"), "<0x41>");
+    cJSON_ReplaceItemInObject(model(r), "unk_token", cJSON_CreateNull());
+}
+static void e_unigram(cJSON *r) {
+    cJSON_ReplaceItemInObject(model(r), "type", cJSON_CreateString("Unigram"));
+}
+static void e_template(cJSON *r) {
+    cJSON_ReplaceItemInObject(
+        r, "post_processor",
+        parse(
+            "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<bos>\","
+            "\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],\"special_tokens\":{}}"));
+}
+
+static void test_malformed(void **state) {
+    (void)state;
+    expect_error("regex_replace", e_regex_replace, "a Regex pattern is not supported");
+    expect_error("lowercase", e_lowercase, "normalizer type \"Lowercase\"");
+    expect_error("decoder", e_decoder, "decoder type \"WordPiece\"");
+    expect_error("strip", e_strip, "decoder Strip needs \"content\" (one character)");
+    expect_error("scheme", e_scheme, "\"prepend_scheme\" must be");
+    expect_error("prefix_flag", e_prefix_flag, "\"add_prefix_space\": false");
+    expect_error("with_bytelevel", e_with_bytelevel, "byte_fallback is true together with a");
+    expect_error("no_fallback", e_no_fallback, "characters outside the vocabulary would be");
+    expect_error("missing_byte", e_missing_byte, "no token <0x41>");
+    expect_error("unigram", e_unigram, "model.type is \"Unigram\"");
+    expect_error("template", e_template, "uses \"<bos>\", which its \"special_tokens\"");
+}
+
+/* GGUF vocabularies the converter refuses, with the key named. */
+static void test_gguf_errors(void **state) {
+    (void)state;
+    const char *toks[4] = {"<unk>", "<s>", "</s>",
+                           "\xE2\x96\x81"
+                           "a"};
+    const char *dups[4] = {"<unk>", "<s>", "<s>", "a"};
+    struct {
+        const char *model, *const *tokens;
+        int scores;
+        const char *want;
+    } cases[3] = {{"t5", toks, 1, "tokenizer.ggml.model is 't5'"},
+                  {"llama", toks, 0, "tokenizer.ggml.scores"},
+                  {"llama", dups, 1, "holds \"<s>\" twice"}};
+    lrsa_model_config cfg = {.bos_token_id = 1, .pad_token_id = -1, .n_eos = 1};
+    for (int k = 0; k < 3; k++) {
+        lrsa_gguf_writer *w = lrsa_gguf_writer_new(0);
+        lrsa_gguf_writer_set_str(w, "general.architecture", "llama");
+        lrsa_gguf_writer_set_str(w, "tokenizer.ggml.model", cases[k].model);
+        lrsa_gguf_writer_set_str_array(w, "tokenizer.ggml.tokens", cases[k].tokens, 4);
+        if (cases[k].scores) { /* an F32 array: element type, count, values */
+            uint8_t raw[4 + 8 + 16] = {0};
+            uint32_t ty = LRSA_GGUF_F32;
+            uint64_t count = 4;
+            float sc[4] = {0, 0, 0, -1};
+            memcpy(raw, &ty, 4);
+            memcpy(raw + 4, &count, 8);
+            memcpy(raw + 12, sc, 16);
+            lrsa_gguf_writer_set_raw(w, "tokenizer.ggml.scores", LRSA_GGUF_ARRAY, raw, sizeof raw);
+        }
+        size_t size;
+        uint8_t *buf = lrsa_gguf_writer_to_buffer(w, &size);
+        lrsa_gguf_writer_free(w);
+        lrsa_gguf g;
+        lrsa_err e;
+        if (lrsa_gguf_open_mem(&g, buf, size, "vocab.gguf", &e)) fail_msg("%s", e.msg);
+        char dir[512];
+        tu_tmpdir(dir, sizeof dir, "gguf_spm_bad");
+        assert_int_equal(lrsa_gguf_write_tokenizer(&g, &cfg, dir, &e), -1);
+        if (!strstr(e.msg, cases[k].want)) fail_msg("case %d: \"%s\"", k, e.msg);
+        lrsa_gguf_close(&g);
+        free(buf);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama2),
@@ -302,6 +432,8 @@ int main(void) {
         cmocka_unit_test(test_metaspace_never),
         cmocka_unit_test(test_llama2_round_trip_and_bos),
         cmocka_unit_test(test_gguf_llama_vocab),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_gguf_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
