@@ -62,8 +62,9 @@ static int decode_ids(const lrsa_tokenizer *t, const char *in, int special) {
         p = end;
     }
     if (rc == 0) {
-        char *text = lrsa_tokenizer_decode(t, ids.v, ids.n, !special);
-        fputs(text, stdout);
+        size_t len;
+        char *text = lrsa_tokenizer_decode_len(t, ids.v, ids.n, !special, &len);
+        fwrite(text, 1, len, stdout); /* a NUL byte in the text is written too */
         free(text);
     }
     lrsa_ids_free(&ids);

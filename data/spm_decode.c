@@ -69,29 +69,28 @@ static int valid_utf8(const unsigned char *s, size_t n) {
 
 /* Runs of byte tokens become their bytes when those are valid UTF-8, else one U+FFFD per
  * byte; other tokens pass through. */
+static void flush_run(toklist *out, const unsigned char *run, size_t n) {
+    if (valid_utf8(run, n))
+        tl_push(out, copy((const char *)run, n), n);
+    else
+        for (size_t k = 0; k < n; k++) tl_push(out, copy(REPLACEMENT_CHAR, 3), 3);
+}
+
 static void byte_fallback(toklist *l) {
     toklist out = {0};
-    unsigned char run[256];
+    unsigned char *run = lrsa_malloc((size_t)l->n + 1); /* at most one byte per token */
     size_t nrun = 0;
-    for (int i = 0; i <= l->n; i++) {
-        int b = i < l->n ? byte_of_token(l->s[i], l->len[i]) : -1;
-        if (b >= 0 && nrun < sizeof run) {
+    for (int i = 0; i < l->n; i++) {
+        int b = byte_of_token(l->s[i], l->len[i]);
+        if (b >= 0) {
             run[nrun++] = (unsigned char)b;
             continue;
         }
-        if (nrun) {
-            if (valid_utf8(run, nrun))
-                tl_push(&out, copy((const char *)run, nrun), nrun);
-            else
-                for (size_t k = 0; k < nrun; k++) tl_push(&out, copy(REPLACEMENT_CHAR, 3), 3);
-            nrun = 0;
-        }
-        if (b >= 0) { /* a run longer than the buffer continues as a new run */
-            run[nrun++] = (unsigned char)b;
-            continue;
-        }
-        if (i < l->n) tl_push(&out, copy(l->s[i], l->len[i]), l->len[i]);
+        if (nrun) flush_run(&out, run, nrun), nrun = 0;
+        tl_push(&out, copy(l->s[i], l->len[i]), l->len[i]);
     }
+    if (nrun) flush_run(&out, run, nrun);
+    free(run);
     tl_free(l);
     *l = out;
 }
@@ -207,10 +206,6 @@ char *lrsa_spm_decode_n(const lrsa_tokenizer *t, const int32_t *ids, int64_t n, 
     tl_free(&l);
     if (out_len) *out_len = o;
     return text;
-}
-
-char *lrsa_spm_decode(const lrsa_tokenizer *t, const int32_t *ids, int64_t n, int skip_special) {
-    return lrsa_spm_decode_n(t, ids, n, skip_special, NULL);
 }
 
 /* ---- streaming: HF's DecodeStream ----

@@ -108,7 +108,12 @@ static int id_ok(const lrsa_tokenizer *t, int32_t id) {
 
 char *lrsa_tokenizer_decode(const lrsa_tokenizer *t, const int32_t *ids, int64_t n,
                             int skip_special) {
-    if (t->char_level) return lrsa_spm_decode(t, ids, n, skip_special);
+    return lrsa_tokenizer_decode_len(t, ids, n, skip_special, NULL);
+}
+
+char *lrsa_tokenizer_decode_len(const lrsa_tokenizer *t, const int32_t *ids, int64_t n,
+                                int skip_special, size_t *len) {
+    if (t->char_level) return lrsa_spm_decode_n(t, ids, n, skip_special, len);
     size_t total = 0;
     for (int64_t i = 0; i < n; i++) total += id_ok(t, ids[i]) ? (size_t)t->bytes_len[ids[i]] : 3;
     unsigned char *raw = lrsa_malloc(total + 1);
@@ -127,6 +132,7 @@ char *lrsa_tokenizer_decode(const lrsa_tokenizer *t, const int32_t *ids, int64_t
     size_t m = lrsa_utf8_lossy(raw, o, text);
     text[m] = 0;
     free(raw);
+    if (len) *len = m;
     return text;
 }
 

@@ -42,6 +42,9 @@ int lrsa_tokenizer_encode_hf(const lrsa_tokenizer *t, const char *text, size_t l
 /* Decodes ids to UTF-8 (invalid/incomplete sequences become U+FFFD). Caller frees. */
 char *lrsa_tokenizer_decode(const lrsa_tokenizer *t, const int32_t *ids, int64_t n,
                             int skip_special);
+/* The same, with the length in *len (the text holds a NUL byte where a token decodes to one). */
+char *lrsa_tokenizer_decode_len(const lrsa_tokenizer *t, const int32_t *ids, int64_t n,
+                                int skip_special, size_t *len);
 /* Id of an exact token string (vocab or added token), or -1. */
 int32_t lrsa_tokenizer_token_id(const lrsa_tokenizer *t, const char *token);
 int lrsa_tokenizer_vocab_size(const lrsa_tokenizer *t);

@@ -224,9 +224,8 @@ size_t lrsa_spm_symbols(const lrsa_tokenizer *t, const unsigned char *s, size_t 
  * input (see lrsa_pretok_run). */
 int lrsa_spm_encode(const lrsa_tokenizer *t, const char *text, size_t len, int with_special,
                     int at_origin, lrsa_ids *out, lrsa_err *e);
-/* Decoding through the decoder steps (exactly as Hugging Face's decoders). Caller frees.
- * _n also gives the length (the text may hold NUL bytes from <0x00>). */
-char *lrsa_spm_decode(const lrsa_tokenizer *t, const int32_t *ids, int64_t n, int skip_special);
+/* Decoding through the decoder steps (exactly as Hugging Face's decoders). Caller frees; the
+ * length goes to *out_len when not NULL (the text may hold NUL bytes from <0x00>). */
 char *lrsa_spm_decode_n(const lrsa_tokenizer *t, const int32_t *ids, int64_t n, int skip_special,
                         size_t *out_len);
 /* s with every (leftmost, non-overlapping) pattern replaced by content; an empty pattern

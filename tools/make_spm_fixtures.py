@@ -28,6 +28,8 @@ Variants: llama2            Prepend("▁") + Replace(" ", "▁"), no pre-tokeniz
           metaspace_never   Metaspace(never, split=false), no Strip in the decoder
 
 Usage: pip install tokenizers transformers sentencepiece gguf && python3 tools/make_spm_fixtures.py
+       python3 tools/make_spm_fixtures.py --compare build/lrsa
+         (random mixed-script text, 4 x 40,000 pieces, through HF / sentencepiece and lrsa)
 Re-running it reproduces the same files.
 """
 import json
@@ -36,7 +38,8 @@ import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_tokenizer_fixtures import MARKER, corpus_cases, training_text  # noqa: E402
+from make_tokenizer_fixtures import (MARKER, corpus_cases, random_mixed_text,  # noqa: E402
+                                     training_text)
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers  # noqa: E402
 from tokenizers import processors, trainers  # noqa: E402
@@ -232,12 +235,11 @@ def chat_fixture(tok_path, tok):
     return out
 
 
-def gguf_fixture(out, lines, cases):
-    """A sentencepiece BPE model (Llama 2's settings, small) written as a vocab-only GGUF."""
+def train_spm(lines):
+    """A small sentencepiece BPE model with Llama 2's settings: (processor, tokens, scores,
+    GGUF token types)."""
     import io
 
-    import gguf
-    import numpy as np
     import sentencepiece as spm
 
     model = io.BytesIO()
@@ -255,8 +257,11 @@ def gguf_fixture(out, lines, cases):
     for i in range(n):
         types.append(2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 6 if sp.is_byte(i)
                      else 5 if sp.is_unused(i) else 1)
-    path = os.path.join(out, "gguf_llama_vocab.gguf")
-    w = gguf.GGUFWriter(path, "llama")
+    return sp, tokens, scores, types
+
+
+def write_vocab(w, tokens, scores, types):
+    import numpy as np
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)
     w.add_token_scores([float(np.float32(s)) for s in scores])
@@ -267,6 +272,16 @@ def gguf_fixture(out, lines, cases):
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
     w.add_chat_template(LLAMA2_TEMPLATE)
+
+
+def gguf_fixture(out, lines, cases):
+    """The sentencepiece model's vocabulary written as a vocab-only GGUF."""
+    import gguf
+
+    sp, tokens, scores, types = train_spm(lines)
+    path = os.path.join(out, "gguf_llama_vocab.gguf")
+    w = gguf.GGUFWriter(path, "llama")
+    write_vocab(w, tokens, scores, types)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -286,7 +301,90 @@ def gguf_fixture(out, lines, cases):
         print("transformers GGUF conversion not checked:", exc)
 
 
+def tiny_llama_gguf(path, tokens, scores, types):
+    """A tiny random llama model (F32, one layer) with the sentencepiece vocabulary, for
+    `lrsa convert` end to end."""
+    import gguf
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    v, c, inter, heads = len(tokens), 64, 96, 4
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_context_length(512)
+    w.add_embedding_length(c)
+    w.add_block_count(1)
+    w.add_feed_forward_length(inter)
+    w.add_head_count(heads)
+    w.add_head_count_kv(heads)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_dimension_count(c // heads)
+    write_vocab(w, tokens, scores, types)
+    shapes = {"token_embd.weight": (v, c), "output_norm.weight": (c,), "output.weight": (v, c),
+              "blk.0.attn_norm.weight": (c,), "blk.0.ffn_norm.weight": (c,),
+              "blk.0.attn_q.weight": (c, c), "blk.0.attn_k.weight": (c, c),
+              "blk.0.attn_v.weight": (c, c), "blk.0.attn_output.weight": (c, c),
+              "blk.0.ffn_gate.weight": (inter, c), "blk.0.ffn_up.weight": (inter, c),
+              "blk.0.ffn_down.weight": (c, inter)}
+    for name, shape in shapes.items():
+        w.add_tensor(name, rng.standard_normal(shape).astype(np.float32) * 0.02)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def compare(binary, seeds=4):
+    """Random mixed-script text (4 x 40,000 pieces): `lrsa tokenize` against HF for the four
+    pipelines (ids, and decode of HF's ids), and `lrsa convert` of a tiny llama GGUF with the
+    sentencepiece vocabulary against `sentencepiece` itself."""
+    import subprocess
+    import tempfile
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    fix = os.path.join(here, "..", "tests", "fixtures", "tokenizer", "spm")
+    with open(os.path.join(fix, "tokenizer.json"), encoding="utf-8") as f:
+        base = json.load(f)
+    with open(os.path.join(fix, "variants.json"), encoding="utf-8") as f:
+        variants = json.load(f)
+    tmp = tempfile.mkdtemp(prefix="lrsa_spm_compare_")
+    dirs = {}
+    for v, parts in variants.items():
+        dirs[v] = os.path.join(tmp, v)
+        os.makedirs(dirs[v])
+        with open(os.path.join(dirs[v], "tokenizer.json"), "w", encoding="utf-8") as f:
+            json.dump(dict(base, **parts), f, ensure_ascii=False)
+    sp, tokens, scores, types = train_spm(training_text(corpus_cases()))
+    gg = os.path.join(tmp, "tiny.gguf")
+    tiny_llama_gguf(gg, tokens, scores, types)
+    conv = os.path.join(tmp, "converted")
+    subprocess.run([binary, "convert", gg, conv], check=True, capture_output=True)
+
+    def lrsa(model, data, *flags):
+        return subprocess.run([binary, "tokenize", "--model", model, *flags], input=data,
+                              capture_output=True, check=True).stdout
+
+    bad = 0
+    for seed in range(seeds):
+        txt = random_mixed_text(seed)
+        for v, d in dirs.items():
+            tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+            want = tok.encode(txt, add_special_tokens=False).ids
+            got = [int(x) for x in lrsa(d, txt.encode()).split()]
+            text = lrsa(d, " ".join(map(str, want)).encode(), "--decode", "--special")
+            same = got == want and text == tok.decode(want, skip_special_tokens=False).encode()
+            bad += not same
+            print(f"seed {seed} {v}: {len(want)} ids, {'identical' if same else 'DIFFERENT'}")
+        want = sp.encode(txt.replace("\0", " "))  # sentencepiece stops at a NUL
+        got = [int(x) for x in lrsa(conv, txt.replace("\0", " ").encode()).split()]
+        bad += got != want
+        print(f"seed {seed} lrsa convert (GGUF) vs sentencepiece: {len(want)} ids, "
+              f"{'identical' if got == want else 'DIFFERENT'}")
+    return 1 if bad else 0
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--compare":
+        sys.exit(compare(sys.argv[2]))
     here = os.path.dirname(os.path.abspath(__file__))
     out = os.path.join(here, "..", "tests", "fixtures", "tokenizer", "spm")
     os.makedirs(out, exist_ok=True)
