@@ -4,99 +4,15 @@
  *   Llama 2:  <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user}.strip() [/INST] {answer}.strip() </s>
  *             (<s>[INST] {user}.strip() [/INST] for later turns; no system: no <<SYS>> block)
  *   Mistral:  <s> [INST] {system}\n\n{user} [/INST] {answer}</s> [INST] {user} [/INST] ...
- * Hugging Face tokenizes the rendered string: special tokens are cut out and each stretch of
- * text between them is tokenized on its own. We do the same with the template's text, while
- * message text stays plain text (a "</s>" typed by a user is not the end token). The mask is
- * 1 for the tokens of each answer stretch (from the space before the answer up to the end
- * token, inclusive) and 0 elsewhere; a token that straddles template text and the answer
- * counts as answer. */
+ * Built with lrsa_chat_builder (data/chat_segment.c), as Hugging Face tokenizes the rendered
+ * string; message text stays plain text (a "</s>" typed by a user is not the end token). The
+ * mask is 1 for the tokens of each answer stretch (from the space before the answer up to the
+ * end token, inclusive) and 0 elsewhere. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "data/chat_internal.h"
 #include "data/tokenizer_internal.h"
-
-#define MAX_PARTS 8
-
-/* The text between two special tokens, built from parts with their mask values. */
-typedef struct segment {
-    char *text;
-    size_t len, cap;
-    size_t part_end[MAX_PARTS];
-    uint8_t part_mask[MAX_PARTS];
-    int n_parts;
-} segment;
-
-typedef struct builder {
-    const lrsa_tokenizer *t;
-    lrsa_ids *ids;
-    lrsa_mask *mask;
-    int emitted; /* anything emitted yet: only the very first text is at the input's start */
-    segment seg;
-} builder;
-
-static void add_text(builder *b, const char *s, size_t n, uint8_t mask) {
-    segment *g = &b->seg;
-    if (n == 0) return;
-    if (g->len + n + 1 > g->cap) {
-        g->cap = 2 * (g->len + n + 1);
-        g->text = lrsa_realloc(g->text, g->cap);
-    }
-    memcpy(g->text + g->len, s, n);
-    g->len += n;
-    if (g->n_parts > 0 && g->part_mask[g->n_parts - 1] == mask) {
-        g->part_end[g->n_parts - 1] = g->len;
-        return;
-    }
-    LRSA_CHECK(g->n_parts < MAX_PARTS, "chat segment with more than %d parts", MAX_PARTS);
-    g->part_end[g->n_parts] = g->len;
-    g->part_mask[g->n_parts++] = mask;
-}
-
-static void add_str(builder *b, const char *s, uint8_t mask) {
-    add_text(b, s, strlen(s), mask);
-}
-
-static int encode_segment(const builder *b, const char *s, size_t n, lrsa_ids *out, lrsa_err *e) {
-    if (b->t->char_level) return lrsa_spm_encode(b->t, s, n, 0, !b->emitted, out, e);
-    return lrsa_tokenizer_encode(b->t, s, n, out, e);
-}
-
-/* Tokenizes the segment as one text (as HF does) and gives each token the mask of the part
- * it starts in: part k starts at the first token where the whole text's ids and the ids of
- * the text before part k part ways. */
-static int flush(builder *b, lrsa_err *e) {
-    segment *g = &b->seg;
-    if (g->len == 0) return 0;
-    int64_t base = b->ids->n;
-    if (encode_segment(b, g->text, g->len, b->ids, e)) return -1;
-    int64_t n = b->ids->n - base, start = 0;
-    for (int k = 0; k < g->n_parts; k++) {
-        int64_t next = n;
-        if (k + 1 < g->n_parts) {
-            lrsa_ids before = {0};
-            if (encode_segment(b, g->text, g->part_end[k], &before, e)) return -1;
-            next = 0;
-            while (next < before.n && next < n && before.v[next] == b->ids->v[base + next]) next++;
-            lrsa_ids_free(&before);
-            if (next < start) next = start;
-        }
-        if (b->mask) lrsa_mask_push(b->mask, g->part_mask[k], next - start);
-        start = next;
-    }
-    g->len = 0;
-    g->n_parts = 0;
-    b->emitted = 1;
-    return 0;
-}
-
-static int add_special(builder *b, int32_t id, uint8_t mask, lrsa_err *e) {
-    if (flush(b, e)) return -1;
-    lrsa_ids_push(b->ids, id);
-    if (b->mask) lrsa_mask_push(b->mask, mask, 1);
-    b->emitted = 1;
-    return 0;
-}
 
 /* Python's str.isspace set (Jinja's .strip() is Python's). */
 static int py_space(int32_t cp) {
@@ -124,10 +40,10 @@ static void py_strip(const char *s, size_t *a, size_t *b) {
     }
 }
 
-static void add_stripped(builder *b, const char *s, uint8_t mask) {
+static void add_stripped(lrsa_chat_builder *b, const char *s, uint8_t mask) {
     size_t a = 0, z = strlen(s);
     py_strip(s, &a, &z);
-    add_text(b, s + a, z - a, mask);
+    lrsa_chat_text(b, s + a, z - a, mask);
 }
 
 /* The messages after an optional leading system message must alternate user, assistant. */
@@ -147,7 +63,8 @@ static int check_roles(lrsa_chat_format f, const lrsa_chat_msg *m, int n, const 
     return 0;
 }
 
-static int build(builder *b, lrsa_chat_format f, const lrsa_chat_msg *m, int n, lrsa_err *e) {
+static int build(lrsa_chat_builder *b, lrsa_chat_format f, const lrsa_chat_msg *m, int n,
+                 lrsa_err *e) {
     int32_t bos, eos;
     const char *sys;
     int first;
@@ -155,22 +72,22 @@ static int build(builder *b, lrsa_chat_format f, const lrsa_chat_msg *m, int n, 
         lrsa_chat_need_token(b->t, "</s>", f, &eos, e) || check_roles(f, m, n, &sys, &first, e))
         return -1;
     const int llama2 = f == LRSA_CHAT_LLAMA2;
-    if (!llama2 && add_special(b, bos, 0, e)) return -1;
+    if (!llama2 && lrsa_chat_special(b, bos, 0, e)) return -1;
     for (int i = first; i < n; i++) {
         if (strcmp(m[i].role, "assistant") == 0) {
-            add_str(b, " ", 1);
+            lrsa_chat_str(b, " ", 1);
             if (llama2) {
                 add_stripped(b, m[i].content, 1);
-                add_str(b, " ", 1);
+                lrsa_chat_str(b, " ", 1);
             } else {
-                add_str(b, m[i].content, 1);
+                lrsa_chat_str(b, m[i].content, 1);
             }
-            if (add_special(b, eos, 1, e)) return -1;
+            if (lrsa_chat_special(b, eos, 1, e)) return -1;
             continue;
         }
         if (llama2) {
-            if (add_special(b, bos, 0, e)) return -1;
-            add_str(b, "[INST] ", 0);
+            if (lrsa_chat_special(b, bos, 0, e)) return -1;
+            lrsa_chat_str(b, "[INST] ", 0);
             if (i == first && sys) { /* the system block is stripped together with the text */
                 size_t ls = strlen(sys), lu = strlen(m[i].content);
                 char *all = lrsa_malloc(ls + lu + 32);
@@ -183,24 +100,27 @@ static int build(builder *b, lrsa_chat_format f, const lrsa_chat_msg *m, int n, 
             } else {
                 add_stripped(b, m[i].content, 0);
             }
-            add_str(b, " [/INST]", 0);
+            lrsa_chat_str(b, " [/INST]", 0);
         } else {
-            add_str(b, " [INST] ", 0);
+            lrsa_chat_str(b, " [INST] ", 0);
             if (i == first && sys) {
-                add_str(b, sys, 0);
-                add_str(b, "\n\n", 0);
+                lrsa_chat_str(b, sys, 0);
+                lrsa_chat_str(b, "\n\n", 0);
             }
-            add_str(b, m[i].content, 0);
-            add_str(b, " [/INST]", 0);
+            lrsa_chat_str(b, m[i].content, 0);
+            lrsa_chat_str(b, " [/INST]", 0);
         }
     }
-    return flush(b, e); /* the generation prompt adds nothing: the text ends with [/INST] */
+    return 0; /* the generation prompt adds nothing: the text ends with [/INST] */
 }
 
 int lrsa_chat_build_inst(const lrsa_tokenizer *t, lrsa_chat_format f, const lrsa_chat_msg *msgs,
                          int n_msgs, lrsa_ids *ids, lrsa_mask *mask, lrsa_err *e) {
-    builder b = {.t = t, .ids = ids, .mask = mask};
-    int rc = build(&b, f, msgs, n_msgs, e);
-    free(b.seg.text);
-    return rc;
+    lrsa_chat_builder b;
+    lrsa_chat_builder_init(&b, t, ids, mask);
+    if (build(&b, f, msgs, n_msgs, e)) {
+        lrsa_chat_builder_free(&b);
+        return -1;
+    }
+    return lrsa_chat_finish(&b, e);
 }

@@ -13,8 +13,9 @@ HF serialised them. For each variant it writes, from HF:
                            each step's chunk, -1 for none]] (text null: the decoded text),
                            "random": [[ids, decode(ids), decode(ids, skip_special), stream
                            as above or null where DecodeStream fails], ...]}
-and for the Llama 2 pipeline chat.json (the Llama 2 and Mistral chat templates rendered by
-transformers and encoded by HF); it checks that add_special_tokens=True only puts <s> first.
+and for the Llama 2 pipeline chat.json (the Llama 2, Mistral and SmolLM2 (ChatML) chat templates
+rendered by transformers and encoded by HF); it checks that add_special_tokens=True only puts
+<s> first.
 It also writes a GGUF vocabulary (tokenizer.ggml.model = llama, no tensors) of a SentencePiece
 BPE model trained with the `sentencepiece` library, with the ids `sentencepiece` gives for each
 corpus case (gguf_llama_vocab.gguf, gguf_expected_ids.txt); the script reports how the
@@ -76,6 +77,15 @@ MISTRAL_TEMPLATE = (
     "\n        {{- ' ' + message['content'] + eos_token}}\n    {%- else %}"
     "\n        {{- raise_exception('Only user and assistant roles are supported, with the "
     "exception of an initial optional system message!') }}\n    {%- endif %}\n{%- endfor %}\n")
+
+# SmolLM2's template (ChatML with a default system turn), here on a SentencePiece-style
+# tokenizer, as fine-tunes such as OpenHermes-Mistral pair them
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+    "Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\\n' }}{% endif %}")
 
 CHATS = [
     [{"role": "user", "content": "What is the capital of France?"},
@@ -166,7 +176,8 @@ def build(vocab, merges, variant):
     if pre is not None:
         tok.pre_tokenizer = pre
     tok.decoder = dec
-    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in SPECIALS])
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True)
+                            for t in SPECIALS + ["<|im_start|>", "<|im_end|>"]])
     # a normalized added token (matched as its normalized form) and an lstrip special one
     tok.add_tokens([AddedToken("<custom>", normalized=True, special=False)])
     tok.add_special_tokens([AddedToken("<sep>", normalized=False, special=True, lstrip=True)])
@@ -224,7 +235,8 @@ def chat_fixture(tok_path, tok):
     hf = PreTrainedTokenizerFast(tokenizer_file=tok_path, bos_token="<s>", eos_token="</s>",
                                  unk_token="<unk>")
     out = []
-    for name, tpl in (("llama2", LLAMA2_TEMPLATE), ("mistral", MISTRAL_TEMPLATE)):
+    for name, tpl in (("llama2", LLAMA2_TEMPLATE), ("mistral", MISTRAL_TEMPLATE),
+                      ("chatml", CHATML_TEMPLATE)):
         for msgs in CHATS:
             text = hf.apply_chat_template(msgs, chat_template=tpl, tokenize=False)
             ids = tok.encode(text, add_special_tokens=False).ids

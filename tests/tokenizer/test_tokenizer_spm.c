@@ -94,8 +94,9 @@ static int stream_matches(const lrsa_tokenizer *t, const lrsa_ids *ids, const cJ
 }
 
 static int has_added_text(const char *s, size_t n) {
-    const char *names[5] = {"<s>", "</s>", "<unk>", "<custom>", "<sep>"};
-    for (int i = 0; i < 5; i++)
+    const char *names[7] = {"<s>",   "</s>",         "<unk>",     "<custom>",
+                            "<sep>", "<|im_start|>", "<|im_end|>"};
+    for (int i = 0; i < 7; i++)
         if (tok_find(s, s + n, names[i], strlen(names[i]))) return 1;
     return 0;
 }
@@ -230,9 +231,10 @@ static void test_llama2_round_trip_and_bos(void **state) {
     for (int k = 0; k < c.n; k++, line = tok_next_line(line)) {
         lrsa_ids ids = {0};
         assert_int_equal(lrsa_tokenizer_encode(t, c.text[k], c.len[k], &ids, &e), 0);
-        char *back = lrsa_tokenizer_decode(t, ids.v, ids.n, 0);
+        size_t blen;
+        char *back = lrsa_tokenizer_decode_len(t, ids.v, ids.n, 0, &blen);
         if (!tok_find(c.text[k], c.text[k] + c.len[k], "\xE2\x96\x81", 3) &&
-            (memcmp(back, c.text[k], c.len[k]) != 0 || back[c.len[k]] != 0))
+            (blen != c.len[k] || memcmp(back, c.text[k], c.len[k]) != 0 || back[blen] != 0))
             fail_msg("case %d: [%.*s] decodes to [%s]", k, (int)c.len[k], c.text[k], back);
         free(back);
         lrsa_ids_free(&ids);
