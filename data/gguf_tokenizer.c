@@ -129,6 +129,23 @@ static cJSON *post_processor(int add_bos, const char *bos, int bos_id) {
     return lrsa_gguf_template_processor(bos, bos_id, NULL, -1);
 }
 
+cJSON *lrsa_gguf_bpe_model(cJSON *root, const char *unk, int fuse_unk, int byte_fallback,
+                           int ignore_merges) {
+    cJSON *m = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(m, "type", "BPE");
+    cJSON_AddNullToObject(m, "dropout");
+    if (unk)
+        cJSON_AddStringToObject(m, "unk_token", unk);
+    else
+        cJSON_AddNullToObject(m, "unk_token");
+    cJSON_AddNullToObject(m, "continuing_subword_prefix");
+    cJSON_AddNullToObject(m, "end_of_word_suffix");
+    cJSON_AddBoolToObject(m, "fuse_unk", fuse_unk);
+    cJSON_AddBoolToObject(m, "byte_fallback", byte_fallback);
+    cJSON_AddBoolToObject(m, "ignore_merges", ignore_merges);
+    return m;
+}
+
 cJSON *lrsa_gguf_added_token(int id, const char *content, int special, int normalized) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", id);
@@ -248,19 +265,8 @@ static cJSON *build_tokenizer_json(const vocab *v, pre_kind pk, int add_bos, int
     cJSON *dec = byte_level(1, 1);
     cJSON_ReplaceItemInObject(dec, "add_prefix_space", cJSON_CreateBool(1));
     cJSON_AddItemToObject(root, "decoder", dec);
-    cJSON *m = cJSON_AddObjectToObject(root, "model");
-    cJSON_AddStringToObject(m, "type", "BPE");
-    cJSON_AddNullToObject(m, "dropout");
-    if (token_str(v, unk_id))
-        cJSON_AddStringToObject(m, "unk_token", token_str(v, unk_id));
-    else
-        cJSON_AddNullToObject(m, "unk_token");
-    cJSON_AddNullToObject(m, "continuing_subword_prefix");
-    cJSON_AddNullToObject(m, "end_of_word_suffix");
-    cJSON_AddBoolToObject(m, "fuse_unk", 0);
-    cJSON_AddBoolToObject(m, "byte_fallback", 0);
     /* llama.cpp (and HF for Llama-3) look a whole pre-token up in the vocab before merging */
-    cJSON_AddBoolToObject(m, "ignore_merges", pk == PRE_LLAMA3);
+    cJSON *m = lrsa_gguf_bpe_model(root, token_str(v, unk_id), 0, 0, pk == PRE_LLAMA3);
     cJSON *vo = cJSON_AddObjectToObject(m, "vocab");
     for (int64_t i = 0; i < v->n; i++)
         cJSON_AddItemToObject(vo, token_str(v, (int)i), cJSON_CreateNumber((double)i));

@@ -207,18 +207,8 @@ cJSON *lrsa_gguf_spm_tokenizer_json(const lrsa_gguf *g, const lrsa_gguf_spm_voca
     else
         cJSON_AddNullToObject(root, "post_processor");
     cJSON_AddItemToObject(root, "decoder", decoder(v->add_space_prefix));
-    cJSON *m = cJSON_AddObjectToObject(root, "model");
-    cJSON_AddStringToObject(m, "type", "BPE");
-    cJSON_AddNullToObject(m, "dropout");
-    if (v->unk_id >= 0 && v->unk_id < x.n)
-        cJSON_AddStringToObject(m, "unk_token", x.tok[v->unk_id]);
-    else
-        cJSON_AddNullToObject(m, "unk_token");
-    cJSON_AddNullToObject(m, "continuing_subword_prefix");
-    cJSON_AddNullToObject(m, "end_of_word_suffix");
-    cJSON_AddBoolToObject(m, "fuse_unk", 1);
-    cJSON_AddBoolToObject(m, "byte_fallback", 1);
-    cJSON_AddBoolToObject(m, "ignore_merges", 0);
+    const char *unk = v->unk_id >= 0 && v->unk_id < x.n ? x.tok[v->unk_id] : NULL;
+    cJSON *m = lrsa_gguf_bpe_model(root, unk, 1, 1, 0);
     cJSON *vo = cJSON_AddObjectToObject(m, "vocab");
     for (int64_t i = 0; i < x.n; i++)
         cJSON_AddItemToObject(vo, x.tok[i], cJSON_CreateNumber((double)i));

@@ -19,6 +19,9 @@ typedef struct lrsa_gguf_spm_vocab {
  * ByteFallback, Fuse, Strip; merges from the file or, as Hugging Face derives them, from the
  * scores. NULL with a message on bad input. */
 cJSON *lrsa_gguf_spm_tokenizer_json(const lrsa_gguf *g, const lrsa_gguf_spm_vocab *v, lrsa_err *e);
+/* The "model" object of root with its BPE settings (vocab and merges are the caller's). */
+cJSON *lrsa_gguf_bpe_model(cJSON *root, const char *unk, int fuse_unk, int byte_fallback,
+                           int ignore_merges);
 /* One added_tokens entry. */
 cJSON *lrsa_gguf_added_token(int id, const char *content, int special, int normalized);
 /* TemplateProcessing putting bos before and/or eos after the text (NULL name: left out). */
