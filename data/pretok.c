@@ -101,7 +101,10 @@ static void split_metaspace(pretok_ctx *c, int stage, const unsigned char *s, si
 static void run_stage(pretok_ctx *c, int stage, const unsigned char *s, size_t n) {
     if (n == 0) return;
     if (stage == c->t->n_stages) {
-        lrsa_bpe_piece(c->t, s, n, c->out);
+        if (c->t->char_level)
+            lrsa_spm_bpe(c->t, s, n, c->out);
+        else
+            lrsa_bpe_piece(c->t, s, n, c->out);
         return;
     }
     switch (c->t->stages[stage].kind) {

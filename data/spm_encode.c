@@ -35,6 +35,30 @@ size_t lrsa_spm_symbols(const lrsa_tokenizer *t, const unsigned char *s, size_t 
     return m;
 }
 
+#define METASPACE "\xE2\x96\x81" /* U+2581, the "▁" of SentencePiece vocabularies */
+
+/* Whether "▁" stands at s[i] right after a character other than "▁". */
+static int cut_before(const unsigned char *s, size_t i, size_t n) {
+    return i > 0 && i + 3 <= n && memcmp(s + i, METASPACE, 3) == 0 &&
+           !(i >= 3 && memcmp(s + i - 3, METASPACE, 3) == 0);
+}
+
+void lrsa_spm_bpe(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out) {
+    if (!t->cut_at_metaspace) {
+        lrsa_bpe_piece(t, s, n, out);
+        return;
+    }
+    /* Exact: a merge across the cut would make a token holding "x▁", which the vocabulary
+     * lacks; pieces of words also hit the piece cache, a whole text would not. */
+    size_t start = 0;
+    for (size_t i = 1; i < n; i++)
+        if (cut_before(s, i, n)) {
+            lrsa_bpe_piece(t, s + start, i - start, out);
+            start = i;
+        }
+    lrsa_bpe_piece(t, s + start, n - start, out);
+}
+
 typedef struct textbuf {
     char *v;
     size_t n, cap;
@@ -188,5 +212,12 @@ int lrsa_spm_finish(lrsa_tokenizer *t, const char *where, lrsa_err *e) {
     }
     for (int i = 0; i < t->n_vocab; i++)
         if (t->bytes_len[i] > t->max_token_bytes) t->max_token_bytes = t->bytes_len[i];
+    t->cut_at_metaspace = 1;
+    for (int i = 0; i < t->n_vocab && t->cut_at_metaspace; i++) {
+        const unsigned char *s = (const unsigned char *)t->token[i];
+        size_t n = s ? strlen(t->token[i]) : 0;
+        for (size_t k = 1; k < n; k++)
+            if (cut_before(s, k, n)) t->cut_at_metaspace = 0;
+    }
     return 0;
 }

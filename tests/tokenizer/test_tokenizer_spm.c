@@ -296,6 +296,33 @@ static void test_gguf_llama_vocab(void **state) {
     lrsa_tokenizer_free(t);
 }
 
+/* Cutting pieces before "▁" (when no token holds "x▁") gives the ids of BPE over the whole
+ * text: one token "q▁z" (which no merge makes) switches the cut off; the ids must not move. */
+static void test_cut_at_metaspace_is_exact(void **state) {
+    (void)state;
+    tok_corpus c;
+    tok_load_corpus_file(&c, SPM_DIR "/corpus.txt");
+    lrsa_err e;
+    lrsa_tokenizer *cut = lrsa_tokenizer_load(SPM_DIR "/tokenizer.json", &e);
+    cJSON *j = read_json(SPM_DIR "/tokenizer.json");
+    cJSON *vocab = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "model"), "vocab");
+    cJSON_AddNumberToObject(vocab, "q\xE2\x96\x81z", lrsa_tokenizer_vocab_size(cut));
+    lrsa_tokenizer *whole = load_json(j, "whole", &e);
+    cJSON_Delete(j);
+    if (!whole) fail_msg("%s", e.msg);
+    for (int k = 0; k < c.n; k++) {
+        lrsa_ids a = {0}, b = {0};
+        assert_int_equal(lrsa_tokenizer_encode_with_special(cut, c.text[k], c.len[k], &a, &e), 0);
+        assert_int_equal(lrsa_tokenizer_encode_with_special(whole, c.text[k], c.len[k], &b, &e), 0);
+        if (!tok_ids_equal(&a, &b)) fail_msg("case %d: cutting before \"▁\" changed the ids", k);
+        lrsa_ids_free(&a);
+        lrsa_ids_free(&b);
+    }
+    free(c.buf);
+    lrsa_tokenizer_free(cut);
+    lrsa_tokenizer_free(whole);
+}
+
 /* Loads the base tokenizer.json changed by `edit`; it must fail with a message naming the file
  * and containing `want`. */
 static void expect_error(const char *tag, void (*edit)(cJSON *), const char *want) {
@@ -434,6 +461,7 @@ int main(void) {
         cmocka_unit_test(test_metaspace_never),
         cmocka_unit_test(test_llama2_round_trip_and_bos),
         cmocka_unit_test(test_gguf_llama_vocab),
+        cmocka_unit_test(test_cut_at_metaspace_is_exact),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_gguf_errors),
     };
