@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/haystack.h"
 #include "data/tokenizer.h"
 

@@ -1,4 +1,5 @@
-/* Byte-pair encoding of one pre-token, the hash maps behind it, and the per-piece cache. */
+/* Byte-pair encoding of one pre-token (byte-level, or character-level with byte fallback), the
+ * hash maps behind it, and the per-piece cache. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,4 +296,56 @@ void lrsa_bpe_piece(const lrsa_tokenizer *t, const unsigned char *s, size_t n, l
             cache_insert(c, s, n, out->v + start, out->n - start);
         pthread_mutex_unlock(&c->mu);
     }
+}
+
+/* ---- character-level (SentencePiece-style) BPE: the starting symbols and the cut before "▁" ----
+ */
+
+size_t lrsa_spm_symbols(const lrsa_tokenizer *t, const unsigned char *s, size_t n, int32_t *syms) {
+    size_t m = 0;
+    int32_t unk = -1; /* an unknown run waiting to be emitted (HF's `unk`) */
+    for (size_t i = 0; i < n;) {
+        int32_t cp;
+        int k = lrsa_utf8_next(s + i, n - i, &cp);
+        /* an invalid byte (HF never sees one) is a character outside the vocabulary */
+        int32_t id = cp >= 0 ? lrsa_strmap_get(&t->vocab, (const char *)s + i, (uint32_t)k) : -1;
+        int bytes_known = t->byte_fallback;
+        for (int b = 0; b < k && bytes_known; b++) bytes_known = t->byte_id[s[i + b]] >= 0;
+        if (id >= 0) {
+            if (unk >= 0) syms[m++] = unk, unk = -1;
+            syms[m++] = id;
+        } else if (bytes_known) {
+            /* HF adds the byte tokens without emitting a waiting unk first; kept as HF has it */
+            for (int b = 0; b < k; b++) syms[m++] = t->byte_id[s[i + b]];
+        } else if (t->unk_id >= 0) {
+            if (unk >= 0 && !t->fuse_unk) syms[m++] = unk;
+            unk = t->unk_id;
+        }
+        i += (size_t)k;
+    }
+    if (unk >= 0) syms[m++] = unk;
+    return m;
+}
+
+#define METASPACE "\xE2\x96\x81" /* U+2581, the "▁" of SentencePiece vocabularies */
+
+int lrsa_spm_cut_before(const unsigned char *s, size_t i, size_t n) {
+    return i > 0 && i + 3 <= n && memcmp(s + i, METASPACE, 3) == 0 &&
+           !(i >= 3 && memcmp(s + i - 3, METASPACE, 3) == 0);
+}
+
+void lrsa_spm_bpe(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out) {
+    if (!t->cut_at_metaspace) {
+        lrsa_bpe_piece(t, s, n, out);
+        return;
+    }
+    /* Exact: a merge across the cut would make a token holding "x▁", which the vocabulary
+     * lacks; pieces of words also hit the piece cache, a whole text would not. */
+    size_t start = 0;
+    for (size_t i = 1; i < n; i++)
+        if (lrsa_spm_cut_before(s, i, n)) {
+            lrsa_bpe_piece(t, s + start, i - start, out);
+            start = i;
+        }
+    lrsa_bpe_piece(t, s + start, n - start, out);
 }

@@ -32,41 +32,12 @@ lrsa_chat_format lrsa_chat_detect(const lrsa_tokenizer *t) {
     return LRSA_CHAT_NONE;
 }
 
-const char *lrsa_chat_format_name(lrsa_chat_format f) {
-    switch (f) {
-        case LRSA_CHAT_CHATML_SMOLLM:
-            return "chatml-smollm";
-        case LRSA_CHAT_CHATML_QWEN:
-            return "chatml-qwen";
-        case LRSA_CHAT_LLAMA3:
-            return "llama3";
-        case LRSA_CHAT_NONE:
-            return "none";
-        case LRSA_CHAT_LLAMA2:
-            return "llama2";
-        case LRSA_CHAT_MISTRAL:
-            return "mistral";
-    }
-    return "unknown";
-}
-
 /* Appends the ids of plain text and `mask_value` for each of them. */
 static int put_text(const lrsa_tokenizer *t, const char *s, lrsa_ids *ids, lrsa_mask *mask,
                     uint8_t mask_value, lrsa_err *e) {
     int64_t before = ids->n;
     if (lrsa_tokenizer_encode(t, s, strlen(s), ids, e)) return -1;
     if (mask) lrsa_mask_push(mask, mask_value, ids->n - before);
-    return 0;
-}
-
-int lrsa_chat_need_token(const lrsa_tokenizer *t, const char *tok, lrsa_chat_format f, int32_t *id,
-                         lrsa_err *e) {
-    *id = lrsa_tokenizer_token_id(t, tok);
-    if (*id < 0)
-        return lrsa_errorf(e,
-                           "chat format %s needs the token %s, which this tokenizer lacks; "
-                           "pick the format that matches the model (or none)",
-                           lrsa_chat_format_name(f), tok);
     return 0;
 }
 

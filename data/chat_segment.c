@@ -1,4 +1,5 @@
-/* The id builder of the chat templates (see lrsa_chat_builder in data/chat_internal.h). */
+/* What every chat template uses: the id builder (see lrsa_chat_builder in data/chat_internal.h),
+ * the format names and the check for a token a format needs. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,4 +88,33 @@ void lrsa_chat_builder_free(lrsa_chat_builder *b) {
     free(b->text);
     b->text = NULL;
     b->len = b->cap = 0;
+}
+
+const char *lrsa_chat_format_name(lrsa_chat_format f) {
+    switch (f) {
+        case LRSA_CHAT_CHATML_SMOLLM:
+            return "chatml-smollm";
+        case LRSA_CHAT_CHATML_QWEN:
+            return "chatml-qwen";
+        case LRSA_CHAT_LLAMA3:
+            return "llama3";
+        case LRSA_CHAT_NONE:
+            return "none";
+        case LRSA_CHAT_LLAMA2:
+            return "llama2";
+        case LRSA_CHAT_MISTRAL:
+            return "mistral";
+    }
+    return "unknown";
+}
+
+int lrsa_chat_need_token(const lrsa_tokenizer *t, const char *tok, lrsa_chat_format f, int32_t *id,
+                         lrsa_err *e) {
+    *id = lrsa_tokenizer_token_id(t, tok);
+    if (*id < 0)
+        return lrsa_errorf(e,
+                           "chat format %s needs the token %s, which this tokenizer lacks; "
+                           "pick the format that matches the model (or none)",
+                           lrsa_chat_format_name(f), tok);
+    return 0;
 }

@@ -11,7 +11,7 @@
 #endif
 #include <pcre2.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "data/ids.h"
 #include "data/tokenizer.h"
 
@@ -211,14 +211,14 @@ void lrsa_pretok_run(const lrsa_tokenizer *t, const unsigned char *s, size_t n, 
 /* NFC of s[0..n) (invalid bytes kept as they are), or NULL when it is pure ASCII. */
 unsigned char *lrsa_nfc_text(const unsigned char *s, size_t n, size_t *out_n);
 
-/* Added tokens: calls plain(ctx, start, end) for each stretch of text between them and
- * token(ctx, added) for each one found, leftmost-longest, honouring lstrip/rstrip. which: 0 all
- * added tokens, 1 those matched before normalization, 2 those matched after it. */
+/* Added tokens (data/added_split.c): calls plain(ctx, start, end) for each stretch of text between
+ * them and token(ctx, added) for each one found, leftmost-longest, honouring lstrip/rstrip. which:
+ * 0 all added tokens, 1 those matched before normalization, 2 those matched after it. */
 typedef int (*lrsa_plain_fn)(void *ctx, size_t start, size_t end, lrsa_err *e);
 int lrsa_split_added(const lrsa_tokenizer *t, const char *text, size_t len, int which,
                      lrsa_plain_fn plain, void *ctx, lrsa_ids *out, lrsa_err *e);
 
-/* ---- character-level BPE (data/spm_encode.c, data/spm_decode.c) ---- */
+/* ---- character-level BPE (data/bpe.c, data/spm_encode.c, data/spm_decode.c) ---- */
 /* The starting symbols of a piece for BPE, as Hugging Face's BPE model builds them: each
  * character's id; with byte_fallback, the <0xNN> ids of a character outside the vocabulary;
  * else the unk id (fused when fuse_unk). Returns the count (at most n); syms holds n. */
@@ -226,6 +226,8 @@ size_t lrsa_spm_symbols(const lrsa_tokenizer *t, const unsigned char *s, size_t 
 /* BPE of one pre-tokenized piece of a character-level tokenizer: cut before each "▁" that
  * follows another character when the vocabulary allows it (cut_at_metaspace), else whole. */
 void lrsa_spm_bpe(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out);
+/* Whether "▁" stands at s[i] right after a character other than "▁". */
+int lrsa_spm_cut_before(const unsigned char *s, size_t i, size_t n);
 /* encode / encode_with_special of a character-level tokenizer. at_origin: text starts the
  * input (see lrsa_pretok_run). */
 int lrsa_spm_encode(const lrsa_tokenizer *t, const char *text, size_t len, int with_special,

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/gguf.h"
+#include "convert/gguf_convert.h"
 #include "tok_test_common.h"
 
 #define SPM_DIR LRSA_TEST_DATA "/tokenizer/spm"
