@@ -10,14 +10,15 @@
 #include "base/fileio.h"
 #include "data/chat.h"
 #include "cli/cli_flags.h"
+#include "cli/commands.h"
+#include "eval/press/press_kvzip.h"
 #include "eval/run/eval_dataset.h"
 #include "eval/run/grid.h"
 #include "eval/run/prefill.h"
-#include "eval/press/press_kvzip.h"
-#include "cli/commands.h"
+#include "model/lora.h"
 
 static const char *EVAL_HELP =
-    "usage: lrsa eval --model DIR --data FILE.h5 [--n N] [--metrics nll,match]\n"
+    "usage: lrsa eval --model DIR [--adapter DIR] --data FILE.h5 [--n N] [--metrics nll,match]\n"
     "                 [--press NAME --keep r|--tokens N ...press flags below]\n"
     "                 [--protocol aware|agnostic] [--prefill chunked|oneshot]\n"
     "                 [--max-new N] [--json OUT.json] [--verbose]\n"
@@ -30,6 +31,8 @@ static const char *EVAL_HELP =
     "occur in the generated text, case- and whitespace-insensitively).\n"
     "\n"
     "  --model DIR          Hugging Face model directory\n"
+    "  --adapter DIR        a PEFT LoRA adapter directory (lrsa export --adapter), merged into\n"
+    "                       the model at load\n"
     "  --data FILE.h5       dataset (lrsa-qa-v1)\n"
     "  --n N                first N samples (default: all)\n"
     "  --metrics LIST       comma-separated: nll, match (default nll)\n"
@@ -104,7 +107,7 @@ static int write_json(const char *path, const char *model_dir, const char *data_
 }
 
 static int run(int argc, char **argv, lrsa_err *e) {
-    const char *model_dir = NULL, *data_path = NULL, *json_path = NULL, *v = NULL;
+    const char *model_dir = NULL, *data_path = NULL, *json_path = NULL, *v = NULL, *adapter = NULL;
     lrsa_press_config press;
     lrsa_press_defaults(&press);
     lrsa_eval_options o = {.want_nll = 1};
@@ -116,6 +119,8 @@ static int run(int argc, char **argv, lrsa_err *e) {
         if (pr > 0) continue;
         if (strcmp(f, "--model") == 0) {
             if (lrsa_flag_value(argc, argv, &i, &model_dir, e)) return -1;
+        } else if (strcmp(f, "--adapter") == 0) {
+            if (lrsa_flag_value(argc, argv, &i, &adapter, e)) return -1;
         } else if (strcmp(f, "--data") == 0) {
             if (lrsa_flag_value(argc, argv, &i, &data_path, e)) return -1;
         } else if (strcmp(f, "--json") == 0) {
@@ -146,7 +151,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
     lrsa_dataset d;
     if (lrsa_dataset_open(&d, data_path, e) != 0) return -1;
     lrsa_model m;
-    if (lrsa_model_load(&m, model_dir, e) != 0) {
+    if (lrsa_model_load_adapted(&m, model_dir, adapter, e) != 0) {
         lrsa_dataset_close(&d);
         return -1;
     }

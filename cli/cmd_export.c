@@ -1,22 +1,33 @@
-/* `lrsa export CKPT OUT_DIR [--dtype f32|bf16|f16]`: a training checkpoint -> a Hugging Face
- * directory (config.json + model.safetensors + the tokenizer files of the model it was trained
- * from). */
+/* `lrsa export CKPT OUT_DIR [--dtype f32|bf16|f16] [--adapter] [--base DIR]`: a training
+ * checkpoint -> a Hugging Face directory (config.json + model.safetensors + the tokenizer files of
+ * the model it was trained from). A LoRA checkpoint gives the merged model (base + adapter), or
+ * with --adapter a PEFT adapter directory. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "cli/commands.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
-#include "cli/commands.h"
+#include "train/lora_ckpt.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: lrsa export CKPT.h5 OUT_DIR [--dtype f32|bf16|f16]\n"
-               "\n"
-               "Writes OUT_DIR/config.json and OUT_DIR/model.safetensors from a training\n"
-               "checkpoint (RUN_DIR/ckpt/step_*.h5), and copies the tokenizer files from the\n"
-               "model directory the run started from. --dtype defaults to bf16.\n");
+    fprintf(f,
+            "usage: lrsa export CKPT.h5 OUT_DIR [--dtype f32|bf16|f16] [--adapter] [--base DIR]\n"
+            "\n"
+            "Writes OUT_DIR/config.json and OUT_DIR/model.safetensors from a training\n"
+            "checkpoint (RUN_DIR/ckpt/step_*.h5), and copies the tokenizer files from the\n"
+            "model directory the run started from. --dtype defaults to bf16.\n"
+            "\n"
+            "A LoRA checkpoint holds the adapter only: the export merges it into the base\n"
+            "model the run started from (whose weights must have the checksum the checkpoint\n"
+            "recorded). --adapter writes a PEFT adapter directory instead\n"
+            "(adapter_config.json, adapter_model.safetensors; --dtype defaults to f32), for\n"
+            "PEFT or `lrsa eval/generate --model BASE --adapter OUT_DIR`. --base DIR names\n"
+            "the base model when it is no longer where the checkpoint says.\n");
 }
 
 /* The tokenizer and generation files a Hugging Face directory carries next to the weights. */
@@ -40,9 +51,8 @@ static int copy_file(const char *from, const char *to, lrsa_err *e) {
     return rc;
 }
 
-/* Builds the model a checkpoint was trained with (from its stored config.json) and loads the
- * weights. */
-static int load_ckpt_model(lrsa_model *m, const char *ckpt, lrsa_err *e) {
+/* The config of the model a checkpoint was trained with (its stored config.json). */
+static int ckpt_model_config(lrsa_model_config *mc, const char *ckpt, lrsa_err *e) {
     char *json = lrsa_ckpt_read_string(ckpt, "model_config_json", e);
     if (!json) return -1;
     char tmp[] = "/tmp/lrsa-export-config-XXXXXX";
@@ -55,11 +65,16 @@ static int load_ckpt_model(lrsa_model *m, const char *ckpt, lrsa_err *e) {
     int bad = write(fd, json, len) != (ssize_t)len;
     close(fd);
     free(json);
-    lrsa_model_config mc;
-    int rc = bad ? lrsa_errorf(e, "cannot write %s", tmp) : lrsa_config_load(&mc, tmp, e);
+    int rc = bad ? lrsa_errorf(e, "cannot write %s", tmp) : lrsa_config_load(mc, tmp, e);
     unlink(tmp);
     if (rc) return lrsa_err_prefix(e, "the model config stored in %s: ", ckpt);
-    if (lrsa_model_create(m, &mc, e)) return -1;
+    return 0;
+}
+
+/* Builds the model a full fine-tuning checkpoint was trained with and loads its weights. */
+static int load_ckpt_model(lrsa_model *m, const char *ckpt, lrsa_err *e) {
+    lrsa_model_config mc;
+    if (ckpt_model_config(&mc, ckpt, e) || lrsa_model_create(m, &mc, e)) return -1;
     if (lrsa_ckpt_read(ckpt, &m->table, 0, 0, NULL, NULL, NULL, e)) {
         lrsa_model_free(m);
         return -1;
@@ -67,9 +82,85 @@ static int load_ckpt_model(lrsa_model *m, const char *ckpt, lrsa_err *e) {
     return 0;
 }
 
+/* The adapter of a LoRA checkpoint, built for the model config it was trained with. */
+static int load_ckpt_adapter(lrsa_lora *a, const lrsa_lora_config *lc, const lrsa_model_config *mc,
+                             const char *ckpt, lrsa_err *e) {
+    if (lrsa_lora_create(a, mc, lc, e)) return lrsa_err_prefix(e, "checkpoint %s: ", ckpt);
+    if (lrsa_ckpt_read(ckpt, &a->table, 0, 0, NULL, NULL, NULL, e)) {
+        lrsa_lora_free(a);
+        return -1;
+    }
+    return 0;
+}
+
+/* The frozen base a LoRA run trained on: base_dir when given, else the model directory the
+ * checkpoint records, or the random model its config describes; its checksum must match. */
+static int load_lora_base(lrsa_model *m, const char *ckpt, const char *base_dir, lrsa_err *e) {
+    char desc[4200];
+    int rc = 0;
+    if (base_dir) {
+        snprintf(desc, sizeof desc, "given with --base (%s)", base_dir);
+        rc = lrsa_model_load(m, base_dir, e);
+    } else {
+        char *yaml = lrsa_ckpt_read_string(ckpt, "config_yaml", e);
+        char *path = yaml ? lrsa_ckpt_read_string(ckpt, "model_path", e) : NULL;
+        lrsa_train_config c;
+        lrsa_train_config_defaults(&c);
+        if (!path || lrsa_train_config_parse(&c, yaml, strlen(yaml), ckpt, e)) {
+            rc = -1;
+        } else if (!strcmp(c.model_init, "random")) {
+            lrsa_model_config mc;
+            snprintf(desc, sizeof desc, "(model.init: random, seed %lld)", (long long)c.seed);
+            rc = ckpt_model_config(&mc, ckpt, e) || lrsa_model_create(m, &mc, e) ? -1 : 0;
+            if (!rc) lrsa_model_init_random(m, (uint64_t)c.seed, (float)c.model_init_std);
+        } else {
+            snprintf(desc, sizeof desc,
+                     "in %s (recorded in the checkpoint; --base DIR names "
+                     "another place)",
+                     path);
+            rc = lrsa_model_load(m, path, e);
+        }
+        free(yaml);
+        free(path);
+    }
+    if (rc) return lrsa_err_prefix(e, "the base model of LoRA checkpoint %s: ", ckpt);
+    if (lrsa_lora_ckpt_check_base(ckpt, m, desc, e)) {
+        lrsa_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+/* --adapter: the checkpoint's adapter as a PEFT directory; the base is not read. */
+static int export_adapter(const char *ckpt, const char *out, const lrsa_lora_config *lc,
+                          const char *base_dir, lrsa_st_dtype dt, const char *dtype_name) {
+    lrsa_err e;
+    lrsa_model_config mc;
+    lrsa_lora a;
+    if (ckpt_model_config(&mc, ckpt, &e) || load_ckpt_adapter(&a, lc, &mc, ckpt, &e)) {
+        lrsa_err_print(&e);
+        return 1;
+    }
+    char *base = base_dir ? lrsa_strdup(base_dir) : lrsa_ckpt_read_string(ckpt, "model_path", &e);
+    int rc = base ? lrsa_lora_save_peft(&a, out, base, dt, &e) : -1;
+    lrsa_lora_free(&a);
+    if (rc) {
+        free(base);
+        lrsa_err_print(&e);
+        return 1;
+    }
+    if (!base[0])
+        fprintf(stderr, "lrsa: note: the run started from a randomly initialised model, so "
+                        "base_model_name_or_path is empty\n");
+    printf("exported the LoRA adapter of %s -> %s (PEFT directory, %s, base %s)\n", ckpt, out,
+           dtype_name, base[0] ? base : "(none)");
+    free(base);
+    return 0;
+}
+
 int lrsa_cmd_export(int argc, char **argv) {
-    const char *pos[2] = {NULL, NULL}, *dtype_name = "bf16";
-    int npos = 0;
+    const char *pos[2] = {NULL, NULL}, *dtype_name = NULL, *base_dir = NULL;
+    int npos = 0, adapter = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -80,6 +171,14 @@ int lrsa_cmd_export(int argc, char **argv) {
                 return 2;
             }
             dtype_name = argv[++i];
+        } else if (!strcmp(argv[i], "--adapter")) {
+            adapter = 1;
+        } else if (!strcmp(argv[i], "--base")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "lrsa: error: --base needs the base model's directory\n");
+                return 2;
+            }
+            base_dir = argv[++i];
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "lrsa: error: unknown option '%s' (see lrsa export --help)\n", argv[i]);
             return 2;
@@ -94,6 +193,7 @@ int lrsa_cmd_export(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (!dtype_name) dtype_name = adapter ? "f32" : "bf16";
     lrsa_st_dtype dt;
     if (!strcmp(dtype_name, "f32"))
         dt = LRSA_ST_F32;
@@ -106,18 +206,44 @@ int lrsa_cmd_export(int argc, char **argv) {
         return 2;
     }
     lrsa_err e;
-    lrsa_model m;
-    if (load_ckpt_model(&m, pos[0], &e)) {
+    lrsa_lora_config lc;
+    int is_lora = lrsa_lora_ckpt_config(pos[0], &lc, &e);
+    if (is_lora < 0) {
         lrsa_err_print(&e);
         return 1;
     }
-    int rc = lrsa_model_save(&m, pos[1], dt, &e);
+    if ((adapter || base_dir) && !is_lora) {
+        fprintf(stderr,
+                "lrsa: error: %s is a full fine-tuning checkpoint; --adapter and --base are for "
+                "LoRA checkpoints (lora.rank > 0)\n",
+                pos[0]);
+        return 2;
+    }
+    if (adapter) return export_adapter(pos[0], pos[1], &lc, base_dir, dt, dtype_name);
+    lrsa_model m;
+    int rc = is_lora ? load_lora_base(&m, pos[0], base_dir, &e) : load_ckpt_model(&m, pos[0], &e);
+    if (!rc && is_lora) {
+        lrsa_lora a;
+        rc = load_ckpt_adapter(&a, &lc, &m.cfg, pos[0], &e);
+        if (!rc) {
+            lrsa_lora_merge(&a, &m);
+            lrsa_lora_free(&a);
+        } else {
+            lrsa_model_free(&m);
+        }
+    }
+    if (rc) {
+        lrsa_err_print(&e);
+        return 1;
+    }
+    rc = lrsa_model_save(&m, pos[1], dt, &e);
     lrsa_model_free(&m);
     if (rc) {
         lrsa_err_print(&e);
         return 1;
     }
-    char *model_path = lrsa_ckpt_read_string(pos[0], "model_path", &e);
+    char *model_path =
+        base_dir ? lrsa_strdup(base_dir) : lrsa_ckpt_read_string(pos[0], "model_path", &e);
     int copied = 0;
     if (model_path && model_path[0]) {
         for (size_t i = 0; i < sizeof tokenizer_files / sizeof tokenizer_files[0]; i++) {
@@ -142,7 +268,7 @@ int lrsa_cmd_export(int argc, char **argv) {
                         "there are no tokenizer files to copy\n");
     }
     free(model_path);
-    printf("exported %s -> %s (%s weights, %d tokenizer file(s))\n", pos[0], pos[1], dtype_name,
-           copied);
+    printf("exported %s -> %s (%s%s weights, %d tokenizer file(s))\n", pos[0], pos[1],
+           is_lora ? "base + LoRA adapter merged, " : "", dtype_name, copied);
     return 0;
 }

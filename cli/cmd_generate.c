@@ -5,14 +5,16 @@
 
 #include "data/chat.h"
 #include "data/tokenizer.h"
-#include "cli/cli_flags.h"
 #include "base/fileio.h"
-#include "eval/run/generate.h"
-#include "eval/press/press_kvzip.h"
+#include "cli/cli_flags.h"
 #include "cli/commands.h"
+#include "eval/press/press_kvzip.h"
+#include "eval/run/generate.h"
+#include "model/lora.h"
 
 static const char *GENERATE_HELP =
-    "usage: lrsa generate --model DIR --prompt TEXT [--system TEXT] [--max-new N]\n"
+    "usage: lrsa generate --model DIR [--adapter DIR] --prompt TEXT [--system TEXT]\n"
+    "                     [--max-new N]\n"
     "                     [--temperature t --top-p p --seed s]\n"
     "                     [--press NAME --keep r ...press flags below]\n"
     "\n"
@@ -20,6 +22,8 @@ static const char *GENERATE_HELP =
     "the text as it comes, and prints cache statistics to stderr at the end.\n"
     "\n"
     "  --model DIR          Hugging Face model directory (config.json, safetensors, tokenizer)\n"
+    "  --adapter DIR        a PEFT LoRA adapter directory (lrsa export --adapter), merged into\n"
+    "                       the model at load\n"
     "  --prompt TEXT        the user message\n"
     "  --system TEXT        system message (default: the template's own default, if any)\n"
     "  --max-new N          at most N new tokens (default 256)\n"
@@ -43,7 +47,7 @@ static int print_token(void *user, int32_t id) {
 }
 
 static int run(int argc, char **argv, lrsa_err *e) {
-    const char *model_dir = NULL, *prompt = NULL, *system = NULL, *v = NULL;
+    const char *model_dir = NULL, *prompt = NULL, *system = NULL, *v = NULL, *adapter = NULL;
     lrsa_press_config press;
     lrsa_press_defaults(&press);
     lrsa_gen_options g = {.max_new = 256, .temperature = 0.0f, .top_p = 1.0f, .seed = 0};
@@ -55,6 +59,8 @@ static int run(int argc, char **argv, lrsa_err *e) {
         if (pr > 0) continue;
         if (strcmp(f, "--model") == 0) {
             if (lrsa_flag_value(argc, argv, &i, &model_dir, e)) return -1;
+        } else if (strcmp(f, "--adapter") == 0) {
+            if (lrsa_flag_value(argc, argv, &i, &adapter, e)) return -1;
         } else if (strcmp(f, "--prompt") == 0) {
             if (lrsa_flag_value(argc, argv, &i, &prompt, e)) return -1;
         } else if (strcmp(f, "--system") == 0) {
@@ -88,7 +94,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
     if (lrsa_press_check(&press, e) != 0) return -1;
 
     lrsa_model m;
-    if (lrsa_model_load(&m, model_dir, e) != 0) return -1;
+    if (lrsa_model_load_adapted(&m, model_dir, adapter, e) != 0) return -1;
     lrsa_tokenizer *tok = lrsa_tokenizer_load_dir(model_dir, e);
     if (!tok) {
         lrsa_model_free(&m);

@@ -25,12 +25,17 @@ typedef struct lrsa_layer_index {
     int input_norm, q, k, v, q_bias, k_bias, v_bias, o, o_bias, post_norm, gate, up, down;
 } lrsa_layer_index;
 
+struct lrsa_lora; /* model/lora.h */
+
 typedef struct lrsa_model {
     lrsa_model_config cfg;
     lrsa_tensor_table table;        /* HF names; PARAM allocated by create/load */
     int embed, final_norm, lm_head; /* lm_head == embed when tied */
     lrsa_layer_index *layers;
     float *inv_freq; /* [head_dim/2] */
+    /* An attached LoRA adapter (borrowed, NULL: none). While attached the base weights are
+     * frozen: gradients go to the adapter's table only (model/lora.h). */
+    struct lrsa_lora *lora;
 } lrsa_model;
 
 /* Builds the table for a config and allocates PARAM (zeros). */

@@ -4,12 +4,12 @@
 #include <string.h>
 
 #include "kernels/embedding/embedding.h"
-#include "kernels/linear/linear.h"
 #include "kernels/lm_head_loss/lm_head_loss.h"
 #include "kernels/residual/residual.h"
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "kernels/rope/rope.h"
 #include "kernels/swiglu/swiglu.h"
+#include "model/lora_ops.h"
 #include "model/model.h"
 
 static const float *P(const lrsa_model *m, int idx) {
@@ -32,7 +32,8 @@ void lrsa_model_layer_qkv(const lrsa_model *m, int layer, const float *x, const 
     const int QKV = (c->num_attention_heads + 2 * c->num_key_value_heads) * D;
     float *h = lrsa_malloc((size_t)(N * C) * sizeof(float) + 1);
     lrsa_rmsnorm_forward_cpu(h, NULL, x, P(m, L->input_norm), N, C, c->rms_norm_eps);
-    lrsa_linear_forward_cpu(qkv, h, P(m, L->q), P(m, L->q_bias), N, C, QKV);
+    lrsa_model_site_linear(m, layer, LRSA_LORA_SITE_QKV, qkv, h, P(m, L->q), P(m, L->q_bias), N, C,
+                           QKV);
     lrsa_rope_forward_cpu(qkv, pos, m->inv_freq, N, nh, D, QKV);
     free(h);
 }
@@ -46,12 +47,14 @@ void lrsa_model_layer_out(const lrsa_model *m, int layer, float *x, const float 
     float *h = lrsa_malloc((size_t)(N * C) * sizeof(float) + 1);
     float *gu = lrsa_malloc((size_t)(N * 2 * I) * sizeof(float) + 1);
     float *act = lrsa_malloc((size_t)(N * I) * sizeof(float) + 1);
-    lrsa_linear_forward_cpu(tmp, att, P(m, L->o), P(m, L->o_bias), N, HD, C);
+    lrsa_model_site_linear(m, layer, LRSA_LORA_SITE_O, tmp, att, P(m, L->o), P(m, L->o_bias), N, HD,
+                           C);
     lrsa_residual_forward_cpu(x, x, tmp, N * C);
     lrsa_rmsnorm_forward_cpu(h, NULL, x, P(m, L->post_norm), N, C, c->rms_norm_eps);
-    lrsa_linear_forward_cpu(gu, h, P(m, L->gate), NULL, N, C, 2 * I);
+    lrsa_model_site_linear(m, layer, LRSA_LORA_SITE_GATE_UP, gu, h, P(m, L->gate), NULL, N, C,
+                           2 * I);
     lrsa_swiglu_forward_cpu(act, gu, N, I);
-    lrsa_linear_forward_cpu(tmp, act, P(m, L->down), NULL, N, I, C);
+    lrsa_model_site_linear(m, layer, LRSA_LORA_SITE_DOWN, tmp, act, P(m, L->down), NULL, N, I, C);
     lrsa_residual_forward_cpu(x, x, tmp, N * C);
     free(tmp);
     free(h);

@@ -10,6 +10,7 @@
 
 #include "kernels/lm_head_loss/lm_head_loss.h"
 #include "kernels/residual/residual.h"
+#include "model/lora_ops.h"
 #include "model/model.h"
 #include "model/model_ops.h"
 
@@ -22,12 +23,15 @@ typedef struct layer_acts {
     float *xmid;       /* residual after attention (input of post_attention_layernorm) */
     float *rstd2, *h2; /* post norm statistics and output */
     float *gu, *act;   /* gate_up output [N, 2I], swiglu output [N, I] */
+    float *lora_u[LRSA_LORA_NUM_SITES]; /* adapter inputs x A^T of each linear op (LoRA only) */
 } layer_acts;
 
 struct lrsa_workspace {
     int64_t cap_N;
-    int n_acts;            /* 1 (shared: recompute or no grad) or num_layers */
-    int64_t C, QKV, HD, I; /* sizes the buffers were made for */
+    int n_acts;                             /* 1 (shared: recompute or no grad) or num_layers */
+    int64_t C, QKV, HD, I;                  /* sizes the buffers were made for */
+    int64_t lora_cols[LRSA_LORA_NUM_SITES]; /* adapter widths they were made for (0: none) */
+    lrsa_lora_scratch lora;
     layer_acts *acts;
     float *saved_xin; /* recompute: every layer's input [L, N, C] */
     int saved_layers;
@@ -69,6 +73,7 @@ static void free_acts(layer_acts *a) {
     free(a->h2);
     free(a->gu);
     free(a->act);
+    for (int s = 0; s < LRSA_LORA_NUM_SITES; s++) free(a->lora_u[s]);
     memset(a, 0, sizeof *a);
 }
 
@@ -85,6 +90,9 @@ static void free_buffers(lrsa_workspace *ws) {
     }
     free(ws->pos);
     free(ws->targets);
+    free(ws->lora.t);
+    free(ws->lora.xd);
+    ws->lora.t = ws->lora.xd = NULL;
     ws->pos = ws->targets = NULL;
     ws->cap_N = 0;
     ws->saved_layers = 0;
@@ -109,7 +117,12 @@ static void ws_ensure(lrsa_workspace *ws, const lrsa_model *m, int64_t N, int n_
     int64_t C = c->hidden_size, D = c->head_dim, Hq = c->num_attention_heads,
             Hkv = c->num_key_value_heads, I = c->intermediate_size;
     int64_t QKV = (Hq + 2 * Hkv) * D, HD = Hq * D;
+    int64_t lora_cols[LRSA_LORA_NUM_SITES];
     int same_shape = ws->C == C && ws->QKV == QKV && ws->HD == HD && ws->I == I;
+    for (int s = 0; s < LRSA_LORA_NUM_SITES; s++) {
+        lora_cols[s] = m->lora ? lrsa_lora_site_cols(m->lora, (lrsa_lora_site)s) : 0;
+        same_shape = same_shape && ws->lora_cols[s] == lora_cols[s];
+    }
     if (same_shape && ws->cap_N >= N && ws->n_acts >= n_acts && ws->saved_layers >= saved_layers)
         return;
     int64_t cap = same_shape && ws->cap_N > N ? ws->cap_N : N;
@@ -117,6 +130,7 @@ static void ws_ensure(lrsa_workspace *ws, const lrsa_model *m, int64_t N, int n_
     if (same_shape && ws->saved_layers > saved_layers) saved_layers = ws->saved_layers;
     free_buffers(ws);
     ws->C = C, ws->QKV = QKV, ws->HD = HD, ws->I = I;
+    memcpy(ws->lora_cols, lora_cols, sizeof lora_cols);
     ws->cap_N = cap;
     ws->n_acts = n_acts;
     ws->acts = lrsa_calloc((size_t)n_acts, sizeof *ws->acts);
@@ -133,6 +147,14 @@ static void ws_ensure(lrsa_workspace *ws, const lrsa_model *m, int64_t N, int n_
         a->h2 = abuf(cap * C, 4);
         a->gu = abuf(cap * 2 * I, 4);
         a->act = abuf(cap * I, 4);
+        for (int s = 0; s < LRSA_LORA_NUM_SITES; s++)
+            if (lora_cols[s]) a->lora_u[s] = abuf(cap * lora_cols[s], 4);
+    }
+    if (m->lora) {
+        int64_t widest = C > HD ? C : HD;
+        if (I > widest) widest = I;
+        ws->lora.t = abuf(cap * LRSA_LORA_MAX_GROUPS * m->lora->cfg.rank, 4);
+        if (m->lora->cfg.dropout > 0) ws->lora.xd = abuf(cap * widest, 4);
     }
     ws->saved_layers = saved_layers;
     if (saved_layers) ws->saved_xin = abuf((int64_t)saved_layers * cap * C, 4);
@@ -156,13 +178,34 @@ typedef struct fwd_args {
     lrsa_workspace *ws;
     int B, T;
     lrsa_attn_config attn;
+    int train; /* a training pass: LoRA dropout on (also in the forward of a recomputed layer) */
 } fwd_args;
 
+/* A base weight's gradient, or NULL (not wanted, absent, or frozen under an adapter). */
 static float *grad_of(lrsa_model *m, int idx, int want) {
-    return want && idx >= 0 ? lrsa_table_ptr(&m->table, LRSA_ROLE_GRAD, idx) : NULL;
+    return want && idx >= 0 && !m->lora ? lrsa_table_ptr(&m->table, LRSA_ROLE_GRAD, idx) : NULL;
 }
 static const float *param_of(const lrsa_model *m, int idx) {
     return idx >= 0 ? lrsa_table_ptr(&m->table, LRSA_ROLE_PARAM, idx) : NULL;
+}
+
+/* One of a layer's four linear ops: the plain op, or with adapters on it the fused LoRA op
+ * (the base weight then frozen: dw and db are NULL). u: the layer's saved adapter input. */
+static void proj(const fwd_args *f, int l, lrsa_lora_site site, float *u, lrsa_tape *tp, float *y,
+                 const float *x, const float *w, const float *b, int64_t N, int in, int out,
+                 float *dy, float *dx, float *dw, float *db) {
+    lrsa_lora *a = f->m->lora;
+    lrsa_lora_spec s;
+    int ia, ib;
+    if (!a || !lrsa_lora_site_spec(a, &f->m->cfg, l, site, f->train, &s, &ia, &ib)) {
+        lrsa_op_linear(tp, y, x, w, b, N, in, out, dy, dx, dw, db);
+        return;
+    }
+    const int g = tp != NULL;
+    lrsa_op_lora_linear(tp, y, u, x, w, b, lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ia),
+                        lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ib), &s, N, in, out, dy, dx,
+                        g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ia) : NULL,
+                        g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ib) : NULL, &f->ws->lora);
 }
 
 /* Runs layer l on the residual stream x (updated in place), saving activations in a and
@@ -181,8 +224,9 @@ static void layer_forward(const fwd_args *f, int l, layer_acts *a, float *x, lrs
     if (a->xin != x) memcpy(a->xin, x, (size_t)(N * C) * sizeof(float));
     lrsa_op_rmsnorm(tp, a->h1, a->rstd1, a->xin, param_of(m, L->input_norm), N, C, eps, ws->dh,
                     ws->dx, grad_of(m, L->input_norm, g));
-    lrsa_op_linear(tp, a->qkv, a->h1, param_of(m, L->q), param_of(m, L->q_bias), N, C, (int)QKV,
-                   ws->dqkv, ws->dh, grad_of(m, L->q, g), grad_of(m, L->q_bias, g));
+    proj(f, l, LRSA_LORA_SITE_QKV, a->lora_u[0], tp, a->qkv, a->h1, param_of(m, L->q),
+         param_of(m, L->q_bias), N, C, (int)QKV, ws->dqkv, ws->dh, grad_of(m, L->q, g),
+         grad_of(m, L->q_bias, g));
     lrsa_op_rope(tp, a->qkv, ws->pos, m->inv_freq, N, Hq + Hkv, D, QKV, ws->dqkv);
 
     lrsa_attn_dims d = {.B = B,
@@ -224,18 +268,19 @@ static void layer_forward(const fwd_args *f, int l, layer_acts *a, float *x, lrs
         sel = ws->sel[l];
     }
     lrsa_op_attention(tp, a->att, a->lse, a->qkv, &d, sel, &f->attn.lagkv, ws->datt, ws->dqkv);
-    lrsa_op_linear(tp, ws->tmp, a->att, param_of(m, L->o), param_of(m, L->o_bias), N, (int)HD, C,
-                   ws->dx, ws->datt, grad_of(m, L->o, g), grad_of(m, L->o_bias, g));
+    proj(f, l, LRSA_LORA_SITE_O, a->lora_u[1], tp, ws->tmp, a->att, param_of(m, L->o),
+         param_of(m, L->o_bias), N, (int)HD, C, ws->dx, ws->datt, grad_of(m, L->o, g),
+         grad_of(m, L->o_bias, g));
     lrsa_residual_forward_cpu(x, x, ws->tmp, N * C); /* gradient: dx passes through in place */
     memcpy(a->xmid, x, (size_t)(N * C) * sizeof(float));
 
     lrsa_op_rmsnorm(tp, a->h2, a->rstd2, a->xmid, param_of(m, L->post_norm), N, C, eps, ws->dh,
                     ws->dx, grad_of(m, L->post_norm, g));
-    lrsa_op_linear(tp, a->gu, a->h2, param_of(m, L->gate), NULL, N, C, 2 * I, ws->dgu, ws->dh,
-                   grad_of(m, L->gate, g), NULL);
+    proj(f, l, LRSA_LORA_SITE_GATE_UP, a->lora_u[2], tp, a->gu, a->h2, param_of(m, L->gate), NULL,
+         N, C, 2 * I, ws->dgu, ws->dh, grad_of(m, L->gate, g), NULL);
     lrsa_op_swiglu(tp, a->act, a->gu, N, I, ws->dact, ws->dgu);
-    lrsa_op_linear(tp, ws->tmp, a->act, param_of(m, L->down), NULL, N, I, C, ws->dx, ws->dact,
-                   grad_of(m, L->down, g), NULL);
+    proj(f, l, LRSA_LORA_SITE_DOWN, a->lora_u[3], tp, ws->tmp, a->act, param_of(m, L->down), NULL,
+         N, I, C, ws->dx, ws->dact, grad_of(m, L->down, g), NULL);
     lrsa_residual_forward_cpu(x, x, ws->tmp, N * C);
 }
 
@@ -272,7 +317,7 @@ static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tap
                    ids[i], (long long)i, c->vocab_size);
         ws->pos[i] = (int32_t)(i % f->T);
     }
-    if (tp) lrsa_table_alloc(&m->table, LRSA_ROLE_GRAD);
+    if (tp) lrsa_table_alloc(m->lora ? &m->lora->table : &m->table, LRSA_ROLE_GRAD);
     lrsa_op_embedding(tp, ws->x, ids, param_of(m, m->embed), N, (int)C, ws->dx,
                       grad_of(m, m->embed, tp != NULL));
     for (int l = 0; l < Ln; l++) {
@@ -301,7 +346,7 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
                                    float *nll_out) {
     LRSA_CHECK(B > 0 && T > 0);
     const lrsa_model_config *c = &m->cfg;
-    fwd_args f = {m, ws, B, T, *attn};
+    fwd_args f = {m, ws, B, T, *attn, want_grad};
     lrsa_tape *tp = want_grad ? &ws->tape : NULL;
     if (tp) lrsa_tape_reset(tp);
     run_forward(&f, ids, recompute, tp);
@@ -332,7 +377,7 @@ void lrsa_model_logits(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids, in
                        const lrsa_attn_config *attn, float *logits) {
     LRSA_CHECK(B > 0 && T > 0);
     const lrsa_model_config *c = &m->cfg;
-    fwd_args f = {m, ws, B, T, *attn};
+    fwd_args f = {m, ws, B, T, *attn, 0};
     run_forward(&f, ids, 0, NULL);
     lrsa_lm_head_logits_cpu(logits, ws->x, param_of(m, m->final_norm), param_of(m, m->lm_head),
                             (int64_t)B * T, c->hidden_size, c->vocab_size, c->rms_norm_eps);

@@ -133,7 +133,7 @@ static void emb_bwd(void *p) {
 void lrsa_op_embedding(lrsa_tape *tp, float *out, const int32_t *ids, const float *table, int64_t N,
                        int C, float *dout, float *dtable) {
     lrsa_embedding_forward_cpu(out, ids, table, N, C);
-    if (!tp) return;
+    if (!tp || !dtable) return; /* no gradient for a frozen table */
     emb_ctx *c = lrsa_tape_push(tp, "embedding", emb_bwd, sizeof *c);
     *c = (emb_ctx){dtable, dout, ids, N, C};
 }

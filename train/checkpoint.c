@@ -111,6 +111,8 @@ int lrsa_ckpt_write(const char *final_path, const lrsa_tensor_table *t, const fl
     H5_TRY(write_str_attr(f, "model_config_json",
                           text->model_config_json ? text->model_config_json : ""));
     H5_TRY(write_str_attr(f, "model_path", text->model_path ? text->model_path : ""));
+    if (text->lora_json) H5_TRY(write_str_attr(f, "lora", text->lora_json));
+    if (text->base_checksum) H5_TRY(write_str_attr(f, "base_checksum", text->base_checksum));
     H5_TRY(g = H5Gcreate2(f, "param", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     for (int i = 0; i < t->n; i++)
         H5_TRY(write_f32(g, t->desc[i].name, t->desc[i].ndim, t->desc[i].shape,
@@ -178,6 +180,15 @@ static hid_t open_ckpt(const char *path, lrsa_err *e) {
     }
     free(fmt);
     return f;
+}
+
+int lrsa_ckpt_has_attr(const char *path, const char *attr, lrsa_err *e) {
+    quiet_h5 q = h5_quiet();
+    hid_t f = open_ckpt(path, e);
+    int rc = f < 0 ? -1 : H5Aexists(f, attr) > 0;
+    if (f >= 0) H5Fclose(f);
+    h5_restore(q);
+    return rc;
 }
 
 char *lrsa_ckpt_read_string(const char *path, const char *attr, lrsa_err *e) {

@@ -4,7 +4,8 @@
  *                                                   from the ZeRO-1 shards), in table order
  * Root attributes: format, step, adam_t, bad_in_row, bad_total, tokens_seen, loader_seed,
  * loader_epoch, loader_cursor, rng (uint64[4]), world_size, config_yaml (the resolved training
- * config), model_config_json (the model's config.json text), model_path.
+ * config), model_config_json (the model's config.json text), model_path; a LoRA run adds lora
+ * and base_checksum (train/lora_ckpt.h) and its tables hold the adapter, not the model.
  * Because the moments are stored whole, a run may resume with a different number of ranks.
  * Files are written to "<path>.tmp.<pid>" and renamed, so a crash leaves the previous one. */
 #ifndef LRSA_TRAIN_CHECKPOINT_H
@@ -32,6 +33,7 @@ typedef struct lrsa_ckpt_state {
 
 typedef struct lrsa_ckpt_text {
     const char *config_yaml, *model_config_json, *model_path;
+    const char *lora_json, *base_checksum; /* NULL: not a LoRA run (attributes not written) */
 } lrsa_ckpt_text;
 
 /* Writes a checkpoint (rank 0). m_full / v_full: [t->numel]. */
@@ -44,6 +46,8 @@ int lrsa_ckpt_check_model(const char *path, const lrsa_tensor_table *t, lrsa_err
  * and the state (may be NULL). */
 int lrsa_ckpt_read(const char *path, lrsa_tensor_table *t, int64_t lo, int64_t hi, float *m,
                    float *v, lrsa_ckpt_state *s, lrsa_err *e);
+/* Whether the checkpoint has a root attribute: 1 yes, 0 no, -1 unreadable (with e). */
+int lrsa_ckpt_has_attr(const char *path, const char *attr, lrsa_err *e);
 /* A string attribute (malloc'd), or NULL with an error. */
 char *lrsa_ckpt_read_string(const char *path, const char *attr, lrsa_err *e);
 

@@ -8,9 +8,11 @@
 #include <yaml.h>
 
 #include "base/fileio.h"
+#include "model/lora.h"
 #include "train/attn_mix.h"
 
-typedef enum key_type { KEY_STR, KEY_INT, KEY_FLOAT, KEY_BOOL } key_type;
+/* KEY_LIST: a YAML list of names, stored as a string joined by commas. */
+typedef enum key_type { KEY_STR, KEY_INT, KEY_FLOAT, KEY_BOOL, KEY_LIST } key_type;
 
 typedef struct key_desc {
     const char *key; /* "section.name" or "name" */
@@ -70,6 +72,12 @@ static const key_desc keys[] = {
     NUM("resume", KEY_BOOL, resume, "false"),
     STR("device", device, "cpu", "cpu|cuda"),
     NUM("deterministic_reduce", KEY_BOOL, deterministic_reduce, "true"),
+    NUM("lora.rank", KEY_INT, lora_rank, "0"),
+    NUM("lora.alpha", KEY_FLOAT, lora_alpha, "16"),
+    NUM("lora.dropout", KEY_FLOAT, lora_dropout, "0.0"),
+    {"lora.targets", KEY_LIST, offsetof(lrsa_train_config, lora_targets),
+     sizeof(((lrsa_train_config *)0)->lora_targets),
+     "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]", NULL},
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -96,6 +104,8 @@ static const char *type_name(key_type t) {
             return "a number";
         case KEY_BOOL:
             return "true or false";
+        case KEY_LIST:
+            return "a list of names";
     }
     return "?";
 }
@@ -145,6 +155,19 @@ static int set_value(lrsa_train_config *c, const key_desc *k, const char *v, con
                 return lrsa_errorf(e, "%s: key '%s' must be %s, got '%s'", where, k->key,
                                    type_name(k->type), v);
             *(double *)base = x;
+            return 0;
+        }
+        case KEY_LIST: { /* "a, b", "[a, b]" (flow list on the command line) or the joined items */
+            const char *p = v;
+            while (*p == ' ' || *p == '[') p++;
+            size_t n = 0;
+            for (; *p && *p != ']'; p++) {
+                if (*p == ' ') continue;
+                if (n + 1 >= k->cap)
+                    return lrsa_errorf(e, "%s: key '%s': list too long", where, k->key);
+                base[n++] = *p;
+            }
+            base[n] = 0;
             return 0;
         }
         case KEY_BOOL: {
@@ -212,7 +235,7 @@ static int walk_mapping(lrsa_train_config *c, yaml_document_t *doc, yaml_node_t 
             if (*prefix || !is_section(name))
                 return lrsa_errorf(e,
                                    "%s: unknown section '%s' (sections: model, data, attention, "
-                                   "optim, schedule; see configs/README.md)",
+                                   "optim, schedule, lora; see configs/README.md)",
                                    where, name);
             if (walk_mapping(c, doc, vn, name, file, e)) return -1;
             continue;
@@ -226,6 +249,20 @@ static int walk_mapping(lrsa_train_config *c, yaml_document_t *doc, yaml_node_t 
                                "%s: unknown key '%s' (check the spelling; every key is listed "
                                "in configs/README.md)",
                                where, name);
+        }
+        if (vn->type == YAML_SEQUENCE_NODE && k->type == KEY_LIST) {
+            char joined[1024] = "";
+            size_t n = 0;
+            for (yaml_node_item_t *it = vn->data.sequence.items.start;
+                 it < vn->data.sequence.items.top; it++) {
+                yaml_node_t *item = yaml_document_get_node(doc, *it);
+                if (item->type != YAML_SCALAR_NODE)
+                    return lrsa_errorf(e, "%s: key '%s' must be a list of names", where, name);
+                n += (size_t)snprintf(joined + n, n < sizeof joined ? sizeof joined - n : 0, "%s%s",
+                                      n ? "," : "", (const char *)item->data.scalar.value);
+            }
+            if (set_value(c, k, joined, where, e)) return -1;
+            continue;
         }
         if (vn->type != YAML_SCALAR_NODE)
             return lrsa_errorf(e, "%s: key '%s' must be %s, not a list", where, name,
@@ -329,6 +366,15 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
     RANGE(c->max_bad_steps >= 1, "max_bad_steps", "must be >= 1");
     RANGE(c->model_init_std > 0, "model.init_std", "must be > 0");
     RANGE(c->seed >= 0, "seed", "must be >= 0");
+    RANGE(c->lora_rank >= 0, "lora.rank", "must be >= 0 (0: full fine-tuning)");
+    if (c->lora_rank > 0) {
+        RANGE(c->lora_alpha > 0, "lora.alpha", "must be > 0");
+        RANGE(c->lora_dropout >= 0 && c->lora_dropout < 1, "lora.dropout", "must be in [0, 1)");
+        unsigned mask;
+        char what[LRSA_PATH_MAX + 32];
+        snprintf(what, sizeof what, "%s: key 'lora.targets'", where);
+        if (lrsa_lora_targets_parse(c->lora_targets, &mask, what, e)) return -1;
+    }
     if (c->tokens_per_microbatch > 0 && c->grad_accum != 1)
         return lrsa_errorf(e, "%s: set either grad_accum or data.tokens_per_microbatch, not both",
                            where);
@@ -356,6 +402,15 @@ static void write_value(FILE *f, const lrsa_train_config *c, const key_desc *k) 
             break;
         case KEY_BOOL:
             fputs(*(const int *)base ? "true" : "false", f);
+            break;
+        case KEY_LIST: /* names need no quotes: [a, b] */
+            fputc('[', f);
+            for (const char *p = base; *p; p++)
+                if (*p == ',')
+                    fputs(", ", f);
+                else
+                    fputc(*p, f);
+            fputc(']', f);
             break;
     }
 }

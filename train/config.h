@@ -45,6 +45,10 @@ typedef struct lrsa_train_config {
     int resume;
     char device[8]; /* cpu | cuda */
     int deterministic_reduce;
+    /* lora (rank 0: full fine-tuning) */
+    int64_t lora_rank;
+    double lora_alpha, lora_dropout;
+    char lora_targets[256]; /* the list, as "q_proj,v_proj" */
 } lrsa_train_config;
 
 /* Fills every key with its default. */

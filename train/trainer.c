@@ -11,8 +11,10 @@
 #include "base/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/lora_ckpt.h"
 #include "train/optim.h"
 #include "train/attn_mix.h"
 #include "train/train_eval.h"
@@ -34,6 +36,11 @@ typedef struct trainer {
     lrsa_comm *comm;
     lrsa_model model;
     int have_model;
+    lrsa_lora lora; /* lora.rank > 0: the adapter that trains, attached to the frozen model */
+    int have_lora;
+    lrsa_tensor_table *trainable; /* the model's table, or the adapter's */
+    char base_checksum[17];
+    char *lora_json;
     lrsa_workspace *ws;
     lrsa_dataset train, eval;
     int have_train, have_eval;
@@ -96,6 +103,17 @@ static int setup_model(trainer *t, lrsa_err *e) {
     }
     t->model_config_json = lrsa_read_file(cfg_path, NULL, e);
     if (!t->model_config_json) return lrsa_err_prefix(e, "model: ");
+    t->trainable = &t->model.table;
+    if (c->lora_rank > 0) { /* the base is frozen; the adapter starts as PEFT's (B = 0) */
+        lrsa_lora_config lc = lrsa_lora_config_of(c);
+        if (lrsa_lora_create(&t->lora, &t->model.cfg, &lc, e)) return lrsa_err_prefix(e, "lora: ");
+        t->have_lora = 1;
+        lrsa_lora_init(&t->lora, (uint64_t)c->seed ^ 0x6c6f7261ULL);
+        t->model.lora = &t->lora;
+        t->trainable = &t->lora.table;
+        lrsa_checksum_hex(lrsa_model_checksum(&t->model), t->base_checksum);
+        t->lora_json = lrsa_lora_ckpt_json(&lc);
+    }
     return 0;
 }
 
@@ -155,7 +173,31 @@ static int setup_resume(trainer *t, lrsa_err *e) {
                            "new run_dir",
                            c->run_dir, t->ckpt_dir);
     }
-    if (lrsa_ckpt_check_model(t->resume_from, &t->model.table, e)) return -1;
+    lrsa_lora_config stored;
+    int is_lora = lrsa_lora_ckpt_config(t->resume_from, &stored, e);
+    if (is_lora < 0) return -1;
+    if (is_lora != t->have_lora)
+        return lrsa_errorf(e,
+                           "checkpoint %s holds %s, but this config trains %s; resume with the "
+                           "lora settings the run started with (lora.rank = %d there)",
+                           t->resume_from, is_lora ? "a LoRA adapter" : "full model weights",
+                           t->have_lora ? "a LoRA adapter" : "the full model",
+                           is_lora ? stored.rank : 0);
+    if (is_lora) {
+        const lrsa_lora_config *now = &t->lora.cfg;
+        if (stored.rank != now->rank || stored.alpha != now->alpha ||
+            stored.targets != now->targets || stored.rslora != now->rslora)
+            return lrsa_errorf(e,
+                               "checkpoint %s was trained with lora rank %d, alpha %g and other "
+                               "targets or scaling than this config (rank %d, alpha %g); resume "
+                               "with the lora settings the run started with",
+                               t->resume_from, stored.rank, stored.alpha, now->rank, now->alpha);
+        char desc[LRSA_PATH_MAX + 32];
+        snprintf(desc, sizeof desc, "in model.path (%s)",
+                 strcmp(c->model_init, "random") ? c->model_path : "model.init: random");
+        if (lrsa_lora_ckpt_check_base(t->resume_from, &t->model, desc, e)) return -1;
+    }
+    if (lrsa_ckpt_check_model(t->resume_from, t->trainable, e)) return -1;
     return 0;
 }
 
@@ -176,8 +218,8 @@ static int setup_run_dir(trainer *t, lrsa_err *e) {
 
 static int setup_state(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
-    lrsa_table_alloc(&t->model.table, LRSA_ROLE_GRAD);
-    lrsa_adamw_init(&t->opt, &t->model.table, t->comm->rank, t->comm->world, c->beta1, c->beta2,
+    lrsa_table_alloc(t->trainable, LRSA_ROLE_GRAD);
+    lrsa_adamw_init(&t->opt, t->trainable, t->comm->rank, t->comm->world, c->beta1, c->beta2,
                     c->eps, c->weight_decay);
     t->have_opt = 1;
     if (c->tokens_per_microbatch > 0) {
@@ -196,21 +238,21 @@ static int setup_state(trainer *t, lrsa_err *e) {
     lrsa_rng_seed(&t->st.rng, (uint64_t)c->seed ^ 0x7472616e6572ULL);
     t->st.world_size = t->comm->world;
     if (t->resume_from[0]) {
-        if (lrsa_ckpt_read(t->resume_from, &t->model.table, t->opt.lo, t->opt.hi, t->opt.m,
-                           t->opt.v, &t->st, e))
+        if (lrsa_ckpt_read(t->resume_from, t->trainable, t->opt.lo, t->opt.hi, t->opt.m, t->opt.v,
+                           &t->st, e))
             return -1;
         t->opt.t = t->st.adam_t;
         if (lrsa_loader_restore(&t->loader, &t->st.loader, e))
             return lrsa_err_prefix(e, "checkpoint %s: ", t->resume_from);
         t->st.world_size = t->comm->world;
     }
-    if (c->deterministic_reduce) t->acc = lrsa_calloc((size_t)t->model.table.numel, sizeof(double));
+    if (c->deterministic_reduce) t->acc = lrsa_calloc((size_t)t->trainable->numel, sizeof(double));
     t->ws = lrsa_workspace_new();
     return 0;
 }
 
 static int write_checkpoint(trainer *t, lrsa_err *e) {
-    lrsa_tensor_table *tab = &t->model.table;
+    lrsa_tensor_table *tab = t->trainable;
     int world = t->comm->world, root = 0, failed = 0;
     int64_t *counts = lrsa_malloc(sizeof(int64_t) * 2 * (size_t)world), *displs = counts + world;
     for (int r = 0; r < world; r++) {
@@ -238,7 +280,9 @@ static int write_checkpoint(trainer *t, lrsa_err *e) {
         char model_abs[PATH_MAX] = "";
         if (strcmp(t->cfg->model_init, "random") && !realpath(t->cfg->model_path, model_abs))
             snprintf(model_abs, sizeof model_abs, "%s", t->cfg->model_path);
-        lrsa_ckpt_text text = {t->config_yaml, t->model_config_json, model_abs};
+        lrsa_ckpt_text text = {t->config_yaml, t->model_config_json, model_abs,
+                               t->have_lora ? t->lora_json : NULL,
+                               t->have_lora ? t->base_checksum : NULL};
         double t0 = lrsa_now();
         if (lrsa_ckpt_write(path, tab, m, v, &t->st, &text, e)) {
             failed = 1;
@@ -257,8 +301,9 @@ static int write_checkpoint(trainer *t, lrsa_err *e) {
     return agree(t, failed, e);
 }
 
-/* The weighted loss of one sample, its gradients added to GRAD (and moved to acc). */
-static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target) {
+/* The weighted loss of one sample, its gradients added to GRAD (and moved to acc). `key`
+ * identifies the sample's place in the run (step, micro-batch, sample) for LoRA dropout. */
+static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target, uint64_t key) {
     const int32_t *ids = lrsa_dataset_ids(&t->train, idx);
     const uint8_t *mask = lrsa_dataset_mask(&t->train, idx);
     int64_t T = lrsa_dataset_len(&t->train, idx);
@@ -268,12 +313,13 @@ static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target)
     }
     float w = (float)(1.0 / n_target);
     for (int64_t i = 0; i < T; i++) t->weight[i] = (i > 0 && mask[i]) ? w : 0.0f;
+    if (t->have_lora) t->lora.pass_key = key;
     lrsa_attn_config attn = lrsa_attn_mix_pick(&t->attn_mix, step, idx);
     double loss = lrsa_model_forward_backward(&t->model, t->ws, ids, t->weight, 1, (int)T, &attn,
                                               t->cfg->recompute, 1, NULL);
     if (t->acc) {
-        float *g = t->model.table.arena[LRSA_ROLE_GRAD];
-        for (int64_t i = 0; i < t->model.table.numel; i++) {
+        float *g = t->trainable->arena[LRSA_ROLE_GRAD];
+        for (int64_t i = 0; i < t->trainable->numel; i++) {
             t->acc[i] += g[i];
             g[i] = 0.0f;
         }
@@ -307,7 +353,7 @@ typedef struct step_result {
 
 static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
-    lrsa_tensor_table *tab = &t->model.table;
+    lrsa_tensor_table *tab = t->trainable;
     int64_t nm = t->micro_per_step;
     lrsa_global_batch *gb = lrsa_calloc((size_t)nm, sizeof *gb);
     int64_t n_target = 0, tokens = 0;
@@ -325,8 +371,14 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
     if (n_target > 0)
         for (int64_t a = 0; a < nm; a++)
             for (int64_t i = 0; i < gb[a].n_local; i++)
-                if (sample_fits(t, gb[a].local[i]))
-                    sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target);
+                if (sample_fits(t, gb[a].local[i])) {
+                    /* the same key on any rank and after a resume: the run's seed, the step,
+                     * the micro-batch and the sample */
+                    uint64_t key = (uint64_t)c->seed * 0x9e3779b97f4a7c15ULL ^
+                                   ((uint64_t)step << 24) ^ ((uint64_t)a << 56) ^
+                                   (uint64_t)gb[a].local[i];
+                    sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target, key);
+                }
     for (int64_t a = 0; a < nm; a++) lrsa_global_batch_free(&gb[a]);
     free(gb);
     float *g = tab->arena[LRSA_ROLE_GRAD];
@@ -395,11 +447,16 @@ static int loop(trainer *t, lrsa_err *e) {
     if (t->comm->rank == 0 && !t->opts->quiet) {
         if (t->resume_from[0])
             printf("resuming from %s (step %lld)\n", t->resume_from, (long long)t->st.step);
+        if (t->have_lora)
+            printf("LoRA rank %d, alpha %g, dropout %g on %s: %lld trainable parameters, base "
+                   "frozen (checksum %s)\n",
+                   t->lora.cfg.rank, t->lora.cfg.alpha, t->lora.cfg.dropout, c->lora_targets,
+                   (long long)t->lora.table.numel, t->base_checksum);
         char attn[256];
         lrsa_attn_mix_describe(&t->attn_mix, attn, sizeof attn);
         printf("training %s: %lld parameters, %d rank(s), %lld micro-batch(es) of <= %lld tokens "
                "per step, attention %s\n",
-               c->run_dir, (long long)t->model.table.numel, t->comm->world,
+               c->run_dir, (long long)t->trainable->numel, t->comm->world,
                (long long)t->micro_per_step, (long long)t->loader_budget, attn);
         fflush(stdout);
     }
@@ -461,7 +518,9 @@ static void trainer_free(trainer *t) {
     if (t->ws) lrsa_workspace_free(t->ws);
     if (t->have_loader) lrsa_loader_free(&t->loader);
     if (t->have_opt) lrsa_adamw_free(&t->opt);
+    if (t->have_lora) lrsa_lora_free(&t->lora);
     if (t->have_model) lrsa_model_free(&t->model);
+    free(t->lora_json);
     if (t->have_train) lrsa_dataset_close(&t->train);
     if (t->have_eval) lrsa_dataset_close(&t->eval);
     free(t->acc);

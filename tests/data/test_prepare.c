@@ -291,8 +291,52 @@ static void test_out_directory_is_created_on_success_only(void **state) {
     lrsa_dataset_close(&d);
 }
 
+/* A SentencePiece-style tokenizer with --template llama2 / mistral: the loss covers the answer
+ * (with the space the template puts after it, for Llama 2) and </s>; the prompt ends with
+ * [/INST]. */
+static void test_llama2_and_mistral_templates(void **state) {
+    const char *spm = LRSA_TEST_DATA "/tokenizer/spm";
+    lrsa_err e;
+    lrsa_tokenizer *t = lrsa_tokenizer_load_dir(spm, &e);
+    if (!t) fail_msg("%s", e.msg);
+    char dir[1024], in[1100], out[1100], cmd[8192];
+    tu_tmpdir(dir, sizeof dir, "prep_inst");
+    snprintf(in, sizeof in, "%s/in.jsonl", dir);
+    snprintf(out, sizeof out, "%s/out.h5", dir);
+    write_text(in, "{\"context\": \"The sky was blue.\", \"question\": \"What colour?\", "
+                   "\"answer\": \"blue\"}\n");
+    const char *fmt[2] = {"llama2", "mistral"}, *want[2] = {"blue </s>", "blue</s>"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "%s prepare --model %s --template %s --input %s --out %s 2>&1",
+                 LRSA_BINARY, spm, fmt[k], in, out);
+        char *o = NULL;
+        if (tu_run(cmd, &o) != 0) fail_msg("prepare failed: %s", o);
+        free(o);
+        lrsa_dataset d;
+        if (lrsa_dataset_open(&d, out, &e) != 0) fail_msg("%s", e.msg);
+        assert_string_equal(d.chat_template, fmt[k]);
+        const int32_t *ids = lrsa_dataset_ids(&d, 0);
+        const uint8_t *m = lrsa_dataset_mask(&d, 0);
+        int64_t n = lrsa_dataset_len(&d, 0), p = lrsa_dataset_prompt_len(&d, 0), k2 = 0;
+        int32_t sel[256];
+        for (int64_t i = 0; i < n && k2 < 256; i++)
+            if (m[i]) sel[k2++] = ids[i];
+        char *answer = lrsa_tokenizer_decode(t, sel, k2, 0);
+        assert_string_equal(answer, want[k]);
+        char *prompt = lrsa_tokenizer_decode(t, ids, p, 0);
+        const char *end = " [/INST]";
+        assert_string_equal(prompt + strlen(prompt) - strlen(end), end);
+        assert_int_equal(ids[0], 1); /* <s> */
+        free(answer);
+        free(prompt);
+        lrsa_dataset_close(&d);
+    }
+    lrsa_tokenizer_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llama2_and_mistral_templates),
         cmocka_unit_test(test_happy_path_and_loss_mask),
         cmocka_unit_test(test_record_errors),
         cmocka_unit_test(test_bad_line_fails_atomically_and_skip_bad_counts),

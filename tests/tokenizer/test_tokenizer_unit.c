@@ -420,7 +420,7 @@ static void test_malformed_files(void **state) {
     expect_load_error("merge_result", NULL, m_merge_result_unknown, "makes a token that is not");
     expect_load_error("merge_type", NULL, m_merge_bad_type, "model.merges[");
     expect_load_error("merges_object", NULL, m_merges_object, "model.merges an array");
-    expect_load_error("unigram", NULL, m_unigram, "only byte-level \"BPE\"");
+    expect_load_error("unigram", NULL, m_unigram, "model.type is \"Unigram\"");
     expect_load_error("missing_byte", NULL, m_missing_byte, "no token for byte 0x0A");
     expect_load_error("lowercase", NULL, m_lowercase, "normalizer type \"Lowercase\"");
     expect_load_error("bad_regex", NULL, m_bad_regex, "does not compile");

@@ -2,7 +2,8 @@
  * 1-rank run with the same global batch (within 1e-6 relative), also with gradient
  * accumulation and with the plain float all-reduce; 2 ranks stopped after N steps and resumed
  * on 2 ranks for M more match N+M steps in one 2-rank run bit for bit (also with gradient
- * accumulation); a 2-rank checkpoint resumes on 1 rank. */
+ * accumulation); a 2-rank checkpoint resumes on 1 rank. The same for LoRA (only adapter
+ * gradients reduced, ZeRO-1 shards of the adapter's moments) with dropout and recomputation. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +154,19 @@ static void test_two_ranks_match_one_f32_reduce(void **state) {
     compare("mpi_f32", ov);
 }
 
+static const char *const k_lora_ov[] = {"lora.rank=4", "lora.dropout=0.1", "recompute=true",
+                                        "grad_accum=2", NULL};
+
+static void test_two_ranks_match_one_lora(void **state) {
+    (void)state;
+    compare("mpi_lora", k_lora_ov);
+}
+
+static void test_resume_two_ranks_lora(void **state) {
+    (void)state;
+    resume_two_ranks("mpi_resume2_lora", k_lora_ov);
+}
+
 int main(void) {
     lrsa_err e;
     if (lrsa_comm_init(&world, &e)) {
@@ -167,6 +181,8 @@ int main(void) {
         cmocka_unit_test(test_resume_on_other_world_size),
         cmocka_unit_test(test_resume_two_ranks),
         cmocka_unit_test(test_resume_two_ranks_accum),
+        cmocka_unit_test(test_two_ranks_match_one_lora),
+        cmocka_unit_test(test_resume_two_ranks_lora),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     lrsa_comm_finalize(&world);

@@ -104,8 +104,9 @@ static void test_config_errors(void **state) {
 static void test_shipped_configs(void **state) {
     (void)state;
     const char *files[] = {LRSA_SOURCE_DIR "/configs/smollm2-135m-lrsa.yaml",
-                           LRSA_SOURCE_DIR "/configs/tiny-test.yaml"};
-    for (int i = 0; i < 2; i++) {
+                           LRSA_SOURCE_DIR "/configs/tiny-test.yaml",
+                           LRSA_SOURCE_DIR "/configs/smollm2-135m-lora-cpu.yaml"};
+    for (int i = 0; i < 3; i++) {
         lrsa_train_config c;
         lrsa_err e;
         lrsa_train_config_defaults(&c);

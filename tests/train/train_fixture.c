@@ -12,6 +12,7 @@
 #include "base/rng.h"
 #include "data/dataset.h"
 #include "test_util.h"
+#include "train/trainer.h"
 
 void tf_write_dataset(const char *path, int n, int min_len, int max_len, uint64_t seed) {
     lrsa_rng r;
@@ -70,6 +71,20 @@ void tf_load_config(lrsa_train_config *c, const char *config_path, const char *c
     for (int i = 0; overrides && overrides[i]; i++)
         if (lrsa_train_config_override(c, overrides[i], "test", &e)) fail_msg("%s", e.msg);
     if (lrsa_train_config_validate(c, config_path, &e)) fail_msg("%s", e.msg);
+}
+
+int tf_train(const char *config_path, const char *const *overrides, int64_t stop_after,
+             lrsa_err *e) {
+    lrsa_comm single = {0, 1, 0, 0};
+    lrsa_train_config c;
+    tf_load_config(&c, config_path, overrides);
+    lrsa_train_opts o = {stop_after, 1};
+    return lrsa_train_run(&c, &o, &single, e);
+}
+
+void tf_must_train(const char *config_path, const char *const *overrides, int64_t stop_after) {
+    lrsa_err e;
+    if (tf_train(config_path, overrides, stop_after, &e)) fail_msg("training failed: %s", e.msg);
 }
 
 static int read_records(const char *run_dir, const char *k1, const char *k2, int64_t *steps,
