@@ -12,14 +12,20 @@
 #include "model/cmd_util.h"
 #include "model/model.h"
 #include "train/commands.h"
+#include "train/optim.h"
 
 static const char *BENCH_HELP =
     "usage: lrsa bench [--model DIR | --config small|smollm2-135m] [--T 1024] [--B 1]\n"
-    "                  [--steps 3] [--loss all|last-quarter] [--recompute]\n"
-    "                  [--attn dense|lrsa --sink S --lag L --keep r --value-weight w]\n"
+    "                  [--steps 3] [--loss all|last-quarter] [--recompute] [--optim]\n"
+    "                  [--ids FILE] [--attn dense|lrsa --sink S --lag L --keep r\n"
+    "                  --value-weight w]\n"
+    "       lrsa bench --mode prefill|decode --model DIR ... (`lrsa bench --mode prefill -h`)\n"
     "Times the CPU training step on random token ids (a random model for --config) and\n"
     "the OpenBLAS SGEMM rate on a [B*T, hidden] x [hidden, 2*intermediate] GEMM.\n"
-    "Threads: set OPENBLAS_NUM_THREADS.\n";
+    "--optim: each step also zeroes the gradients and takes an AdamW step (lr 1e-5,\n"
+    "betas 0.9/0.999, eps 1e-8, weight decay 0.01, as torch.optim.AdamW's defaults).\n"
+    "--ids FILE: token ids (whitespace-separated, repeated to B*T) instead of random ones.\n"
+    "Threads: set OPENBLAS_NUM_THREADS (the one count of every CPU kernel).\n";
 
 static void config_preset(lrsa_model_config *c, const char *name, int *ok) {
     memset(c, 0, sizeof *c);
@@ -66,9 +72,38 @@ static double sgemm_rate(int M, int N, int K) {
     return flop * reps / t;
 }
 
+/* Token ids from a file, repeated to n; -1 (error names the file) on a bad file or id. */
+static int read_ids(int32_t *ids, int64_t n, const char *path, int vocab, lrsa_err *e) {
+    int rows, cols;
+    int32_t *src = lrsa_read_int_rows(path, &rows, &cols, e);
+    if (!src) return -1;
+    int64_t have = (int64_t)rows * cols;
+    for (int64_t i = 0; i < n; i++) ids[i] = src[i % have];
+    free(src);
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= vocab)
+            return lrsa_errorf(e, "%s: token id %d is outside the model's vocabulary [0, %d)", path,
+                               ids[i], vocab);
+    return 0;
+}
+
+/* One training step: forward + backward, and with optim the gradient reset and an AdamW
+ * update (what the trainer does per step, without clipping or logging). */
+static double bench_step(lrsa_model *m, lrsa_workspace *ws, lrsa_adamw *opt, int optim,
+                         const int32_t *ids, const float *w, int B, int T,
+                         const lrsa_attn_config *attn, int recompute) {
+    if (optim) lrsa_table_zero(&m->table, LRSA_ROLE_GRAD);
+    double loss = lrsa_model_forward_backward(m, ws, ids, w, B, T, attn, recompute, 1, NULL);
+    if (optim)
+        lrsa_adamw_step(opt, lrsa_table_ptr(&m->table, LRSA_ROLE_PARAM, 0),
+                        lrsa_table_ptr(&m->table, LRSA_ROLE_GRAD, 0), 1e-5, 1.0);
+    return loss;
+}
+
 static int run(int argc, char **argv, lrsa_err *e) {
     const char *model_dir = NULL, *preset = "small", *loss_mode = "all";
-    int T = 1024, B = 1, steps = 3, recompute = 0;
+    const char *ids_path = NULL;
+    int T = 1024, B = 1, steps = 3, recompute = 0, optim = 0;
     lrsa_attn_config attn;
     lrsa_attn_config_default(&attn);
     for (int i = 1; i < argc; i++) {
@@ -80,6 +115,10 @@ static int run(int argc, char **argv, lrsa_err *e) {
             recompute = 1;
             continue;
         }
+        if (strcmp(a, "--optim") == 0) {
+            optim = 1;
+            continue;
+        }
         if (i + 1 >= argc) return lrsa_errorf(e, "unknown flag or missing value: %s", a);
         const char *v = argv[++i];
         if (strcmp(a, "--model") == 0)
@@ -88,6 +127,10 @@ static int run(int argc, char **argv, lrsa_err *e) {
             preset = v;
         else if (strcmp(a, "--loss") == 0)
             loss_mode = v;
+        else if (strcmp(a, "--ids") == 0)
+            ids_path = v;
+        else if (strcmp(a, "--mode") == 0 && strcmp(v, "train") == 0)
+            continue;
         else if (strcmp(a, "--T") == 0)
             T = atoi(v);
         else if (strcmp(a, "--B") == 0)
@@ -126,6 +169,11 @@ static int run(int argc, char **argv, lrsa_err *e) {
         ids[i] = (int32_t)lrsa_rng_below(&r, (uint64_t)c->vocab_size);
         if (i % T >= first) loss_rows++;
     }
+    if (ids_path && read_ids(ids, N, ids_path, c->vocab_size, e)) {
+        free(ids), free(w);
+        lrsa_model_free(&m);
+        return -1;
+    }
     for (int64_t i = 0; i < N; i++)
         if (i % T >= first) w[i] = 1.0f / (float)loss_rows;
     lrsa_workspace *ws = lrsa_workspace_new();
@@ -158,13 +206,16 @@ static int run(int argc, char **argv, lrsa_err *e) {
     /* The SGEMM rate is taken before and after the steps and averaged: on a shared machine the
      * load changes during the run, and the ratio should compare like with like. */
     double gemm_before = sgemm_rate((int)N, (int)(2 * F), (int)C);
+    lrsa_adamw opt;
+    lrsa_adamw_init(&opt, &m.table, 0, 1, 0.9, 0.999, 1e-8, 0.01);
     double t0 = lrsa_now();
-    double loss = lrsa_model_forward_backward(&m, ws, ids, w, B, T, &attn, recompute, 1, NULL);
+    double loss = bench_step(&m, ws, &opt, optim, ids, w, B, T, &attn, recompute);
     double warm = lrsa_now() - t0;
     t0 = lrsa_now();
     for (int s = 0; s < steps; s++)
-        loss = lrsa_model_forward_backward(&m, ws, ids, w, B, T, &attn, recompute, 1, NULL);
+        loss = bench_step(&m, ws, &opt, optim, ids, w, B, T, &attn, recompute);
     double dt = (lrsa_now() - t0) / steps;
+    lrsa_adamw_free(&opt);
     double step_rate = flop / dt;
     double gemm_after = sgemm_rate((int)N, (int)(2 * F), (int)C);
     double gemm = 0.5 * (gemm_before + gemm_after);
@@ -178,8 +229,9 @@ static int run(int argc, char **argv, lrsa_err *e) {
            "(OPENBLAS_NUM_THREADS=%s)\n",
            B, T, attn.mode == LRSA_ATTN_LRSA ? "lrsa" : "dense", loss_mode, recompute,
            openblas_get_num_threads(), env ? env : "unset");
-    printf("first step %.3f s (includes allocation); mean of %d steps %.3f s; loss %.4f\n", warm,
-           steps, dt, loss);
+    printf("first step %.3f s (includes allocation); mean of %d steps %.3f s%s; loss %.4f\n", warm,
+           steps, dt, optim ? " (with AdamW)" : "", loss);
+    printf("result train B %d T %d seconds %.6f\n", B, T, dt);
     printf("tokens/s %.1f\n", (double)N / dt);
     printf("model GFLOP/s %.2f  (%.3g FLOP per step, attention %.1f%% of query-key pairs of "
            "dense causal)\n",
@@ -200,5 +252,16 @@ static int run(int argc, char **argv, lrsa_err *e) {
 }
 
 int lrsa_cmd_bench(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--mode")) {
+            if (!strcmp(argv[i + 1], "prefill") || !strcmp(argv[i + 1], "decode"))
+                return lrsa_cmd_bench_infer(argc, argv);
+            if (strcmp(argv[i + 1], "train") != 0) {
+                fprintf(stderr,
+                        "lrsa: error: --mode must be train, prefill or decode, not \"%s\"\n",
+                        argv[i + 1]);
+                return 1;
+            }
+        }
     return lrsa_cmd_main(argc, argv, BENCH_HELP, run);
 }
