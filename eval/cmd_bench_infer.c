@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "autograd/fileio.h"
 #include "autograd/rng.h"
@@ -51,12 +52,20 @@ static int32_t *prompt_ids(const char *path, int T, int vocab, lrsa_err *e) {
     return ids;
 }
 
-/* One prefill of ids into a fresh full cache; returns its seconds. */
+/* CPU seconds of the whole process (all threads), as `lrsa bench` prints for training. */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One prefill of ids into a fresh full cache; returns its seconds, adds its CPU seconds. */
 static double prefill_once(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int T,
-                           float *logits) {
+                           float *logits, double *cpu) {
     lrsa_kv_cache_reset(c);
-    double t0 = lrsa_now();
+    double t0 = lrsa_now(), c0 = cpu_seconds();
     lrsa_cached_forward(m, c, ids, T, logits, 0);
+    *cpu += cpu_seconds() - c0;
     return lrsa_now() - t0;
 }
 
@@ -102,24 +111,27 @@ static int run(int argc, char **argv, lrsa_err *e) {
     float *logits = lrsa_malloc(sizeof(float) * (size_t)V);
     printf("model: %s  mode %s  T %d  threads %d\n", model_dir, mode, T, lrsa_cpu_threads());
     if (!strcmp(mode, "prefill")) {
-        double warm = prefill_once(&m, &c, ids, T, logits), sum = 0.0;
-        for (int s = 0; s < steps; s++) sum += prefill_once(&m, &c, ids, T, logits);
-        printf("first prefill %.3f s; mean of %d prefills %.4f s; %.1f tokens/s\n", warm, steps,
-               sum / steps, T / (sum / steps));
+        double cpu = 0.0, warm = prefill_once(&m, &c, ids, T, logits, &cpu), sum = 0.0;
+        cpu = 0.0;
+        for (int s = 0; s < steps; s++) sum += prefill_once(&m, &c, ids, T, logits, &cpu);
+        printf("first prefill %.3f s; mean of %d prefills %.4f s; %.1f tokens/s; CPU time %.3f s "
+               "per prefill (all threads)\n",
+               warm, steps, sum / steps, T / (sum / steps), cpu / steps);
         printf("result prefill T %d seconds %.6f\n", T, sum / steps);
     } else {
-        double pre = prefill_once(&m, &c, ids, T, logits);
+        double cpu = 0.0, pre = prefill_once(&m, &c, ids, T, logits, &cpu);
         int32_t tok = lrsa_argmax(logits, V);
         lrsa_cached_forward(&m, &c, &tok, 1, logits, 0); /* warm-up step */
         tok = lrsa_argmax(logits, V);
-        double t0 = lrsa_now();
+        double t0 = lrsa_now(), c0 = cpu_seconds();
         for (int s = 0; s < n_new; s++) {
             lrsa_cached_forward(&m, &c, &tok, 1, logits, 0);
             tok = lrsa_argmax(logits, V);
         }
-        double per = (lrsa_now() - t0) / n_new;
-        printf("prefill of %d tokens %.3f s; %d greedy steps: %.5f s per token (%.2f tokens/s)\n",
-               T, pre, n_new, per, 1.0 / per);
+        double per = (lrsa_now() - t0) / n_new, cpu_per = (cpu_seconds() - c0) / n_new;
+        printf("prefill of %d tokens %.3f s; %d greedy steps: %.5f s per token (%.2f tokens/s); "
+               "CPU time %.5f s per token (all threads)\n",
+               T, pre, n_new, per, 1.0 / per, cpu_per);
         printf("result decode context %d seconds_per_token %.6f\n", T, per);
     }
     struct rusage ru;

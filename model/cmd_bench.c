@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "autograd/fileio.h"
 #include "autograd/rng.h"
@@ -70,6 +71,14 @@ static double sgemm_rate(int M, int N, int K) {
     free(b);
     free(c);
     return flop * reps / t;
+}
+
+/* CPU seconds of the whole process (all threads): on a shared machine the work a step costs,
+ * independent of how much of the CPU the other jobs leave to it. */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Token ids from a file, repeated to n; -1 (error names the file) on a bad file or id. */
@@ -212,9 +221,10 @@ static int run(int argc, char **argv, lrsa_err *e) {
     double loss = bench_step(&m, ws, &opt, optim, ids, w, B, T, &attn, recompute);
     double warm = lrsa_now() - t0;
     t0 = lrsa_now();
+    double c0 = cpu_seconds();
     for (int s = 0; s < steps; s++)
         loss = bench_step(&m, ws, &opt, optim, ids, w, B, T, &attn, recompute);
-    double dt = (lrsa_now() - t0) / steps;
+    double dt = (lrsa_now() - t0) / steps, cpu = (cpu_seconds() - c0) / steps;
     lrsa_adamw_free(&opt);
     double step_rate = flop / dt;
     double gemm_after = sgemm_rate((int)N, (int)(2 * F), (int)C);
@@ -231,6 +241,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
            openblas_get_num_threads(), env ? env : "unset");
     printf("first step %.3f s (includes allocation); mean of %d steps %.3f s%s; loss %.4f\n", warm,
            steps, dt, optim ? " (with AdamW)" : "", loss);
+    printf("CPU time per step %.3f s (all threads)\n", cpu);
     printf("result train B %d T %d seconds %.6f\n", B, T, dt);
     printf("tokens/s %.1f\n", (double)N / dt);
     printf("model GFLOP/s %.2f  (%.3g FLOP per step, attention %.1f%% of query-key pairs of "

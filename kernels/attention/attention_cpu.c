@@ -55,7 +55,7 @@ void lrsa_attention_backward_cpu(float *dq, float *dk, float *dv, const float *d
                                  const float *k, const float *v, const float *out, const float *lse,
                                  const lrsa_attn_dims *d) {
     lrsa_attn_check_dims(d);
-    const int G = d->Hq / d->Hkv, P = LRSA_ATTN_BQ;
+    const int G = d->Hq / d->Hkv, P = LRSA_ATTN_BQ_BWD;
     const int64_t ntask = (int64_t)d->B * d->Hq;
     lrsa_attn_head_grads hg;
     lrsa_attn_head_grads_init(&hg, d, dk != NULL, dv != NULL);

@@ -18,8 +18,11 @@
 #define LRSA_KERNELS_ATTENTION_TILE_H
 #include <stdint.h>
 
-/* Keys per tile; query positions per block for one query head; most stacked rows per block. */
-enum { LRSA_ATTN_BK = 128, LRSA_ATTN_BQ = 64, LRSA_ATTN_MAX_ROWS = 256 };
+/* Keys per tile; query positions per forward block for one query head; most stacked rows per
+ * forward block; query positions per backward block (one query head). Measured on the 2-core
+ * VM (docs/KERNELS.md): 256-key tiles or 128-position backward blocks cost 5-20% more CPU time
+ * (the [rows x BK] score tiles fall out of L1/L2). */
+enum { LRSA_ATTN_BK = 128, LRSA_ATTN_BQ = 64, LRSA_ATTN_MAX_ROWS = 256, LRSA_ATTN_BQ_BWD = 64 };
 
 /* Query positions per block for a group of G query heads: 64, fewer when G > 4 so that the
  * stacked rows stay within LRSA_ATTN_MAX_ROWS (at least 1). Depends on G only. */

@@ -207,7 +207,7 @@ void lrsa_lrsa_attention_backward_cpu(float *dq, float *dk, float *dv, const flo
                                       const float *out, const float *lse, const int32_t *sel,
                                       const lrsa_attn_dims *d, const lrsa_lagkv_params *p) {
     check_args(d, p);
-    const int G = d->Hq / d->Hkv, P = LRSA_ATTN_BQ;
+    const int G = d->Hq / d->Hkv, P = LRSA_ATTN_BQ_BWD;
     lrsa_gathered gt = gathered_init(d, p, sel, k, v);
     lrsa_block *bl;
     const int nb = list_blocks(&gt, P, &bl);
