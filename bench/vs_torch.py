@@ -8,8 +8,11 @@ build of lrsa:
     OPENBLAS_NUM_THREADS is set per run from --threads; nothing else to set.
     python bench/vs_torch.py --threads 2 --reps 3               # the whole table
     python bench/vs_torch.py --cases prefill1k,decode1k --reps 1
+    python bench/vs_torch.py --lrsa OTHER/build/lrsa ...        # another lrsa build
 
-Every measurement runs in a fresh process (lrsa: `lrsa bench ...`; transformers: this script
+Each row gives wall seconds and CPU seconds (all threads of the process, for lrsa the
+`cpu_seconds` of its result line, for transformers time.process_time()). Every measurement runs
+in a fresh process (lrsa: `lrsa bench ...`; transformers: this script
 with --worker), so each side's peak resident memory (ru_maxrss of that process: model, cache,
 activations, allocator) is measured on its own. Inside a process the timed part comes after one
 warm-up run. Rows (speed ratio = transformers' time / lrsa's time, > 1 means lrsa is faster):
@@ -20,9 +23,10 @@ warm-up run. Rows (speed ratio = transformers' time / lrsa's time, > 1 means lrs
   prefill1k/4k/16k  one forward of the prompt through a KV cache, logits of the last position
               only (transformers: use_cache=True, logits_to_keep=1)
   decode1k/8k greedy decoding after a prompt of 1K / 8K tokens, seconds per new token
-  train8k     training step at T = 8192 with per-layer recomputation on both sides (lrsa
-              --recompute; transformers gradient checkpointing): lrsa dense, lrsa LRSA
-              (S=16, L=128, keep 1/4) and transformers dense
+  train8k     training step incl. AdamW at T = 8192 with per-layer recomputation on both sides
+              (lrsa --recompute; transformers gradient checkpointing), dense attention
+  train8k_lrsa  the same with lrsa's LRSA attention (S=16, L=128, keep 1/4) against
+              transformers' dense step (transformers has no LRSA)
 """
 import argparse
 import json
@@ -91,14 +95,16 @@ def run_lrsa(args, case, ids_file):
 
 
 def parse_lrsa(out):
+    """(seconds, CPU seconds) from the `result ... seconds S cpu_seconds C` line."""
     for line in out.splitlines():
         if line.startswith("result "):
-            return float(line.split()[-1])
+            w = line.split()
+            return float(w[w.index("seconds") + 1]), float(w[w.index("cpu_seconds") + 1])
     raise RuntimeError("no result line in lrsa's output:\n" + out)
 
 
 def run_child(cmd, env, parse):
-    """Runs cmd, returns (seconds, peak RSS MiB of that process)."""
+    """Runs cmd, returns ((seconds, CPU seconds), peak RSS MiB of that process)."""
     with tempfile.TemporaryFile() as out:
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         _, status, ru = os.wait4(p.pid, 0)
@@ -114,7 +120,10 @@ def run_torch(args, case, ids_file):
            "--model", args.model, "--threads", str(args.threads), "--steps", str(args.steps),
            "--new", str(args.new)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    return run_child(cmd, env, lambda out: json.loads(out.strip().splitlines()[-1])["seconds"])
+    def parse(out):
+        r = json.loads(out.strip().splitlines()[-1])
+        return r["seconds"], r["cpu_seconds"]
+    return run_child(cmd, env, parse)
 
 
 def worker(args):
@@ -162,10 +171,11 @@ def worker(args):
         step()  # (the warm-up below is a second one)
         reps = args.new
     step()  # warm-up
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(reps):
         step()
-    print(json.dumps({"seconds": (time.perf_counter() - t0) / reps}))
+    print(json.dumps({"seconds": (time.perf_counter() - t0) / reps,
+                      "cpu_seconds": (time.process_time() - c0) / reps}))
 
 
 def main():
@@ -199,24 +209,27 @@ def main():
                 if rep % 2:
                     sides.reverse()  # alternate which side goes first
                 for name, fn in sides:
-                    t, rss = fn(args, c, ids_file)
-                    results[c][name].append((t, rss))
-                    print("rep %d %-13s %-5s %9.4f s  peak RSS %7.1f MiB" % (rep, c, name, t, rss),
-                          flush=True)
+                    (t, cpu), rss = fn(args, c, ids_file)
+                    results[c][name].append((t, cpu, rss))
+                    print("rep %d %-13s %-5s %9.4f s  CPU %9.4f s  peak RSS %7.1f MiB" %
+                          (rep, c, name, t, cpu, rss), flush=True)
     finally:
         os.unlink(ids_file)
     print("\nload average at end %.2f %.2f %.2f" % os.getloadavg())
-    print("\n| path | lrsa (s) | transformers (s) | lrsa / transformers speed | "
-          "peak RSS lrsa (MiB) | peak RSS transformers (MiB) |")
-    print("|---|---|---|---|---|---|")
+    print("\nmedians; speed = transformers' time / lrsa's time (> 1: lrsa faster); CPU seconds "
+          "count every thread's time (spinning included), the steadier figure on a shared machine")
+    print("\n| path | lrsa (s) | transformers (s) | speed | lrsa CPU (s) | transformers CPU (s) | "
+          "CPU ratio | peak RSS lrsa (MiB) | peak RSS transformers (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     med = {}
     for c in cases:
-        lt = statistics.median(t for t, _ in results[c]["lrsa"])
-        tt = statistics.median(t for t, _ in results[c]["torch"])
-        lr = max(r for _, r in results[c]["lrsa"])
-        tr = max(r for _, r in results[c]["torch"])
+        lt, lc = (statistics.median(r[i] for r in results[c]["lrsa"]) for i in (0, 1))
+        tt, tc = (statistics.median(r[i] for r in results[c]["torch"]) for i in (0, 1))
+        lr = max(r[2] for r in results[c]["lrsa"])
+        tr = max(r[2] for r in results[c]["torch"])
         med[c] = (lt, tt)
-        print("| %s | %.4f | %.4f | %.2f | %.0f | %.0f |" % (CASES[c][0], lt, tt, tt / lt, lr, tr))
+        print("| %s | %.4f | %.4f | %.2f | %.4f | %.4f | %.2f | %.0f | %.0f |" %
+              (CASES[c][0], lt, tt, tt / lt, lc, tc, tc / lc, lr, tr))
     if "prefill1k" in med and "prefill4k" in med:
         g = [(med["prefill4k"][i] / med["prefill1k"][i]) for i in (0, 1)]
         line = "prefill time growth 1K -> 4K: lrsa %.2fx, transformers %.2fx" % tuple(g)

@@ -117,7 +117,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
         printf("first prefill %.3f s; mean of %d prefills %.4f s; %.1f tokens/s; CPU time %.3f s "
                "per prefill (all threads)\n",
                warm, steps, sum / steps, T / (sum / steps), cpu / steps);
-        printf("result prefill T %d seconds %.6f\n", T, sum / steps);
+        printf("result prefill T %d seconds %.6f cpu_seconds %.6f\n", T, sum / steps, cpu / steps);
     } else {
         double cpu = 0.0, pre = prefill_once(&m, &c, ids, T, logits, &cpu);
         int32_t tok = lrsa_argmax(logits, V);
@@ -132,7 +132,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
         printf("prefill of %d tokens %.3f s; %d greedy steps: %.5f s per token (%.2f tokens/s); "
                "CPU time %.5f s per token (all threads)\n",
                T, pre, n_new, per, 1.0 / per, cpu_per);
-        printf("result decode context %d seconds_per_token %.6f\n", T, per);
+        printf("result decode context %d seconds %.6f cpu_seconds %.6f\n", T, per, cpu_per);
     }
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)

@@ -242,7 +242,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
     printf("first step %.3f s (includes allocation); mean of %d steps %.3f s%s; loss %.4f\n", warm,
            steps, dt, optim ? " (with AdamW)" : "", loss);
     printf("CPU time per step %.3f s (all threads)\n", cpu);
-    printf("result train B %d T %d seconds %.6f\n", B, T, dt);
+    printf("result train B %d T %d seconds %.6f cpu_seconds %.6f\n", B, T, dt, cpu);
     printf("tokens/s %.1f\n", (double)N / dt);
     printf("model GFLOP/s %.2f  (%.3g FLOP per step, attention %.1f%% of query-key pairs of "
            "dense causal)\n",
