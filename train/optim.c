@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/cpu/cpu_threads.h"
 #include "train/comm.h"
 

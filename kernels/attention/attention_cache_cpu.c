@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/attention/attention_tile.h"
 #include "kernels/cpu/cpu_threads.h"
 

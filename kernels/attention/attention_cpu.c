@@ -2,7 +2,7 @@
  * handed to the tile engine (attention_tile.h), threaded as attention_parallel.h describes. */
 #include "kernels/attention/attention.h"
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/attention/attention_parallel.h"
 #include "kernels/attention/attention_tile.h"
 #include "kernels/cpu/cpu_threads.h"

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/cpu/cpu_threads.h"
 
 void lrsa_attn_check_dims(const lrsa_attn_dims *d) {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cpu/vrow.h"
 

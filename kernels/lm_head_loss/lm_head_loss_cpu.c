@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/cpu/cpu_threads.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cpu/vrow.h"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/attention/attention_parallel.h"
 #include "kernels/attention/attention_tile.h"
 #include "kernels/cpu/cpu_threads.h"

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/rng.h"
+#include "base/rng.h"
 #include "kernels/cpu/cpu_threads.h"
 #include "model/model.h"
 #include "test_util.h"

@@ -12,7 +12,7 @@
 #include <cuda_bf16.h>
 #include <omp.h>
 #include <vector>
-#define _Noreturn [[noreturn]] // autograd/error.h is C11
+#define _Noreturn [[noreturn]] // base/error.h is C11
 extern "C" {
 #include "kernels/attention/attention.h"
 #include "kernels/lagkv/lagkv.h"

@@ -3,7 +3,7 @@
 // rounded intrinsics are plain IEEE float operations (which they are on the GPU too). Selections
 // and scores must equal lrsa_lagkv_select_cpu bit for bit, including exact ties and a constant
 // channel. Built and run by run.sh; lagkern.h is the kernel file's device part.
-#define _Noreturn [[noreturn]] // autograd/error.h is C11
+#define _Noreturn [[noreturn]] // base/error.h is C11
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
