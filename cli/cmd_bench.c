@@ -19,14 +19,18 @@
 
 static const char *BENCH_HELP =
     "usage: lrsa bench [--model DIR | --config small|smollm2-135m] [--T 1024] [--B 1]\n"
-    "                  [--steps 3] [--loss all|last-quarter] [--recompute]\n"
-    "                  [--attn dense|lrsa --sink S --lag L --keep r --value-weight w]\n"
-    "                  [--optim] [--lora-rank R [--lora-targets q_proj,v_proj,...]]\n"
+    "                  [--steps 3] [--loss all|last-quarter] [--recompute] [--optim]\n"
+    "                  [--ids FILE] [--attn dense|lrsa --sink S --lag L --keep r\n"
+    "                  --value-weight w] [--lora-rank R [--lora-targets q_proj,v_proj,...]]\n"
+    "       lrsa bench --mode prefill|decode --model DIR ... (`lrsa bench --mode prefill -h`)\n"
     "Times the CPU training step on random token ids (a random model for --config) and\n"
     "the OpenBLAS SGEMM rate on a [B*T, hidden] x [hidden, 2*intermediate] GEMM.\n"
-    "--optim adds the AdamW update (and its moments) to every step; --lora-rank R trains a\n"
-    "rank-R LoRA adapter (alpha 2R, all seven projections unless --lora-targets) on the\n"
-    "frozen model instead of every weight. Threads: set OPENBLAS_NUM_THREADS.\n";
+    "--optim: each step also zeroes the gradients and takes an AdamW step (lr 1e-5,\n"
+    "betas 0.9/0.999, eps 1e-8, weight decay 0.01, as torch.optim.AdamW's defaults).\n"
+    "--ids FILE: token ids (whitespace-separated, repeated to B*T) instead of random ones.\n"
+    "--lora-rank R trains a rank-R LoRA adapter (alpha 2R, all seven projections unless\n"
+    "--lora-targets) on the frozen model instead of every weight.\n"
+    "Threads: set OPENBLAS_NUM_THREADS (the one count of every CPU kernel).\n";
 
 static void config_preset(lrsa_model_config *c, const char *name, int *ok) {
     memset(c, 0, sizeof *c);
@@ -73,16 +77,49 @@ static double sgemm_rate(int M, int N, int K) {
     return flop * reps / t;
 }
 
-/* CPU seconds used by this process (all threads): on a shared machine the step's own cost, which
- * wall time mixes with the time other processes held the cores. */
-static double process_cpu_s(void) {
+/* CPU seconds of the whole process (all threads): on a shared machine the work a step costs,
+ * independent of how much of the CPU the other jobs leave to it. */
+static double cpu_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Token ids from a file, repeated to n; -1 (error names the file) on a bad file or id. */
+static int read_ids(int32_t *ids, int64_t n, const char *path, int vocab, lrsa_err *e) {
+    int rows, cols;
+    int32_t *src = lrsa_read_int_rows(path, &rows, &cols, e);
+    if (!src) return -1;
+    int64_t have = (int64_t)rows * cols;
+    for (int64_t i = 0; i < n; i++) ids[i] = src[i % have];
+    free(src);
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= vocab)
+            return lrsa_errorf(e, "%s: token id %d is outside the model's vocabulary [0, %d)", path,
+                               ids[i], vocab);
+    return 0;
+}
+
+/* One training step: forward + backward, and with optim the gradient reset and an AdamW
+ * update of the trainable table (every weight, or the LoRA adapter): what the trainer does per
+ * step, without clipping or logging. *t_opt gains the seconds of the update. */
+static double bench_step(lrsa_model *m, lrsa_tensor_table *trainable, lrsa_workspace *ws,
+                         lrsa_adamw *opt, int optim, const int32_t *ids, const float *w, int B,
+                         int T, const lrsa_attn_config *attn, int recompute, double *t_opt) {
+    if (optim) lrsa_table_zero(trainable, LRSA_ROLE_GRAD);
+    double loss = lrsa_model_forward_backward(m, ws, ids, w, B, T, attn, recompute, 1, NULL);
+    if (optim) {
+        double t1 = lrsa_now();
+        lrsa_adamw_step(opt, trainable->arena[LRSA_ROLE_PARAM], trainable->arena[LRSA_ROLE_GRAD],
+                        1e-5, 1.0);
+        *t_opt += lrsa_now() - t1;
+    }
+    return loss;
+}
+
 static int run(int argc, char **argv, lrsa_err *e) {
     const char *model_dir = NULL, *preset = "small", *loss_mode = "all";
+    const char *ids_path = NULL;
     int T = 1024, B = 1, steps = 3, recompute = 0, optim = 0, lora_rank = 0;
     const char *lora_targets = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
     lrsa_attn_config attn;
@@ -104,6 +141,10 @@ static int run(int argc, char **argv, lrsa_err *e) {
             preset = v;
         else if (strcmp(a, "--loss") == 0)
             loss_mode = v;
+        else if (strcmp(a, "--ids") == 0)
+            ids_path = v;
+        else if (strcmp(a, "--mode") == 0 && strcmp(v, "train") == 0)
+            continue;
         else if (strcmp(a, "--T") == 0)
             T = atoi(v);
         else if (strcmp(a, "--B") == 0)
@@ -149,6 +190,11 @@ static int run(int argc, char **argv, lrsa_err *e) {
         ids[i] = (int32_t)lrsa_rng_below(&r, (uint64_t)c->vocab_size);
         if (i % T >= first) loss_rows++;
     }
+    if (ids_path && read_ids(ids, N, ids_path, c->vocab_size, e)) {
+        free(ids), free(w);
+        lrsa_model_free(&m);
+        return -1;
+    }
     for (int64_t i = 0; i < N; i++)
         if (i % T >= first) w[i] = 1.0f / (float)loss_rows;
     lrsa_workspace *ws = lrsa_workspace_new();
@@ -168,7 +214,8 @@ static int run(int argc, char **argv, lrsa_err *e) {
     }
     lrsa_table_alloc(trainable, LRSA_ROLE_GRAD);
     lrsa_adamw opt;
-    if (optim) lrsa_adamw_init(&opt, trainable, 0, 1, 0.9, 0.95, 1e-8, 0.0);
+    memset(&opt, 0, sizeof opt); /* only read with --optim, after lrsa_adamw_init */
+    if (optim) lrsa_adamw_init(&opt, trainable, 0, 1, 0.9, 0.999, 1e-8, 0.01);
 
     /* (F, not I: cblas.h pulls in complex.h, whose I is a macro.)
      * Model FLOPs: 6 per matrix parameter per token (forward 2, backward 4), the LM head only at
@@ -202,25 +249,14 @@ static int run(int argc, char **argv, lrsa_err *e) {
      * load changes during the run, and the ratio should compare like with like. */
     double gemm_before = sgemm_rate((int)N, (int)(2 * F), (int)C);
     double t0 = lrsa_now(), t_opt = 0;
-    double loss = lrsa_model_forward_backward(&m, ws, ids, w, B, T, &attn, recompute, 1, NULL);
-    if (optim)
-        lrsa_adamw_step(&opt, trainable->arena[LRSA_ROLE_PARAM], trainable->arena[LRSA_ROLE_GRAD],
-                        1e-9, 1.0);
+    double loss =
+        bench_step(&m, trainable, ws, &opt, optim, ids, w, B, T, &attn, recompute, &t_opt);
     double warm = lrsa_now() - t0;
-    t0 = lrsa_now();
-    const double cpu0 = process_cpu_s();
-    for (int s = 0; s < steps; s++) {
-        lrsa_table_zero(trainable, LRSA_ROLE_GRAD);
-        loss = lrsa_model_forward_backward(&m, ws, ids, w, B, T, &attn, recompute, 1, NULL);
-        if (optim) { /* a tiny rate: the figures are for this model, not a trained one */
-            double t1 = lrsa_now();
-            lrsa_adamw_step(&opt, trainable->arena[LRSA_ROLE_PARAM],
-                            trainable->arena[LRSA_ROLE_GRAD], 1e-9, 1.0);
-            t_opt += lrsa_now() - t1;
-        }
-    }
-    double dt = (lrsa_now() - t0) / steps;
-    double cpu_step = (process_cpu_s() - cpu0) / steps;
+    t0 = lrsa_now(), t_opt = 0;
+    double c0 = cpu_seconds();
+    for (int s = 0; s < steps; s++)
+        loss = bench_step(&m, trainable, ws, &opt, optim, ids, w, B, T, &attn, recompute, &t_opt);
+    double dt = (lrsa_now() - t0) / steps, cpu = (cpu_seconds() - c0) / steps;
     double step_rate = flop / dt;
     double gemm_after = sgemm_rate((int)N, (int)(2 * F), (int)C);
     double gemm = 0.5 * (gemm_before + gemm_after);
@@ -240,9 +276,10 @@ static int run(int argc, char **argv, lrsa_err *e) {
     else
         printf("training: every weight, %lld trainable parameters\n", (long long)trainable->numel);
     printf("first step %.3f s (includes allocation); mean of %d steps %.3f s%s; loss %.4f\n", warm,
-           steps, dt, optim ? " (AdamW included)" : "", loss);
-    printf("CPU time per step %.3f s (this process, all threads; wall %.3f s)\n", cpu_step, dt);
+           steps, dt, optim ? " (with AdamW)" : "", loss);
+    printf("CPU time per step %.3f s (all threads)\n", cpu);
     if (optim) printf("AdamW update %.3f s per step\n", t_opt / steps);
+    printf("result train B %d T %d seconds %.6f cpu_seconds %.6f\n", B, T, dt, cpu);
     printf("tokens/s %.1f\n", (double)N / dt);
     printf("model GFLOP/s %.2f  (%.3g FLOP per step, attention %.1f%% of query-key pairs of "
            "dense causal)\n",
@@ -265,5 +302,16 @@ static int run(int argc, char **argv, lrsa_err *e) {
 }
 
 int lrsa_cmd_bench(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--mode")) {
+            if (!strcmp(argv[i + 1], "prefill") || !strcmp(argv[i + 1], "decode"))
+                return lrsa_cmd_bench_infer(argc, argv);
+            if (strcmp(argv[i + 1], "train") != 0) {
+                fprintf(stderr,
+                        "lrsa: error: --mode must be train, prefill or decode, not \"%s\"\n",
+                        argv[i + 1]);
+                return 1;
+            }
+        }
     return lrsa_cmd_main(argc, argv, BENCH_HELP, run);
 }
