@@ -17,11 +17,14 @@
 #include "eval/run/prefill.h"
 #include "model/lora.h"
 
+/* --batch's default in the help below */
+_Static_assert(LRSA_EVAL_BATCH == 4, "update the default of --batch in EVAL_HELP");
+
 static const char *EVAL_HELP =
     "usage: lrsa eval --model DIR [--adapter DIR] --data FILE.h5 [--n N] [--metrics nll,match]\n"
     "                 [--press NAME --keep r|--tokens N ...press flags below]\n"
     "                 [--protocol aware|agnostic] [--prefill chunked|oneshot]\n"
-    "                 [--max-new N] [--json OUT.json] [--verbose]\n"
+    "                 [--max-new N] [--batch N] [--json OUT.json] [--verbose]\n"
     "       lrsa eval CONFIG.yaml [key=value ...]   a grid of models x presses x budgets x\n"
     "                 tasks (see lrsa eval CONFIG.yaml --help, docs/EVAL.md)\n"
     "\n"
@@ -38,6 +41,9 @@ static const char *EVAL_HELP =
     "  --metrics LIST       comma-separated: nll, match (default nll)\n"
     "  --max-new N          generation budget for match (default: per sample, its reference\n"
     "                       answer's tokens + 16)\n"
+    "  --batch N            samples evaluated together, their forwards shared (default 4;\n"
+    "                       memory grows with N; results equal N = 1's up to float\n"
+    "                       rounding, docs/EVAL.md \"Batched evaluation\")\n"
     "  --json FILE          also write the results as JSON: the aggregate row plus a\n"
     "                       \"samples\" array, one record per sample (index, task, answer\n"
     "                       NLL sum and mean, string match all/part, prediction, kept\n"
@@ -110,7 +116,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
     const char *model_dir = NULL, *data_path = NULL, *json_path = NULL, *v = NULL, *adapter = NULL;
     lrsa_press_config press;
     lrsa_press_defaults(&press);
-    lrsa_eval_options o = {.want_nll = 1};
+    lrsa_eval_options o = {.want_nll = 1, .batch = LRSA_EVAL_BATCH};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         long long n = 0;
@@ -134,6 +140,11 @@ static int run(int argc, char **argv, lrsa_err *e) {
             if (lrsa_flag_value(argc, argv, &i, &v, e) || lrsa_flag_int(f, v, 1, 1 << 24, &n, e))
                 return -1;
             o.max_new = (int)n;
+        } else if (strcmp(f, "--batch") == 0) {
+            if (lrsa_flag_value(argc, argv, &i, &v, e) ||
+                lrsa_flag_int(f, v, 1, LRSA_EVAL_BATCH_MAX, &n, e))
+                return -1;
+            o.batch = (int)n;
         } else if (strcmp(f, "--metrics") == 0) {
             if (lrsa_flag_value(argc, argv, &i, &v, e) ||
                 parse_metrics(v, &o.want_nll, &o.want_match, e))

@@ -9,6 +9,7 @@
 
 #include "base/fileio.h"
 #include "data/synthetic/tasks.h"
+#include "eval/run/eval_dataset.h"
 #include "eval/run/grid_data.h"
 
 /* ---- small helpers ---- */
@@ -556,7 +557,7 @@ static int parse_enum_list(yaml_document_t *doc, yaml_node_t *n, const char *w, 
 }
 
 static const char TOP_KEYS[] =
-    "run_dir haystack models methods budgets tasks protocols prefill max_new";
+    "run_dir haystack models methods budgets tasks protocols prefill max_new batch";
 
 /* One top-level key (file or override). sub: the part after "key." for overrides, or NULL. */
 static int top_key(lrsa_grid_config *c, yaml_document_t *doc, const char *key, const char *sub,
@@ -594,6 +595,15 @@ static int top_key(lrsa_grid_config *c, yaml_document_t *doc, const char *key, c
         c->max_new = (int)x;
         return 0;
     }
+    if (!strcmp(key, "batch")) {
+        int64_t x;
+        if (parse_i64_text(scalar(v), w, key, &x, e)) return -1;
+        if (x < 1 || x > LRSA_EVAL_BATCH_MAX)
+            return lrsa_errorf(e, "%s: batch must be in [1, %d] (samples per forward)", w,
+                               LRSA_EVAL_BATCH_MAX);
+        c->batch = (int)x;
+        return 0;
+    }
     return unknown_key(w, key, "top-level", TOP_KEYS, e);
 }
 
@@ -604,6 +614,7 @@ static void defaults(lrsa_grid_config *c) {
     c->prefill[0] = LRSA_PREFILL_CHUNKED;
     c->n_prefill = 1;
     c->max_new = 0; /* per sample: its reference answer's tokens + 16 (lrsa_eval_max_new) */
+    c->batch = LRSA_EVAL_BATCH;
     c->budgets[0].keep = 1.0;
     c->n_budgets = 1;
 }

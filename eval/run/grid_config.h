@@ -10,6 +10,7 @@
  *   protocols: [query-agnostic, query-aware]
  *   prefill:  [chunked]
  *   max_new: 32
+ *   batch: 4                             # samples per forward (memory grows with it)
  *
  * Everything is validated when the config is loaded (lrsa_grid_config_validate), before any
  * model is read: unknown keys (with the closest valid key as a suggestion), wrong types, bad
@@ -76,6 +77,7 @@ typedef struct lrsa_grid_config {
     lrsa_prefill_mode prefill[2];
     int n_prefill;
     int max_new; /* generation budget per answer */
+    int batch;   /* samples evaluated together, one forward for all (LRSA_EVAL_BATCH default) */
 } lrsa_grid_config;
 
 /* Loads a YAML file (defaults for absent optional keys). */
