@@ -70,6 +70,10 @@ static const key_desc keys[] = {
     NUM("resume", KEY_BOOL, resume, "false"),
     STR("device", device, "cpu", "cpu|cuda"),
     NUM("deterministic_reduce", KEY_BOOL, deterministic_reduce, "true"),
+    NUM("comm.overlap", KEY_BOOL, comm_overlap, "true"),
+    NUM("comm.bucket_mb", KEY_FLOAT, comm_bucket_mb, "25"),
+    STR("comm.reduce_dtype", comm_reduce_dtype, "fp32", "fp32|bf16"),
+    NUM("comm.timeout_s", KEY_FLOAT, comm_timeout_s, "600"),
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -329,6 +333,8 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
     RANGE(c->max_bad_steps >= 1, "max_bad_steps", "must be >= 1");
     RANGE(c->model_init_std > 0, "model.init_std", "must be > 0");
     RANGE(c->seed >= 0, "seed", "must be >= 0");
+    RANGE(c->comm_bucket_mb > 0, "comm.bucket_mb", "must be > 0");
+    RANGE(c->comm_timeout_s > 0, "comm.timeout_s", "must be > 0");
     if (c->tokens_per_microbatch > 0 && c->grad_accum != 1)
         return lrsa_errorf(e, "%s: set either grad_accum or data.tokens_per_microbatch, not both",
                            where);

@@ -13,7 +13,7 @@
 #include "train/trainer.h"
 #include "train_fixture.h"
 
-static lrsa_comm single = {0, 1, 0, 0};
+static lrsa_comm single = {.world = 1};
 
 static int run(const char *config, const char *const *overrides, int64_t stop_after, lrsa_err *e) {
     lrsa_train_config c;
