@@ -23,6 +23,7 @@ int main(void) {
 
 #include "test_util.h"
 #include "gpu_mem.h"
+#include "nccl_test_main.h"
 #include "train/comm_nccl.h"
 
 static lrsa_comm world;
@@ -180,33 +181,11 @@ static void test_timeout_aborts(void **state) {
 }
 
 int main(void) {
-    lrsa_err e;
-    if (lrsa_comm_init(&world, &e)) {
-        fprintf(stderr, "%s\n", e.msg);
-        return 1;
-    }
-    char desc[256];
-    lrsa_cuda_describe(desc, sizeof desc);
-    int devices = lrsa_cuda_device_count();
-    if (devices < world.local_world) { /* the same answer on every rank of the node */
-        printf("skipped: %d rank(s) on this node need as many GPUs, %d visible (%s)\n",
-               world.local_world, devices, desc);
-        lrsa_comm_finalize(&world);
-        return 77;
-    }
-    if (lrsa_nccl_init(&world, 60, &e)) {
-        fprintf(stderr, "rank %d: %s\n", world.rank, e.msg);
-        return 1;
-    }
-    printf("rank %d of %d on GPU %d: %s\n", world.rank, world.world, lrsa_nccl_device(&world),
-           desc);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allreduce),
         cmocka_unit_test(test_reduce_scatter_allgather_broadcast),
         cmocka_unit_test(test_timeout_aborts),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    lrsa_comm_finalize(&world);
-    return rc;
+    return nccl_test_main(&world, "test_gpu_nccl", tests, sizeof tests / sizeof tests[0]);
 }
 #endif
