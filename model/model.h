@@ -66,6 +66,17 @@ void lrsa_workspace_free(lrsa_workspace *ws);
  * instead of recomputing it, making the loss a smooth function of the parameters (for
  * finite-difference checks). The batch shape and LagKV parameters must not change. */
 void lrsa_workspace_freeze_selection(lrsa_workspace *ws, int on);
+/* Gradient readiness, for reducing gradients while the backward still runs (train/grad_sync.h):
+ * during a want_grad call, fn(ctx, offset) is called each time the GRAD elements from `offset`
+ * to the end of the arena have received this call's last addition. The table puts the
+ * embedding first, then the layers in order, then the final norm (and an untied LM head), so
+ * the backward completes a growing suffix: once after the loss (the final norm's offset), once
+ * after each layer's backward (that layer's first offset), and 0 at the end. On a device op
+ * table the calls come when the work is enqueued, not done. fn NULL: no calls. */
+typedef void (*lrsa_grads_ready_fn)(void *ctx, int64_t offset);
+void lrsa_workspace_on_grads_ready(lrsa_workspace *ws, lrsa_grads_ready_fn fn, void *ctx);
+/* The offsets the calls above report, in order (num_hidden_layers + 2 of them). */
+int lrsa_model_grad_ready_offsets(const lrsa_model *m, int64_t *out);
 double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids,
                                    const float *loss_weight, int B, int T,
                                    const lrsa_attn_config *attn, int recompute, int want_grad,

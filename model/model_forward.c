@@ -44,10 +44,29 @@ struct lrsa_workspace {
     size_t *sel_cap;
     int n_sel;
     int freeze_sel;
+    lrsa_grads_ready_fn grads_ready; /* lrsa_workspace_on_grads_ready */
+    void *grads_ready_ctx;
 };
 
 void lrsa_workspace_freeze_selection(lrsa_workspace *ws, int on) {
     ws->freeze_sel = on;
+}
+
+void lrsa_workspace_on_grads_ready(lrsa_workspace *ws, lrsa_grads_ready_fn fn, void *ctx) {
+    ws->grads_ready = fn;
+    ws->grads_ready_ctx = ctx;
+}
+
+static int64_t layer_offset(const lrsa_model *m, int l) {
+    return m->table.desc[m->layers[l].input_norm].offset;
+}
+
+int lrsa_model_grad_ready_offsets(const lrsa_model *m, int64_t *out) {
+    int n = 0;
+    out[n++] = m->table.desc[m->final_norm].offset;
+    for (int l = m->cfg.num_hidden_layers - 1; l >= 0; l--) out[n++] = layer_offset(m, l);
+    out[n++] = 0;
+    return n;
 }
 
 lrsa_workspace *lrsa_workspace_new(void) {
@@ -284,6 +303,18 @@ static void layer_forward(const fwd_args *f, int l, layer_acts *a, float *x, lrs
     lrsa_residual_forward_cpu(x, x, ws->tmp, N * C);
 }
 
+/* A tape entry recorded before a layer's own entries: it runs once that layer's backward has
+ * added its last gradient (lrsa_workspace_on_grads_ready). */
+typedef struct ready_ctx {
+    lrsa_workspace *ws;
+    int64_t offset;
+} ready_ctx;
+
+static void grads_ready_bwd(void *p) {
+    ready_ctx *r = p;
+    r->ws->grads_ready(r->ws->grads_ready_ctx, r->offset);
+}
+
 /* Recomputation: the layer's backward re-runs its forward from the saved input on a nested
  * tape (into the shared activation buffers) and replays that tape. */
 typedef struct recompute_ctx {
@@ -321,6 +352,11 @@ static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tap
     lrsa_op_embedding(tp, ws->x, ids, param_of(m, m->embed), N, (int)C, ws->dx,
                       grad_of(m, m->embed, tp != NULL));
     for (int l = 0; l < Ln; l++) {
+        if (tp && ws->grads_ready) {
+            ready_ctx *r = lrsa_tape_push(tp, "grads_ready", grads_ready_bwd, sizeof *r);
+            r->ws = ws;
+            r->offset = layer_offset(m, l);
+        }
         if (!shared) {
             layer_forward(f, l, &ws->acts[l], ws->x, tp);
         } else if (!tp) {
@@ -365,7 +401,10 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
         grad_of(m, m->lm_head, tp != NULL), ws->x, param_of(m, m->final_norm),
         param_of(m, m->lm_head), ws->targets, ws->loss_w, N, c->hidden_size, c->vocab_size,
         c->rms_norm_eps);
+    if (tp && ws->grads_ready)
+        ws->grads_ready(ws->grads_ready_ctx, m->table.desc[m->final_norm].offset);
     if (tp) lrsa_tape_backward(tp);
+    if (tp && ws->grads_ready) ws->grads_ready(ws->grads_ready_ctx, 0);
     if (nll_out)
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T; t++)

@@ -78,6 +78,10 @@ static const key_desc keys[] = {
     {"lora.targets", KEY_LIST, offsetof(lrsa_train_config, lora_targets),
      sizeof(((lrsa_train_config *)0)->lora_targets),
      "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]", NULL},
+    NUM("comm.overlap", KEY_BOOL, comm_overlap, "true"),
+    NUM("comm.bucket_mb", KEY_FLOAT, comm_bucket_mb, "25"),
+    STR("comm.reduce_dtype", comm_reduce_dtype, "fp32", "fp32|bf16"),
+    NUM("comm.timeout_s", KEY_FLOAT, comm_timeout_s, "600"),
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -375,6 +379,8 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
         snprintf(what, sizeof what, "%s: key 'lora.targets'", where);
         if (lrsa_lora_targets_parse(c->lora_targets, &mask, what, e)) return -1;
     }
+    RANGE(c->comm_bucket_mb > 0, "comm.bucket_mb", "must be > 0");
+    RANGE(c->comm_timeout_s > 0, "comm.timeout_s", "must be > 0");
     if (c->tokens_per_microbatch > 0 && c->grad_accum != 1)
         return lrsa_errorf(e, "%s: set either grad_accum or data.tokens_per_microbatch, not both",
                            where);

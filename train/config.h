@@ -49,6 +49,11 @@ typedef struct lrsa_train_config {
     int64_t lora_rank;
     double lora_alpha, lora_dropout;
     char lora_targets[256]; /* the list, as "q_proj,v_proj" */
+    /* comm: data-parallel communication (docs/TRAINING.md) */
+    int comm_overlap;          /* reduce gradient buckets during the backward */
+    double comm_bucket_mb;     /* bucket size, MB of fp32 gradients */
+    char comm_reduce_dtype[8]; /* fp32 | bf16: the GPU reduce-scatter's type */
+    double comm_timeout_s;     /* NCCL: how long a collective may wait before aborting */
 } lrsa_train_config;
 
 /* Fills every key with its default. */

@@ -14,6 +14,7 @@
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/grad_sync.h"
 #include "train/lora_ckpt.h"
 #include "train/optim.h"
 #include "train/attn_mix.h"
@@ -51,7 +52,9 @@ typedef struct trainer {
     lrsa_attn_config attn;
     lrsa_attn_mix attn_mix; /* per-sample attention (keep_mix, dense_mix) */
     lrsa_ckpt_state st;
-    double *acc;   /* deterministic_reduce: per-sample gradients summed in double */
+    double *acc;         /* deterministic_reduce: per-sample gradients summed in double */
+    lrsa_grad_sync sync; /* comm.overlap: bucketed reduction during the last backward */
+    int have_sync;
     float *weight; /* loss weights of one sample */
     int64_t weight_cap;
     int64_t micro_per_step, loader_budget;
@@ -248,6 +251,15 @@ static int setup_state(trainer *t, lrsa_err *e) {
     }
     if (c->deterministic_reduce) t->acc = lrsa_calloc((size_t)t->trainable->numel, sizeof(double));
     t->ws = lrsa_workspace_new();
+    /* The buckets follow the model's readiness points (offsets in the model's table): a LoRA
+     * run's trainable table is the adapter's, whose small gradient is reduced after the
+     * backward instead. */
+    if (c->comm_overlap && t->comm->world > 1 && !t->have_lora) {
+        int64_t bucket = (int64_t)(c->comm_bucket_mb * 1e6 / sizeof(float));
+        lrsa_grad_sync_init(&t->sync, &t->model, t->comm, bucket > 0 ? bucket : 1);
+        lrsa_grad_sync_attach(&t->sync, t->ws);
+        t->have_sync = 1;
+    }
     return 0;
 }
 
@@ -317,7 +329,7 @@ static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target,
     lrsa_attn_config attn = lrsa_attn_mix_pick(&t->attn_mix, step, idx);
     double loss = lrsa_model_forward_backward(&t->model, t->ws, ids, t->weight, 1, (int)T, &attn,
                                               t->cfg->recompute, 1, NULL);
-    if (t->acc) {
+    if (t->acc && !(t->have_sync && lrsa_grad_sync_consumed(&t->sync))) {
         float *g = t->trainable->arena[LRSA_ROLE_GRAD];
         for (int64_t i = 0; i < t->trainable->numel; i++) {
             t->acc[i] += g[i];
@@ -367,6 +379,11 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
     }
     lrsa_table_zero(tab, LRSA_ROLE_GRAD);
     if (t->acc) memset(t->acc, 0, sizeof(double) * (size_t)tab->numel);
+    float *g = tab->arena[LRSA_ROLE_GRAD];
+    if (t->have_sync) lrsa_grad_sync_begin(&t->sync, g, t->acc);
+    int64_t n_calls = 0, call = 0;
+    for (int64_t a = 0; a < nm; a++)
+        for (int64_t i = 0; i < gb[a].n_local; i++) n_calls += sample_fits(t, gb[a].local[i]);
     double sums[1] = {0};
     if (n_target > 0)
         for (int64_t a = 0; a < nm; a++)
@@ -377,12 +394,15 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
                     uint64_t key = (uint64_t)c->seed * 0x9e3779b97f4a7c15ULL ^
                                    ((uint64_t)step << 24) ^ ((uint64_t)a << 56) ^
                                    (uint64_t)gb[a].local[i];
+                    /* the last backward of the step starts the bucketed reduction */
+                    if (t->have_sync && ++call == n_calls) lrsa_grad_sync_arm(&t->sync);
                     sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target, key);
                 }
     for (int64_t a = 0; a < nm; a++) lrsa_global_batch_free(&gb[a]);
     free(gb);
-    float *g = tab->arena[LRSA_ROLE_GRAD];
-    if (t->acc) {
+    if (t->have_sync) {
+        if (lrsa_grad_sync_finish(&t->sync, e)) return -1;
+    } else if (t->acc) {
         if (lrsa_comm_allreduce_sum_f64(t->comm, t->acc, tab->numel, e)) return -1;
         for (int64_t i = 0; i < tab->numel; i++) g[i] = (float)t->acc[i];
     } else if (lrsa_comm_allreduce_sum_f32(t->comm, g, tab->numel, e)) {
@@ -516,6 +536,7 @@ static int loop(trainer *t, lrsa_err *e) {
 static void trainer_free(trainer *t) {
     if (t->metrics) fclose(t->metrics);
     if (t->ws) lrsa_workspace_free(t->ws);
+    if (t->have_sync) lrsa_grad_sync_free(&t->sync);
     if (t->have_loader) lrsa_loader_free(&t->loader);
     if (t->have_opt) lrsa_adamw_free(&t->opt);
     if (t->have_lora) lrsa_lora_free(&t->lora);

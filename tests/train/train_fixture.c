@@ -75,7 +75,7 @@ void tf_load_config(lrsa_train_config *c, const char *config_path, const char *c
 
 int tf_train(const char *config_path, const char *const *overrides, int64_t stop_after,
              lrsa_err *e) {
-    lrsa_comm single = {0, 1, 0, 0};
+    lrsa_comm single = {.world = 1};
     lrsa_train_config c;
     tf_load_config(&c, config_path, overrides);
     lrsa_train_opts o = {stop_after, 1};
