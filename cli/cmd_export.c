@@ -43,6 +43,8 @@ static int copy_file(const char *from, const char *to, lrsa_err *e) {
 /* Builds the model a checkpoint was trained with (from its stored config.json) and loads the
  * weights. */
 static int load_ckpt_model(lrsa_model *m, const char *ckpt, lrsa_err *e) {
+    /* every dataset through its checksum, moments included: a damaged file exports nothing */
+    if (lrsa_ckpt_verify(ckpt, 0, e)) return -1;
     char *json = lrsa_ckpt_read_string(ckpt, "model_config_json", e);
     if (!json) return -1;
     char tmp[] = "/tmp/lrsa-export-config-XXXXXX";
