@@ -6,31 +6,22 @@
  *    resume=true warns naming both files and resumes from the older one, ending bit-identical
  *    to an uninterrupted run;
  *  - the cleanup keeps readable checkpoints over newer unreadable files;
- *  - a full disk (an LD_PRELOAD shim that fails writes with ENOSPC), found while writing or
- *    before: the error says "No space left on device", the file and the size needed; exit
- *    status 1 wherever the disk fills; no temporary file is left; the earlier checkpoint still
- *    verifies and the run resumes;
  *  - damage to one dataset is reported with that dataset's name; a checkpoint without
- *    checksums (as older versions wrote) still loads, with a note. */
-#include <dirent.h>
+ *    checksums (as older versions wrote) still loads, with a note.
+ * A full disk: test_ckpt_disk_full. */
 #include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "ckpt_cli.h"
 #include "model/model.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train_fixture.h"
-
-static int64_t file_size(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
-}
 
 /* Overwrites n bytes at offset with a fixed garbage pattern, keeping the size. */
 static void scribble(const char *path, int64_t offset, int n) {
@@ -43,44 +34,6 @@ static void scribble(const char *path, int64_t offset, int n) {
     free(junk);
 }
 
-static int has_leftover(const char *ckpt_dir) {
-    DIR *d = opendir(ckpt_dir);
-    if (!d) return 0;
-    struct dirent *de;
-    int found = 0;
-    while ((de = readdir(d))) found |= strstr(de->d_name, ".tmp.") != NULL;
-    closedir(d);
-    return found;
-}
-
-/* Runs `lrsa train CFG ARGS --quiet`, returns the exit status and the output (stdout+stderr). */
-static int train(const char *env, const char *cfg, const char *args, char **out) {
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "%s %s train %s %s --quiet 2>&1", env ? env : "", LRSA_BINARY, cfg,
-             args);
-    return tu_run(cmd, out);
-}
-
-static void must_train(const char *cfg, const char *args) {
-    char *out = NULL;
-    int rc = train(NULL, cfg, args, &out);
-    if (rc != 0) fail_msg("lrsa train %s failed (%d): %s", args, rc, out ? out : "");
-    free(out);
-}
-
-static void expect_in(const char *out, const char *what) {
-    if (!out || !strstr(out, what)) fail_msg("expected '%s' in: %s", what, out ? out : "(none)");
-}
-
-/* Steps logged in metrics.jsonl must be exactly 1..last, each once. */
-static void expect_steps_once(const char *run_dir, int64_t last) {
-    int64_t steps[64];
-    double losses[64];
-    int n = tf_read_losses(run_dir, steps, losses, 64);
-    assert_int_equal(n, last);
-    for (int i = 0; i < n; i++) assert_int_equal(steps[i], i + 1);
-}
-
 static void test_truncated_only_checkpoint(void **state) {
     (void)state;
     char dir[4096], cfg[4200], run_dir[4200], ckpt_dir[4300], ckpt[4400], metrics[4300];
@@ -89,9 +42,9 @@ static void test_truncated_only_checkpoint(void **state) {
     lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", run_dir);
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", run_dir);
-    must_train(cfg, "schedule.max_steps=3 ckpt_every=1 keep_ckpts=1");
+    cc_must_train(cfg, "schedule.max_steps=3 ckpt_every=1 keep_ckpts=1");
     lrsa_ckpt_path(ckpt, sizeof ckpt, ckpt_dir, 3);
-    int64_t size = file_size(ckpt);
+    int64_t size = cc_file_size(ckpt);
     assert_true(size > 0);
     assert_int_equal(truncate(ckpt, size / 2), 0);
     lrsa_err e;
@@ -100,12 +53,13 @@ static void test_truncated_only_checkpoint(void **state) {
 
     /* resume=true: an error naming the file and the way out; nothing changes */
     char *out = NULL;
-    int rc = train(NULL, cfg, "resume=true schedule.max_steps=5 ckpt_every=1 keep_ckpts=1", &out);
+    int rc =
+        cc_train(NULL, cfg, "resume=true schedule.max_steps=5 ckpt_every=1 keep_ckpts=1", &out);
     assert_true(rc != 0);
-    expect_in(out, "step_000003.h5");
-    expect_in(out, "resume=restart");
+    cc_expect_in(out, "step_000003.h5");
+    cc_expect_in(out, "resume=restart");
     free(out);
-    assert_int_equal(file_size(ckpt), size / 2);
+    assert_int_equal(cc_file_size(ckpt), size / 2);
     assert_int_equal(tf_count_entries(ckpt_dir), 1);
     char *after = lrsa_read_file(metrics, NULL, &e);
     assert_non_null(after);
@@ -115,14 +69,14 @@ static void test_truncated_only_checkpoint(void **state) {
 
     /* resume=restart: starts over; the damaged file is gone, the new ones are kept, and
      * metrics.jsonl holds this run only */
-    must_train(cfg, "resume=restart schedule.max_steps=5 ckpt_every=1 keep_ckpts=1");
+    cc_must_train(cfg, "resume=restart schedule.max_steps=5 ckpt_every=1 keep_ckpts=1");
     char latest[4400], expect[4400];
     assert_int_equal(lrsa_ckpt_find_latest(ckpt_dir, latest, sizeof latest), 1);
     lrsa_ckpt_path(expect, sizeof expect, ckpt_dir, 5);
     assert_string_equal(latest, expect);
     assert_int_equal(tf_count_entries(ckpt_dir), 1);
     if (lrsa_ckpt_verify(latest, 0, &e)) fail_msg("%s", e.msg);
-    expect_steps_once(run_dir, 5);
+    cc_expect_steps_once(run_dir, 5);
 }
 
 static void test_overwritten_newest_checkpoint(void **state) {
@@ -133,12 +87,12 @@ static void test_overwritten_newest_checkpoint(void **state) {
     lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", run_dir);
     /* the 6-step schedule, stopped after step 4 (the learning rate depends on max_steps) */
-    must_train(cfg, "schedule.max_steps=6 ckpt_every=1 keep_ckpts=2 --stop-after 4");
+    cc_must_train(cfg, "schedule.max_steps=6 ckpt_every=1 keep_ckpts=2 --stop-after 4");
     lrsa_ckpt_path(c3, sizeof c3, ckpt_dir, 3);
     lrsa_ckpt_path(c4, sizeof c4, ckpt_dir, 4);
-    int64_t size = file_size(c4);
+    int64_t size = cc_file_size(c4);
     scribble(c4, size / 2, 4096);
-    assert_int_equal(file_size(c4), size);
+    assert_int_equal(cc_file_size(c4), size);
 
     /* export fails naming the file and the damaged dataset, and writes nothing */
     char out_dir[4300];
@@ -147,25 +101,25 @@ static void test_overwritten_newest_checkpoint(void **state) {
     char *out = NULL;
     int rc = tu_run(cmd, &out);
     assert_true(rc != 0);
-    expect_in(out, "step_000004.h5");
-    expect_in(out, "dataset /");
-    expect_in(out, "checksum");
+    cc_expect_in(out, "step_000004.h5");
+    cc_expect_in(out, "dataset /");
+    cc_expect_in(out, "checksum");
     free(out);
     assert_false(lrsa_file_exists(out_dir));
 
     /* resume=true: a warning naming both files, then on from step 3 */
-    rc = train(NULL, cfg, "resume=true schedule.max_steps=6 ckpt_every=1 keep_ckpts=2", &out);
+    rc = cc_train(NULL, cfg, "resume=true schedule.max_steps=6 ckpt_every=1 keep_ckpts=2", &out);
     if (rc != 0) fail_msg("resume failed (%d): %s", rc, out ? out : "");
-    expect_in(out, "step_000004.h5");
-    expect_in(out, "step_000003.h5");
+    cc_expect_in(out, "step_000004.h5");
+    cc_expect_in(out, "step_000003.h5");
     free(out);
     char aside[4500];
     snprintf(aside, sizeof aside, "%s.unreadable", c4);
     assert_true(lrsa_file_exists(aside));
-    expect_steps_once(run_dir, 6);
+    cc_expect_steps_once(run_dir, 6);
     /* ... and ends exactly where an uninterrupted run ends */
     snprintf(cmd, sizeof cmd, "run_dir=%s/straight schedule.max_steps=6", dir);
-    must_train(cfg, cmd);
+    cc_must_train(cfg, cmd);
     char a[4400], b[4400], straight[4300];
     snprintf(straight, sizeof straight, "%s/straight/ckpt", dir);
     lrsa_ckpt_path(a, sizeof a, ckpt_dir, 6);
@@ -184,7 +138,7 @@ static void test_prune_keeps_readable(void **state) {
     tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
     lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", run_dir);
-    must_train(cfg, "schedule.max_steps=2 ckpt_every=1 keep_ckpts=1");
+    cc_must_train(cfg, "schedule.max_steps=2 ckpt_every=1 keep_ckpts=1");
     lrsa_ckpt_path(good, sizeof good, ckpt_dir, 2);
     lrsa_ckpt_path(bad, sizeof bad, ckpt_dir, 9);
     lrsa_err e;
@@ -230,7 +184,7 @@ static void test_damage_names_dataset(void **state) {
     tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
     lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", run_dir);
-    must_train(cfg, "schedule.max_steps=1");
+    cc_must_train(cfg, "schedule.max_steps=1");
     lrsa_ckpt_path(ckpt, sizeof ckpt, ckpt_dir, 1);
     lrsa_err e;
     if (lrsa_ckpt_verify(ckpt, 0, &e)) fail_msg("%s", e.msg);
@@ -271,101 +225,8 @@ static void test_damage_names_dataset(void **state) {
     snprintf(cmd, sizeof cmd, "%s export %s %s --dtype f32 2>&1", LRSA_BINARY, old, out_dir);
     int rc = tu_run(cmd, &out);
     if (rc != 0) fail_msg("export of a checkpoint without checksums failed: %s", out);
-    expect_in(out, "without checksums");
+    cc_expect_in(out, "without checksums");
     free(out);
-}
-
-/* `lrsa train` with the ENOSPC shim preloaded and room for `room` bytes of checkpoints. */
-static int train_with_room(const char *cfg, int64_t room, int statvfs_too, const char *args,
-                           char **out) {
-    char env[8192];
-    const char *asan = getenv("ASAN_OPTIONS");
-    /* ASan must accept a library preloaded before its runtime */
-    snprintf(env, sizeof env,
-             "ASAN_OPTIONS='%s%sverify_asan_link_order=0' LD_PRELOAD=%s "
-             "LRSA_TEST_ENOSPC_AFTER=%lld LRSA_TEST_ENOSPC_STATVFS=%d",
-             asan ? asan : "", asan && *asan ? ":" : "", LRSA_ENOSPC_SHIM, (long long)room,
-             statvfs_too);
-    return train(env, cfg, args, out);
-}
-
-/* A full disk at the step-4 checkpoint (after step 2's was written): once discovered while
- * writing (the file system claimed room), once before writing (it reports how little there
- * is). Either way: exit status 1 (no crash), the reason, the file, the size; no temporary file;
- * step 2 intact; the run resumes once there is room. */
-static void test_disk_full(void **state) {
-    (void)state;
-    char dir[4096], cfg[4200], ckpt_dir[4300], c2[4400], c4[4400], args[8192];
-    tu_tmpdir(dir, sizeof dir, "ckpt_enospc");
-    tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
-    /* the size of one checkpoint of this model, from a run elsewhere */
-    snprintf(args, sizeof args, "run_dir=%s/probe schedule.max_steps=1", dir);
-    must_train(cfg, args);
-    char probe[4400], probe_dir[4300];
-    snprintf(probe_dir, sizeof probe_dir, "%s/probe/ckpt", dir);
-    lrsa_ckpt_path(probe, sizeof probe, probe_dir, 1);
-    int64_t size = file_size(probe);
-    assert_true(size > 0);
-    const char *where[] = {"writing dataset /", "checked before writing"};
-    for (int statvfs_too = 0; statvfs_too < 2; statvfs_too++) {
-        char run_dir[4300];
-        snprintf(run_dir, sizeof run_dir, "%s/run%d", dir, statvfs_too);
-        snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", run_dir);
-        snprintf(args, sizeof args, "run_dir=%s schedule.max_steps=4 ckpt_every=2 keep_ckpts=3",
-                 run_dir);
-        char *out = NULL;
-        /* room for one checkpoint and a half */
-        int rc = train_with_room(cfg, size + size / 2, statvfs_too, args, &out);
-        if (rc != 1) fail_msg("exit status %d (expected 1): %s", rc, out ? out : "");
-        expect_in(out, "No space left on device");
-        expect_in(out, "step_000004.h5");
-        expect_in(out, "needs about");
-        expect_in(out, where[statvfs_too]);
-        free(out);
-        assert_false(has_leftover(ckpt_dir));
-        lrsa_ckpt_path(c2, sizeof c2, ckpt_dir, 2);
-        lrsa_ckpt_path(c4, sizeof c4, ckpt_dir, 4);
-        assert_false(lrsa_file_exists(c4));
-        lrsa_err e;
-        if (lrsa_ckpt_verify(c2, 0, &e)) fail_msg("%s", e.msg);
-        /* with space again, the run continues from step 2 */
-        snprintf(args + strlen(args), sizeof args - strlen(args), " resume=true");
-        must_train(cfg, args);
-        if (lrsa_ckpt_verify(c4, 0, &e)) fail_msg("%s", e.msg);
-        expect_steps_once(run_dir, 4);
-    }
-}
-
-/* Whatever byte the disk fills at, the run stops with status 1 and a message, and leaves no
- * temporary file: a sweep over the whole first checkpoint write (HDF5 1.10 crashed at exit
- * when its final flush failed, before the descriptor was redirected). */
-static void test_disk_full_anywhere(void **state) {
-    (void)state;
-    char dir[4096], cfg[4200], args[8192], probe[4400], probe_dir[4300];
-    tu_tmpdir(dir, sizeof dir, "ckpt_enospc_sweep");
-    tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
-    snprintf(args, sizeof args, "run_dir=%s/probe schedule.max_steps=1", dir);
-    must_train(cfg, args);
-    snprintf(probe_dir, sizeof probe_dir, "%s/probe/ckpt", dir);
-    lrsa_ckpt_path(probe, sizeof probe, probe_dir, 1);
-    int64_t size = file_size(probe);
-    /* every 16th of the file, then finer over its last 5 % (the metadata HDF5 writes when it
-     * flushes; the very last bytes are never all written, so the sweep stops short of them) */
-    for (int k = 0; k < 21; k++) {
-        int64_t room = k < 16 ? size * k / 16 : size - size * (21 - k) / 100;
-        char run_dir[4300], ckpt_dir[4400];
-        snprintf(run_dir, sizeof run_dir, "%s/sweep%d", dir, k);
-        snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", run_dir);
-        snprintf(args, sizeof args, "run_dir=%s schedule.max_steps=1", run_dir);
-        char *out = NULL;
-        int rc = train_with_room(cfg, room, 0, args, &out);
-        if (rc != 1 || !strstr(out, "No space left on device"))
-            fail_msg("room %lld of %lld: exit status %d: %s", (long long)room, (long long)size, rc,
-                     out ? out : "");
-        free(out);
-        assert_false(has_leftover(ckpt_dir));
-        assert_int_equal(lrsa_ckpt_count(ckpt_dir), 0);
-    }
 }
 
 int main(void) {
@@ -374,8 +235,6 @@ int main(void) {
         cmocka_unit_test(test_overwritten_newest_checkpoint),
         cmocka_unit_test(test_prune_keeps_readable),
         cmocka_unit_test(test_damage_names_dataset),
-        cmocka_unit_test(test_disk_full),
-        cmocka_unit_test(test_disk_full_anywhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
