@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "model/manifest.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "cli/commands.h"
@@ -16,7 +17,9 @@ static void usage(FILE *f) {
                "\n"
                "Writes OUT_DIR/config.json and OUT_DIR/model.safetensors from a training\n"
                "checkpoint (RUN_DIR/ckpt/step_*.h5), and copies the tokenizer files from the\n"
-               "model directory the run started from. --dtype defaults to bf16.\n");
+               "model directory the run started from. --dtype defaults to bf16.\n"
+               "OUT_DIR/lrsa-manifest.json records every file's size and checksum; loading\n"
+               "the directory checks them.\n");
 }
 
 /* The tokenizer and generation files a Hugging Face directory carries next to the weights. */
@@ -144,6 +147,20 @@ int lrsa_cmd_export(int argc, char **argv) {
                         "there are no tokenizer files to copy\n");
     }
     free(model_path);
+    /* last: the checksums of everything written, checked whenever the directory is loaded */
+    const char *written[2 + sizeof tokenizer_files / sizeof tokenizer_files[0]];
+    int n_written = 0;
+    written[n_written++] = "model.safetensors";
+    written[n_written++] = "config.json";
+    for (size_t i = 0; i < sizeof tokenizer_files / sizeof tokenizer_files[0]; i++) {
+        char to[4200];
+        lrsa_path_join(to, sizeof to, pos[1], tokenizer_files[i]);
+        if (lrsa_file_exists(to)) written[n_written++] = tokenizer_files[i];
+    }
+    if (lrsa_manifest_write(pos[1], written, n_written, &e)) {
+        lrsa_err_print(&e);
+        return 1;
+    }
     printf("exported %s -> %s (%s weights, %d tokenizer file(s))\n", pos[0], pos[1], dtype_name,
            copied);
     return 0;

@@ -7,6 +7,7 @@
 
 #include "base/fileio.h"
 #include "base/rng.h"
+#include "model/manifest.h"
 #include "model/model_check.h"
 
 static int add2(lrsa_tensor_table *t, const char *name, int64_t a, int64_t b, lrsa_param_kind k) {
@@ -93,6 +94,8 @@ static int shape_str(char *out, size_t cap, int nd, const int64_t *s) {
 int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e) {
     char path[4096];
     lrsa_model_config c;
+    /* an exported directory's files against their checksums first (model/manifest.h) */
+    if (lrsa_manifest_check(dir, e)) return -1;
     lrsa_path_join(path, sizeof path, dir, "config.json");
     if (lrsa_config_load(&c, path, e)) return -1;
     if (lrsa_model_create(m, &c, e)) return lrsa_err_prefix(e, "%s: ", path);

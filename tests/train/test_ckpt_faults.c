@@ -7,7 +7,8 @@
  *    to an uninterrupted run;
  *  - the cleanup keeps readable checkpoints over newer unreadable files;
  *  - damage to one dataset is reported with that dataset's name; a checkpoint without
- *    checksums (as older versions wrote) still loads, with a note.
+ *    checksums (as older versions wrote) still loads, with a note;
+ *  - an exported directory's files are checked against its manifest on load.
  * A full disk: test_ckpt_disk_full. */
 #include <fcntl.h>
 #include <hdf5.h>
@@ -229,12 +230,75 @@ static void test_damage_names_dataset(void **state) {
     free(out);
 }
 
+/* An exported directory carries lrsa-manifest.json (each file's size and checksum); loading it
+ * finds a weights file overwritten in place or a config.json changed in length, naming the
+ * file; without the manifest (deleted on purpose) it loads as before. */
+static void test_export_manifest(void **state) {
+    (void)state;
+    char dir[4096], cfg[4200], run_dir[4200], ckpt[4400], out_dir[4300], cmd[16384];
+    tu_tmpdir(dir, sizeof dir, "ckpt_manifest");
+    tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
+    lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
+    cc_must_train(cfg, "schedule.max_steps=1");
+    snprintf(out_dir, sizeof out_dir, "%s/ckpt", run_dir);
+    lrsa_ckpt_path(ckpt, sizeof ckpt, out_dir, 1);
+    snprintf(out_dir, sizeof out_dir, "%s/export", dir);
+    snprintf(cmd, sizeof cmd, "%s export %s %s --dtype f32 2>&1", LRSA_BINARY, ckpt, out_dir);
+    char *out = NULL;
+    if (tu_run(cmd, &out) != 0) fail_msg("export failed: %s", out ? out : "");
+    free(out);
+    char weights[4400], config[4400], manifest[4400];
+    lrsa_path_join(weights, sizeof weights, out_dir, "model.safetensors");
+    lrsa_path_join(config, sizeof config, out_dir, "config.json");
+    lrsa_path_join(manifest, sizeof manifest, out_dir, "lrsa-manifest.json");
+    assert_true(lrsa_file_exists(manifest));
+    lrsa_model m;
+    lrsa_err e;
+    if (lrsa_model_load(&m, out_dir, &e)) fail_msg("%s", e.msg);
+    lrsa_model_free(&m);
+
+    /* 4 KB of the weights overwritten in place */
+    int64_t size = cc_file_size(weights);
+    scribble(weights, size / 2, 4096);
+    assert_int_equal(cc_file_size(weights), size);
+    assert_int_equal(lrsa_model_load(&m, out_dir, &e), -1);
+    if (!strstr(e.msg, weights) || !strstr(e.msg, "checksum") || !strstr(e.msg, "lrsa export"))
+        fail_msg("overwritten weights reported as: %s", e.msg);
+    /* lrsa eval stops there too */
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s/eval.h5 --metrics nll 2>&1",
+             LRSA_BINARY, out_dir, dir);
+    assert_true(tu_run(cmd, &out) != 0);
+    cc_expect_in(out, "model.safetensors fails its checksum");
+    free(out);
+
+    /* the manifest deleted: the user's choice, the directory loads unchecked */
+    assert_int_equal(unlink(manifest), 0);
+    if (lrsa_model_load(&m, out_dir, &e)) fail_msg("%s", e.msg);
+    lrsa_model_free(&m);
+
+    /* a fresh export, then config.json one byte longer */
+    snprintf(cmd, sizeof cmd, "%s export %s %s --dtype f32 2>&1", LRSA_BINARY, ckpt, out_dir);
+    if (tu_run(cmd, &out) != 0) fail_msg("export failed: %s", out ? out : "");
+    free(out);
+    size_t n;
+    char *text = lrsa_read_file(config, &n, &e);
+    assert_non_null(text);
+    text = realloc(text, n + 1);
+    text[n] = '\n';
+    assert_int_equal(lrsa_write_file_atomic(config, text, n + 1, &e), 0);
+    free(text);
+    assert_int_equal(lrsa_model_load(&m, out_dir, &e), -1);
+    if (!strstr(e.msg, config) || !strstr(e.msg, "bytes"))
+        fail_msg("a longer config.json reported as: %s", e.msg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_truncated_only_checkpoint),
         cmocka_unit_test(test_overwritten_newest_checkpoint),
         cmocka_unit_test(test_prune_keeps_readable),
         cmocka_unit_test(test_damage_names_dataset),
+        cmocka_unit_test(test_export_manifest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
