@@ -10,6 +10,14 @@
 #include "train/checkpoint.h"
 #include "train_fixture.h"
 
+void cc_new_run(const char *tag, char dir[4096], char cfg[4200], char run_dir[4200],
+                char ckpt_dir[4300]) {
+    tu_tmpdir(dir, 4096, tag);
+    tf_write_run(dir, "run", NULL, cfg, 4200);
+    snprintf(run_dir, 4200, "%s/run", dir);
+    snprintf(ckpt_dir, 4300, "%s/ckpt", run_dir);
+}
+
 int64_t cc_file_size(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;

@@ -5,6 +5,10 @@
 
 #include <stdint.h>
 
+/* A fresh test directory dir (named after tag) with a tiny training setup (tf_write_run): its
+ * config cfg, run_dir = dir/run and ckpt_dir = run_dir/ckpt. */
+void cc_new_run(const char *tag, char dir[4096], char cfg[4200], char run_dir[4200],
+                char ckpt_dir[4300]);
 /* Size of a file in bytes, -1 when it does not exist. */
 int64_t cc_file_size(const char *path);
 /* Whether ckpt_dir holds a leftover temporary file of an interrupted write (".tmp."). */

@@ -38,10 +38,7 @@ static void scribble(const char *path, int64_t offset, int n) {
 static void test_truncated_only_checkpoint(void **state) {
     (void)state;
     char dir[4096], cfg[4200], run_dir[4200], ckpt_dir[4300], ckpt[4400], metrics[4300];
-    tu_tmpdir(dir, sizeof dir, "ckpt_trunc");
-    tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
-    lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
-    snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", run_dir);
+    cc_new_run("ckpt_trunc", dir, cfg, run_dir, ckpt_dir);
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", run_dir);
     cc_must_train(cfg, "schedule.max_steps=3 ckpt_every=1 keep_ckpts=1");
     lrsa_ckpt_path(ckpt, sizeof ckpt, ckpt_dir, 3);
@@ -83,10 +80,7 @@ static void test_truncated_only_checkpoint(void **state) {
 static void test_overwritten_newest_checkpoint(void **state) {
     (void)state;
     char dir[4096], cfg[4200], run_dir[4200], ckpt_dir[4300], c3[4400], c4[4400], cmd[16384];
-    tu_tmpdir(dir, sizeof dir, "ckpt_scribble");
-    tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
-    lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
-    snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", run_dir);
+    cc_new_run("ckpt_scribble", dir, cfg, run_dir, ckpt_dir);
     /* the 6-step schedule, stopped after step 4 (the learning rate depends on max_steps) */
     cc_must_train(cfg, "schedule.max_steps=6 ckpt_every=1 keep_ckpts=2 --stop-after 4");
     lrsa_ckpt_path(c3, sizeof c3, ckpt_dir, 3);
@@ -135,10 +129,7 @@ static void test_overwritten_newest_checkpoint(void **state) {
 static void test_prune_keeps_readable(void **state) {
     (void)state;
     char dir[4096], cfg[4200], run_dir[4200], ckpt_dir[4300], good[4400], bad[4400];
-    tu_tmpdir(dir, sizeof dir, "ckpt_prune");
-    tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
-    lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
-    snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", run_dir);
+    cc_new_run("ckpt_prune", dir, cfg, run_dir, ckpt_dir);
     cc_must_train(cfg, "schedule.max_steps=2 ckpt_every=1 keep_ckpts=1");
     lrsa_ckpt_path(good, sizeof good, ckpt_dir, 2);
     lrsa_ckpt_path(bad, sizeof bad, ckpt_dir, 9);
@@ -181,10 +172,7 @@ static void copy(const char *from, const char *to) {
 static void test_damage_names_dataset(void **state) {
     (void)state;
     char dir[4096], cfg[4200], run_dir[4200], ckpt_dir[4300], ckpt[4400], dmg[4400];
-    tu_tmpdir(dir, sizeof dir, "ckpt_dataset");
-    tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
-    lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
-    snprintf(ckpt_dir, sizeof ckpt_dir, "%s/ckpt", run_dir);
+    cc_new_run("ckpt_dataset", dir, cfg, run_dir, ckpt_dir);
     cc_must_train(cfg, "schedule.max_steps=1");
     lrsa_ckpt_path(ckpt, sizeof ckpt, ckpt_dir, 1);
     lrsa_err e;
@@ -235,13 +223,11 @@ static void test_damage_names_dataset(void **state) {
  * file; without the manifest (deleted on purpose) it loads as before. */
 static void test_export_manifest(void **state) {
     (void)state;
-    char dir[4096], cfg[4200], run_dir[4200], ckpt[4400], out_dir[4300], cmd[16384];
-    tu_tmpdir(dir, sizeof dir, "ckpt_manifest");
-    tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
-    lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
+    char dir[4096], cfg[4200], run_dir[4200], ckpt_dir[4300], ckpt[4400], out_dir[4300];
+    char cmd[16384];
+    cc_new_run("ckpt_manifest", dir, cfg, run_dir, ckpt_dir);
     cc_must_train(cfg, "schedule.max_steps=1");
-    snprintf(out_dir, sizeof out_dir, "%s/ckpt", run_dir);
-    lrsa_ckpt_path(ckpt, sizeof ckpt, out_dir, 1);
+    lrsa_ckpt_path(ckpt, sizeof ckpt, ckpt_dir, 1);
     snprintf(out_dir, sizeof out_dir, "%s/export", dir);
     snprintf(cmd, sizeof cmd, "%s export %s %s --dtype f32 2>&1", LRSA_BINARY, ckpt, out_dir);
     char *out = NULL;

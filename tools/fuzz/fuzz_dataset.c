@@ -5,29 +5,17 @@
  * `tools/fuzz/run.sh dataset SECONDS`. */
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "data/dataset.h"
-
-static const char *input_path(void) {
-    static char path[512];
-    if (!path[0]) {
-        const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-        snprintf(path, sizeof path, "%s/lrsa_fuzz_ds_%ld.h5", dir ? dir : "/tmp", (long)getpid());
-    }
-    return path;
-}
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    FILE *f = fopen(input_path(), "wb");
-    if (!f) return 0;
-    fwrite(data, 1, size, f);
-    fclose(f);
+    const char *path = fuzz_input_file(data, size, "dataset");
+    if (!path) return 0;
     lrsa_err e;
     lrsa_dataset d;
-    if (lrsa_dataset_open(&d, input_path(), &e) == 0) {
+    if (lrsa_dataset_open(&d, path, &e) == 0) {
         uint64_t sum = 0;
         for (int64_t i = 0; i < lrsa_dataset_size(&d); i++) {
             const int32_t *ids = lrsa_dataset_ids(&d, i);
