@@ -166,6 +166,9 @@ static int run(int argc, char **argv, lrsa_err *e) {
         lrsa_dataset_close(&d);
         return -1;
     }
+    if (o.verbose && m.cfg.defaults_used[0])
+        fprintf(stderr, "lrsa: %s/config.json leaves out %s: Hugging Face's defaults used\n",
+                model_dir, m.cfg.defaults_used);
     int rc = -1;
     lrsa_tokenizer *tok = NULL;
     int32_t stop[16];

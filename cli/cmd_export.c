@@ -10,6 +10,7 @@
 #include "base/fileio.h"
 #include "cli/commands.h"
 #include "model/lora.h"
+#include "model/manifest.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/lora_ckpt.h"
@@ -27,7 +28,9 @@ static void usage(FILE *f) {
             "recorded). --adapter writes a PEFT adapter directory instead\n"
             "(adapter_config.json, adapter_model.safetensors; --dtype defaults to f32), for\n"
             "PEFT or `lrsa eval/generate --model BASE --adapter OUT_DIR`. --base DIR names\n"
-            "the base model when it is no longer where the checkpoint says.\n");
+            "the base model when it is no longer where the checkpoint says.\n"
+            "OUT_DIR/lrsa-manifest.json records every file's size and checksum (of a model\n"
+            "directory, not of an adapter directory); loading the directory checks them.\n");
 }
 
 /* The tokenizer and generation files a Hugging Face directory carries next to the weights. */
@@ -206,6 +209,11 @@ int lrsa_cmd_export(int argc, char **argv) {
         return 2;
     }
     lrsa_err e;
+    /* every dataset through its checksum, moments included: a damaged file exports nothing */
+    if (lrsa_ckpt_verify(pos[0], 0, &e)) {
+        lrsa_err_print(&e);
+        return 1;
+    }
     lrsa_lora_config lc;
     int is_lora = lrsa_lora_ckpt_config(pos[0], &lc, &e);
     if (is_lora < 0) {
@@ -268,6 +276,20 @@ int lrsa_cmd_export(int argc, char **argv) {
                         "there are no tokenizer files to copy\n");
     }
     free(model_path);
+    /* last: the checksums of everything written, checked whenever the directory is loaded */
+    const char *written[2 + sizeof tokenizer_files / sizeof tokenizer_files[0]];
+    int n_written = 0;
+    written[n_written++] = "model.safetensors";
+    written[n_written++] = "config.json";
+    for (size_t i = 0; i < sizeof tokenizer_files / sizeof tokenizer_files[0]; i++) {
+        char to[4200];
+        lrsa_path_join(to, sizeof to, pos[1], tokenizer_files[i]);
+        if (lrsa_file_exists(to)) written[n_written++] = tokenizer_files[i];
+    }
+    if (lrsa_manifest_write(pos[1], written, n_written, &e)) {
+        lrsa_err_print(&e);
+        return 1;
+    }
     printf("exported %s -> %s (%s%s weights, %d tokenizer file(s))\n", pos[0], pos[1],
            is_lora ? "base + LoRA adapter merged, " : "", dtype_name, copied);
     return 0;

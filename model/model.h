@@ -42,9 +42,11 @@ typedef struct lrsa_model {
 int lrsa_model_create(lrsa_model *m, const lrsa_model_config *c, lrsa_err *e);
 /* N(0, std^2) matrices and embeddings, ones for norms, zeros for biases. */
 void lrsa_model_init_random(lrsa_model *m, uint64_t seed, float std);
-/* config.json + safetensors (single or sharded; F32/F16/BF16). Missing, extra-with-wrong-shape
- * or mis-shaped tensors are errors naming the tensor and file. A tied model ignores a stored
- * lm_head.weight copy. */
+/* config.json + safetensors (single or sharded; F32/F16/BF16). Missing, unused (e.g. layers
+ * beyond num_hidden_layers) or mis-shaped tensors are errors naming the tensor, the file and
+ * the config.json field to fix (model/model_check.h). A tied model ignores a stored
+ * lm_head.weight copy of the embedding's shape; rotary inv_freq buffers are ignored.
+ * m->cfg.defaults_used lists the fields that took Hugging Face's defaults. */
 int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e);
 /* Writes config.json + model.safetensors (F32, BF16 or F16) into dir (created), atomically
  * per file. The result loads in Hugging Face transformers. */

@@ -11,8 +11,9 @@
 #include "model/lora.h"
 #include "train/attn_mix.h"
 
-/* KEY_LIST: a YAML list of names, stored as a string joined by commas. */
-typedef enum key_type { KEY_STR, KEY_INT, KEY_FLOAT, KEY_BOOL, KEY_LIST } key_type;
+/* KEY_LIST: a YAML list of names, stored as a string joined by commas.
+ * KEY_RESUME: a bool that also takes "restart" (2: start over, deleting the checkpoints). */
+typedef enum key_type { KEY_STR, KEY_INT, KEY_FLOAT, KEY_BOOL, KEY_LIST, KEY_RESUME } key_type;
 
 typedef struct key_desc {
     const char *key; /* "section.name" or "name" */
@@ -69,7 +70,7 @@ static const key_desc keys[] = {
     NUM("ckpt_every", KEY_INT, ckpt_every, "0"),
     NUM("keep_ckpts", KEY_INT, keep_ckpts, "3"),
     NUM("max_bad_steps", KEY_INT, max_bad_steps, "5"),
-    NUM("resume", KEY_BOOL, resume, "false"),
+    NUM("resume", KEY_RESUME, resume, "false"),
     STR("device", device, "cpu", "cpu|cuda"),
     NUM("deterministic_reduce", KEY_BOOL, deterministic_reduce, "true"),
     NUM("lora.rank", KEY_INT, lora_rank, "0"),
@@ -110,6 +111,8 @@ static const char *type_name(key_type t) {
             return "true or false";
         case KEY_LIST:
             return "a list of names";
+        case KEY_RESUME:
+            return "true, false or restart";
     }
     return "?";
 }
@@ -174,9 +177,13 @@ static int set_value(lrsa_train_config *c, const key_desc *k, const char *v, con
             base[n] = 0;
             return 0;
         }
-        case KEY_BOOL: {
+        case KEY_BOOL:
+        case KEY_RESUME: {
             int x;
-            if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "yes") || !strcmp(v, "1"))
+            if (k->type == KEY_RESUME && !strcmp(v, "restart"))
+                x = 2;
+            else if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "yes") ||
+                     !strcmp(v, "1"))
                 x = 1;
             else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "no") ||
                      !strcmp(v, "0"))
@@ -417,6 +424,9 @@ static void write_value(FILE *f, const lrsa_train_config *c, const key_desc *k) 
                 else
                     fputc(*p, f);
             fputc(']', f);
+            break;
+        case KEY_RESUME:
+            fputs(*(const int *)base == 2 ? "restart" : *(const int *)base ? "true" : "false", f);
             break;
     }
 }

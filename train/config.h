@@ -42,7 +42,7 @@ typedef struct lrsa_train_config {
     int64_t seed;
     char run_dir[LRSA_PATH_MAX];
     int64_t log_every, eval_every, ckpt_every, keep_ckpts, max_bad_steps;
-    int resume;
+    int resume;     /* 0 no, 1 yes, 2 restart (LRSA_RESUME_* in train/checkpoint.h) */
     char device[8]; /* cpu | cuda */
     int deterministic_reduce;
     /* lora (rank 0: full fine-tuning) */

@@ -157,25 +157,20 @@ static int setup_inputs(trainer *t, lrsa_err *e) {
     return 0;
 }
 
-/* Decides fresh start or resume, and checks a checkpoint fits this model: all before any
- * file is written. */
+/* Decides fresh start or resume (rank 0 reads the checkpoints through their checksums and
+ * tells the others), and checks a checkpoint fits this model: all before any file is
+ * written. */
 static int setup_resume(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
     lrsa_path_join(t->ckpt_dir, sizeof t->ckpt_dir, c->run_dir, "ckpt");
     lrsa_path_join(t->metrics_path, sizeof t->metrics_path, c->run_dir, "metrics.jsonl");
-    int found = lrsa_ckpt_find_latest(t->ckpt_dir, t->resume_from, sizeof t->resume_from);
-    if (!found) {
-        t->resume_from[0] = 0;
-        return 0;
-    }
-    if (!c->resume) {
-        t->resume_from[0] = 0;
-        return lrsa_errorf(e,
-                           "run_dir %s already holds checkpoints (%s/); set resume: true (or "
-                           "resume=true on the command line) to continue that run, or choose a "
-                           "new run_dir",
-                           c->run_dir, t->ckpt_dir);
-    }
+    int failed = 0;
+    if (t->comm->rank == 0)
+        failed = lrsa_ckpt_choose_resume(t->ckpt_dir, c->resume, t->resume_from,
+                                         sizeof t->resume_from, e) < 0;
+    if (agree(t, failed, e)) return -1;
+    if (lrsa_comm_bcast(t->comm, t->resume_from, sizeof t->resume_from, 0, e)) return -1;
+    if (!t->resume_from[0]) return 0;
     lrsa_lora_config stored;
     int is_lora = lrsa_lora_ckpt_config(t->resume_from, &stored, e);
     if (is_lora < 0) return -1;
@@ -204,6 +199,9 @@ static int setup_resume(trainer *t, lrsa_err *e) {
     return 0;
 }
 
+/* Rank 0, once every input is checked: the run directory, the resolved config, the
+ * checkpoints a restart deletes or a resume passed over, and metrics.jsonl (kept up to the
+ * resumed step, or started afresh: never two runs mixed in one file). */
 static int setup_run_dir(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
     if (lrsa_mkdirs(c->run_dir, e) || lrsa_mkdirs(t->ckpt_dir, e))
@@ -212,9 +210,20 @@ static int setup_run_dir(trainer *t, lrsa_err *e) {
     lrsa_path_join(path, sizeof path, c->run_dir, "config.resolved.yaml");
     if (lrsa_write_file_atomic(path, t->config_yaml, strlen(t->config_yaml), e))
         return lrsa_err_prefix(e, "run_dir: ");
-    if (t->resume_from[0] && lrsa_metrics_truncate_after(t->metrics_path, t->st.step, e)) return -1;
-    t->metrics = fopen(t->metrics_path, "a");
-    if (!t->metrics) return lrsa_errorf(e, "run_dir: cannot append to %s", t->metrics_path);
+    if (c->resume == LRSA_RESUME_RESTART) {
+        int n = lrsa_ckpt_remove_all(t->ckpt_dir);
+        if (n)
+            fprintf(stderr,
+                    "lrsa: note: resume=restart: deleted %d checkpoint(s) of the earlier run in "
+                    "%s and started %s afresh\n",
+                    n, t->ckpt_dir, t->metrics_path);
+    }
+    if (t->resume_from[0]) {
+        lrsa_ckpt_set_aside_newer(t->ckpt_dir, t->st.step);
+        if (lrsa_metrics_truncate_after(t->metrics_path, t->st.step, e)) return -1;
+    }
+    t->metrics = fopen(t->metrics_path, t->resume_from[0] ? "a" : "w");
+    if (!t->metrics) return lrsa_errorf(e, "run_dir: cannot write %s", t->metrics_path);
     lrsa_ckpt_prune(t->ckpt_dir, c->keep_ckpts); /* leftovers of killed writes */
     return 0;
 }
@@ -478,6 +487,9 @@ static int loop(trainer *t, lrsa_err *e) {
                "per step, attention %s\n",
                c->run_dir, (long long)t->trainable->numel, t->comm->world,
                (long long)t->micro_per_step, (long long)t->loader_budget, attn);
+        if (t->model.cfg.defaults_used[0])
+            printf("model config.json leaves out %s: Hugging Face's defaults used\n",
+                   t->model.cfg.defaults_used);
         fflush(stdout);
     }
     /* A fresh run measures the starting model too, so the curves show what training did. */
