@@ -10,7 +10,8 @@
 
 #include "base/error.h"
 
-#define LRSA_PATH_MAX 4096
+#define LRSA_PATH_MAX       4096
+#define LRSA_TRAIN_MAX_KEYS 64
 
 typedef struct lrsa_train_config {
     /* model */
@@ -45,6 +46,9 @@ typedef struct lrsa_train_config {
     int resume;
     char device[8]; /* cpu | cuda */
     int deterministic_reduce;
+    /* Where each key of the table (train/config.c, in its order) was set, so value errors name
+     * the line: its line in the YAML file, -1 = a command-line override, 0 = the default. */
+    int key_line[LRSA_TRAIN_MAX_KEYS];
 } lrsa_train_config;
 
 /* Fills every key with its default. */
