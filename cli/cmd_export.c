@@ -1,6 +1,6 @@
-/* `lrsa export CKPT OUT_DIR [--dtype f32|bf16|f16]`: a training checkpoint -> a Hugging Face
- * directory (config.json + model.safetensors + the tokenizer files of the model it was trained
- * from). */
+/* `lrsa export CKPT OUT_DIR [--dtype f32|bf16|f16] [--force]`: a training checkpoint -> a
+ * Hugging Face directory (config.json + model.safetensors + the tokenizer files of the model it
+ * was trained from), written under a temporary name and renamed into place. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +12,16 @@
 #include "cli/commands.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: lrsa export CKPT.h5 OUT_DIR [--dtype f32|bf16|f16]\n"
+    fprintf(f, "usage: lrsa export CKPT.h5 OUT_DIR [--dtype f32|bf16|f16] [--force]\n"
                "\n"
                "Writes OUT_DIR/config.json and OUT_DIR/model.safetensors from a training\n"
                "checkpoint (RUN_DIR/ckpt/step_*.h5), and copies the tokenizer files from the\n"
-               "model directory the run started from. --dtype defaults to bf16.\n");
+               "model directory the run started from.\n"
+               "\n"
+               "  --dtype f32|bf16|f16  weight precision (default f32, the checkpoint's master\n"
+               "                        precision: a short fine-tune moves weights by less than\n"
+               "                        bf16's resolution, so bf16 can round its gain away)\n"
+               "  --force               replace OUT_DIR when it already exists\n");
 }
 
 /* The tokenizer and generation files a Hugging Face directory carries next to the weights. */
@@ -30,15 +35,6 @@ static const char *const tokenizer_files[] = {
     "chat_template.jinja",
     "tokenizer.model",
 };
-
-static int copy_file(const char *from, const char *to, lrsa_err *e) {
-    size_t n;
-    char *buf = lrsa_read_file(from, &n, e);
-    if (!buf) return -1;
-    int rc = lrsa_write_file_atomic(to, buf, n, e);
-    free(buf);
-    return rc;
-}
 
 /* Builds the model a checkpoint was trained with (from its stored config.json) and loads the
  * weights. */
@@ -67,9 +63,49 @@ static int load_ckpt_model(lrsa_model *m, const char *ckpt, lrsa_err *e) {
     return 0;
 }
 
+/* Copies the tokenizer files of the model directory the run started from into dir; *copied
+ * counts them. */
+static int copy_tokenizer_files(const char *ckpt, const char *dir, int *copied, lrsa_err *e) {
+    *copied = 0;
+    char *model_path = lrsa_ckpt_read_string(ckpt, "model_path", e);
+    if (!model_path || !model_path[0]) {
+        free(model_path);
+        fprintf(stderr, "lrsa: note: the run started from a randomly initialised model, so "
+                        "there are no tokenizer files to copy\n");
+        return 0;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof tokenizer_files / sizeof tokenizer_files[0]; i++) {
+        char from[4200], to[4200];
+        lrsa_path_join(from, sizeof from, model_path, tokenizer_files[i]);
+        lrsa_path_join(to, sizeof to, dir, tokenizer_files[i]);
+        if (!lrsa_file_exists(from)) continue;
+        rc = lrsa_copy_file(from, to, e);
+        *copied += rc == 0;
+    }
+    if (rc == 0 && !*copied)
+        fprintf(stderr,
+                "lrsa: warning: no tokenizer files found in %s (the model directory "
+                "recorded in the checkpoint); copy them into the export by hand\n",
+                model_path);
+    free(model_path);
+    return rc;
+}
+
+/* The checkpoint -> a model directory written at tmp; the caller renames it into place. */
+static int export_to(const char *ckpt, const char *tmp, lrsa_st_dtype dt, int *copied,
+                     lrsa_err *e) {
+    lrsa_model m;
+    if (load_ckpt_model(&m, ckpt, e)) return -1;
+    int rc = lrsa_model_save(&m, tmp, dt, e);
+    lrsa_model_free(&m);
+    if (rc == 0) rc = copy_tokenizer_files(ckpt, tmp, copied, e);
+    return rc;
+}
+
 int lrsa_cmd_export(int argc, char **argv) {
-    const char *pos[2] = {NULL, NULL}, *dtype_name = "bf16";
-    int npos = 0;
+    const char *pos[2] = {NULL, NULL}, *dtype_name = NULL;
+    int npos = 0, force = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -80,6 +116,8 @@ int lrsa_cmd_export(int argc, char **argv) {
                 return 2;
             }
             dtype_name = argv[++i];
+        } else if (!strcmp(argv[i], "--force")) {
+            force = 1;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "lrsa: error: unknown option '%s' (see lrsa export --help)\n", argv[i]);
             return 2;
@@ -94,6 +132,9 @@ int lrsa_cmd_export(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    /* Checkpoints hold float32 master weights (train/checkpoint.h): that is the default. */
+    const int dtype_given = dtype_name != NULL;
+    if (!dtype_given) dtype_name = "f32";
     lrsa_st_dtype dt;
     if (!strcmp(dtype_name, "f32"))
         dt = LRSA_ST_F32;
@@ -105,44 +146,28 @@ int lrsa_cmd_export(int argc, char **argv) {
         fprintf(stderr, "lrsa: error: --dtype %s: expected f32, bf16 or f16\n", dtype_name);
         return 2;
     }
+    if (lrsa_file_exists(pos[1]) && !force) {
+        fprintf(stderr,
+                "lrsa: error: export: output directory %s already exists; remove it or pass "
+                "--force to replace it\n",
+                pos[1]);
+        return 2;
+    }
     lrsa_err e;
-    lrsa_model m;
-    if (load_ckpt_model(&m, pos[0], &e)) {
-        lrsa_err_print(&e);
-        return 1;
-    }
-    int rc = lrsa_model_save(&m, pos[1], dt, &e);
-    lrsa_model_free(&m);
-    if (rc) {
-        lrsa_err_print(&e);
-        return 1;
-    }
-    char *model_path = lrsa_ckpt_read_string(pos[0], "model_path", &e);
+    char tmp[4200];
+    lrsa_tmp_dir_name(tmp, sizeof tmp, pos[1]);
     int copied = 0;
-    if (model_path && model_path[0]) {
-        for (size_t i = 0; i < sizeof tokenizer_files / sizeof tokenizer_files[0]; i++) {
-            char from[4200], to[4200];
-            lrsa_path_join(from, sizeof from, model_path, tokenizer_files[i]);
-            lrsa_path_join(to, sizeof to, pos[1], tokenizer_files[i]);
-            if (!lrsa_file_exists(from)) continue;
-            if (copy_file(from, to, &e)) {
-                lrsa_err_print(&e);
-                free(model_path);
-                return 1;
-            }
-            copied++;
-        }
-        if (!copied)
-            fprintf(stderr,
-                    "lrsa: warning: no tokenizer files found in %s (the model directory "
-                    "recorded in the checkpoint); copy them into %s by hand\n",
-                    model_path, pos[1]);
-    } else {
-        fprintf(stderr, "lrsa: note: the run started from a randomly initialised model, so "
-                        "there are no tokenizer files to copy\n");
+    if (export_to(pos[0], tmp, dt, &copied, &e) != 0) {
+        lrsa_remove_tree(tmp);
+        lrsa_err_print(&e);
+        return 1;
     }
-    free(model_path);
-    printf("exported %s -> %s (%s weights, %d tokenizer file(s))\n", pos[0], pos[1], dtype_name,
+    if (lrsa_dir_commit(tmp, pos[1], &e) != 0) {
+        lrsa_err_print(&e);
+        return 1;
+    }
+    printf("exported %s -> %s (%s weights%s, %d tokenizer file(s))\n", pos[0], pos[1], dtype_name,
+           dtype_given ? "" : ": the checkpoint's master precision; --dtype bf16 halves the size",
            copied);
     return 0;
 }

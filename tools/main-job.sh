@@ -132,9 +132,10 @@ step "6/7 export $CKPT -> $RUN/export"
 if [ -f "$RUN/export/model.safetensors" ] && [ -f "$RUN/export/tokenizer.json" ]; then
     say "have $RUN/export"
 else
-    # f32: a short fine-tune moves weights by less than bf16's resolution (1 part in 256), so a
-    # bf16 export would round most of it away.
-    "$LRSA" export "$CKPT" "$RUN/export" --dtype f32
+    # f32 (also the default): a short fine-tune moves weights by less than bf16's resolution
+    # (1 part in 256), so a bf16 export would round most of it away. --force: an export directory
+    # without its weights is left from an older, interrupted job.
+    "$LRSA" export "$CKPT" "$RUN/export" --dtype f32 --force
 fi
 
 step "7/7 evaluate the tuned model"
