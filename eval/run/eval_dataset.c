@@ -8,6 +8,7 @@
 
 #include "base/fileio.h"
 #include "eval/run/generate.h"
+#include "eval/run/press_notes.h"
 #include "eval/press/press.h"
 
 /* Lower-case, collapse whitespace, trim; strip_punct also drops trailing .,;:!? */
@@ -52,6 +53,22 @@ static double kept_of(const lrsa_kv_cache *c) {
     return full > 0 ? (double)lrsa_kv_cache_kept_rows(c) / (double)full : 1.0;
 }
 
+/* How much of sample i the press compresses: the prompt (the answer's first token when only the
+ * NLL is wanted), or the context before the question under the agnostic protocol (-1 when it
+ * cannot be found). */
+static int64_t sample_split(const lrsa_dataset *d, int64_t i, const lrsa_press_config *press,
+                            const lrsa_eval_options *o) {
+    const int32_t *ids = lrsa_dataset_ids(d, i);
+    const int64_t len = lrsa_dataset_len(d, i), prompt_len = lrsa_dataset_prompt_len(d, i);
+    if (press->protocol == LRSA_PROTOCOL_AGNOSTIC)
+        return lrsa_press_question_start(o->tok, ids, prompt_len);
+    int64_t split = o->want_nll ? first_answer(lrsa_dataset_mask(d, i), len) : prompt_len;
+    if (split < 0) split = prompt_len; /* answer_nll reports the missing answer */
+    /* Odd data (answer mask not right after the prompt): compress the prompt for matching. */
+    if (o->want_match && split != prompt_len) split = prompt_len;
+    return split;
+}
+
 /* One sample: compress once (the prompt, or the context for the agnostic protocol), then the
  * answer NLL and the greedy answer on that cache, trimming back to the compressed part between
  * them (a cache that compresses while decoding, LagKV under the aware protocol, is compressed
@@ -64,19 +81,11 @@ static int eval_sample(const lrsa_model *m, const lrsa_dataset *d, int64_t i,
     const int32_t *ids = lrsa_dataset_ids(d, i);
     const uint8_t *mask = lrsa_dataset_mask(d, i);
     const int64_t len = lrsa_dataset_len(d, i), prompt_len = lrsa_dataset_prompt_len(d, i);
-    int64_t split = o->want_nll ? first_answer(mask, len) : prompt_len;
-    if (split < 0) split = prompt_len; /* answer_nll reports the missing answer */
-    if (press->protocol == LRSA_PROTOCOL_AGNOSTIC) {
-        split = lrsa_press_question_start(o->tok, ids, prompt_len);
-        if (split < 1)
-            return lrsa_errorf(e, "agnostic protocol: cannot find where the question starts (no "
-                                  "blank line in the last user turn before the question); use "
-                                  "--protocol aware for this data");
-    }
-    if (o->want_match && press->protocol == LRSA_PROTOCOL_AWARE && split != prompt_len) {
-        /* Odd data (answer mask not right after the prompt): compress the prompt for matching. */
-        split = prompt_len;
-    }
+    const int64_t split = sample_split(d, i, press, o);
+    if (press->protocol == LRSA_PROTOCOL_AGNOSTIC && split < 1)
+        return lrsa_errorf(e, "agnostic protocol: cannot find where the question starts (no "
+                              "blank line in the last user turn before the question); use "
+                              "--protocol aware for this data");
     const int V = m->cfg.vocab_size;
     lrsa_kv_cache c;
     if (lrsa_press_cache_init(&c, m, s, e) != 0) return -1;
@@ -146,6 +155,17 @@ static void record_sample(const lrsa_eval_options *o, const lrsa_dataset *d, int
     }
 }
 
+/* "eval: sample 3/16, 21 s so far, about 86 s left", rewritten in place (a terminal's line). */
+static void progress_line(FILE *f, int64_t i, int64_t n, double elapsed) {
+    fprintf(f, "\reval: sample %lld/%lld, %.0f s so far", (long long)(i + 1), (long long)n,
+            elapsed);
+    if (i > 0)
+        fprintf(f, ", ETA %.0f s   ", elapsed / (double)i * (double)(n - i));
+    else
+        fprintf(f, ", ETA after the first sample   ");
+    fflush(f);
+}
+
 int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_press_config *press,
                       const lrsa_eval_options *o, lrsa_eval_result *r, lrsa_err *e) {
     memset(r, 0, sizeof(*r));
@@ -161,9 +181,16 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
     int64_t n = lrsa_dataset_size(d);
     if (o->n_samples > 0 && o->n_samples < n) n = o->n_samples;
     if (n <= 0) return lrsa_errorf(e, "eval: %s has no samples", d->path);
+    /* Say before the run when the press cannot compress some samples as asked. */
+    int64_t *lens = lrsa_malloc((size_t)n * sizeof *lens);
+    for (int64_t i = 0; i < n; i++) lens[i] = sample_split(d, i, press, o);
+    lrsa_press_warn_lengths(&s, lens, n,
+                            press->protocol == LRSA_PROTOCOL_AGNOSTIC ? "context" : "prompt");
+    free(lens);
     double t0 = lrsa_now();
     double kept_sum = 0.0;
     for (int64_t i = 0; i < n; i++) {
+        if (o->progress) progress_line(o->progress, i, n, lrsa_now() - t0);
         double nll = 0.0, kept = 1.0;
         int64_t cnt = 0;
         int matched = -1;
@@ -179,6 +206,9 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
                     (long long)i, (long long)lrsa_dataset_len(d, i), cnt ? nll / cnt : 0.0,
                     (long long)cnt, matched);
     }
+    if (o->progress)
+        fprintf(o->progress, "\reval: %lld samples in %.1f s%24s\n", (long long)n, lrsa_now() - t0,
+                "");
     r->n_samples = n;
     r->mean_nll = r->nll_tokens ? r->nll_sum / (double)r->nll_tokens : 0.0;
     r->match_rate = (double)r->n_match / (double)n;
