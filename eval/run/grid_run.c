@@ -17,6 +17,7 @@
 #include "eval/run/grid_results.h"
 #include "eval/run/metrics.h"
 #include "eval/run/prefill.h"
+#include "eval/run/press_notes.h"
 #include "eval/press/press.h"
 #include "eval/press/press_kvzip.h"
 #include "eval/run/sample_records.h"
@@ -399,6 +400,19 @@ static int run_group(const lrsa_grid_config *c, model_ctx *mc, const lrsa_datase
     float *logits0 = lrsa_malloc((size_t)mc->V * sizeof(float));
     char gdesc[512], line[1024];
     describe_group(c, g, gdesc, sizeof gdesc);
+    { /* before the work: the methods that cannot compress these samples as asked */
+        int64_t *lens = lrsa_malloc((size_t)(ns > 0 ? ns : 1) * sizeof *lens);
+        for (int64_t si = 0; si < ns; si++) {
+            const int64_t pl = lrsa_dataset_prompt_len(d, si);
+            const int64_t qs = g->proto == LRSA_PROTOCOL_AGNOSTIC
+                                   ? lrsa_press_question_start(mc->tok, lrsa_dataset_ids(d, si), pl)
+                                   : pl;
+            lens[si] = qs >= 1 ? qs : pl; /* a missing boundary is reported below */
+        }
+        lrsa_grid_warn_lengths(c, g->prefill, lens, ns,
+                               g->proto == LRSA_PROTOCOL_AGNOSTIC ? "context" : "prompt", gdesc);
+        free(lens);
+    }
     int rc = 0;
     for (int64_t si = 0; si < ns && rc == 0; si++) {
         sample_view s = {lrsa_dataset_ids(d, si),

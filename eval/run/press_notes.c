@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 
+#include "eval/run/grid_config.h"
+
 int64_t lrsa_lagkv_min_compressed_len(const lrsa_lagkv_params *p) {
     return (int64_t)p->sink + 2 * (int64_t)p->lag;
 }
@@ -69,9 +71,12 @@ int lrsa_kvpress_tail_note(const lrsa_press_spec *s, const int64_t *lens, int64_
     return 1;
 }
 
-void lrsa_press_warn_lengths(const lrsa_press_spec *s, const int64_t *lens, int64_t n,
-                             const char *what) {
+void lrsa_press_warn_lengths_at(const lrsa_press_spec *s, const int64_t *lens, int64_t n,
+                                const char *what, const char *where, const char *sink_name,
+                                const char *lag_name) {
     char msg[1024];
+    const char *sep = where ? ": " : "";
+    where = where ? where : "";
     /* at keep 1 nothing is compressed whatever the length: nothing to warn about */
     const int compresses = s->method == LRSA_PRESS_LAGKV ? lrsa_lagkv_k(&s->lagkv) < s->lagkv.lag
                                                          : s->tokens_per_layer > 0 || s->keep < 1.0;
@@ -81,8 +86,27 @@ void lrsa_press_warn_lengths(const lrsa_press_spec *s, const int64_t *lens, int6
                                   ? "LagKV keeps every row there (100 %, as with no press)"
                                   : "lagkv-kvpress keeps the sink and the most recent rows there "
                                     "(StreamingLLM's rule), not LagKV's choice",
-                              "--sink", "--lag", msg, sizeof msg))
-        fprintf(stderr, "lrsa: warning: %s\n", msg);
+                              sink_name, lag_name, msg, sizeof msg))
+        fprintf(stderr, "lrsa: warning: %s%s%s\n", where, sep, msg);
     if (lrsa_kvpress_tail_note(s, lens, n, msg, sizeof msg))
-        fprintf(stderr, "lrsa: note: %s\n", msg);
+        fprintf(stderr, "lrsa: note: %s%s%s\n", where, sep, msg);
+}
+
+void lrsa_press_warn_lengths(const lrsa_press_spec *s, const int64_t *lens, int64_t n,
+                             const char *what) {
+    lrsa_press_warn_lengths_at(s, lens, n, what, NULL, "--sink", "--lag");
+}
+
+void lrsa_grid_warn_lengths(const lrsa_grid_config *c, lrsa_prefill_mode prefill,
+                            const int64_t *lens, int64_t n, const char *what, const char *where) {
+    int smallest = 0; /* the budget that compresses most: token budgets (keep 0) first */
+    for (int b = 1; b < c->n_budgets; b++)
+        if (c->budgets[b].keep < c->budgets[smallest].keep) smallest = b;
+    for (int m = 0; m < c->n_methods; m++) {
+        lrsa_press_spec s;
+        lrsa_grid_spec_at(&c->methods[m], &c->budgets[smallest], prefill, &s);
+        char at[768];
+        snprintf(at, sizeof at, "%s, method %s", where, c->methods[m].label);
+        lrsa_press_warn_lengths_at(&s, lens, n, what, at, "sink", "lag");
+    }
 }

@@ -37,4 +37,16 @@ int lrsa_kvpress_tail_note(const lrsa_press_spec *s, const int64_t *lens, int64_
  * contexts under the agnostic protocol), printed to stderr as "lrsa: warning: ...". */
 void lrsa_press_warn_lengths(const lrsa_press_spec *s, const int64_t *lens, int64_t n,
                              const char *what);
+/* The same with the messages prefixed by `where` (NULL: none) and the LagKV parameters named
+ * sink_name and lag_name (an evaluation grid's method keys instead of the command's flags). */
+void lrsa_press_warn_lengths_at(const lrsa_press_spec *s, const int64_t *lens, int64_t n,
+                                const char *what, const char *where, const char *sink_name,
+                                const char *lag_name);
+
+/* For one group of an evaluation grid (`where` names it): the notes above for every method of
+ * the grid at its smallest budget, over the group's compressed lengths (prompts, or contexts
+ * under the agnostic protocol: `what`), naming the method and its keys sink and lag. */
+struct lrsa_grid_config;
+void lrsa_grid_warn_lengths(const struct lrsa_grid_config *c, lrsa_prefill_mode prefill,
+                            const int64_t *lens, int64_t n, const char *what, const char *where);
 #endif
