@@ -350,18 +350,37 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
     return 0;
 }
 
+/* A double-quoted YAML string that reads back as exactly these bytes: quotes and backslashes
+ * escaped, and so is every character a YAML reader would not give back as itself (control
+ * characters, which libyaml refuses raw; line breaks, which it folds into a space: \n, NEL
+ * U+0085 and the C1 range, U+2028, U+2029). Other UTF-8 is written as it is. */
+static void write_quoted(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            fprintf(f, "\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            fprintf(f, "\\x%02x", *p);
+        } else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) { /* U+0080..U+009F */
+            fprintf(f, "\\x%02x", p[1]);
+            p++;
+        } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+            fprintf(f, "\\u%04x", 0x2000 + (p[2] - 0x80));
+            p += 2;
+        } else {
+            fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
 /* YAML needs quotes around strings that would read as another type or hold special
  * characters; quoting every string is always safe. */
 static void write_value(FILE *f, const lrsa_train_config *c, const key_desc *k) {
     const char *base = (const char *)c + k->off;
     switch (k->type) {
         case KEY_STR:
-            fputc('"', f);
-            for (const char *p = base; *p; p++) {
-                if (*p == '"' || *p == '\\') fputc('\\', f);
-                fputc(*p, f);
-            }
-            fputc('"', f);
+            write_quoted(f, base);
             break;
         case KEY_INT:
             fprintf(f, "%lld", (long long)*(const int64_t *)base);

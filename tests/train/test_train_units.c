@@ -43,6 +43,23 @@ static void test_config_parse(void **state) {
     assert_int_equal(lrsa_train_config_parse(&d, yaml, strlen(yaml), "resolved", &e), 0);
     assert_memory_equal(&c, &d, offsetof(lrsa_train_config, key_line)); /* lines differ */
     free(yaml);
+    /* also strings a YAML reader would not give back raw: a line break (folded into a space),
+     * a control character (refused), NEL and U+2028 (line breaks too), beside plain UTF-8 */
+    static const char *const odd[] = {"a\\nb", "a\\x01b", "a\\x85b", "a\\Lb",
+                                      "caf\\u00e9\\tx\\\\\\\""};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "run_dir: \"%s\"\n", odd[i]);
+        lrsa_train_config_defaults(&c);
+        assert_int_equal(lrsa_train_config_parse(&c, text, strlen(text), "odd.yaml", &e), 0);
+        yaml = lrsa_train_config_to_yaml(&c);
+        lrsa_train_config_defaults(&d);
+        if (lrsa_train_config_parse(&d, yaml, strlen(yaml), "resolved", &e) != 0)
+            fail_msg("%s does not read back: %s", odd[i], e.msg);
+        if (strcmp(c.run_dir, d.run_dir) != 0)
+            fail_msg("%s reads back as '%s', not '%s'", odd[i], d.run_dir, c.run_dir);
+        free(yaml);
+    }
 }
 
 static void expect_error(const char *text, const char *needle1, const char *needle2) {
