@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -48,7 +49,8 @@ static const char *EVAL_HELP =
     "                       \"samples\" array, one record per sample (index, task, answer\n"
     "                       NLL sum and mean, string match all/part, prediction, kept\n"
     "                       fraction) for paired comparisons\n"
-    "  --verbose            one line per sample on stderr\n" LRSA_PRESS_FLAGS_HELP;
+    "  --verbose            one line per sample on stderr (on a terminal, without it, a\n"
+    "                       progress line: sample i/n and the time left)\n" LRSA_PRESS_FLAGS_HELP;
 
 static int parse_metrics(const char *s, int *nll, int *match, lrsa_err *e) {
     *nll = *match = 0;
@@ -158,6 +160,9 @@ static int run(int argc, char **argv, lrsa_err *e) {
     if (!model_dir) return lrsa_errorf(e, "eval: --model DIR is required");
     if (!data_path) return lrsa_errorf(e, "eval: --data FILE.h5 is required");
     if (lrsa_press_check(&press, e) != 0) return -1;
+    /* a results file that cannot be written must fail now, not after the whole run */
+    if (json_path && lrsa_check_output_file(json_path, "--json", e) != 0) return -1;
+    if (!o.verbose && isatty(fileno(stderr))) o.progress = stderr; /* logs stay clean */
 
     lrsa_dataset d;
     if (lrsa_dataset_open(&d, data_path, e) != 0) return -1;
@@ -177,7 +182,16 @@ static int run(int argc, char **argv, lrsa_err *e) {
     const int is_kvzip = press.spec.method == LRSA_PRESS_KVZIP;
     if (o.want_match || press.protocol == LRSA_PROTOCOL_AGNOSTIC || is_kvzip) {
         tok = lrsa_tokenizer_load_dir(model_dir, e);
-        if (!tok) goto done;
+        if (!tok) { /* say why it is needed: the NLL alone (aware) needs no tokenizer */
+            lrsa_err_prefix(e, "eval: %s needs the model's tokenizer (%s): ",
+                            o.want_match ? "--metrics match"
+                            : is_kvzip   ? "--press kvzip"
+                                         : "--protocol agnostic",
+                            o.want_match ? "to decode the answers"
+                            : is_kvzip   ? "for its reconstruction prompt"
+                                         : "to find where each question starts");
+            goto done;
+        }
         if (d.tokenizer_checksum && d.tokenizer_checksum[0] &&
             strcmp(d.tokenizer_checksum, lrsa_tokenizer_checksum(tok)) != 0)
             fprintf(stderr,

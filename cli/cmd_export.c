@@ -1,7 +1,8 @@
-/* `lrsa export CKPT OUT_DIR [--dtype f32|bf16|f16] [--adapter] [--base DIR]`: a training
- * checkpoint -> a Hugging Face directory (config.json + model.safetensors + the tokenizer files of
- * the model it was trained from). A LoRA checkpoint gives the merged model (base + adapter), or
- * with --adapter a PEFT adapter directory. */
+/* `lrsa export CKPT OUT_DIR [--dtype f32|bf16|f16] [--adapter] [--base DIR] [--force]`: a
+ * training checkpoint -> a Hugging Face directory (config.json + model.safetensors + the tokenizer
+ * files of the model it was trained from). A LoRA checkpoint gives the merged model (base +
+ * adapter), or with --adapter a PEFT adapter directory. Either is written under a temporary name
+ * and renamed into place. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,19 +19,27 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: lrsa export CKPT.h5 OUT_DIR [--dtype f32|bf16|f16] [--adapter] [--base DIR]\n"
+            "                   [--force]\n"
             "\n"
             "Writes OUT_DIR/config.json and OUT_DIR/model.safetensors from a training\n"
             "checkpoint (RUN_DIR/ckpt/step_*.h5), and copies the tokenizer files from the\n"
-            "model directory the run started from. --dtype defaults to bf16.\n"
+            "model directory the run started from.\n"
             "\n"
             "A LoRA checkpoint holds the adapter only: the export merges it into the base\n"
             "model the run started from (whose weights must have the checksum the checkpoint\n"
             "recorded). --adapter writes a PEFT adapter directory instead\n"
-            "(adapter_config.json, adapter_model.safetensors; --dtype defaults to f32), for\n"
-            "PEFT or `lrsa eval/generate --model BASE --adapter OUT_DIR`. --base DIR names\n"
-            "the base model when it is no longer where the checkpoint says.\n"
+            "(adapter_config.json, adapter_model.safetensors), for PEFT or\n"
+            "`lrsa eval/generate --model BASE --adapter OUT_DIR`.\n"
             "OUT_DIR/lrsa-manifest.json records every file's size and checksum (of a model\n"
-            "directory, not of an adapter directory); loading the directory checks them.\n");
+            "directory, not of an adapter directory); loading the directory checks them.\n"
+            "\n"
+            "  --dtype f32|bf16|f16  weight precision (default f32, the checkpoint's master\n"
+            "                        precision: a short fine-tune moves weights by less than\n"
+            "                        bf16's resolution, so bf16 can round its gain away)\n"
+            "  --adapter             a LoRA checkpoint's adapter as a PEFT directory\n"
+            "  --base DIR            the base model, when it is no longer where the\n"
+            "                        checkpoint says\n"
+            "  --force               replace OUT_DIR when it already exists\n");
 }
 
 /* The tokenizer and generation files a Hugging Face directory carries next to the weights. */
@@ -44,15 +53,6 @@ static const char *const tokenizer_files[] = {
     "chat_template.jinja",
     "tokenizer.model",
 };
-
-static int copy_file(const char *from, const char *to, lrsa_err *e) {
-    size_t n;
-    char *buf = lrsa_read_file(from, &n, e);
-    if (!buf) return -1;
-    int rc = lrsa_write_file_atomic(to, buf, n, e);
-    free(buf);
-    return rc;
-}
 
 /* The config of the model a checkpoint was trained with (its stored config.json). */
 static int ckpt_model_config(lrsa_model_config *mc, const char *ckpt, lrsa_err *e) {
@@ -134,36 +134,94 @@ static int load_lora_base(lrsa_model *m, const char *ckpt, const char *base_dir,
     return 0;
 }
 
-/* --adapter: the checkpoint's adapter as a PEFT directory; the base is not read. */
+/* --adapter: the checkpoint's adapter as a PEFT directory at out; the base is not read. */
 static int export_adapter(const char *ckpt, const char *out, const lrsa_lora_config *lc,
-                          const char *base_dir, lrsa_st_dtype dt, const char *dtype_name) {
-    lrsa_err e;
+                          const char *base_dir, lrsa_st_dtype dt, lrsa_err *e) {
     lrsa_model_config mc;
     lrsa_lora a;
-    if (ckpt_model_config(&mc, ckpt, &e) || load_ckpt_adapter(&a, lc, &mc, ckpt, &e)) {
-        lrsa_err_print(&e);
-        return 1;
-    }
-    char *base = base_dir ? lrsa_strdup(base_dir) : lrsa_ckpt_read_string(ckpt, "model_path", &e);
-    int rc = base ? lrsa_lora_save_peft(&a, out, base, dt, &e) : -1;
+    if (ckpt_model_config(&mc, ckpt, e) || load_ckpt_adapter(&a, lc, &mc, ckpt, e)) return -1;
+    char *base = base_dir ? lrsa_strdup(base_dir) : lrsa_ckpt_read_string(ckpt, "model_path", e);
+    int rc = base ? lrsa_lora_save_peft(&a, out, base, dt, e) : -1;
     lrsa_lora_free(&a);
-    if (rc) {
-        free(base);
-        lrsa_err_print(&e);
-        return 1;
-    }
-    if (!base[0])
+    if (rc == 0 && !base[0])
         fprintf(stderr, "lrsa: note: the run started from a randomly initialised model, so "
                         "base_model_name_or_path is empty\n");
-    printf("exported the LoRA adapter of %s -> %s (PEFT directory, %s, base %s)\n", ckpt, out,
-           dtype_name, base[0] ? base : "(none)");
     free(base);
-    return 0;
+    return rc;
+}
+
+/* Copies the tokenizer files of the model directory the run started from (or base_dir) into
+ * dir; *copied counts them. */
+static int copy_tokenizer_files(const char *ckpt, const char *base_dir, const char *dir,
+                                int *copied, lrsa_err *e) {
+    *copied = 0;
+    char *model_path =
+        base_dir ? lrsa_strdup(base_dir) : lrsa_ckpt_read_string(ckpt, "model_path", e);
+    if (!model_path || !model_path[0]) {
+        free(model_path);
+        fprintf(stderr, "lrsa: note: the run started from a randomly initialised model, so "
+                        "there are no tokenizer files to copy\n");
+        return 0;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof tokenizer_files / sizeof tokenizer_files[0]; i++) {
+        char from[4200], to[4200];
+        lrsa_path_join(from, sizeof from, model_path, tokenizer_files[i]);
+        lrsa_path_join(to, sizeof to, dir, tokenizer_files[i]);
+        if (!lrsa_file_exists(from)) continue;
+        rc = lrsa_copy_file(from, to, e);
+        *copied += rc == 0;
+    }
+    if (rc == 0 && !*copied)
+        fprintf(stderr,
+                "lrsa: warning: no tokenizer files found in %s (the model directory "
+                "recorded in the checkpoint); copy them into the export by hand\n",
+                model_path);
+    free(model_path);
+    return rc;
+}
+
+/* The checksums of everything written (checked whenever the directory is loaded). */
+static int write_manifest(const char *dir, lrsa_err *e) {
+    const char *written[2 + sizeof tokenizer_files / sizeof tokenizer_files[0]];
+    int n_written = 0;
+    written[n_written++] = "model.safetensors";
+    written[n_written++] = "config.json";
+    for (size_t i = 0; i < sizeof tokenizer_files / sizeof tokenizer_files[0]; i++) {
+        char to[4200];
+        lrsa_path_join(to, sizeof to, dir, tokenizer_files[i]);
+        if (lrsa_file_exists(to)) written[n_written++] = tokenizer_files[i];
+    }
+    return lrsa_manifest_write(dir, written, n_written, e);
+}
+
+/* The checkpoint -> a model directory written at tmp (a LoRA checkpoint merged into its base);
+ * the caller renames it into place. */
+static int export_to(const char *ckpt, const char *tmp, int is_lora, const lrsa_lora_config *lc,
+                     const char *base_dir, lrsa_st_dtype dt, int *copied, lrsa_err *e) {
+    lrsa_model m;
+    int rc = is_lora ? load_lora_base(&m, ckpt, base_dir, e) : load_ckpt_model(&m, ckpt, e);
+    if (rc) return -1;
+    if (is_lora) {
+        lrsa_lora a;
+        if (load_ckpt_adapter(&a, lc, &m.cfg, ckpt, e)) {
+            lrsa_model_free(&m);
+            return -1;
+        }
+        lrsa_lora_merge(&a, &m);
+        lrsa_lora_free(&a);
+    }
+    rc = lrsa_model_save(&m, tmp, dt, e);
+    lrsa_model_free(&m);
+    if (rc == 0) rc = copy_tokenizer_files(ckpt, base_dir, tmp, copied, e);
+    /* last: the checksums of everything written */
+    if (rc == 0) rc = write_manifest(tmp, e);
+    return rc;
 }
 
 int lrsa_cmd_export(int argc, char **argv) {
     const char *pos[2] = {NULL, NULL}, *dtype_name = NULL, *base_dir = NULL;
-    int npos = 0, adapter = 0;
+    int npos = 0, adapter = 0, force = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -182,6 +240,8 @@ int lrsa_cmd_export(int argc, char **argv) {
                 return 2;
             }
             base_dir = argv[++i];
+        } else if (!strcmp(argv[i], "--force")) {
+            force = 1;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "lrsa: error: unknown option '%s' (see lrsa export --help)\n", argv[i]);
             return 2;
@@ -196,7 +256,9 @@ int lrsa_cmd_export(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (!dtype_name) dtype_name = adapter ? "f32" : "bf16";
+    /* Checkpoints hold float32 master weights (train/checkpoint.h): that is the default. */
+    const int dtype_given = dtype_name != NULL;
+    if (!dtype_given) dtype_name = "f32";
     lrsa_st_dtype dt;
     if (!strcmp(dtype_name, "f32"))
         dt = LRSA_ST_F32;
@@ -206,6 +268,13 @@ int lrsa_cmd_export(int argc, char **argv) {
         dt = LRSA_ST_F16;
     else {
         fprintf(stderr, "lrsa: error: --dtype %s: expected f32, bf16 or f16\n", dtype_name);
+        return 2;
+    }
+    if (lrsa_file_exists(pos[1]) && !force) {
+        fprintf(stderr,
+                "lrsa: error: export: output directory %s already exists; remove it or pass "
+                "--force to replace it\n",
+                pos[1]);
         return 2;
     }
     lrsa_err e;
@@ -227,70 +296,28 @@ int lrsa_cmd_export(int argc, char **argv) {
                 pos[0]);
         return 2;
     }
-    if (adapter) return export_adapter(pos[0], pos[1], &lc, base_dir, dt, dtype_name);
-    lrsa_model m;
-    int rc = is_lora ? load_lora_base(&m, pos[0], base_dir, &e) : load_ckpt_model(&m, pos[0], &e);
-    if (!rc && is_lora) {
-        lrsa_lora a;
-        rc = load_ckpt_adapter(&a, &lc, &m.cfg, pos[0], &e);
-        if (!rc) {
-            lrsa_lora_merge(&a, &m);
-            lrsa_lora_free(&a);
-        } else {
-            lrsa_model_free(&m);
-        }
-    }
-    if (rc) {
-        lrsa_err_print(&e);
-        return 1;
-    }
-    rc = lrsa_model_save(&m, pos[1], dt, &e);
-    lrsa_model_free(&m);
-    if (rc) {
-        lrsa_err_print(&e);
-        return 1;
-    }
-    char *model_path =
-        base_dir ? lrsa_strdup(base_dir) : lrsa_ckpt_read_string(pos[0], "model_path", &e);
+    char tmp[4200];
+    lrsa_tmp_dir_name(tmp, sizeof tmp, pos[1]);
     int copied = 0;
-    if (model_path && model_path[0]) {
-        for (size_t i = 0; i < sizeof tokenizer_files / sizeof tokenizer_files[0]; i++) {
-            char from[4200], to[4200];
-            lrsa_path_join(from, sizeof from, model_path, tokenizer_files[i]);
-            lrsa_path_join(to, sizeof to, pos[1], tokenizer_files[i]);
-            if (!lrsa_file_exists(from)) continue;
-            if (copy_file(from, to, &e)) {
-                lrsa_err_print(&e);
-                free(model_path);
-                return 1;
-            }
-            copied++;
-        }
-        if (!copied)
-            fprintf(stderr,
-                    "lrsa: warning: no tokenizer files found in %s (the model directory "
-                    "recorded in the checkpoint); copy them into %s by hand\n",
-                    model_path, pos[1]);
-    } else {
-        fprintf(stderr, "lrsa: note: the run started from a randomly initialised model, so "
-                        "there are no tokenizer files to copy\n");
-    }
-    free(model_path);
-    /* last: the checksums of everything written, checked whenever the directory is loaded */
-    const char *written[2 + sizeof tokenizer_files / sizeof tokenizer_files[0]];
-    int n_written = 0;
-    written[n_written++] = "model.safetensors";
-    written[n_written++] = "config.json";
-    for (size_t i = 0; i < sizeof tokenizer_files / sizeof tokenizer_files[0]; i++) {
-        char to[4200];
-        lrsa_path_join(to, sizeof to, pos[1], tokenizer_files[i]);
-        if (lrsa_file_exists(to)) written[n_written++] = tokenizer_files[i];
-    }
-    if (lrsa_manifest_write(pos[1], written, n_written, &e)) {
+    int rc = adapter ? export_adapter(pos[0], tmp, &lc, base_dir, dt, &e)
+                     : export_to(pos[0], tmp, is_lora, &lc, base_dir, dt, &copied, &e);
+    if (rc != 0) {
+        lrsa_remove_tree(tmp);
         lrsa_err_print(&e);
         return 1;
     }
-    printf("exported %s -> %s (%s%s weights, %d tokenizer file(s))\n", pos[0], pos[1],
-           is_lora ? "base + LoRA adapter merged, " : "", dtype_name, copied);
+    if (lrsa_dir_commit(tmp, pos[1], &e) != 0) {
+        lrsa_err_print(&e);
+        return 1;
+    }
+    if (adapter)
+        printf("exported the LoRA adapter of %s -> %s (PEFT directory, %s)\n", pos[0], pos[1],
+               dtype_name);
+    else
+        printf("exported %s -> %s (%s%s weights%s, %d tokenizer file(s))\n", pos[0], pos[1],
+               is_lora ? "base + LoRA adapter merged, " : "", dtype_name,
+               dtype_given ? ""
+                           : ": the checkpoint's master precision; --dtype bf16 halves the size",
+               copied);
     return 0;
 }

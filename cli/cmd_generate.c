@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "eval/press/press_kvzip.h"
 #include "eval/run/generate.h"
+#include "eval/run/press_notes.h"
 #include "model/lora.h"
 
 static const char *GENERATE_HELP =
@@ -19,7 +20,10 @@ static const char *GENERATE_HELP =
     "                     [--press NAME --keep r ...press flags below]\n"
     "\n"
     "Builds the chat prompt with the model's template, generates (greedy by default), streams\n"
-    "the text as it comes, and prints cache statistics to stderr at the end.\n"
+    "the text as it comes, and prints cache statistics to stderr at the end. With --protocol\n"
+    "agnostic the prompt is CONTEXT, a blank line, QUESTION: the context alone is compressed,\n"
+    "then the question is read (as `lrsa eval --protocol agnostic` does); the default, aware,\n"
+    "compresses the whole prompt.\n"
     "\n"
     "  --model DIR          Hugging Face model directory (config.json, safetensors, tokenizer)\n"
     "  --adapter DIR        a PEFT LoRA adapter directory (lrsa export --adapter), merged into\n"
@@ -122,18 +126,32 @@ static int run(int argc, char **argv, lrsa_err *e) {
         press.spec.kvzip_prompt_ids = kvzip_ids.v;
         press.spec.n_kvzip_prompt = kvzip_ids.n;
     }
-    /* The whole chat prompt is compressed (there is no separate question here: the aware
-     * protocol), then decoding continues on the compressed cache. */
+    /* Aware: the whole chat prompt is compressed, then decoding continues on the compressed
+     * cache. Agnostic: only the context before the question is compressed and the cache frozen
+     * (as lrsa eval does), then the question is read and the answer generated. */
+    int64_t split = ids.n;
+    if (press.protocol == LRSA_PROTOCOL_AGNOSTIC) {
+        split = lrsa_press_question_start(tok, ids.v, ids.n);
+        if (split < 1) {
+            lrsa_errorf(e, "--protocol agnostic: the prompt has no blank line before the "
+                           "question; write --prompt as CONTEXT, a blank line, then the "
+                           "QUESTION (the context is compressed before the question is read), or "
+                           "use --protocol aware");
+            goto done;
+        }
+    }
     lrsa_press_spec spec;
     lrsa_press_config_spec(&press, &spec);
+    lrsa_press_warn_lengths(&spec, &split, 1, split < ids.n ? "context" : "prompt");
     if (lrsa_press_cache_init(&c, &m, &spec, e) != 0) goto done;
     stream_state ss;
     lrsa_stream_decoder_init(&ss.dec, tok, 1);
     logits = lrsa_malloc((size_t)m.cfg.vocab_size * sizeof(float));
     double t0 = lrsa_now();
-    if (lrsa_press_compress(&m, &c, &spec, ids.v, ids.n, logits, 0, NULL, e) != 0) goto done;
+    if (lrsa_press_compress(&m, &c, &spec, ids.v, split, logits, 0, NULL, e) != 0) goto done;
+    if (press.protocol == LRSA_PROTOCOL_AGNOSTIC) lrsa_press_freeze(&c);
     double press_s = lrsa_now() - t0;
-    if (lrsa_generate_from(&m, &c, ids.v, ids.n, ids.n, logits, &g, print_token, &ss, &res, e) != 0)
+    if (lrsa_generate_from(&m, &c, ids.v, ids.n, split, logits, &g, print_token, &ss, &res, e) != 0)
         goto done;
     res.prefill_s += press_s;
     char tail[1024];
@@ -144,17 +162,22 @@ static int run(int argc, char **argv, lrsa_err *e) {
     char pdesc[256];
     size_t full = (size_t)c.seen * lrsa_kv_cache_bytes_per_token(&c);
     size_t live = lrsa_kv_cache_live_bytes(&c);
+    char split_note[128] = "";
+    if (split < ids.n)
+        snprintf(split_note, sizeof split_note,
+                 " (context %lld compressed, then the question's %lld read)", (long long)split,
+                 (long long)(ids.n - split));
     fprintf(stderr,
-            "--\npress %s, prefill %s, template %s\n"
-            "prompt %lld tokens, generated %lld (%s)\n"
+            "--\npress %s, prefill %s, protocol %s, template %s\n"
+            "prompt %lld tokens%s, generated %lld (%s)\n"
             "cache: tokens seen %lld, tokens kept %lld (longest head), KV bytes %zu live / %zu "
             "uncompressed (%.1f%%), %zu allocated\n"
             "prefill %.2f s (%.1f tok/s), decode %.2f s (%.2f tok/s)\n",
             lrsa_press_describe(&press, pdesc, sizeof(pdesc)), lrsa_press_prefill_label(&spec),
-            lrsa_chat_format_name(fmt), (long long)ids.n, (long long)res.n,
-            res.stopped ? "stop token" : "max-new reached", (long long)c.seen,
-            (long long)lrsa_kv_cache_max_len(&c), live, full, full ? 100.0 * live / full : 100.0,
-            lrsa_kv_cache_alloc_bytes(&c), res.prefill_s,
+            lrsa_press_protocol_name(press.protocol), lrsa_chat_format_name(fmt), (long long)ids.n,
+            split_note, (long long)res.n, res.stopped ? "stop token" : "max-new reached",
+            (long long)c.seen, (long long)lrsa_kv_cache_max_len(&c), live, full,
+            full ? 100.0 * live / full : 100.0, lrsa_kv_cache_alloc_bytes(&c), res.prefill_s,
             res.prefill_s > 0 ? ids.n / res.prefill_s : 0.0, res.decode_s,
             res.decode_s > 0 ? res.decode_steps / res.decode_s : 0.0);
     rc = 0;

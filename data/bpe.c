@@ -134,23 +134,27 @@ static int cand_less(const cand *x, const cand *y) {
     return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
 }
 
-static void heap_push(cand *h, int *n, cand c) {
+/* *ops counts the candidates compared while sifting: the loop's whole cost, so a test can
+ * check the O(n log n) bound by counting instead of by a clock. */
+static void heap_push(cand *h, int *n, cand c, int64_t *ops) {
     int i = (*n)++;
     h[i] = c;
     while (i > 0) {
         int p = (i - 1) / 2;
+        ++*ops;
         if (!cand_less(&h[i], &h[p])) break;
         cand t = h[i];
         h[i] = h[p], h[p] = t, i = p;
     }
 }
 
-static cand heap_pop(cand *h, int *n) {
+static cand heap_pop(cand *h, int *n, int64_t *ops) {
     cand top = h[0];
     h[0] = h[--(*n)];
     int i = 0;
     for (;;) {
         int l = 2 * i + 1, r = l + 1, m = i;
+        *ops += 2;
         if (l < *n && cand_less(&h[l], &h[m])) m = l;
         if (r < *n && cand_less(&h[r], &h[m])) m = r;
         if (m == i) break;
@@ -160,14 +164,17 @@ static cand heap_pop(cand *h, int *n) {
     return top;
 }
 
-static void try_pair(const lrsa_tokenizer *t, const sym *s, int left, cand *h, int *nh) {
+static void try_pair(const lrsa_tokenizer *t, const sym *s, int left, cand *h, int *nh,
+                     int64_t *ops) {
     int right = s[left].next;
     if (right < 0) return;
     cand c = {.pos = left, .left = s[left].id, .right = s[right].id};
-    if (lrsa_pairmap_get(&t->merges, c.left, c.right, &c.rank, &c.merged)) heap_push(h, nh, c);
+    if (lrsa_pairmap_get(&t->merges, c.left, c.right, &c.rank, &c.merged)) heap_push(h, nh, c, ops);
 }
 
-static void bpe_merge(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out) {
+/* Returns the heap operations it took (see heap_push). */
+static int64_t bpe_merge(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out) {
+    int64_t ops = 0;
     int32_t small_ids[64];
     sym small_syms[64];
     cand small_heap[128];
@@ -186,9 +193,9 @@ static void bpe_merge(const lrsa_tokenizer *t, const unsigned char *s, size_t n,
     for (size_t i = 0; i < m; i++)
         sy[i] = (sym){
             .id = start[i], .prev = (int)i - 1, .next = i + 1 < m ? (int)i + 1 : -1, .alive = 1};
-    for (size_t i = 0; i + 1 < m; i++) try_pair(t, sy, (int)i, h, &nh);
+    for (size_t i = 0; i + 1 < m; i++) try_pair(t, sy, (int)i, h, &nh, &ops);
     while (nh > 0) {
-        cand c = heap_pop(h, &nh);
+        cand c = heap_pop(h, &nh, &ops);
         sym *l = &sy[c.pos];
         if (!l->alive || l->id != c.left || l->next < 0 || sy[l->next].id != c.right) continue;
         int r = l->next;
@@ -196,8 +203,8 @@ static void bpe_merge(const lrsa_tokenizer *t, const unsigned char *s, size_t n,
         sy[r].alive = 0;
         l->next = sy[r].next;
         if (l->next >= 0) sy[l->next].prev = c.pos;
-        if (l->prev >= 0) try_pair(t, sy, l->prev, h, &nh);
-        try_pair(t, sy, c.pos, h, &nh);
+        if (l->prev >= 0) try_pair(t, sy, l->prev, h, &nh, &ops);
+        try_pair(t, sy, c.pos, h, &nh, &ops);
     }
     int32_t prev = -1;
     for (int i = m > 0 ? 0 : -1; i >= 0; i = sy[i].next) {
@@ -207,6 +214,12 @@ static void bpe_merge(const lrsa_tokenizer *t, const unsigned char *s, size_t n,
     if (start != small_ids) free(start);
     if (sy != small_syms) free(sy);
     if (h != small_heap) free(h);
+    return ops;
+}
+
+int64_t lrsa_bpe_merge_ops(const lrsa_tokenizer *t, const unsigned char *s, size_t n,
+                           lrsa_ids *out) {
+    return n > 0 ? bpe_merge(t, s, n, out) : 0;
 }
 
 /* ---- the per-piece cache ---- */

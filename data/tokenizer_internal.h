@@ -197,6 +197,10 @@ int lrsa_tokenizer_finish(lrsa_tokenizer *t, const char *where, lrsa_err *e);
 
 /* BPE of one pre-token (data/bpe.c): appends its ids. */
 void lrsa_bpe_piece(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out);
+/* The same merge loop without the cache, returning the candidate comparisons its heap made (the
+ * loop's cost: O(n log n) for a piece of n bytes, also for 100k equal bytes); for tests. */
+int64_t lrsa_bpe_merge_ops(const lrsa_tokenizer *t, const unsigned char *s, size_t n,
+                           lrsa_ids *out);
 void lrsa_piece_cache_init(lrsa_piece_cache *c);
 void lrsa_piece_cache_free(lrsa_piece_cache *c);
 

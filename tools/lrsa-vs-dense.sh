@@ -122,7 +122,9 @@ for seed in $SEEDS; do
         if [ -f "$exp/model.safetensors" ]; then
             say "have $exp"
         else
-            "$LRSA" export "$ckpt" "$exp" --dtype f32
+            # --force: a directory without its weights is left from an older, interrupted job
+            # (lrsa export itself writes under a temporary name and renames it into place)
+            "$LRSA" export "$ckpt" "$exp" --dtype f32 --force
         fi
         MODELS_YAML+=$'\n'"  - {name: $arm-s$seed, path: $exp}"
     done

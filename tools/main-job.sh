@@ -132,9 +132,10 @@ tune() {
     if [ -f "$exp/model.safetensors" ] && [ -f "$exp/tokenizer.json" ]; then
         say "have $exp"
     else
-        # f32: a short fine-tune moves weights by less than bf16's resolution (1 part in 256), so
-        # a bf16 export would round most of it away.
-        "$LRSA" export "$ckpt" "$exp" --dtype f32
+        # f32 (also the default): a short fine-tune moves weights by less than bf16's resolution
+        # (1 part in 256), so a bf16 export would round most of it away. --force: an export
+        # directory without its weights is left from an older, interrupted job.
+        "$LRSA" export "$ckpt" "$exp" --dtype f32 --force
     fi
     evaluate "$arm" "$exp"
 }

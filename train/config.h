@@ -10,7 +10,8 @@
 
 #include "base/error.h"
 
-#define LRSA_PATH_MAX 4096
+#define LRSA_PATH_MAX       4096
+#define LRSA_TRAIN_MAX_KEYS 64
 
 typedef struct lrsa_train_config {
     /* model */
@@ -54,6 +55,9 @@ typedef struct lrsa_train_config {
     double comm_bucket_mb;     /* bucket size, MB of fp32 gradients */
     char comm_reduce_dtype[8]; /* fp32 | bf16: the GPU reduce-scatter's type */
     double comm_timeout_s;     /* NCCL: how long a collective may wait before aborting */
+    /* Where each key of the table (train/config.c, in its order) was set, so value errors name
+     * the line: its line in the YAML file, -1 = a command-line override, 0 = the default. */
+    int key_line[LRSA_TRAIN_MAX_KEYS];
 } lrsa_train_config;
 
 /* Fills every key with its default. */

@@ -492,6 +492,10 @@ static int loop(trainer *t, lrsa_err *e) {
                    t->model.cfg.defaults_used);
         fflush(stdout);
     }
+    char note[1024];
+    if (t->comm->rank == 0 &&
+        lrsa_attn_mix_short_note(&t->attn_mix, &t->train, c->max_len, note, sizeof note))
+        fprintf(stderr, "lrsa: warning: %s\n", note);
     /* A fresh run measures the starting model too, so the curves show what training did. */
     if (first == 1 && c->eval_every > 0 && run_eval(t, 0, e)) return -1;
     t0 = lrsa_now(); /* the ETA counts training steps, not that first evaluation */

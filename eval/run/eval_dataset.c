@@ -8,6 +8,7 @@
 
 #include "base/fileio.h"
 #include "eval/run/generate.h"
+#include "eval/run/press_notes.h"
 #include "eval/press/press.h"
 
 /* Lower-case, collapse whitespace, trim; strip_punct also drops trailing .,;:!? */
@@ -68,6 +69,22 @@ typedef struct sample_job {
     char *text;
 } sample_job;
 
+/* How much of sample i the press compresses: the prompt (the answer's first token when only the
+ * NLL is wanted), or the context before the question under the agnostic protocol (-1 when it
+ * cannot be found). */
+static int64_t sample_split(const lrsa_dataset *d, int64_t i, const lrsa_press_config *press,
+                            const lrsa_eval_options *o) {
+    const int32_t *ids = lrsa_dataset_ids(d, i);
+    const int64_t len = lrsa_dataset_len(d, i), prompt_len = lrsa_dataset_prompt_len(d, i);
+    if (press->protocol == LRSA_PROTOCOL_AGNOSTIC)
+        return lrsa_press_question_start(o->tok, ids, prompt_len);
+    int64_t split = o->want_nll ? first_answer(lrsa_dataset_mask(d, i), len) : prompt_len;
+    if (split < 0) split = prompt_len; /* answer_nll reports the missing answer */
+    /* Odd data (answer mask not right after the prompt): compress the prompt for matching. */
+    if (o->want_match && split != prompt_len) split = prompt_len;
+    return split;
+}
+
 /* Where the sample's cache is cut: the first answer token (NLL), the prompt's end (match) or
  * the question's start (agnostic protocol). */
 static int job_setup(const lrsa_dataset *d, int64_t i, const lrsa_press_config *press,
@@ -80,19 +97,11 @@ static int job_setup(const lrsa_dataset *d, int64_t i, const lrsa_press_config *
     j->prompt_len = lrsa_dataset_prompt_len(d, i);
     j->kept = 1.0;
     j->matched = -1;
-    int64_t split = o->want_nll ? first_answer(j->mask, j->len) : j->prompt_len;
-    if (split < 0) split = j->prompt_len; /* answer_nll reports the missing answer */
-    if (press->protocol == LRSA_PROTOCOL_AGNOSTIC) {
-        split = lrsa_press_question_start(o->tok, j->ids, j->prompt_len);
-        if (split < 1)
-            return lrsa_errorf(e, "agnostic protocol: cannot find where the question starts (no "
-                                  "blank line in the last user turn before the question); use "
-                                  "--protocol aware for this data");
-    }
-    if (o->want_match && press->protocol == LRSA_PROTOCOL_AWARE && split != j->prompt_len) {
-        /* Odd data (answer mask not right after the prompt): compress the prompt for matching. */
-        split = j->prompt_len;
-    }
+    const int64_t split = sample_split(d, i, press, o);
+    if (press->protocol == LRSA_PROTOCOL_AGNOSTIC && split < 1)
+        return lrsa_errorf(e, "agnostic protocol: cannot find where the question starts (no "
+                              "blank line in the last user turn before the question); use "
+                              "--protocol aware for this data");
     j->split = split;
     j->logits = lrsa_malloc((size_t)V * sizeof(float));
     return 0;
@@ -198,6 +207,17 @@ static void record_sample(const lrsa_eval_options *o, const lrsa_dataset *d, int
     }
 }
 
+/* "eval: sample 3/16, 21 s so far, about 86 s left", rewritten in place (a terminal's line). */
+static void progress_line(FILE *f, int64_t i, int64_t n, double elapsed) {
+    fprintf(f, "\reval: sample %lld/%lld, %.0f s so far", (long long)(i + 1), (long long)n,
+            elapsed);
+    if (i > 0)
+        fprintf(f, ", ETA %.0f s   ", elapsed / (double)i * (double)(n - i));
+    else
+        fprintf(f, ", ETA after the first sample   ");
+    fflush(f);
+}
+
 int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_press_config *press,
                       const lrsa_eval_options *o, lrsa_eval_result *r, lrsa_err *e) {
     memset(r, 0, sizeof(*r));
@@ -213,6 +233,12 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
     int64_t n = lrsa_dataset_size(d);
     if (o->n_samples > 0 && o->n_samples < n) n = o->n_samples;
     if (n <= 0) return lrsa_errorf(e, "eval: %s has no samples", d->path);
+    /* Say before the run when the press cannot compress some samples as asked. */
+    int64_t *lens = lrsa_malloc((size_t)n * sizeof *lens);
+    for (int64_t i = 0; i < n; i++) lens[i] = sample_split(d, i, press, o);
+    lrsa_press_warn_lengths(&s, lens, n,
+                            press->protocol == LRSA_PROTOCOL_AGNOSTIC ? "context" : "prompt");
+    free(lens);
     double t0 = lrsa_now();
     double kept_sum = 0.0;
     const int B = o->batch > 1 ? o->batch : 1, V = m->cfg.vocab_size;
@@ -220,6 +246,7 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
     int rc = 0;
     for (int64_t i0 = 0; i0 < n && rc == 0; i0 += B) {
         const int nb = (int)(n - i0 < B ? n - i0 : B);
+        if (o->progress) progress_line(o->progress, i0, n, lrsa_now() - t0);
         int ready = 0;
         for (; ready < nb && rc == 0; ready++) {
             rc = job_setup(d, i0 + ready, press, o, V, &jobs[ready], e);
@@ -249,6 +276,9 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
     }
     free(jobs);
     if (rc != 0) return -1;
+    if (o->progress)
+        fprintf(o->progress, "\reval: %lld samples in %.1f s%24s\n", (long long)n, lrsa_now() - t0,
+                "");
     r->n_samples = n;
     r->mean_nll = r->nll_tokens ? r->nll_sum / (double)r->nll_tokens : 0.0;
     r->match_rate = (double)r->n_match / (double)n;

@@ -5,6 +5,7 @@
 #ifndef LRSA_EVAL_EVAL_DATASET_H
 #define LRSA_EVAL_EVAL_DATASET_H
 #include <stdint.h>
+#include <stdio.h>
 
 #include "data/dataset.h"
 #include "data/tokenizer.h"
@@ -36,7 +37,9 @@ typedef struct lrsa_eval_options {
     const lrsa_tokenizer *tok; /* needed for match (decoding) */
     const int32_t *stop_ids;   /* chat stop ids for match */
     int n_stop;
-    int verbose;                  /* print one line per sample to stderr */
+    int verbose;    /* print one line per sample to stderr */
+    FILE *progress; /* when set (a terminal), a progress line "sample i/n, ETA" rewritten in
+                       place before each sample */
     lrsa_sample_records *records; /* when set, one record per sample is appended */
     int batch; /* samples per forward (<= 1: one at a time); docs/EVAL.md "Batched evaluation" */
 } lrsa_eval_options;

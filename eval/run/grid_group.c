@@ -15,6 +15,7 @@
 #include "eval/run/grid_group.h"
 #include "eval/run/grid_results.h"
 #include "eval/run/prefill.h"
+#include "eval/run/press_notes.h"
 
 /* ---- one sample ---- */
 typedef struct sample_view {
@@ -482,6 +483,19 @@ int lrsa_grid_run_group(const lrsa_grid_config *c, lrsa_grid_model_ctx *mc, cons
     for (int b = 0; b < B; b++) bt.logits0[b] = lrsa_malloc((size_t)mc->V * sizeof(float));
     char gdesc[512], line[1024];
     lrsa_grid_describe_group(c, g, gdesc, sizeof gdesc);
+    { /* before the work: the methods that cannot compress these samples as asked */
+        int64_t *lens = lrsa_malloc((size_t)(ns > 0 ? ns : 1) * sizeof *lens);
+        for (int64_t si = 0; si < ns; si++) {
+            const int64_t pl = lrsa_dataset_prompt_len(d, si);
+            const int64_t qs = g->proto == LRSA_PROTOCOL_AGNOSTIC
+                                   ? lrsa_press_question_start(mc->tok, lrsa_dataset_ids(d, si), pl)
+                                   : pl;
+            lens[si] = qs >= 1 ? qs : pl; /* a missing boundary is reported below */
+        }
+        lrsa_grid_warn_lengths(c, g->prefill, lens, ns,
+                               g->proto == LRSA_PROTOCOL_AGNOSTIC ? "context" : "prompt", gdesc);
+        free(lens);
+    }
     int rc = 0;
     for (int64_t si0 = 0; si0 < ns && rc == 0; si0 += B) {
         bt.n = (int)(ns - si0 < B ? ns - si0 : B);

@@ -149,6 +149,44 @@ static void test_record_errors(void **state) {
     const char nul[] = "{\"context\": \"c\0d\", \"question\": \"q\", \"answer\": \"a\"}";
     assert_int_equal(lrsa_jsonl_parse_record(nul, sizeof nul - 1, "f.jsonl", 3, &r, &e), -1);
     if (!strstr(e.msg, "f.jsonl:3:15") || !strstr(e.msg, "NUL")) fail_msg("message: %s", e.msg);
+    /* What cJSON takes silently is refused with the field and the column: an escaped NUL (it
+     * would cut the field), invalid raw UTF-8, and a lone surrogate escape (named as such, not
+     * as a quoting problem). */
+    static const struct {
+        const char *line, *needle[3];
+    } text_cases[] = {
+        {"{\"context\": \"ab\\u0000cd\", \"question\": \"q\", \"answer\": \"a\"}",
+         {"f.jsonl:5:16", "field \"context\"", "\\u0000"}},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", "
+         "\"content\": \"x\\u0000\"}]}",
+         {"f.jsonl:5:", "field \"messages[1].content\"", "NUL"}},
+        {"{\"context\": \"caf\xe9!\", \"question\": \"q\", \"answer\": \"a\"}",
+         {"f.jsonl:5:17", "0xe9", "not valid UTF-8"}},
+        {"{\"context\": \"c\", \"question\": \"q\", \"answer\": \"\xf0\x9f\x98\"}",
+         {"field \"answer\"", "0xf0", "UTF-8"}},
+        {"{\"context\": \"c\", \"question\": \"\\ud83d!\", \"answer\": \"a\"}",
+         {"f.jsonl:5:31", "\\uD83D", "lone UTF-16 surrogate"}},
+        {"{\"context\": \"c\", \"question\": \"q\", \"answer\": \"\\udc00\"}",
+         {"field \"answer\"", "\\uDC00", "no high surrogate"}},
+        {"{\"context\": \"\\u12g4\", \"question\": \"q\", \"answer\": \"a\"}",
+         {"field \"context\"", "four hex digits", NULL}},
+    };
+    for (size_t i = 0; i < sizeof text_cases / sizeof text_cases[0]; i++) {
+        const char *line = text_cases[i].line;
+        if (lrsa_jsonl_parse_record(line, strlen(line), "f.jsonl", 5, &r, &e) != -1)
+            fail_msg("text case %zu accepted: %s", i, line);
+        for (int k = 0; k < 3 && text_cases[i].needle[k]; k++)
+            if (!strstr(e.msg, text_cases[i].needle[k]))
+                fail_msg("text case %zu: message lacks '%s': %s", i, text_cases[i].needle[k],
+                         e.msg);
+        assert_null(strstr(e.msg, "quotes, commas and braces"));
+    }
+    /* valid escapes and raw UTF-8 pass whole: a pair, an escaped backslash before "u0000" */
+    const char *fine = "{\"context\": \"\\ud83d\\ude00 \xc3\xa9 \\\\u0000\", \"question\": \"q\", "
+                       "\"answer\": \"a\"}";
+    assert_int_equal(lrsa_jsonl_parse_record(fine, strlen(fine), "f", 1, &r, &e), 0);
+    assert_string_equal(r.msgs[0].content, "\xf0\x9f\x98\x80 \xc3\xa9 \\u0000\n\nq");
+    lrsa_qa_record_free(&r);
     assert_int_equal(lrsa_jsonl_parse_record("  \r", 3, "f", 1, &r, &e), 1);
     const char *ok = "{\"context\": \"\", \"question\": \"q?\", \"answer\": \"a\", \"system\": "
                      "\"s\", \"extra\": 1}";
@@ -177,7 +215,8 @@ static void test_bad_line_fails_atomically_and_skip_bad_counts(void **state) {
     write_text(in, "{\"context\": \"c\", \"question\": \"q\", \"answer\": \"a\"}\n"
                    "{\"context\": \"c\", \"question\": \"q\", \"answer\": 5}\n"
                    "{\"context\": \"c\", \"question\": \"q\", \"answer\": \"b\"}\n"
-                   "{oops\n");
+                   "{oops\n"
+                   "{\"context\": \"\xff\", \"question\": \"q\", \"answer\": \"c\"}\n");
     snprintf(args, sizeof args, "--input %s --out %s", in, out);
     char *o;
     assert_int_not_equal(prepare(args, &o), 0);
@@ -190,10 +229,12 @@ static void test_bad_line_fails_atomically_and_skip_bad_counts(void **state) {
 
     snprintf(args, sizeof args, "--input %s --out %s --skip-bad", in, out);
     assert_int_equal(prepare(args, &o), 0);
-    if (!strstr(o, "2 bad lines skipped") || !strstr(o, "wrote 2 samples"))
+    if (!strstr(o, "3 bad lines skipped") || !strstr(o, "wrote 2 samples"))
         fail_msg("unexpected summary: %s", o);
     snprintf(where, sizeof where, "%s:4", in);
-    assert_non_null(strstr(o, where)); /* each skipped line is reported */
+    assert_non_null(strstr(o, where));            /* each skipped line is reported */
+    snprintf(where, sizeof where, "%s:5:14", in); /* invalid UTF-8 counts as a bad line */
+    assert_non_null(strstr(o, where));
     free(o);
     lrsa_dataset d;
     lrsa_err e;

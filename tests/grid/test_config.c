@@ -167,6 +167,14 @@ static void test_errors(void **state) {
         {"tasks:\n  - {synthetic: passkey, lengths: [256]}\n", {"methods is missing"}},
         {"methods: [none]\n", {"tasks is missing"}},
         {"methods: [none\n", {"YAML syntax error"}},
+        /* a repeated key names both lines; value errors found by validation name their line */
+        {"methods: [none]\nmax_new: 8\nmethods: [knorm]\n",
+         {"grid.yaml:6", "'methods' appears twice", "first on line 4"}},
+        {"methods:\n  - {name: snapkv, window: 8, window: 16}\n", {"grid.yaml:5", "'window'"}},
+        {"methods:\n  - none\n  - {name: lagkv, lag: 0}\n", {"grid.yaml:6", "lag"}},
+        {"methods: [none]\ntasks:\n  - {synthetic: passkey, lengths: [256]}\n"
+         "  - {file: /nonexistent/x.jsonl}\n",
+         {"grid.yaml:7", "does not exist"}},
     };
     int nc = (int)(sizeof cases / sizeof cases[0]);
     lrsa_grid_config *c = malloc(sizeof *c);

@@ -575,6 +575,47 @@ static void test_batch_equals_one(void **state) {
     free(t3);
 }
 
+/* One budget (and one length and depth): the report still has its tables and says, in report.md
+ * and on stdout, why the pictures over the keep fraction and the heat map are missing. The grid
+ * warns before the work that its LagKV method cannot compress these short prompts. */
+static void test_one_budget_report(void **state) {
+    (void)state;
+    char cfg[1400], run[1400], text[4096], cmd[4096], md[1500];
+    snprintf(cfg, sizeof cfg, "%s/one.yaml", dir);
+    snprintf(run, sizeof run, "%s/run_one", dir);
+    snprintf(text, sizeof text,
+             "run_dir: %s\nmodels: [%s]\nmethods: [none, knorm, {name: lagkv, sink: 4, lag: 200}]\n"
+             "budgets: [1/4]\n"
+             "tasks: [{synthetic: passkey, lengths: [320], n: 1}]\nmax_new: 4\n",
+             run, model_dir);
+    write_text(cfg, text);
+    snprintf(cmd, sizeof cmd, "%s eval %s --quiet 2>&1 && %s report %s 2>&1", LRSA_BINARY, cfg,
+             LRSA_BINARY, run);
+    char *out = NULL;
+    if (tu_run(cmd, &out) != 0) fail_msg("%s", out ? out : "");
+    if (!strstr(out, "report: no score-vs-keep picture: the grid has one keep fraction"))
+        fail_msg("stdout does not say why the picture is missing:\n%s", out);
+    assert_non_null(strstr(out, "report: no length x depth heat map picture"));
+    /* LagKV with sink + 2*lag = 404 above the context (the default protocol is query-agnostic):
+     * said once, before the work, naming the group, the method and the lag that would compress it;
+     * nothing for the other methods */
+    const char *w = strstr(out, "lrsa: warning: ");
+    if (!w || !strstr(w, "method lagkv: the context (") || !strstr(w, "sink + 2*lag = 4 + 2*200") ||
+        !strstr(w, "or less (with sink 4) would compress"))
+        fail_msg("no short-prompt warning for the LagKV method:\n%s", out);
+    assert_null(strstr(w + 1, "lrsa: warning: "));
+    assert_null(strstr(out, "method knorm:"));
+    free(out);
+    snprintf(md, sizeof md, "%s/report.md", run);
+    lrsa_err e = {{0}};
+    char *rep = lrsa_read_file(md, NULL, &e);
+    assert_non_null(rep);
+    assert_non_null(strstr(rep, "*No score-vs-keep picture: the grid has one keep fraction"));
+    assert_non_null(strstr(rep, "budgets.keep two or more"));
+    assert_non_null(strstr(rep, "### Score by method and keep fraction")); /* tables stay */
+    free(rep);
+}
+
 int main(void) {
     setup();
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_grid),
@@ -582,6 +623,7 @@ int main(void) {
                                        cmocka_unit_test(test_two_models),
                                        cmocka_unit_test(test_length_too_short),
                                        cmocka_unit_test(test_file_mixture_records),
-                                       cmocka_unit_test(test_batch_equals_one)};
+                                       cmocka_unit_test(test_batch_equals_one),
+                                       cmocka_unit_test(test_one_budget_report)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, -fsanitize=fuzzer,address,undefined) and fuzzes one of
 # them for N seconds, starting from seeds written by make_seeds (synthetic GGUF models, their
-# converted safetensors and tokenizer.json, QA JSONL records) or make_dataset_seeds (small HDF5
-# QA datasets, for the `dataset` target). Not part of CI.
+# converted safetensors and tokenizer.json, QA JSONL records), make_dataset_seeds (small HDF5
+# QA datasets, for the `dataset` target) or, for yaml, the shipped configs. Not part of CI.
 #
-#   tools/fuzz/run.sh [gguf|safetensors|tokenizer|jsonl|dataset] [SECONDS]   (default: gguf 180)
+#   tools/fuzz/run.sh [gguf|safetensors|tokenizer|jsonl|dataset|yaml] [SECONDS]   (default: gguf 180)
 #
 # LRSA_FUZZ_ARGS adds libFuzzer flags, e.g. LRSA_FUZZ_ARGS="-fork=1 -ignore_timeouts=1" to go
 # on past a known hang inside libhdf5 (the dataset target; docs/DATA.md).
@@ -18,7 +18,7 @@ TARGET=${1:-gguf}
 SECONDS_TO_RUN=${2:-180}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$REPO/build-fuzz
-case "$TARGET" in gguf|safetensors|tokenizer|jsonl|dataset) ;; *) echo "run.sh: unknown target '$TARGET'" >&2; exit 2 ;; esac
+case "$TARGET" in gguf|safetensors|tokenizer|jsonl|dataset|yaml) ;; *) echo "run.sh: unknown target '$TARGET'" >&2; exit 2 ;; esac
 command -v clang >/dev/null || { echo "run.sh: clang not found (apt-get install clang)" >&2; exit 1; }
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
@@ -49,6 +49,7 @@ case "$TARGET" in
   tokenizer) SRC=$REPO/tools/fuzz/fuzz_file_reader.c; DEF=-DFUZZ_TOKENIZER ;;
   jsonl) SRC=$REPO/tools/fuzz/fuzz_jsonl.c; DEF= ;;
   dataset) SRC=$REPO/tools/fuzz/fuzz_dataset.c; DEF= ;;
+  yaml) SRC=$REPO/tools/fuzz/fuzz_yaml.c; DEF= ;;
 esac
 # shellcheck disable=SC2086
 clang $SAN -fsanitize=fuzzer $DEF $INC "$SRC" $LIBS -o "$BUILD/fuzz_$TARGET"
@@ -64,6 +65,10 @@ if [ "$TARGET" = dataset ]; then
   "$BUILD/make_dataset_seeds" "$WORK/seeds/dataset"
 else
   "$BUILD/make_seeds" "$WORK/seeds" >/dev/null
+  if [ "$TARGET" = yaml ]; then  # the shipped configs, training and evaluation grids
+    mkdir -p "$WORK/seeds/yaml"
+    find "$REPO/configs" -name '*.yaml' -exec cp {} "$WORK/seeds/yaml/" \;
+  fi
 fi
 echo "run.sh: fuzzing $TARGET for $SECONDS_TO_RUN s (corpus $WORK/corpus, crashes in $WORK)"
 cd "$WORK"
