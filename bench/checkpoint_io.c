@@ -61,7 +61,8 @@ int main(int argc, char **argv) {
     lrsa_rng_seed(&r, 2);
     for (int64_t i = 0; i < 2 * n; i++) mom[i] = lrsa_rng_normal(&r) * 1e-3f;
     lrsa_ckpt_state s = {.step = 1, .adam_t = 1, .world_size = 1};
-    lrsa_ckpt_text text = {"bench: true\n", "{}", ""};
+    lrsa_ckpt_text text = {
+        .config_yaml = "bench: true\n", .model_config_json = "{}", .model_path = ""};
     char path[4200];
     snprintf(path, sizeof path, "%s/bench_ckpt_%d.h5", dir, (int)getpid());
     double t0 = lrsa_now();

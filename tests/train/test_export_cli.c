@@ -24,7 +24,7 @@ static void write_ckpt(const char *path, lrsa_model *m) {
     assert_non_null(json);
     float *mom = lrsa_calloc((size_t)m->table.numel, sizeof(float));
     lrsa_ckpt_state st = {.step = 1, .world_size = 1};
-    lrsa_ckpt_text text = {"seed: 1\n", json, ""};
+    lrsa_ckpt_text text = {.config_yaml = "seed: 1\n", .model_config_json = json, .model_path = ""};
     if (lrsa_ckpt_write(path, &m->table, mom, mom, &st, &text, &e)) fail_msg("%s", e.msg);
     free(mom);
     free(json);
