@@ -207,7 +207,8 @@ static void record_sample(const lrsa_eval_options *o, const lrsa_dataset *d, int
     }
 }
 
-/* "eval: sample 3/16, 21 s so far, about 86 s left", rewritten in place (a terminal's line). */
+/* "eval: sample 3/16, 21 s so far, about 86 s left", rewritten in place (a terminal's line)
+ * before each batch (each sample with --batch 1). */
 static void progress_line(FILE *f, int64_t i, int64_t n, double elapsed) {
     fprintf(f, "\reval: sample %lld/%lld, %.0f s so far", (long long)(i + 1), (long long)n,
             elapsed);

@@ -171,7 +171,9 @@ static void test_progress_on_terminal_only(void **state) {
         return;
     }
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "script -qec '%s eval --model %s --data %s --n 2' /dev/null 2>&1",
+    /* --batch 1: a line before each sample (batched runs print one before each batch) */
+    snprintf(cmd, sizeof cmd,
+             "script -qec '%s eval --model %s --data %s --n 2 --batch 1' /dev/null 2>&1",
              LRSA_BINARY, model_dir, data);
     if (tu_run(cmd, &out) != 0) fail_msg("%s", out);
     must_contain(out, "eval: sample 1/2", "tty");

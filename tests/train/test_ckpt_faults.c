@@ -262,8 +262,9 @@ static void test_export_manifest(void **state) {
     if (lrsa_model_load(&m, out_dir, &e)) fail_msg("%s", e.msg);
     lrsa_model_free(&m);
 
-    /* a fresh export, then config.json one byte longer */
-    snprintf(cmd, sizeof cmd, "%s export %s %s --dtype f32 2>&1", LRSA_BINARY, ckpt, out_dir);
+    /* a fresh export (over the old directory: --force), then config.json one byte longer */
+    snprintf(cmd, sizeof cmd, "%s export %s %s --dtype f32 --force 2>&1", LRSA_BINARY, ckpt,
+             out_dir);
     if (tu_run(cmd, &out) != 0) fail_msg("export failed: %s", out ? out : "");
     free(out);
     size_t n;
