@@ -126,6 +126,7 @@ evaluate base "$MODEL"
 # RUN/train-ARM, exports RUN/export-ARM (f32), evaluates it as ARM.
 tune() {
     local arm=$1 mode=$2 dir=$RUN/train-$1 exp=$RUN/export-$1 ckpt
+    shift 2 # the rest are the user's overrides
     if [ -f "$dir/done" ]; then
         say "have a finished run in $dir"
     else
