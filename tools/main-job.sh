@@ -24,14 +24,15 @@
 #   LRSA_TASK       synthetic task [niah-multikey]   LRSA_LENGTH    tokens per sample [640]
 #   LRSA_N_TRAIN    training samples [64]            LRSA_N_EVAL    held-out samples [16]
 #   OPENBLAS_NUM_THREADS  BLAS threads [all cores]
-# The default sizes finish in about 20-30 minutes on a 2-core CPU. The trainer is CPU-only
+# The default sizes: about 25 minutes on a quiet 2-core CPU (an estimate; 66 min was measured
+# under heavy load, see the README). The trainer is CPU-only
 # today: on a machine with a GPU the job still runs on the CPU (and says so).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 case "${1:-}" in -h | --help)
-    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" # the header comment
     exit 0
     ;;
 esac
