@@ -295,8 +295,7 @@ static void test_strings_fixed_length(void **state) {
     for (int s = 0; s < 3; s++) {
         int32_t ids[4] = {1, 2, 3, 4};
         uint8_t mask[4] = {0, 0, 1, 1};
-        if (lrsa_dataset_writer_add(w, ids, mask, 4, 2, answers[s], &e) != 0)
-            fail_msg("%s", e.msg);
+        if (lrsa_dataset_writer_add(w, ids, mask, 4, 2, answers[s], &e) != 0) fail_msg("%s", e.msg);
     }
     const lrsa_dataset_meta meta = {"", "chatml-smollm", "unit test", "passkey", 64};
     if (lrsa_dataset_writer_commit(w, path, &meta, &e) != 0) fail_msg("%s", e.msg);
