@@ -6,6 +6,10 @@
 #ifndef LRSA_HAVE_CUDA
 #include <stdio.h>
 
+__attribute__((weak)) int lrsa_cuda_built(void) {
+    return 0;
+}
+
 __attribute__((weak)) int lrsa_cuda_device_count(void) {
     return 0;
 }

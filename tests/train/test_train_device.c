@@ -1,0 +1,45 @@
+/* `lrsa train ... device=cuda` where it cannot run says why, before writing anything: a build
+ * without CUDA says the build has no CUDA; a CUDA build on a machine without a GPU says there is
+ * no CUDA device (the runtime's reason). Neither claims the feature is missing. On a machine
+ * with a GPU the case is skipped (test_gpu_train trains there). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "autograd/fileio.h"
+#include "kernels/device/device.h"
+#include "test_util.h"
+#include "train_fixture.h"
+
+static void test_device_cuda_message(void **state) {
+    (void)state;
+    if (lrsa_cuda_built() && lrsa_cuda_device_count() > 0) skip();
+    char dir[4096], cfg[4200], cmd[16384], run_dir[4300];
+    tu_tmpdir(dir, sizeof dir, "device_cuda");
+    tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
+    snprintf(cmd, sizeof cmd, "%s train %s device=cuda model.dtype=bf16 --quiet 2>&1", LRSA_BINARY,
+             cfg);
+    char *out = NULL;
+    int rc = tu_run(cmd, &out);
+    printf("%s", out ? out : "");
+    assert_int_not_equal(rc, 0);
+    assert_non_null(out);
+    if (!lrsa_cuda_built())
+        assert_non_null(strstr(out, "device: cuda: this lrsa was built without CUDA"));
+    else
+        assert_non_null(strstr(out, "device: cuda: no CUDA device"));
+    assert_null(strstr(out, "not wired"));
+    lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
+    assert_false(lrsa_file_exists(run_dir)); /* nothing written */
+    free(out);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_device_cuda_message)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
