@@ -66,8 +66,21 @@ static int is_stop(const lrsa_gen_options *o, int32_t id) {
     return 0;
 }
 
+typedef struct cpu_step {
+    const lrsa_model *m;
+    lrsa_kv_cache *c;
+} cpu_step;
+
+static void cpu_step_fn(void *ctx, int32_t id, float *logits) {
+    cpu_step *s = ctx;
+    lrsa_cached_forward(s->m, s->c, &id, 1, logits, 0);
+}
+
 static int decode(const lrsa_model *m, lrsa_kv_cache *c, float *logits, const lrsa_gen_options *o,
-                  lrsa_token_fn on_token, void *user, lrsa_gen_result *res);
+                  lrsa_token_fn on_token, void *user, lrsa_gen_result *res) {
+    cpu_step s = {m, c};
+    return lrsa_generate_decode(cpu_step_fn, &s, m->cfg.vocab_size, logits, o, on_token, user, res);
+}
 
 int lrsa_generate_from(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *prompt, int64_t n,
                        int64_t done, const float *logits_done, const lrsa_gen_options *o,
@@ -99,10 +112,9 @@ int lrsa_generate_from(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *pro
     return rc;
 }
 
-/* Samples and feeds tokens from `logits` (the prompt's last logits; overwritten). */
-static int decode(const lrsa_model *m, lrsa_kv_cache *c, float *logits, const lrsa_gen_options *o,
-                  lrsa_token_fn on_token, void *user, lrsa_gen_result *res) {
-    const int V = m->cfg.vocab_size;
+int lrsa_generate_decode(lrsa_gen_step_fn feed, void *ctx, int V, float *logits,
+                         const lrsa_gen_options *o, lrsa_token_fn on_token, void *user,
+                         lrsa_gen_result *res) {
     lrsa_rng rng;
     lrsa_rng_seed(&rng, o->seed);
     res->ids = lrsa_malloc((size_t)(o->max_new > 0 ? o->max_new : 1) * sizeof(int32_t));
@@ -116,7 +128,7 @@ static int decode(const lrsa_model *m, lrsa_kv_cache *c, float *logits, const lr
         res->ids[res->n++] = id;
         if (on_token && on_token(user, id) != 0) break;
         if (step + 1 == o->max_new) break; /* no forward for a token nobody will sample after */
-        lrsa_cached_forward(m, c, &id, 1, logits, 0);
+        feed(ctx, id, logits);
         res->decode_steps++;
     }
     res->decode_s = lrsa_now() - t1;

@@ -44,6 +44,13 @@ int lrsa_generate_from(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *pro
 /* The next token from logits[V]: argmax (ties to the lower id) when temperature <= 0, else a
  * draw from softmax(logits / temperature) restricted to the smallest set of most likely tokens
  * whose probability reaches top_p. */
+/* The decoding loop on any cache: samples from `logits` (the prompt's last logits; overwritten),
+ * and feeds each sampled token through feed(ctx, id, logits), which must write the next logits
+ * [V]. Stops at a stop id, at max_new, or when on_token returns non-zero. */
+typedef void (*lrsa_gen_step_fn)(void *ctx, int32_t id, float *logits);
+int lrsa_generate_decode(lrsa_gen_step_fn feed, void *ctx, int V, float *logits,
+                         const lrsa_gen_options *o, lrsa_token_fn on_token, void *user,
+                         lrsa_gen_result *res);
 int32_t lrsa_sample_token(const float *logits, int V, float temperature, float top_p,
                           lrsa_rng *rng);
 int32_t lrsa_argmax(const float *x, int n);

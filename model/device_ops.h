@@ -79,6 +79,11 @@ struct lrsa_device_ops {
                          int64_t N, int C, int V, float eps);
 };
 
+/* 0 when CUDA can be used; else -1 with a message that starts with `what` (a config key or
+ * flag, e.g. "device: cuda"), says whether the build has no CUDA or the machine no usable device
+ * (the runtime's reason) and ends with `cpu_hint` (e.g. "set device: cpu"). */
+int lrsa_cuda_usable(const char *what, const char *cpu_hint, lrsa_err *e);
+
 /* The CPU table (a static object; ctx unused). */
 const lrsa_device_ops *lrsa_device_ops_cpu(void);
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/device/device.h"
 #include "kernels/embedding/embedding.h"
 #include "kernels/lagkv/lagkv.h"
 #include "kernels/linear/linear.h"
@@ -140,6 +141,18 @@ static const lrsa_device_ops cpu_ops = {
 
 const lrsa_device_ops *lrsa_device_ops_cpu(void) {
     return &cpu_ops;
+}
+
+int lrsa_cuda_usable(const char *what, const char *cpu_hint, lrsa_err *e) {
+    if (!lrsa_cuda_built())
+        return lrsa_errorf(e,
+                           "%s: this lrsa was built without CUDA (nvcc was not found when it was "
+                           "configured); rebuild it with the CUDA toolkit installed, or %s",
+                           what, cpu_hint);
+    if (lrsa_cuda_device_count() > 0) return 0;
+    char why[256];
+    lrsa_cuda_describe(why, sizeof why);
+    return lrsa_errorf(e, "%s: %s; %s", what, why, cpu_hint);
 }
 
 #ifndef LRSA_HAVE_CUDA

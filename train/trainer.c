@@ -11,7 +11,7 @@
 #include "autograd/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
-#include "kernels/device/device.h"
+#include "model/device_ops.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/optim.h"
@@ -112,15 +112,7 @@ static int check_device(trainer *t, lrsa_err *e) {
                                c->model_dtype);
         return 0;
     }
-    char why[256];
-    lrsa_cuda_describe(why, sizeof why);
-    if (!lrsa_cuda_built())
-        return lrsa_errorf(e,
-                           "device: cuda: this lrsa was built without CUDA (nvcc was not found "
-                           "when it was configured); rebuild it with the CUDA toolkit installed, "
-                           "or set device: cpu");
-    if (lrsa_cuda_device_count() == 0)
-        return lrsa_errorf(e, "device: cuda: %s; set device: cpu to train on the CPU", why);
+    if (lrsa_cuda_usable("device: cuda", "set device: cpu to train on the CPU", e)) return -1;
     if (t->comm->world > 1)
         return lrsa_errorf(e,
                            "device: cuda trains on one GPU with one rank (%d ranks were started); "
