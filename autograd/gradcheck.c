@@ -4,8 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "base/error.h"
+#include "base/rng.h"
 
 lrsa_gradcheck_opts lrsa_gradcheck_defaults(void) {
     lrsa_gradcheck_opts o = {.max_coords = 256,

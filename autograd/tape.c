@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 struct lrsa_tape_block {
     lrsa_tape_block *next;

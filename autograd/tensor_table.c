@@ -3,7 +3,7 @@
 #include <string.h>
 #include <stdlib.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 void lrsa_table_init(lrsa_tensor_table *t) {
     memset(t, 0, sizeof *t);

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "base/error.h"
+#include "base/rng.h"
 #include "kernels/attention/attention.h"
 #include "kernels/lagkv/lagkv.h"
 #include "kernels/lrsa_attention/lrsa_attention.h"

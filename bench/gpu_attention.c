@@ -16,7 +16,7 @@
 #include "kernels/lrsa_attention/lrsa_attention.h"
 
 #ifdef LRSA_HAVE_CUDA
-#include "autograd/rng.h"
+#include "base/rng.h"
 #include "tests/gpu/gpu_mem.h"
 
 typedef struct {

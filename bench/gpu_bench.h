@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "autograd/tensor.h"
 #include "kernels/device/device_buffer.h"
 

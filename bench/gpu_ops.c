@@ -16,7 +16,7 @@ int main(void) {
 #else
 #include <cuda_runtime_api.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "bench/gpu_bench.h"
 #include "kernels/device/device_buffer.h"
 #include "kernels/embedding/embedding.h"

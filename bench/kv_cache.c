@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
-#include "autograd/rng.h"
-#include "eval/generate.h"
-#include "eval/prefill.h"
+#include "base/fileio.h"
+#include "base/rng.h"
+#include "eval/run/generate.h"
+#include "eval/run/prefill.h"
 
 static double decode_rate(const lrsa_model *m, lrsa_kv_cache *c, int steps, int V) {
     float *logits = lrsa_malloc((size_t)V * sizeof(float));

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "base/error.h"
+#include "base/rng.h"
 #include "kernels/linear/linear.h"
 #include "kernels/lm_head_loss/lm_head_loss.h"
 #include "kernels/rmsnorm/rmsnorm.h"

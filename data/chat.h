@@ -3,7 +3,7 @@
  * token. Message text is encoded as plain text (no special-token injection). */
 #ifndef LRSA_DATA_CHAT_H
 #define LRSA_DATA_CHAT_H
-#include "autograd/error.h"
+#include "base/error.h"
 #include "data/ids.h"
 #include "data/tokenizer.h"
 

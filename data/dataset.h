@@ -10,14 +10,18 @@
  *   /prompt_len  int64 [n]      tokens before the answer: ids[0:prompt_len] is the prompt that
  *                               `generate` is given (it ends with the assistant header)
  *   /answers     vlen UTF-8 [n] the reference answer text (for string-match metrics)
+ *   /sample_task vlen UTF-8 [n] optional: each sample's task (written by task mixtures, e.g.
+ *                               `--synthetic passkey,vartrack`); absent = every sample has the
+ *                               root `task` (files written before it existed read the same)
  * Root attributes (strings unless noted): format = "lrsa-qa-v1", tokenizer_checksum,
- *   chat_template (format name), source, task, n_samples (int64), max_len (int64; 0 = none).
+ *   chat_template (format name), source, task (a mixture: the comma-separated list),
+ *   n_samples (int64), max_len (int64; 0 = none; the longest target length).
  */
 #ifndef LRSA_DATA_DATASET_H
 #define LRSA_DATA_DATASET_H
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 #define LRSA_DATASET_FORMAT "lrsa-qa-v1"
 
@@ -30,6 +34,7 @@ typedef struct lrsa_dataset {
     int64_t *offsets;    /* [n+1], offsets[0] = 0, offsets[n] = total, non-decreasing */
     int64_t *prompt_len; /* [n] */
     char **answers;      /* [n] NUL-terminated UTF-8 */
+    char **sample_task;  /* [n] per-sample tasks, or NULL when the file has no /sample_task */
     char *tokenizer_checksum;
     char *chat_template;
     char *source;
@@ -50,6 +55,8 @@ const uint8_t *lrsa_dataset_mask(const lrsa_dataset *d, int64_t i);
 int64_t lrsa_dataset_len(const lrsa_dataset *d, int64_t i);
 int64_t lrsa_dataset_prompt_len(const lrsa_dataset *d, int64_t i);
 const char *lrsa_dataset_answer(const lrsa_dataset *d, int64_t i);
+/* Sample i's task: its /sample_task entry, or the root `task` attribute when the file has none. */
+const char *lrsa_dataset_sample_task(const lrsa_dataset *d, int64_t i);
 /* Number of tokens with loss_mask = 1 in sample i (the loss normaliser's share). */
 int64_t lrsa_dataset_n_target(const lrsa_dataset *d, int64_t i);
 
@@ -76,6 +83,12 @@ lrsa_dataset_writer *lrsa_dataset_writer_new(void);
 int lrsa_dataset_writer_add(lrsa_dataset_writer *w, const int32_t *ids, const uint8_t *mask,
                             int64_t n, int64_t prompt_len, const char *answer, lrsa_err *e);
 int64_t lrsa_dataset_writer_count(const lrsa_dataset_writer *w);
+/* Tags sample i (< count) with its task (copied). When any sample is tagged, commit writes
+ * /sample_task, untagged samples getting meta->task; with no tag nothing is added to the file. */
+void lrsa_dataset_writer_set_task(lrsa_dataset_writer *w, int64_t i, const char *task);
+/* Sample i's token count, and its tag (NULL when untagged). */
+int64_t lrsa_dataset_writer_len(const lrsa_dataset_writer *w, int64_t i);
+const char *lrsa_dataset_writer_task(const lrsa_dataset_writer *w, int64_t i);
 /* Writes everything to path atomically. The writer stays valid (free it afterwards). */
 int lrsa_dataset_writer_commit(lrsa_dataset_writer *w, const char *path,
                                const lrsa_dataset_meta *meta, lrsa_err *e);

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "data/chat.h"
 #include "data/ids.h"
 #include "data/tokenizer.h"

@@ -4,7 +4,7 @@
 #define LRSA_DATA_DATASET_H5_H
 #include <hdf5.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 /* Runs an HDF5 call; on a negative result fills *e and jumps to the local `fail:` label. */
 #define LRSA_H5_TRY(call, path, what, e)                                                           \

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/dataset.h"
 #include "data/dataset_h5.h"
 
@@ -133,30 +133,32 @@ static int read_1d(hid_t file, const char *name, hid_t mem_type, size_t elem, in
     return rc;
 }
 
-static int read_answers(hid_t file, lrsa_dataset *d, const char *path, lrsa_err *e) {
+/* Reads the 1-D dataset /name of d->n variable-length strings into *out (malloc'd copies). */
+static int read_strings(hid_t file, const char *name, const lrsa_dataset *d, char ***out,
+                        const char *path, lrsa_err *e) {
     int64_t len = 0;
-    hid_t ds = open_1d(file, "answers", &len, path, e), type = -1, ftype = -1;
+    hid_t ds = open_1d(file, name, &len, path, e), type = -1, ftype = -1;
     int rc = -1;
     char **tmp = NULL;
     if (ds < 0) return -1;
     if (len != d->n) {
         lrsa_errorf(e,
-                    "%s: dataset /answers has %lld entries but /offsets says %lld samples; "
+                    "%s: dataset /%s has %lld entries but /offsets says %lld samples; "
                     "re-create the file with `lrsa prepare`",
-                    path, (long long)len, (long long)d->n);
+                    path, name, (long long)len, (long long)d->n);
         goto fail;
     }
-    LRSA_H5_TRY(ftype = H5Dget_type(ds), path, "/answers", e);
+    LRSA_H5_TRY(ftype = H5Dget_type(ds), path, name, e);
     if (H5Tget_class(ftype) != H5T_STRING || H5Tis_variable_str(ftype) <= 0) {
-        lrsa_errorf(e, "%s: dataset /answers must hold variable-length strings", path);
+        lrsa_errorf(e, "%s: dataset /%s must hold variable-length strings", path, name);
         goto fail;
     }
-    LRSA_H5_TRY(type = H5Tcopy(ftype), path, "/answers", e);
+    LRSA_H5_TRY(type = H5Tcopy(ftype), path, name, e);
     tmp = lrsa_calloc((size_t)(len > 0 ? len : 1), sizeof(char *));
-    d->answers = lrsa_calloc((size_t)(len > 0 ? len : 1), sizeof(char *));
+    *out = lrsa_calloc((size_t)(len > 0 ? len : 1), sizeof(char *));
     if (len > 0) {
-        LRSA_H5_TRY(H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp), path, "/answers", e);
-        for (int64_t i = 0; i < len; i++) d->answers[i] = lrsa_strdup(tmp[i] ? tmp[i] : "");
+        LRSA_H5_TRY(H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp), path, name, e);
+        for (int64_t i = 0; i < len; i++) (*out)[i] = lrsa_strdup(tmp[i] ? tmp[i] : "");
         hid_t space = H5Dget_space(ds);
         if (space >= 0) {
             H5Dvlen_reclaim(type, space, H5P_DEFAULT, tmp);
@@ -170,6 +172,12 @@ fail:
     if (ftype >= 0) H5Tclose(ftype);
     H5Dclose(ds);
     return rc;
+}
+
+/* /sample_task is optional (files written before task mixtures have none). */
+static int read_sample_tasks(hid_t file, lrsa_dataset *d, const char *path, lrsa_err *e) {
+    if (H5Lexists(file, "sample_task", H5P_DEFAULT) <= 0) return 0;
+    return read_strings(file, "sample_task", d, &d->sample_task, path, e);
 }
 
 static int validate(const lrsa_dataset *d, const char *path, lrsa_err *e) {
@@ -260,7 +268,8 @@ int lrsa_dataset_open(lrsa_dataset *d, const char *path, lrsa_err *e) {
         read_1d(file, "loss_mask", H5T_NATIVE_UINT8, 1, d->total, (void **)&d->loss_mask, path,
                 e) ||
         read_1d(file, "prompt_len", H5T_NATIVE_INT64, 8, d->n, (void **)&d->prompt_len, path, e) ||
-        read_answers(file, d, path, e) || validate(d, path, e))
+        read_strings(file, "answers", d, &d->answers, path, e) ||
+        read_sample_tasks(file, d, path, e) || validate(d, path, e))
         goto fail;
     rc = 0;
 fail:
@@ -274,6 +283,9 @@ void lrsa_dataset_close(lrsa_dataset *d) {
     if (d->answers)
         for (int64_t i = 0; i < d->n; i++) free(d->answers[i]);
     free(d->answers);
+    if (d->sample_task)
+        for (int64_t i = 0; i < d->n; i++) free(d->sample_task[i]);
+    free(d->sample_task);
     free(d->tokens);
     free(d->loss_mask);
     free(d->offsets);
@@ -305,6 +317,9 @@ int64_t lrsa_dataset_prompt_len(const lrsa_dataset *d, int64_t i) {
 }
 const char *lrsa_dataset_answer(const lrsa_dataset *d, int64_t i) {
     return d->answers[i];
+}
+const char *lrsa_dataset_sample_task(const lrsa_dataset *d, int64_t i) {
+    return d->sample_task ? d->sample_task[i] : d->task;
 }
 int64_t lrsa_dataset_n_target(const lrsa_dataset *d, int64_t i) {
     int64_t s = 0;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/dataset.h"
 #include "data/dataset_h5.h"
 
@@ -18,6 +18,7 @@ struct lrsa_dataset_writer {
     int64_t *offsets; /* [n+1] */
     int64_t *prompt_len;
     char **answers;
+    char **tasks; /* [n] per-sample task tags (NULL = untagged) */
     int64_t n, cap_samples;
 };
 
@@ -27,14 +28,19 @@ lrsa_dataset_writer *lrsa_dataset_writer_new(void) {
     w->offsets = lrsa_malloc((size_t)(w->cap_samples + 1) * sizeof(int64_t));
     w->prompt_len = lrsa_malloc((size_t)w->cap_samples * sizeof(int64_t));
     w->answers = lrsa_malloc((size_t)w->cap_samples * sizeof(char *));
+    w->tasks = lrsa_malloc((size_t)w->cap_samples * sizeof(char *));
     w->offsets[0] = 0;
     return w;
 }
 
 void lrsa_dataset_writer_free(lrsa_dataset_writer *w) {
     if (!w) return;
-    for (int64_t i = 0; i < w->n; i++) free(w->answers[i]);
+    for (int64_t i = 0; i < w->n; i++) {
+        free(w->answers[i]);
+        free(w->tasks[i]);
+    }
     free(w->answers);
+    free(w->tasks);
     free(w->prompt_len);
     free(w->offsets);
     free(w->tokens);
@@ -44,6 +50,19 @@ void lrsa_dataset_writer_free(lrsa_dataset_writer *w) {
 
 int64_t lrsa_dataset_writer_count(const lrsa_dataset_writer *w) {
     return w->n;
+}
+
+void lrsa_dataset_writer_set_task(lrsa_dataset_writer *w, int64_t i, const char *task) {
+    free(w->tasks[i]);
+    w->tasks[i] = task ? lrsa_strdup(task) : NULL;
+}
+
+int64_t lrsa_dataset_writer_len(const lrsa_dataset_writer *w, int64_t i) {
+    return w->offsets[i + 1] - w->offsets[i];
+}
+
+const char *lrsa_dataset_writer_task(const lrsa_dataset_writer *w, int64_t i) {
+    return w->tasks[i];
 }
 
 int lrsa_dataset_writer_add(lrsa_dataset_writer *w, const int32_t *ids, const uint8_t *mask,
@@ -58,6 +77,7 @@ int lrsa_dataset_writer_add(lrsa_dataset_writer *w, const int32_t *ids, const ui
         w->offsets = lrsa_realloc(w->offsets, (size_t)(w->cap_samples + 1) * sizeof(int64_t));
         w->prompt_len = lrsa_realloc(w->prompt_len, (size_t)w->cap_samples * sizeof(int64_t));
         w->answers = lrsa_realloc(w->answers, (size_t)w->cap_samples * sizeof(char *));
+        w->tasks = lrsa_realloc(w->tasks, (size_t)w->cap_samples * sizeof(char *));
     }
     if (w->total + n > w->cap_tokens) {
         int64_t cap = w->cap_tokens ? w->cap_tokens : 4096;
@@ -71,6 +91,7 @@ int lrsa_dataset_writer_add(lrsa_dataset_writer *w, const int32_t *ids, const ui
     w->total += n;
     w->prompt_len[w->n] = prompt_len;
     w->answers[w->n] = lrsa_strdup(answer);
+    w->tasks[w->n] = NULL;
     w->n++;
     w->offsets[w->n] = w->total;
     return 0;
@@ -137,25 +158,41 @@ fail:
     return rc;
 }
 
-static int write_answers(hid_t file, const lrsa_dataset_writer *w, const char *path, lrsa_err *e) {
+/* A 1-D dataset of n variable-length UTF-8 strings (/answers, /sample_task). */
+static int write_strings(hid_t file, const char *name, char *const *strs, int64_t n,
+                         const char *path, lrsa_err *e) {
     hid_t type = -1, space = -1, dcpl = -1, ds = -1;
     int rc = -1;
-    hsize_t dims[1] = {(hsize_t)w->n};
-    LRSA_H5_TRY(type = H5Tcopy(H5T_C_S1), path, "/answers", e);
-    LRSA_H5_TRY(H5Tset_size(type, H5T_VARIABLE), path, "/answers", e);
-    LRSA_H5_TRY(H5Tset_cset(type, H5T_CSET_UTF8), path, "/answers", e);
-    LRSA_H5_TRY(space = H5Screate_simple(1, dims, NULL), path, "/answers", e);
-    LRSA_H5_TRY(dcpl = H5Pcreate(H5P_DATASET_CREATE), path, "/answers", e);
-    LRSA_H5_TRY(H5Pset_obj_track_times(dcpl, 0), path, "/answers", e);
-    LRSA_H5_TRY(ds = H5Dcreate2(file, "answers", type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), path,
-                "/answers", e);
-    LRSA_H5_TRY(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->answers), path, "/answers", e);
+    hsize_t dims[1] = {(hsize_t)n};
+    LRSA_H5_TRY(type = H5Tcopy(H5T_C_S1), path, name, e);
+    LRSA_H5_TRY(H5Tset_size(type, H5T_VARIABLE), path, name, e);
+    LRSA_H5_TRY(H5Tset_cset(type, H5T_CSET_UTF8), path, name, e);
+    LRSA_H5_TRY(space = H5Screate_simple(1, dims, NULL), path, name, e);
+    LRSA_H5_TRY(dcpl = H5Pcreate(H5P_DATASET_CREATE), path, name, e);
+    LRSA_H5_TRY(H5Pset_obj_track_times(dcpl, 0), path, name, e);
+    LRSA_H5_TRY(ds = H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), path,
+                name, e);
+    LRSA_H5_TRY(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, strs), path, name, e);
     rc = 0;
 fail:
     if (ds >= 0) H5Dclose(ds);
     if (dcpl >= 0) H5Pclose(dcpl);
     if (space >= 0) H5Sclose(space);
     if (type >= 0) H5Tclose(type);
+    return rc;
+}
+
+/* /sample_task, only when some sample is tagged (untagged ones get the root task). */
+static int write_tasks(hid_t file, const lrsa_dataset_writer *w, const char *root_task,
+                       const char *path, lrsa_err *e) {
+    int64_t tagged = 0;
+    for (int64_t i = 0; i < w->n; i++) tagged += w->tasks[i] != NULL;
+    if (tagged == 0) return 0;
+    char **v = lrsa_malloc((size_t)w->n * sizeof(char *));
+    for (int64_t i = 0; i < w->n; i++)
+        v[i] = w->tasks[i] ? w->tasks[i] : (char *)(root_task ? root_task : "");
+    int rc = write_strings(file, "sample_task", v, w->n, path, e);
+    free(v);
     return rc;
 }
 
@@ -169,7 +206,8 @@ static int write_all(hid_t file, const lrsa_dataset_writer *w, const lrsa_datase
                  e) ||
         write_1d(file, "prompt_len", H5T_STD_I64LE, H5T_NATIVE_INT64, w->n, w->prompt_len, 1, path,
                  e) ||
-        write_answers(file, w, path, e))
+        write_strings(file, "answers", w->answers, w->n, path, e) ||
+        write_tasks(file, w, m->task, path, e))
         return -1;
     if (write_str_attr(file, "format", LRSA_DATASET_FORMAT, path, e) ||
         write_str_attr(file, "tokenizer_checksum", m->tokenizer_checksum, path, e) ||

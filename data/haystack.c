@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/haystack.h"
 
 /* Neutral, self-written filler sentences used when no essay text is installed. They avoid
@@ -99,8 +99,42 @@ static int by_name(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+int lrsa_essay_split_parse(const char *name, lrsa_essay_split *out) {
+    static const char *const names[] = {"all", "train", "heldout"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, names[i])) {
+            *out = (lrsa_essay_split)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *lrsa_essay_split_name(lrsa_essay_split s) {
+    return s == LRSA_ESSAYS_TRAIN ? "train" : s == LRSA_ESSAYS_HELDOUT ? "heldout" : "all";
+}
+
+int lrsa_essay_is_heldout(const char *name) {
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ULL;
+    }
+    return h % 4 == 0;
+}
+
+static int in_split(const char *name, lrsa_essay_split split) {
+    return split == LRSA_ESSAYS_ALL ||
+           lrsa_essay_is_heldout(name) == (split == LRSA_ESSAYS_HELDOUT);
+}
+
 int lrsa_haystack_load(lrsa_haystack *h, const char *dir, lrsa_err *e) {
+    return lrsa_haystack_load_split(h, dir, LRSA_ESSAYS_ALL, e);
+}
+
+int lrsa_haystack_load_split(lrsa_haystack *h, const char *dir, lrsa_essay_split split,
+                             lrsa_err *e) {
     memset(h, 0, sizeof *h);
+    h->split = split;
     char def[4096];
     if (!dir) {
         lrsa_haystack_default_dir(def, sizeof def);
@@ -115,6 +149,8 @@ int lrsa_haystack_load(lrsa_haystack *h, const char *dir, lrsa_err *e) {
         while ((ent = readdir(d))) {
             size_t l = strlen(ent->d_name);
             if (l > 4 && strcmp(ent->d_name + l - 4, ".txt") == 0) {
+                h->n_found++;
+                if (!in_split(ent->d_name, split)) continue;
                 names = lrsa_realloc(names, (size_t)(n_names + 1) * sizeof(char *));
                 names[n_names++] = lrsa_strdup(ent->d_name);
             }
@@ -144,10 +180,34 @@ int lrsa_haystack_load(lrsa_haystack *h, const char *dir, lrsa_err *e) {
         lrsa_haystack_free(h);
         return -1;
     }
-    if (h->n > 0) {
+    if (h->n > 0 && split == LRSA_ESSAYS_ALL) {
         snprintf(h->desc, sizeof h->desc, "haystack=paul-graham-essays(%d files, %lld sentences)",
                  h->n_files, (long long)h->n);
         return 0;
+    }
+    if (h->n > 0) {
+        snprintf(h->desc, sizeof h->desc,
+                 "haystack=paul-graham-essays(essays=%s: %d of %d files, %lld sentences)",
+                 lrsa_essay_split_name(split), h->n_files, h->n_found, (long long)h->n);
+        return 0;
+    }
+    if (split != LRSA_ESSAYS_ALL) {
+        if (h->n_found == 0)
+            lrsa_errorf(e,
+                        "--essays %s: no haystack essays in %s, and the built-in filler has no "
+                        "essay split; run tools/fetch-haystack.sh (or give --haystack DIR with "
+                        ".txt essays), or use --essays all",
+                        lrsa_essay_split_name(split), dir);
+        else
+            lrsa_errorf(e,
+                        "--essays %s: %s of the %d essays in %s (held out = FNV-1a hash of the "
+                        "file name mod 4 == 0); add essays (tools/fetch-haystack.sh) or use "
+                        "--essays all",
+                        lrsa_essay_split_name(split),
+                        h->n_files ? "the split holds no sentences" : "the split holds none",
+                        h->n_found, dir);
+        lrsa_haystack_free(h);
+        return -1;
     }
     h->builtin = 1;
     for (size_t i = 0; i < sizeof FILLER / sizeof FILLER[0]; i++)

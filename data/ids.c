@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 static void ids_reserve(lrsa_ids *a, int64_t need) {
     if (need <= a->cap) return;

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "data/chat.h"
 
 typedef struct lrsa_qa_record {

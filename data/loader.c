@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/rng.h"
+#include "base/rng.h"
 #include "data/loader.h"
 
 /* Mixes the epoch into the seed so each epoch has its own order (splitmix-style constant). */

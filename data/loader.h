@@ -17,7 +17,7 @@
 #define LRSA_DATA_LOADER_H
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "data/dataset.h"
 
 typedef struct lrsa_loader_state {

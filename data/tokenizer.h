@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "data/ids.h"
 
 typedef struct lrsa_tokenizer lrsa_tokenizer;

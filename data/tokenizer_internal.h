@@ -11,7 +11,7 @@
 #endif
 #include <pcre2.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "data/ids.h"
 #include "data/tokenizer.h"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/tokenizer_internal.h"
 
 #define MAX_VOCAB (1 << 22) /* 4M ids: far above any real vocabulary (Qwen2: 152k) */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 
 /* Reads an integer field. Missing: *out = def and returns 0 unless required. */
 static int get_int(const cJSON *root, const char *key, int *out, int def, int required,

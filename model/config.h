@@ -3,7 +3,7 @@
 #ifndef LRSA_MODEL_CONFIG_H
 #define LRSA_MODEL_CONFIG_H
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/rope/rope.h"
 
 typedef enum lrsa_arch { LRSA_ARCH_LLAMA = 0, LRSA_ARCH_QWEN2, LRSA_ARCH_MISTRAL } lrsa_arch;

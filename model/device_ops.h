@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "autograd/tensor.h"
 #include "kernels/attention/attention.h"
 #include "kernels/lagkv/lagkv.h"

@@ -145,10 +145,11 @@ const lrsa_device_ops *lrsa_device_ops_cpu(void) {
 
 int lrsa_cuda_usable(const char *what, const char *cpu_hint, lrsa_err *e) {
     if (!lrsa_cuda_built())
-        return lrsa_errorf(e,
-                           "%s: this lrsa was built without CUDA (nvcc was not found when it was "
-                           "configured); rebuild it with the CUDA toolkit installed, or %s",
-                           what, cpu_hint);
+        return lrsa_errorf(
+            e,
+            "%s: this lrsa was built without CUDA (configured with -DLRSA_CUDA=OFF or "
+            "without nvcc); rebuild it with the CUDA toolkit installed, or %s",
+            what, cpu_hint);
     if (lrsa_cuda_device_count() > 0) return 0;
     char why[256];
     lrsa_cuda_describe(why, sizeof why);
@@ -162,8 +163,8 @@ __attribute__((weak)) lrsa_device_ops *lrsa_device_ops_cuda_new(const lrsa_model
                                                                 const float *inv_freq,
                                                                 const lrsa_cuda_plan *plan,
                                                                 lrsa_err *e) {
-    lrsa_errorf(e, "this lrsa was built without CUDA (no nvcc at configure time): rebuild on a "
-                   "machine with the CUDA toolkit, or set device: cpu");
+    lrsa_errorf(e, "this lrsa was built without CUDA (-DLRSA_CUDA=OFF or no nvcc at configure "
+                   "time): rebuild with the CUDA toolkit, or set device: cpu");
     return NULL;
 }
 

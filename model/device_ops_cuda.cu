@@ -42,7 +42,7 @@ struct CudaOps {
     bf *xn;       // [max_N, C]: normalised rows for final_logits
 };
 
-CudaOps *C(void *ctx) {
+CudaOps *cuda_ops_of(void *ctx) {
     return (CudaOps *)ctx;
 }
 
@@ -58,19 +58,22 @@ void dfree(void *ctx, void *p) {
     if (p) CUDA_CHECK(cudaFree(p));
 }
 void upload(void *ctx, void *dst, const void *src, size_t bytes) {
-    if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, C(ctx)->stream));
+    if (bytes)
+        CUDA_CHECK(
+            cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_ops_of(ctx)->stream));
 }
 void download(void *ctx, void *dst, const void *src, size_t bytes) {
     if (!bytes) return;
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, C(ctx)->stream));
-    CUDA_CHECK(cudaStreamSynchronize(C(ctx)->stream));
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_ops_of(ctx)->stream));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_ops_of(ctx)->stream));
 }
 void dcopy(void *ctx, void *dst, const void *src, size_t bytes) {
     if (bytes && dst != src)
-        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, C(ctx)->stream));
+        CUDA_CHECK(
+            cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_ops_of(ctx)->stream));
 }
 void dzero(void *ctx, void *p, size_t bytes) {
-    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, C(ctx)->stream));
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_ops_of(ctx)->stream));
 }
 
 void planned(const CudaOps *c, int64_t N, const char *what) {
@@ -79,11 +82,11 @@ void planned(const CudaOps *c, int64_t N, const char *what) {
 }
 
 void embedding_fwd(void *ctx, void *out, const int32_t *ids, const void *table, int64_t N, int Cc) {
-    lrsa_embedding_forward_cuda((bf *)out, ids, (const bf *)table, N, Cc, C(ctx)->stream);
+    lrsa_embedding_forward_cuda((bf *)out, ids, (const bf *)table, N, Cc, cuda_ops_of(ctx)->stream);
 }
 void embedding_bwd(void *ctx, float *dtable, const void *dout, const int32_t *ids, int64_t N,
                    int Cc, int V) {
-    CudaOps *c = C(ctx);
+    CudaOps *c = cuda_ops_of(ctx);
     planned(c, N, "embedding backward");
     lrsa_embedding_backward_cuda(dtable, (const bf *)dout, ids, N, Cc, V, c->emb_ws, c->emb_bytes,
                                  c->stream);
@@ -91,49 +94,51 @@ void embedding_bwd(void *ctx, float *dtable, const void *dout, const int32_t *id
 void rmsnorm_fwd(void *ctx, void *out, float *rstd, const void *x, const void *w, int64_t N, int Cc,
                  float eps) {
     lrsa_rmsnorm_forward_cuda((bf *)out, rstd, NULL, (const bf *)x, NULL, (const bf *)w, N, Cc, eps,
-                              C(ctx)->stream);
+                              cuda_ops_of(ctx)->stream);
 }
 void rmsnorm_bwd(void *ctx, void *dx, float *dw, const void *dout, const void *dres, const void *x,
                  const void *w, const float *rstd, int64_t N, int Cc) {
-    CudaOps *c = C(ctx);
+    CudaOps *c = cuda_ops_of(ctx);
     lrsa_rmsnorm_backward_cuda((bf *)dx, dw, (const bf *)dout, (const bf *)dres, (const bf *)x,
                                (const bf *)w, rstd, N, Cc, c->rms_ws, c->rms_bytes, c->stream);
 }
 void linear_fwd(void *ctx, void *y, const void *x, const void *w, const void *b, int64_t N, int in,
                 int out) {
-    lrsa_linear_forward_cuda(C(ctx)->lin, (bf *)y, (const bf *)x, (const bf *)w, (const bf *)b, N,
-                             in, out);
+    lrsa_linear_forward_cuda(cuda_ops_of(ctx)->lin, (bf *)y, (const bf *)x, (const bf *)w,
+                             (const bf *)b, N, in, out);
 }
 void linear_bwd(void *ctx, void *dx, float *dw, float *db, const void *dy, const void *x,
                 const void *w, int64_t N, int in, int out) {
-    lrsa_linear_backward_cuda(C(ctx)->lin, (bf *)dx, dw, db, (const bf *)dy, (const bf *)x,
-                              (const bf *)w, N, in, out);
+    lrsa_linear_backward_cuda(cuda_ops_of(ctx)->lin, (bf *)dx, dw, db, (const bf *)dy,
+                              (const bf *)x, (const bf *)w, N, in, out);
 }
 void rope_fwd(void *ctx, void *x, const int32_t *pos, const float *inv_freq, int64_t N, int nh,
               int D, int64_t stride) {
-    CudaOps *c = C(ctx);
+    CudaOps *c = cuda_ops_of(ctx);
     LRSA_CHECK(D == c->D, "(RoPE head dim %d, the table was built for %d)", D, c->D);
     lrsa_rope_forward_cuda((bf *)x, pos, c->rope, N, nh, D, stride, c->stream);
 }
 void rope_bwd(void *ctx, void *dx, const int32_t *pos, const float *inv_freq, int64_t N, int nh,
               int D, int64_t stride) {
-    CudaOps *c = C(ctx);
+    CudaOps *c = cuda_ops_of(ctx);
     LRSA_CHECK(D == c->D, "(RoPE head dim %d, the table was built for %d)", D, c->D);
     lrsa_rope_backward_cuda((bf *)dx, pos, c->rope, N, nh, D, stride, c->stream);
 }
-void add(void *ctx, void *out, const void *a, const void *b, int64_t n) {
-    lrsa_residual_forward_cuda((bf *)out, (const bf *)a, (const bf *)b, n, C(ctx)->stream);
+void residual_add(void *ctx, void *out, const void *a, const void *b, int64_t n) {
+    lrsa_residual_forward_cuda((bf *)out, (const bf *)a, (const bf *)b, n,
+                               cuda_ops_of(ctx)->stream);
 }
 void swiglu_fwd(void *ctx, void *out, const void *gu, int64_t N, int I) {
-    lrsa_swiglu_forward_cuda((bf *)out, (const bf *)gu, N, I, C(ctx)->stream);
+    lrsa_swiglu_forward_cuda((bf *)out, (const bf *)gu, N, I, cuda_ops_of(ctx)->stream);
 }
 void swiglu_bwd(void *ctx, void *dgu, const void *dout, const void *gu, int64_t N, int I) {
-    lrsa_swiglu_backward_cuda((bf *)dgu, (const bf *)dout, (const bf *)gu, N, I, C(ctx)->stream);
+    lrsa_swiglu_backward_cuda((bf *)dgu, (const bf *)dout, (const bf *)gu, N, I,
+                              cuda_ops_of(ctx)->stream);
 }
 void lagkv_select(void *ctx, int32_t *sel, const void *k, const void *v, int B, int T, int Hkv,
                   int D, int64_t kv_stride, const lrsa_lagkv_params *p) {
     lrsa_lagkv_select_cuda_bf16(sel, NULL, (const bf *)k, (const bf *)v, B, T, Hkv, D, kv_stride, p,
-                                C(ctx)->stream);
+                                cuda_ops_of(ctx)->stream);
 }
 
 // The LRSA workspace of this call, checked against the plan.
@@ -148,7 +153,7 @@ void *lrsa_workspace(CudaOps *c, const lrsa_attn_dims *d, const lrsa_lagkv_param
 
 void attention_fwd(void *ctx, void *out, float *lse, const void *qkv, const lrsa_attn_dims *d,
                    const int32_t *sel, const lrsa_lagkv_params *p) {
-    CudaOps *c = C(ctx);
+    CudaOps *c = cuda_ops_of(ctx);
     const bf *q = (const bf *)qkv, *k = q + (int64_t)d->Hq * d->D, *v = k + (int64_t)d->Hkv * d->D;
     if (sel)
         lrsa_lrsa_attention_forward_cuda((bf *)out, lse, q, k, v, sel, lrsa_workspace(c, d, p), d,
@@ -160,7 +165,7 @@ void attention_fwd(void *ctx, void *out, float *lse, const void *qkv, const lrsa
 void attention_bwd(void *ctx, void *dqkv, const void *dout, const void *qkv, const void *out,
                    const float *lse, const lrsa_attn_dims *d, const int32_t *sel,
                    const lrsa_lagkv_params *p) {
-    CudaOps *c = C(ctx);
+    CudaOps *c = cuda_ops_of(ctx);
     const int64_t qd = (int64_t)d->Hq * d->D, kd = (int64_t)d->Hkv * d->D;
     const bf *q = (const bf *)qkv, *k = q + qd, *v = q + qd + kd;
     bf *dq = (bf *)dqkv, *dk = dq + qd, *dv = dq + qd + kd;
@@ -177,7 +182,7 @@ void attention_bwd(void *ctx, void *dqkv, const void *dout, const void *qkv, con
 double lm_head_loss(void *ctx, float *nll, void *dh, float *dnorm_w, float *dW, const void *h,
                     const void *norm_w, const void *W, const int32_t *targets, const float *weight,
                     int64_t N, int Cc, int V, float eps) {
-    CudaOps *c = C(ctx);
+    CudaOps *c = cuda_ops_of(ctx);
     planned(c, N, "LM head loss");
     double loss = 0.0;
     lrsa_lm_head_loss_cuda(c->lm, c->loss, nll, (bf *)dh, dnorm_w, dW, (const bf *)h,
@@ -188,7 +193,7 @@ double lm_head_loss(void *ctx, float *nll, void *dh, float *dnorm_w, float *dW, 
 
 void final_logits(void *ctx, float *logits, const void *h, const void *norm_w, const void *W,
                   int64_t N, int Cc, int V, float eps) {
-    CudaOps *c = C(ctx);
+    CudaOps *c = cuda_ops_of(ctx);
     planned(c, N, "final logits");
     lrsa_rmsnorm_forward_cuda(c->xn, NULL, NULL, (const bf *)h, NULL, (const bf *)norm_w, N, Cc,
                               eps, c->stream);
@@ -267,7 +272,7 @@ extern "C" lrsa_device_ops *lrsa_device_ops_cuda_new(const lrsa_model_config *cf
     o->linear_bwd = linear_bwd;
     o->rope_fwd = rope_fwd;
     o->rope_bwd = rope_bwd;
-    o->add = add;
+    o->add = residual_add;
     o->swiglu_fwd = swiglu_fwd;
     o->swiglu_bwd = swiglu_bwd;
     o->lagkv_select = lagkv_select;
@@ -281,7 +286,7 @@ extern "C" lrsa_device_ops *lrsa_device_ops_cuda_new(const lrsa_model_config *cf
 
 extern "C" void lrsa_device_ops_cuda_free(lrsa_device_ops *ops) {
     if (!ops) return;
-    CudaOps *c = C(ops->ctx);
+    CudaOps *c = cuda_ops_of(ops->ctx);
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     lrsa_lm_head_loss_cuda_destroy(c->lm);
     lrsa_linear_cuda_destroy(c->lin);
@@ -293,10 +298,10 @@ extern "C" void lrsa_device_ops_cuda_free(lrsa_device_ops *ops) {
 
 extern "C" void lrsa_device_ops_sync(const lrsa_device_ops *ops) {
     if (!ops || ops->device != LRSA_CUDA) return;
-    CUDA_CHECK(cudaStreamSynchronize(C(ops->ctx)->stream));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_ops_of(ops->ctx)->stream));
     CUDA_CHECK(cudaGetLastError());
 }
 
 extern "C" void *lrsa_device_ops_cuda_stream(const lrsa_device_ops *ops) {
-    return ops && ops->device == LRSA_CUDA ? (void *)C(ops->ctx)->stream : NULL;
+    return ops && ops->device == LRSA_CUDA ? (void *)cuda_ops_of(ops->ctx)->stream : NULL;
 }

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
-#include "autograd/rng.h"
+#include "base/fileio.h"
+#include "base/rng.h"
 
 static int add2(lrsa_tensor_table *t, const char *name, int64_t a, int64_t b, lrsa_param_kind k) {
     int64_t s[2] = {a, b};

@@ -5,7 +5,7 @@
 #define LRSA_MODEL_MODEL_H
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "autograd/tape.h"
 #include "autograd/tensor_table.h"
 #include "kernels/lagkv/lagkv.h"

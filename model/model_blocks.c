@@ -1,7 +1,7 @@
 /* Block-level inference API (model.h): the KV cache owns attention, the model the rest. The
  * blocks run through a device's op table (lrsa_block_env), so the CPU cache (eval/) and the GPU
- * cache (eval/kv_cache_gpu.cu) share this code; the host-buffer functions at the end are the CPU
- * environment with scratch allocated per call (they run once per prefill chunk or token). */
+ * cache (eval/run/kv_cache_gpu.cu) share this code; the host-buffer functions at the end are the
+ * CPU environment with scratch allocated per call (they run once per prefill chunk or token). */
 #include <stdlib.h>
 #include <string.h>
 

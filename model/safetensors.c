@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 
 #define ST_MAX_HEADER (100ull * 1000 * 1000)
 

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "autograd/tensor.h"
 
 typedef enum lrsa_st_dtype {

@@ -7,7 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 
 void tu_fill_normal(float *x, int64_t n, float scale, lrsa_rng *rng) {
     for (int64_t i = 0; i < n; i++) x[i] = scale * lrsa_rng_normal(rng);

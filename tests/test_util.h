@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "autograd/rng.h"
+#include "base/rng.h"
 
 /* Fills with N(0, scale^2) values from rng (never all zeros). */
 void tu_fill_normal(float *x, int64_t n, float scale, lrsa_rng *rng);

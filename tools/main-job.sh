@@ -6,10 +6,12 @@
 #      essays fetched by tools/fetch-haystack.sh as the haystack);
 #   4. evaluates the base model: answer NLL (teacher forcing) and greedy string-match accuracy,
 #      with a full KV cache and with LagKV r=1/4 and r=1/8 (chunked prefill);
-#   5. runs a short LRSA fine-tune (configs/smollm2-135m-lrsa-cpu.yaml);
-#   6. exports the tuned checkpoint as a Hugging Face directory (lrsa export, f32);
-#   7. evaluates the tuned model the same way and prints a before/after table, also written to
-#      RUN_DIR/main-job.md.
+#   5. runs a short LRSA fine-tune (configs/smollm2-135m-lrsa-cpu.yaml), exports it as a Hugging
+#      Face directory (lrsa export, f32) and evaluates it the same way;
+#   6. runs the control: the same fine-tune with dense attention (same data, steps, seed and
+#      learning rate; only attention.mode differs), exports and evaluates it;
+#   7. prints the table base / dense-tuned / LRSA-tuned, with LRSA minus dense and its 95 %
+#      paired bootstrap interval, also written to RUN_DIR/main-job.md.
 # Every step is skipped when its result is already there, so a second run (or a run after an
 # interruption) continues where it stopped; delete RUN_DIR to start again.
 #
@@ -113,41 +115,50 @@ evaluate() {
 step "4/7 evaluate the base model"
 evaluate base "$MODEL"
 
-step "5/7 LRSA fine-tune ($CONFIG)"
-TRAIN_DIR=$RUN/train
-TRAIN_ARGS=(model.path="$MODEL" data.train="$TRAIN_H5" data.eval="$EVAL_H5" run_dir="$TRAIN_DIR"
-    resume=true "$@")
-last_ckpt() { ls "$TRAIN_DIR"/ckpt/step_*.h5 2>/dev/null | sort | tail -n1 || true; }
-if [ -f "$TRAIN_DIR/done" ]; then
-    say "have a finished run in $TRAIN_DIR ($(last_ckpt))"
-else
-    "$LRSA" train "$CONFIG" "${TRAIN_ARGS[@]}"
-    touch "$TRAIN_DIR/done"
-fi
-CKPT=$(last_ckpt)
-[ -n "$CKPT" ] || die "no checkpoint in $TRAIN_DIR/ckpt after training"
-"$LRSA" plot "$TRAIN_DIR" >/dev/null && say "curves: $TRAIN_DIR/curves.svg"
+# tune ARM MODE: fine-tunes with the config's settings and attention.mode=MODE into
+# RUN/train-ARM, exports RUN/export-ARM (f32), evaluates it as ARM.
+tune() {
+    local arm=$1 mode=$2 dir=$RUN/train-$1 exp=$RUN/export-$1 ckpt
+    if [ -f "$dir/done" ]; then
+        say "have a finished run in $dir"
+    else
+        "$LRSA" train "$CONFIG" model.path="$MODEL" data.train="$TRAIN_H5" data.eval="$EVAL_H5" \
+            run_dir="$dir" resume=true "$@" attention.mode="$mode"
+        touch "$dir/done"
+    fi
+    ckpt=$(ls "$dir"/ckpt/step_*.h5 2>/dev/null | sort | tail -n1 || true)
+    [ -n "$ckpt" ] || die "no checkpoint in $dir/ckpt after training"
+    "$LRSA" plot "$dir" >/dev/null && say "curves: $dir/curves.svg"
+    if [ -f "$exp/model.safetensors" ] && [ -f "$exp/tokenizer.json" ]; then
+        say "have $exp"
+    else
+        # f32: a short fine-tune moves weights by less than bf16's resolution (1 part in 256), so
+        # a bf16 export would round most of it away.
+        "$LRSA" export "$ckpt" "$exp" --dtype f32
+    fi
+    evaluate "$arm" "$exp"
+}
 
-step "6/7 export $CKPT -> $RUN/export"
-if [ -f "$RUN/export/model.safetensors" ] && [ -f "$RUN/export/tokenizer.json" ]; then
-    say "have $RUN/export"
-else
-    # f32: a short fine-tune moves weights by less than bf16's resolution (1 part in 256), so a
-    # bf16 export would round most of it away.
-    "$LRSA" export "$CKPT" "$RUN/export" --dtype f32
-fi
+step "5/7 LRSA fine-tune ($CONFIG), export, evaluation"
+tune lrsa lrsa "$@"
 
-step "7/7 evaluate the tuned model"
-evaluate tuned "$RUN/export"
+step "6/7 the control: the same fine-tune with dense attention (same data, steps, seed), export, evaluation"
+tune dense dense "$@"
 
-# The before/after table, from the JSON files.
+step "7/7 the table"
+# The table, from the JSON files: base, dense-tuned and LRSA-tuned, and LRSA minus dense with a
+# 95 % paired bootstrap interval over the held-out samples (tools/lrsa_stats.py).
 REPORT=$RUN/main-job.md
 python3 - "$RUN/eval" "$REPORT" "$KEEPS" "$SINK" "$LAG" "$N_EVAL" "$TASK" "$LENGTH" \
     "$(elapsed)" "$CONFIG" "$*" <<'PY'
 import json, os, platform, subprocess, sys, time
+sys.path.insert(0, "tools")
+import lrsa_stats
 ev, report, keeps, sink, lag, n, task, length, took, config, extra = sys.argv[1:]
 def row(name, press):
     return json.load(open(os.path.join(ev, "%s-%s.json" % (name, press))))["results"][0]
+def samples(r):
+    return [(s["answer_nll_sum"], s["answer_tokens"], float(s["match"])) for s in r["samples"]]
 def label(press):
     if press == "full":
         return "full cache (one forward)"
@@ -155,16 +166,19 @@ def label(press):
         round(1 / float(press)), sink, lag)
 cpu = subprocess.run(["sh", "-c", "nproc"], capture_output=True, text=True).stdout.strip()
 lines = [
-    "| KV cache | kept | answer NLL base | answer NLL tuned | match base | match tuned |",
-    "|---|---|---|---|---|---|",
+    "| KV cache | kept | answer NLL base | NLL dense-tuned | NLL LRSA-tuned | match base | "
+    "match dense-tuned | match LRSA-tuned | LRSA - dense, NLL [95% CI] | LRSA - dense, match [95% CI] |",
+    "|---|---|---|---|---|---|---|---|---|---|",
 ]
 for press in ["full"] + keeps.split():
-    b, t = row("base", press), row("tuned", press)
-    lines.append("| %s | %.0f%% | %.4f | %.4f | %.3f | %.3f |" % (
-        label(press), 100 * b["kept_fraction"], b["answer_nll"], t["answer_nll"],
-        b["match_accuracy"], t["match_accuracy"]))
+    b, d, l = row("base", press), row("dense", press), row("lrsa", press)
+    ci = lrsa_stats.paired_bootstrap(samples(l), samples(d))
+    lines.append("| %s | %.0f%% | %.4f | %.4f | %.4f | %.3f | %.3f | %.3f | %+.4f [%+.4f, %+.4f] | "
+                 "%+.3f [%+.3f, %+.3f] |" % (
+        label(press), 100 * l["kept_fraction"], b["answer_nll"], d["answer_nll"], l["answer_nll"],
+        b["match_accuracy"], d["match_accuracy"], l["match_accuracy"], *ci["nll"], *ci["match"]))
 head = [
-    "# Main job: SmolLM2-135M-Instruct before/after a short LRSA fine-tune",
+    "# Main job: SmolLM2-135M-Instruct, base vs dense-tuned vs LRSA-tuned",
     "",
     "- date: %s (when the newest of these evaluations finished)" % time.strftime(
         "%Y-%m-%d %H:%M UTC", time.gmtime(max(os.path.getmtime(os.path.join(ev, f))
@@ -173,7 +187,9 @@ head = [
     "- command: `bash tools/main-job.sh%s` (config %s, OPENBLAS_NUM_THREADS=%s)" % (
         (" " + extra) if extra else "", config, os.environ.get("OPENBLAS_NUM_THREADS", "")),
     "- data: %s held-out synthetic `%s` samples of up to %s tokens; answer NLL in nats per answer "
-    "token (teacher forcing), match = greedy answer contains the reference" % (n, task, length),
+    "token (teacher forcing), match = greedy answer contains the reference; the two tuned models "
+    "differ only in `attention.mode` (same data, steps, seed); intervals: paired bootstrap over "
+    "the held-out samples (%d resamples)" % (n, task, length, lrsa_stats.RESAMPLES),
     "- wall time of this invocation: %s (steps already done were skipped)" % took,
     "",
 ]
@@ -183,4 +199,4 @@ open(tmp, "w").write(text)
 os.replace(tmp, report)
 print("\n".join(lines))
 PY
-step "done: the table is in $REPORT; tuned model in $RUN/export"
+step "done: the table is in $REPORT; tuned models in $RUN/export-lrsa and $RUN/export-dense"

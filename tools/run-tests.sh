@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command of the README: installs dependencies, builds lrsa, runs the whole ctest
-# suite, then rebuilds with AddressSanitizer + UndefinedBehaviorSanitizer and runs it again.
+# The test command of the README: installs dependencies, checks the formatting and the floors
+# (tools/check-floors.py), builds lrsa, runs the whole ctest suite, then rebuilds with
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs it again.
 #   bash tools/run-tests.sh            # both builds
 #   LRSA_SKIP_SANITIZE=1 bash tools/run-tests.sh   # release build only
 #   LRSA_NO_MODEL=1 bash tools/run-tests.sh        # do not fetch SmolLM2-135M-Instruct
@@ -12,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
 bash tools/check-format.sh
+python3 tools/check-floors.py   # the floors, no circles, no source over 800 lines (docs/DESIGN.md)
 JOBS=$(nproc)
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 

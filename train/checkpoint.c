@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 
 /* Every HDF5 call is checked; a failure names the call site and the file. */
 #define H5_TRY(expr)                                                                               \

@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "base/error.h"
+#include "base/rng.h"
 #include "autograd/tensor_table.h"
 #include "data/loader.h"
 

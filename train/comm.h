@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 typedef struct lrsa_comm {
     int rank, world;

@@ -7,7 +7,8 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
+#include "train/attn_mix.h"
 
 typedef enum key_type { KEY_STR, KEY_INT, KEY_FLOAT, KEY_BOOL } key_type;
 
@@ -45,6 +46,8 @@ static const key_desc keys[] = {
     NUM("attention.lag", KEY_INT, attn_lag, "1024"),
     NUM("attention.keep", KEY_FLOAT, attn_keep, "0.5"),
     NUM("attention.value_weight", KEY_FLOAT, attn_value_weight, "1.0"),
+    STR("attention.keep_mix", attn_keep_mix, "", NULL),
+    NUM("attention.dense_mix", KEY_FLOAT, attn_dense_mix, "0"),
     NUM("optim.lr", KEY_FLOAT, lr, "2e-5"),
     NUM("optim.beta1", KEY_FLOAT, beta1, "0.9"),
     NUM("optim.beta2", KEY_FLOAT, beta2, "0.95"),
@@ -301,6 +304,15 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
     RANGE(c->attn_lag > 0, "attention.lag", "must be > 0");
     RANGE(c->attn_keep > 0 && c->attn_keep <= 1, "attention.keep", "must be in (0, 1]");
     RANGE(c->attn_value_weight >= 0, "attention.value_weight", "must be >= 0");
+    RANGE(c->attn_dense_mix >= 0 && c->attn_dense_mix <= 1, "attention.dense_mix",
+          "must be in [0, 1]");
+    {
+        float keeps[LRSA_ATTN_MIX_MAX];
+        int n;
+        char what[64];
+        snprintf(what, sizeof what, "%s: attention.keep_mix", where);
+        if (lrsa_attn_mix_parse_keeps(c->attn_keep_mix, keeps, &n, what, e)) return -1;
+    }
     RANGE(c->lr > 0, "optim.lr", "must be > 0");
     RANGE(c->beta1 >= 0 && c->beta1 < 1, "optim.beta1", "must be in [0, 1)");
     RANGE(c->beta2 >= 0 && c->beta2 < 1, "optim.beta2", "must be in [0, 1)");

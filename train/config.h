@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 #define LRSA_PATH_MAX 4096
 
@@ -27,6 +27,8 @@ typedef struct lrsa_train_config {
     char attn_mode[8]; /* dense | lrsa */
     int64_t attn_sink, attn_lag;
     double attn_keep, attn_value_weight;
+    char attn_keep_mix[128]; /* "" or a list of keep fractions drawn per sample */
+    double attn_dense_mix;   /* share of LRSA-mode samples trained dense */
     /* optim */
     double lr, beta1, beta2, eps, weight_decay;
     /* schedule */

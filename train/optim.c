@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "train/comm.h"
 
 void lrsa_adamw_init(lrsa_adamw *o, const lrsa_tensor_table *t, int rank, int world, double beta1,

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "eval/answer_nll.h"
+#include "eval/run/answer_nll.h"
 
 int lrsa_train_eval(const lrsa_model *m, const lrsa_dataset *ds, const lrsa_train_config *c,
                     const lrsa_comm *comm, lrsa_eval_record *r, lrsa_err *e) {

@@ -1,4 +1,4 @@
-/* The trainer's evaluation: the compressed answer-NLL (eval/answer_nll.h) of the first
+/* The trainer's evaluation: the compressed answer-NLL (eval/run/answer_nll.h) of the first
  * data.eval_samples held-out samples, with a full KV cache and with LagKV at the configured
  * attention.keep (chunked prefill, the mode LRSA trains for). Samples are spread over ranks
  * (i % world) and the sums reduced. */

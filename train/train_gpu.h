@@ -13,7 +13,7 @@
 #define LRSA_TRAIN_TRAIN_GPU_H
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "model/model.h"
 #include "train/optim.h"
 

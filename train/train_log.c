@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 
 void lrsa_format_duration(char *out, size_t cap, double s) {
     if (!isfinite(s) || s < 0) s = 0;

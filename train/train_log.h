@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 typedef struct lrsa_step_record {
     int64_t step, max_steps;

@@ -7,14 +7,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autograd/fileio.h"
-#include "autograd/rng.h"
+#include "base/fileio.h"
+#include "base/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "model/device_ops.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/optim.h"
+#include "train/attn_mix.h"
 #include "train/train_eval.h"
 #include "train/train_gpu.h"
 #include "train/train_log.h"
@@ -44,6 +45,7 @@ typedef struct trainer {
     lrsa_adamw opt;
     int have_opt;
     lrsa_attn_config attn;
+    lrsa_attn_mix attn_mix; /* per-sample attention (keep_mix, dense_mix) */
     lrsa_ckpt_state st;
     double *acc;   /* deterministic_reduce: per-sample gradients summed in double */
     float *weight; /* loss weights of one sample */
@@ -131,6 +133,17 @@ static int setup_inputs(trainer *t, lrsa_err *e) {
     t->attn.lagkv = (lrsa_lagkv_params){(int)c->attn_sink, (int)c->attn_lag, (float)c->attn_keep,
                                         (float)c->attn_value_weight};
     if (lrsa_lagkv_validate(&t->attn.lagkv, e)) return lrsa_err_prefix(e, "attention: ");
+    t->attn_mix = (lrsa_attn_mix){.base = t->attn,
+                                  .dense_share = c->attn_dense_mix,
+                                  .seed = (uint64_t)c->seed ^ 0x61746d6978ULL};
+    if (lrsa_attn_mix_parse_keeps(c->attn_keep_mix, t->attn_mix.keeps, &t->attn_mix.n_keeps,
+                                  "attention.keep_mix", e))
+        return -1;
+    for (int i = 0; i < t->attn_mix.n_keeps; i++) {
+        lrsa_lagkv_params p = t->attn.lagkv;
+        p.keep = t->attn_mix.keeps[i];
+        if (lrsa_lagkv_validate(&p, e)) return lrsa_err_prefix(e, "attention.keep_mix: ");
+    }
     if (lrsa_dataset_open(&t->train, c->data_train, e)) return lrsa_err_prefix(e, "data.train: ");
     t->have_train = 1;
     if (c->data_eval[0]) {
@@ -221,7 +234,11 @@ static int setup_state(trainer *t, lrsa_err *e) {
         for (int64_t i = 0; i < t->train.n; i++)
             if (sample_fits(t, i) && lrsa_dataset_len(&t->train, i) > max_T)
                 max_T = lrsa_dataset_len(&t->train, i);
-        t->gpu = lrsa_train_gpu_new(&t->model, &t->opt, &t->attn, (int)max_T, c->recompute, e);
+        /* the memory plan holds the largest keep a sample can draw (attention.keep_mix) */
+        lrsa_attn_config plan = t->attn;
+        for (int i = 0; i < t->attn_mix.n_keeps; i++)
+            if (t->attn_mix.keeps[i] > plan.lagkv.keep) plan.lagkv.keep = t->attn_mix.keeps[i];
+        t->gpu = lrsa_train_gpu_new(&t->model, &t->opt, &plan, (int)max_T, c->recompute, e);
         return t->gpu ? 0 : -1;
     }
     if (c->deterministic_reduce) t->acc = lrsa_calloc((size_t)t->model.table.numel, sizeof(double));
@@ -279,7 +296,7 @@ static int write_checkpoint(trainer *t, lrsa_err *e) {
 }
 
 /* The weighted loss of one sample, its gradients added to GRAD (and moved to acc). */
-static double run_sample(trainer *t, int64_t idx, double n_target) {
+static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target) {
     const int32_t *ids = lrsa_dataset_ids(&t->train, idx);
     const uint8_t *mask = lrsa_dataset_mask(&t->train, idx);
     int64_t T = lrsa_dataset_len(&t->train, idx);
@@ -290,7 +307,8 @@ static double run_sample(trainer *t, int64_t idx, double n_target) {
     float w = (float)(1.0 / n_target);
     for (int64_t i = 0; i < T; i++) t->weight[i] = (i > 0 && mask[i]) ? w : 0.0f;
     lrsa_workspace *ws = t->gpu ? lrsa_train_gpu_workspace(t->gpu) : t->ws;
-    double loss = lrsa_model_forward_backward(&t->model, ws, ids, t->weight, 1, (int)T, &t->attn,
+    lrsa_attn_config attn = lrsa_attn_mix_pick(&t->attn_mix, step, idx);
+    double loss = lrsa_model_forward_backward(&t->model, ws, ids, t->weight, 1, (int)T, &attn,
                                               t->cfg->recompute, 1, NULL);
     if (t->acc) {
         float *g = t->model.table.arena[LRSA_ROLE_GRAD];
@@ -346,7 +364,7 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
         for (int64_t a = 0; a < nm; a++)
             for (int64_t i = 0; i < gb[a].n_local; i++)
                 if (sample_fits(t, gb[a].local[i]))
-                    sums[0] += run_sample(t, gb[a].local[i], (double)n_target);
+                    sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target);
     for (int64_t a = 0; a < nm; a++) lrsa_global_batch_free(&gb[a]);
     free(gb);
     float *g = tab->arena[LRSA_ROLE_GRAD];
@@ -428,10 +446,12 @@ static int loop(trainer *t, lrsa_err *e) {
     if (t->comm->rank == 0 && !t->opts->quiet) {
         if (t->resume_from[0])
             printf("resuming from %s (step %lld)\n", t->resume_from, (long long)t->st.step);
+        char attn[256];
+        lrsa_attn_mix_describe(&t->attn_mix, attn, sizeof attn);
         printf("training %s: %lld parameters, %d rank(s), %lld micro-batch(es) of <= %lld tokens "
                "per step, attention %s\n",
                c->run_dir, (long long)t->model.table.numel, t->comm->world,
-               (long long)t->micro_per_step, (long long)t->loader_budget, c->attn_mode);
+               (long long)t->micro_per_step, (long long)t->loader_budget, attn);
         fflush(stdout);
     }
     /* A fresh run measures the starting model too, so the curves show what training did. */

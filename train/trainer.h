@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "train/comm.h"
 #include "train/config.h"
 

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/rng.h"
+#include "base/rng.h"
+#include "data/synthetic/plan.h"
 #include "data/synthetic/synthetic.h"
 #include "data/synthetic/tasks.h"
 
@@ -86,12 +87,12 @@ static int build(const lrsa_sample_builder *b, const char *user, const char *ans
     return lrsa_sample_build(b, msgs, 2, s, e);
 }
 
-static int one_sample(const lrsa_synth_config *cfg, const lrsa_sample_builder *b,
-                      const lrsa_haystack *h, int32_t *cache, lrsa_rng *r, int64_t index,
-                      lrsa_dataset_writer *w, lrsa_err *e) {
+static int one_sample(const lrsa_synth_config *cfg, const char *task, int64_t length,
+                      const lrsa_sample_builder *b, const lrsa_haystack *h, int32_t *cache,
+                      lrsa_rng *r, int64_t index, lrsa_dataset_writer *w, lrsa_err *e) {
     double depth = cfg->n_depths > 0 ? cfg->depths[index % cfg->n_depths] : lrsa_rng_uniform(r);
     lrsa_synth_item it;
-    lrsa_synth_task_make(cfg->task, r, depth, &it);
+    lrsa_synth_task_make(task, r, depth, &it);
     int64_t start = (int64_t)lrsa_rng_below(r, (uint64_t)h->n);
 
     /* The sample without any haystack tells how many tokens the haystack may take. */
@@ -111,12 +112,18 @@ static int one_sample(const lrsa_synth_config *cfg, const lrsa_sample_builder *b
     if (rc != 0) return -1;
     int64_t base = s.ids.n;
     lrsa_sample_free(&s);
-    if (base > cfg->length)
+    if (base > length && cfg->length_max > cfg->length)
+        return lrsa_errorf(e,
+                           "--length %lld:%lld: sample %lld drew %lld tokens, too few for task "
+                           "%s: the question, needles and answer alone take %lld tokens; raise "
+                           "the low end to %lld or more",
+                           (long long)cfg->length, (long long)cfg->length_max, (long long)index,
+                           (long long)length, task, (long long)base, (long long)base + 64);
+    if (base > length)
         return lrsa_errorf(e,
                            "--length %lld is too small for task %s: the question, needles and "
                            "answer alone take %lld tokens; use --length %lld or more",
-                           (long long)cfg->length, cfg->task, (long long)base,
-                           (long long)base + 64);
+                           (long long)length, task, (long long)base, (long long)base + 64);
 
     /* Take sentences while the estimated total stays within the target. */
     int64_t cap = 1024, k = 0;
@@ -128,7 +135,7 @@ static int one_sample(const lrsa_synth_config *cfg, const lrsa_sample_builder *b
             free(cum);
             return -1;
         }
-        if (base + cum[k] + t > cfg->length) break;
+        if (base + cum[k] + t > length) break;
         if (k + 2 > cap) {
             cap *= 2;
             cum = lrsa_realloc(cum, (size_t)cap * sizeof(int64_t));
@@ -143,12 +150,12 @@ static int one_sample(const lrsa_synth_config *cfg, const lrsa_sample_builder *b
         rc = build(b, user, it.answer, &s, e);
         free(user);
         if (rc != 0) break;
-        if (s.ids.n <= cfg->length || k == 0) {
+        if (s.ids.n <= length || k == 0) {
             rc = lrsa_dataset_writer_add(w, s.ids.v, s.mask.v, s.ids.n, s.prompt_len, it.answer, e);
             lrsa_sample_free(&s);
             break;
         }
-        int64_t over = s.ids.n - cfg->length;
+        int64_t over = s.ids.n - length;
         lrsa_sample_free(&s);
         int64_t drop_to = k;
         while (drop_to > 0 && cum[k] - cum[drop_to] < over) drop_to--;
@@ -160,9 +167,8 @@ static int one_sample(const lrsa_synth_config *cfg, const lrsa_sample_builder *b
 
 int lrsa_synth_generate(const lrsa_synth_config *cfg, const lrsa_sample_builder *b,
                         const lrsa_haystack *h, lrsa_dataset_writer *w, lrsa_err *e) {
-    if (!lrsa_synth_task_known(cfg->task))
-        return lrsa_errorf(e, "--synthetic %s: unknown task; choose one of: %s", cfg->task,
-                           lrsa_synth_task_names());
+    lrsa_synth_tasks tasks;
+    if (lrsa_synth_tasks_parse(cfg->task, &tasks, e) != 0) return -1;
     if (cfg->n <= 0) return lrsa_errorf(e, "--n must be a positive number of samples");
     if (cfg->length <= 0) return lrsa_errorf(e, "--length must be a positive token count");
     for (int i = 0; i < cfg->n_depths; i++)
@@ -172,10 +178,18 @@ int lrsa_synth_generate(const lrsa_synth_config *cfg, const lrsa_sample_builder 
     if (h->n <= 0) return lrsa_errorf(e, "the haystack has no sentences");
     int32_t *cache = lrsa_malloc((size_t)h->n * sizeof(int32_t));
     for (int64_t i = 0; i < h->n; i++) cache[i] = -1;
+    lrsa_synth_plan plan;
+    lrsa_synth_plan_make(&plan, cfg->n, tasks.n, cfg->length, cfg->length_max, cfg->seed);
     lrsa_rng r;
     lrsa_rng_seed(&r, cfg->seed);
     int rc = 0;
-    for (int64_t i = 0; i < cfg->n && rc == 0; i++) rc = one_sample(cfg, b, h, cache, &r, i, w, e);
+    for (int64_t i = 0; i < cfg->n && rc == 0; i++) {
+        const char *task = tasks.name[plan.task[i]];
+        rc = one_sample(cfg, task, plan.length[i], b, h, cache, &r, i, w, e);
+        if (rc == 0 && tasks.n > 1)
+            lrsa_dataset_writer_set_task(w, lrsa_dataset_writer_count(w) - 1, task);
+    }
+    lrsa_synth_plan_free(&plan);
     free(cache);
     return rc;
 }

@@ -2,7 +2,7 @@
  * with their depths), the question and the short reference answer. */
 #ifndef LRSA_DATA_SYNTHETIC_TASKS_H
 #define LRSA_DATA_SYNTHETIC_TASKS_H
-#include "autograd/rng.h"
+#include "base/rng.h"
 
 #define LRSA_SYNTH_MAX_NEEDLES 8
 

@@ -2,7 +2,7 @@
  * handed to the tile engine (attention_tile.h). */
 #include "kernels/attention/attention.h"
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/attention/attention_tile.h"
 
 static void check_dims(const lrsa_attn_dims *d) {

@@ -1,9 +1,9 @@
 // Dense causal grouped-query attention on the GPU, FlashAttention-style: the twin of
 // attention_cpu.c (same layouts, attention.h); bf16 storage, fp32 arithmetic, fp32 logsumexp.
 // The kernels (shared with LRSA attention) and how they tile: attention_kernels_cuda.cuh.
-#define _Noreturn [[noreturn]] // autograd/error.h is C11; .cu files are C++
+#define _Noreturn [[noreturn]] // base/error.h is C11; .cu files are C++
 extern "C" {
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/attention/attention.h"
 }
 #undef _Noreturn

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 void lrsa_attn_scratch_init(lrsa_attn_scratch *w, int D) {
     w->s = lrsa_alloc_aligned(sizeof(float) * LRSA_ATTN_BQ * LRSA_ATTN_BK);

@@ -9,11 +9,11 @@
 /* error.h is C11 (_Noreturn, C linkage); .cu files are C++. */
 #define _Noreturn [[noreturn]]
 extern "C" {
-#include "autograd/error.h"
+#include "base/error.h"
 }
 #undef _Noreturn
 #else
-#include "autograd/error.h"
+#include "base/error.h"
 #endif
 
 #define CUDA_CHECK(call)                                                                           \

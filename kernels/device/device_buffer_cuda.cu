@@ -1,6 +1,6 @@
 // Device buffers and bf16<->fp32 conversion. Conversions are grid-stride loops over a grid sized
 // from the SM count, so one launch covers any n without a grid-size overflow.
-// cuda_check.h first: it makes autograd/error.h (C11) usable from C++.
+// cuda_check.h first: it makes base/error.h (C11) usable from C++.
 #include "kernels/device/cuda_check.h"
 extern "C" {
 #include "kernels/device/device_buffer.h"

@@ -7,7 +7,7 @@
 // row, adds the tokens' rows one after another in position order (fp32) and stores once. Every
 // vocab row is written by exactly one block, in the CPU reference's order, so the result is
 // bitwise equal to lrsa_embedding_backward_cpu for the same (bf16-valued) dout.
-// cuda_check.h first: it makes autograd/error.h (C11) usable from C++.
+// cuda_check.h first: it makes base/error.h (C11) usable from C++.
 #include "kernels/device/cuda_check.h"
 extern "C" {
 #include "kernels/embedding/embedding.h"

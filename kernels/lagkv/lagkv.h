@@ -4,7 +4,7 @@
  * included: fp32, max(mx-mn, 1e-6), ties to the lower position, ascending indices). */
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 typedef struct lrsa_lagkv_params {
     int sink;           /* S >= 0 */

@@ -7,10 +7,10 @@
 // (__fadd_rn etc. keep nvcc from contracting into FMAs, which x86 baseline C does not use), the
 // exponential is computed in double and rounded (as glibc's expf effectively is), and division
 // and sqrt are IEEE (the build never uses fast math). Min, max and the top-k ranking are exact.
-// autograd/error.h is C11 (_Noreturn, C linkage); .cu files are C++.
+// base/error.h is C11 (_Noreturn, C linkage); .cu files are C++.
 #define _Noreturn [[noreturn]]
 extern "C" {
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/lagkv/lagkv.h"
 }
 #undef _Noreturn

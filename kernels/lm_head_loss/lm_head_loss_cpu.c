@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/rmsnorm/rmsnorm.h"
 
 /* Rows per chunk: the dW update is a rank-`chunk` SGEMM that reads and writes all of dW, so

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/attention/attention_tile.h"
 
 /* Everything one (sequence b, KV head g) needs. */

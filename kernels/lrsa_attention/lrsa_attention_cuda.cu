@@ -6,9 +6,9 @@
 // backward computes the C rows' dK/dV into fp32 buffers, and the band kernel adds them to the
 // original positions through an inverse map (each position occurs at most once in C): no
 // atomics, deterministic.
-#define _Noreturn [[noreturn]] // autograd/error.h is C11; .cu files are C++
+#define _Noreturn [[noreturn]] // base/error.h is C11; .cu files are C++
 extern "C" {
-#include "autograd/error.h"
+#include "base/error.h"
 #include "kernels/lrsa_attention/lrsa_attention.h"
 }
 #undef _Noreturn

@@ -2,7 +2,7 @@
 // fp32 statistics. One block per row for the forward; the backward uses a fixed grid of blocks
 // that stride over rows so the weight gradient needs only [grid, C] partials, reduced in a
 // fixed order afterwards (no float atomics: the same inputs give the same bits every run).
-// cuda_check.h first: it makes autograd/error.h (C11) usable from C++.
+// cuda_check.h first: it makes base/error.h (C11) usable from C++.
 #include "kernels/device/cuda_check.h"
 extern "C" {
 #include "kernels/rmsnorm/rmsnorm.h"

@@ -2,7 +2,7 @@
 #define LRSA_KERNELS_ROPE_H
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 typedef enum lrsa_rope_type {
     LRSA_ROPE_DEFAULT = 0,

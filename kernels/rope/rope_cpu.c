@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 void lrsa_rope_inv_freq(float *inv_freq, int D, const lrsa_rope_config *rc) {
     int half = D / 2;

@@ -1,7 +1,7 @@
 // Rotate-half RoPE on the GPU, in place on bf16 rows. One thread per (row, head, pair j): it
 // reads x[j] and x[j + D/2], rotates in fp32 with the table's cos/sin for the row's position,
 // and writes both back rounded to bf16. The backward is the rotation by -angle (sin negated).
-// cuda_check.h first: it makes autograd/error.h (C11) usable from C++.
+// cuda_check.h first: it makes base/error.h (C11) usable from C++.
 #include "kernels/device/cuda_check.h"
 extern "C" {
 #include "kernels/rope/rope.h"

@@ -1,6 +1,6 @@
 // SwiGLU on the GPU: one thread per output column of the fused gate|up row, bf16 storage,
 // fp32 arithmetic with the CPU op's formulas (expf, not the fast approximation).
-// cuda_check.h first: it makes autograd/error.h (C11) usable from C++.
+// cuda_check.h first: it makes base/error.h (C11) usable from C++.
 #include "kernels/device/cuda_check.h"
 extern "C" {
 #include "kernels/swiglu/swiglu.h"

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autograd/fileio.h"
-#include "autograd/rng.h"
+#include "base/fileio.h"
+#include "base/rng.h"
 #include "autograd/tape.h"
 #include "autograd/tensor.h"
 #include "autograd/tensor_table.h"

@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/dataset.h"
+#include "data/prepare_stats.h"
 #include "test_util.h"
 
 /* Three samples with different lengths, masks and UTF-8 answers. */
@@ -182,6 +183,99 @@ static void test_open_validates(void **state) {
     lrsa_dataset_writer_free(w);
 }
 
+/* Writes a vlen-string (or int) /sample_task of n entries over whatever the file had. */
+static void replace_sample_task(const char *path, int64_t n, int as_strings) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    if (H5Lexists(f, "sample_task", H5P_DEFAULT) > 0)
+        assert_true(H5Ldelete(f, "sample_task", H5P_DEFAULT) >= 0);
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t space = H5Screate_simple(1, dims, NULL), type = H5Tcopy(H5T_C_S1);
+    assert_true(H5Tset_size(type, H5T_VARIABLE) >= 0);
+    hid_t ft = as_strings ? type : H5T_STD_I32LE;
+    hid_t ds = H5Dcreate2(f, "sample_task", ft, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    const char *v[8] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+    int32_t iv[8] = {0};
+    assert_true(H5Dwrite(ds, ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, as_strings ? (void *)v : iv) >= 0);
+    H5Dclose(ds);
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Fclose(f);
+}
+
+static int has_sample_task(const char *path) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    int yes = H5Lexists(f, "sample_task", H5P_DEFAULT) > 0;
+    H5Fclose(f);
+    return yes;
+}
+
+/* Per-sample tasks: absent unless a sample is tagged (the accessor then falls back to the root
+ * task, as for files written before /sample_task existed); tagged ones round-trip, untagged
+ * ones get the root task; a malformed /sample_task is refused naming the file and dataset. */
+static void test_sample_tasks(void **state) {
+    char dir[1024], plain[1100], mixed[1100];
+    tu_tmpdir(dir, sizeof dir, "dataset_tasks");
+    snprintf(plain, sizeof plain, "%s/plain.h5", dir);
+    snprintf(mixed, sizeof mixed, "%s/mixed.h5", dir);
+    lrsa_err e;
+    lrsa_dataset_writer *w = make_writer();
+    assert_null(lrsa_dataset_writer_task(w, 1));
+    assert_int_equal(lrsa_dataset_writer_commit(w, plain, &META, &e), 0);
+    assert_false(has_sample_task(plain));
+    lrsa_dataset d;
+    if (lrsa_dataset_open(&d, plain, &e) != 0) fail_msg("%s", e.msg);
+    assert_null(d.sample_task);
+    for (int i = 0; i < 3; i++) assert_string_equal(lrsa_dataset_sample_task(&d, i), "jsonl");
+    lrsa_dataset_close(&d);
+
+    lrsa_dataset_writer_set_task(w, 0, "passkey");
+    lrsa_dataset_writer_set_task(w, 2, "temp");
+    lrsa_dataset_writer_set_task(w, 2, "vartrack"); /* a second tag replaces the first */
+    assert_string_equal(lrsa_dataset_writer_task(w, 2), "vartrack");
+    assert_int_equal(lrsa_dataset_writer_len(w, 2), 19);
+    lrsa_dataset_meta meta = META;
+    meta.task = "passkey,vartrack";
+    assert_int_equal(lrsa_dataset_writer_commit(w, mixed, &meta, &e), 0);
+    assert_true(has_sample_task(mixed));
+    if (lrsa_dataset_open(&d, mixed, &e) != 0) fail_msg("%s", e.msg);
+    assert_string_equal(d.task, "passkey,vartrack");
+    assert_string_equal(lrsa_dataset_sample_task(&d, 0), "passkey");
+    assert_string_equal(lrsa_dataset_sample_task(&d, 1), "passkey,vartrack"); /* untagged */
+    assert_string_equal(lrsa_dataset_sample_task(&d, 2), "vartrack");
+    lrsa_dataset_close(&d);
+
+    /* the length distribution `prepare` prints, overall and per tag */
+    lrsa_length_stats all = lrsa_writer_length_stats(w, NULL);
+    assert_int_equal(all.n, 3);
+    assert_int_equal(all.min, 5);
+    assert_int_equal(all.max, 19);
+    assert_true(all.median == 12.0);
+    lrsa_length_stats pk = lrsa_writer_length_stats(w, "passkey");
+    assert_int_equal(pk.n, 1);
+    assert_int_equal(pk.min, 5);
+    assert_int_equal(pk.max, 5);
+    lrsa_dataset_writer_set_task(w, 1, "passkey");
+    pk = lrsa_writer_length_stats(w, "passkey");
+    assert_int_equal(pk.n, 2);
+    assert_true(pk.median == 8.5); /* (5 + 12) / 2 */
+    lrsa_dataset_writer_free(w);
+
+    replace_sample_task(mixed, 2, 1);
+    assert_int_equal(lrsa_dataset_open(&d, mixed, &e), -1);
+    assert_non_null(strstr(e.msg, "/sample_task"));
+    assert_non_null(strstr(e.msg, mixed));
+    replace_sample_task(mixed, 3, 0);
+    assert_int_equal(lrsa_dataset_open(&d, mixed, &e), -1);
+    assert_non_null(strstr(e.msg, "/sample_task must hold variable-length strings"));
+    replace_sample_task(mixed, 3, 1);
+    if (lrsa_dataset_open(&d, mixed, &e) != 0) fail_msg("%s", e.msg);
+    assert_string_equal(lrsa_dataset_sample_task(&d, 1), "b");
+    lrsa_dataset_close(&d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
@@ -189,6 +283,7 @@ int main(void) {
         cmocka_unit_test(test_writer_rejects_bad_samples),
         cmocka_unit_test(test_commit_into_missing_dir_fails_cleanly),
         cmocka_unit_test(test_open_validates),
+        cmocka_unit_test(test_sample_tasks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

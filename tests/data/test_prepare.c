@@ -4,13 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/dataset.h"
 #include "data/jsonl.h"
 #include "data/tokenizer.h"
+#include "prepare_cli.h"
 #include "test_util.h"
 
-#define MODEL LRSA_TEST_DATA "/tokenizer/smollm"
+#define MODEL PREPARE_MODEL
 
 static lrsa_tokenizer *tok;
 
@@ -32,15 +33,7 @@ static void write_text(const char *path, const char *text) {
 
 /* Runs `lrsa prepare ARGS`; returns the exit status, output in *out (may be NULL). */
 static int prepare(const char *args, char **out) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s prepare --model %s %s 2>&1", LRSA_BINARY, MODEL, args);
-    char *o = NULL;
-    int rc = tu_run(cmd, &o);
-    if (out)
-        *out = o;
-    else
-        free(o);
-    return rc;
+    return prepare_cli(NULL, args, out);
 }
 
 static char *decode(const int32_t *ids, int64_t n) {

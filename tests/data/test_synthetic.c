@@ -4,13 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/dataset.h"
 #include "data/haystack.h"
 #include "data/tokenizer.h"
+#include "prepare_cli.h"
 #include "test_util.h"
 
-#define MODEL  LRSA_TEST_DATA "/tokenizer/smollm"
+#define MODEL  PREPARE_MODEL
 #define LENGTH 600
 
 static lrsa_tokenizer *tok;
@@ -28,18 +29,9 @@ static int teardown(void **state) {
     return 0;
 }
 
+/* The built-in filler unless --haystack (LRSA_CACHE points at an empty place). */
 static int prepare(const char *args, char **out) {
-    char cmd[8192];
-    /* LRSA_CACHE points at an empty place so the built-in filler is used unless --haystack. */
-    snprintf(cmd, sizeof cmd, "LRSA_CACHE=%s/nocache %s prepare --model %s %s 2>&1", dir,
-             LRSA_BINARY, MODEL, args);
-    char *o = NULL;
-    int rc = tu_run(cmd, &o);
-    if (out)
-        *out = o;
-    else
-        free(o);
-    return rc;
+    return prepare_cli(dir, args, out);
 }
 
 static char *gen(const char *task, const char *name, const char *extra) {

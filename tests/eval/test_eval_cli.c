@@ -1,5 +1,6 @@
 /* `lrsa eval` end to end on a tiny saved model and a small dataset (NLL metric: no tokenizer
- * needed): its JSON equals the in-process metric; flag errors of eval and generate. */
+ * needed): its JSON equals the in-process metric, per sample in the "samples" records and in the
+ * aggregate they add up to; flag errors of eval and generate. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,16 +8,30 @@
 
 #include <cjson/cJSON.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/dataset.h"
-#include "eval/answer_nll.h"
+#include "eval/run/answer_nll.h"
 #include "kernels/device/device.h"
 #include "test_util.h"
 #include "tiny_model.h"
 
 enum { V = 97, NS = 3 };
 
-static double json_nll(const char *path) {
+static double num(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    if (!cJSON_IsNumber(v)) fail_msg("no number '%s'", key);
+    return v->valuedouble;
+}
+
+static int close_to(double got, double want) {
+    return fabs(got - want) <= 1e-6 * fabs(want) + 1e-9;
+}
+
+/* The aggregate answer NLL of the JSON's row; its per-sample records must hold the in-process
+ * NLL sums want[s] over cnt[s] answer tokens each (records in dataset order, the root task,
+ * no prediction without the match metric) and add up to the aggregate. */
+static double json_nll(const char *path, int ns, const double *want, const int64_t *cnt,
+                       int compressed) {
     lrsa_err e = {{0}};
     char *text = lrsa_read_file(path, NULL, &e);
     assert_non_null(text);
@@ -25,9 +40,29 @@ static double json_nll(const char *path) {
     assert_non_null(root);
     cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "results"), 0);
     assert_non_null(row);
-    cJSON *nll = cJSON_GetObjectItem(row, "answer_nll");
-    assert_non_null(nll);
-    double v = nll->valuedouble;
+    const cJSON *samples = cJSON_GetObjectItem(row, "samples");
+    assert_int_equal(cJSON_GetArraySize(samples), ns);
+    double sum = 0, tokens = 0, kept = 0;
+    for (int s = 0; s < ns; s++) {
+        const cJSON *x = cJSON_GetArrayItem(samples, s);
+        assert_int_equal((int)num(x, "index"), s);
+        assert_string_equal(cJSON_GetObjectItem(x, "task")->valuestring, "random");
+        assert_int_equal((int64_t)num(x, "answer_tokens"), cnt[s]);
+        if (!close_to(num(x, "answer_nll_sum"), want[s]))
+            fail_msg("sample %d: record NLL sum %.9g, in-process %.9g", s, num(x, "answer_nll_sum"),
+                     want[s]);
+        assert_true(close_to(num(x, "answer_nll"), want[s] / (double)cnt[s]));
+        assert_null(cJSON_GetObjectItem(x, "prediction")); /* no generation asked */
+        double kf = num(x, "kept_fraction");
+        assert_true(compressed ? kf > 0 && kf < 1 : kf == 1.0);
+        sum += num(x, "answer_nll_sum");
+        tokens += num(x, "answer_tokens");
+        kept += kf;
+    }
+    double v = num(row, "answer_nll");
+    assert_true(close_to(v, sum / tokens));
+    assert_true(num(row, "answer_tokens") == tokens);
+    assert_true(fabs(num(row, "kept_fraction") - kept / ns) <= 1e-12);
     cJSON_Delete(root);
     return v;
 }
@@ -71,18 +106,17 @@ static void test_eval_command(void **state) {
         if (rc != 0) fail_msg("lrsa eval failed: %s", out ? out : "");
         assert_non_null(strstr(out, "answer_nll"));
         free(out);
-        double sum = 0.0;
-        int64_t cnt = 0;
+        double sum = 0.0, each[2];
+        int64_t cnt = 0, each_cnt[2];
         for (int s = 0; s < 2; s++) {
-            double x;
-            int64_t k;
-            assert_int_equal(lrsa_answer_nll(&m, ids[s], mask[s], lens[s], &pcs[pi], &x, &k, &e),
-                             0);
-            sum += x;
-            cnt += k;
+            assert_int_equal(
+                lrsa_answer_nll(&m, ids[s], mask[s], lens[s], &pcs[pi], &each[s], &each_cnt[s], &e),
+                0);
+            sum += each[s];
+            cnt += each_cnt[s];
         }
         assert_int_equal(cnt, 7 + 5);
-        double want = sum / cnt, got = json_nll(json);
+        double want = sum / cnt, got = json_nll(json, 2, each, each_cnt, pi == 1);
         if (!(fabs(got - want) <= 1e-6 * fabs(want) + 1e-9))
             fail_msg("%s: JSON answer_nll %.9g, in-process %.9g", presses[pi], got, want);
     }
@@ -126,21 +160,10 @@ static void test_eval_command(void **state) {
  * a small L so events run in prefill and decoding; statistics printed; sampling reproducible. */
 static void test_generate_command(void **state) {
     (void)state;
-    char dir[1024], model_dir[2048], tok_src[2048], tok_dst[2048], cmd[8192];
+    char dir[1024], model_dir[2048], cmd[8192];
     tu_tmpdir(dir, sizeof(dir), "generate_cli");
     snprintf(model_dir, sizeof(model_dir), "%s/model", dir);
-    lrsa_model m;
-    tiny_model_create(&m, 2, 1359, 1, 61); /* the fixture tokenizer has 1359 ids */
-    lrsa_err e = {{0}};
-    assert_int_equal(lrsa_model_save(&m, model_dir, LRSA_ST_F32, &e), 0);
-    lrsa_model_free(&m);
-    snprintf(tok_src, sizeof(tok_src), "%s/tokenizer/smollm/tokenizer.json", LRSA_TEST_DATA);
-    snprintf(tok_dst, sizeof(tok_dst), "%s/tokenizer.json", model_dir);
-    size_t n = 0;
-    char *tok = lrsa_read_file(tok_src, &n, &e);
-    assert_non_null(tok);
-    assert_int_equal(lrsa_write_file_atomic(tok_dst, tok, n, &e), 0);
-    free(tok);
+    tiny_model_save_dir(model_dir, 2, 1359, 1, 61, 1);
     char *outs[2] = {NULL, NULL};
     for (int run = 0; run < 2; run++) {
         snprintf(cmd, sizeof(cmd),

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/eval_dataset.h"
-#include "eval/generate.h"
+#include "eval/run/eval_dataset.h"
+#include "eval/run/generate.h"
 #include "test_util.h"
 #include "tiny_model.h"
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/kv_cache.h"
+#include "eval/cache/kv_cache.h"
 #include "test_util.h"
 
 enum { LAYERS = 2, HKV = 2, D = 8 };

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
-#include "eval/kv_cache.h"
+#include "base/fileio.h"
+#include "eval/cache/kv_cache.h"
 #include "model/safetensors.h"
 #include "test_util.h"
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/prefill.h"
+#include "eval/run/prefill.h"
 #include "kernels/lrsa_attention/lrsa_attention.h"
 #include "test_util.h"
 #include "tiny_model.h"

@@ -3,11 +3,14 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
-#include "autograd/rng.h"
+#include "base/fileio.h"
+#include "base/rng.h"
 
 void tiny_model_create(lrsa_model *m, int layers, int V, int bias, uint64_t seed) {
     lrsa_model_config c;
@@ -56,4 +59,21 @@ void tiny_full_logits(lrsa_model *m, const int32_t *ids, int T, const lrsa_attn_
     lrsa_workspace *ws = lrsa_workspace_new();
     lrsa_model_logits(m, ws, ids, 1, T, attn, logits);
     lrsa_workspace_free(ws);
+}
+
+void tiny_model_save_dir(const char *dir, int layers, int V, int bias, uint64_t seed,
+                         int tokenizer) {
+    lrsa_model m;
+    tiny_model_create(&m, layers, V, bias, seed);
+    lrsa_err e = {{0}};
+    assert_int_equal(lrsa_model_save(&m, dir, LRSA_ST_F32, &e), 0);
+    lrsa_model_free(&m);
+    if (!tokenizer) return;
+    char dst[4200];
+    snprintf(dst, sizeof dst, "%s/tokenizer.json", dir);
+    size_t n = 0;
+    char *tok = lrsa_read_file(LRSA_TEST_DATA "/tokenizer/smollm/tokenizer.json", &n, &e);
+    assert_non_null(tok);
+    assert_int_equal(lrsa_write_file_atomic(dst, tok, n, &e), 0);
+    free(tok);
 }

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/rng.h"
-#include "data/quant.h"
+#include "base/rng.h"
+#include "model/quant.h"
 
 void tiny_unpermute(const float *gg, float *hf, int n_head, int hd, int64_t cols) {
     int64_t w = cols ? cols : 1;

@@ -5,7 +5,7 @@
 #define LRSA_TESTS_GGUF_FIXTURE_H
 #include <stdint.h>
 
-#include "data/gguf.h"
+#include "model/gguf.h"
 
 #define TINY_MAX_TENSORS 64
 

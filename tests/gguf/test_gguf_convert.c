@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
-#include "data/gguf.h"
-#include "data/quant.h"
+#include "base/fileio.h"
+#include "convert/gguf_convert.h"
+#include "model/quant.h"
 #include "data/tokenizer.h"
 #include "gguf_fixture.h"
 #include "kernels/rope/rope.h"

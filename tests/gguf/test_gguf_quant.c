@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/rng.h"
+#include "base/rng.h"
 #include "autograd/tensor.h"
-#include "data/quant.h"
+#include "model/quant.h"
 #include "model/safetensors.h"
 #include "test_util.h"
 

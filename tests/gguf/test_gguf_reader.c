@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/rng.h"
-#include "data/gguf.h"
-#include "data/quant.h"
+#include "base/rng.h"
+#include "convert/gguf_convert.h"
+#include "model/quant.h"
 #include "gguf_fixture.h"
 #include "test_util.h"
 

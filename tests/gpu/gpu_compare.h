@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
-#include "autograd/rng.h"
+#include "base/error.h"
+#include "base/rng.h"
 #include "autograd/tensor.h"
 #include "kernels/device/device_buffer.h"
 #include "test_util.h"

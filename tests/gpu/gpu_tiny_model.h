@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/rng.h"
+#include "base/rng.h"
 #include "model/model.h"
 
 /* bias: q/k/v biases (Qwen2); tied: tied LM head. Norm and bias values are perturbed around

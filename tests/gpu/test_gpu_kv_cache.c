@@ -1,13 +1,13 @@
-/* Compressed inference on the GPU (eval/kv_cache_gpu.h) against the CPU cache (eval/kv_cache.h)
- * on a tiny head_dim-64 model: a 150-token chunked prefill (every position's logits) and 6
- * decoded tokens, with the full cache and with LagKV (sink 4, lag 16, keep 0.25). The GPU keeps
- * weights, activations and K/V rows in bf16, so logits must agree within 3e-2 (norm-relative per
- * forward: about 20 bf16 roundings of 2^-9 lie on a path from the embedding to a logit, 1e-2
- * when they add up like a random walk, 4e-2 if they all align; 1.2e-2 and 1.7e-2 were seen in
- * emulation); the cache structure (rows and LagKV base of every (layer, head)) must be identical,
- * and with LagKV the kept positions must agree (selections are made on bf16 keys on the GPU, so
- * a near-tie may flip: at least 97% of the kept positions must match, and the logits tolerance
- * covers such a flip). The memory of the LagKV cache must be below the full cache's. */
+/* Compressed inference on the GPU (eval/run/kv_cache_gpu.h) against the CPU cache
+ * (eval/cache/kv_cache.h) on a tiny head_dim-64 model: a 150-token chunked prefill (every
+ * position's logits) and 6 decoded tokens, with the full cache and with LagKV (sink 4, lag 16, keep
+ * 0.25). The GPU keeps weights, activations and K/V rows in bf16, so logits must agree within 3e-2
+ * (norm-relative per forward: about 20 bf16 roundings of 2^-9 lie on a path from the embedding to a
+ * logit, 1e-2 when they add up like a random walk, 4e-2 if they all align; 1.2e-2 and 1.7e-2 were
+ * seen in emulation); the cache structure (rows and LagKV base of every (layer, head)) must be
+ * identical, and with LagKV the kept positions must agree (selections are made on bf16 keys on the
+ * GPU, so a near-tie may flip: at least 97% of the kept positions must match, and the logits
+ * tolerance covers such a flip). The memory of the LagKV cache must be below the full cache's. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +21,9 @@ int main(void) {
     return 77;
 }
 #else
-#include "eval/kv_cache_gpu.h"
+#include "eval/run/kv_cache_gpu.h"
 #include "gpu_tiny_model.h"
-#include "eval/prefill.h"
+#include "eval/run/prefill.h"
 #include "test_util.h"
 
 enum { PROMPT = 150, DECODE = 6 };

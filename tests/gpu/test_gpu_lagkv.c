@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/rng.h"
+#include "base/rng.h"
 #include "kernels/device/device.h"
 #include "kernels/lagkv/lagkv.h"
 

@@ -17,7 +17,7 @@ int main(void) {
     return 77;
 }
 #else
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "test_util.h"
 #include "train/trainer.h"
 #include "train/train_fixture.h"

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
-#include "eval/grid_config.h"
+#include "base/fileio.h"
+#include "eval/run/grid_config.h"
 #include "test_util.h"
 
 static char dir[1024], model_dir[1200];

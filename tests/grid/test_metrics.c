@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/metrics.h"
+#include "eval/run/metrics.h"
 #include "test_util.h"
 
 static void test_normalize(void **state) {

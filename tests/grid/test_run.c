@@ -11,7 +11,9 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
+#include "data/dataset.h"
+#include "eval/run/metrics.h"
 #include "test_util.h"
 #include "eval/tiny_model.h"
 
@@ -178,19 +180,7 @@ static void setup(void) {
     snprintf(run_dir, sizeof run_dir, "%s/run", dir);
     snprintf(cfg_path, sizeof cfg_path, "%s/grid.yaml", dir);
     snprintf(results, sizeof results, "%s/results.jsonl", run_dir);
-    lrsa_model m;
-    tiny_model_create(&m, 2, 1359, 1, 77); /* the fixture tokenizer has 1359 ids */
-    lrsa_err e = {{0}};
-    assert_int_equal(lrsa_model_save(&m, model_dir, LRSA_ST_F32, &e), 0);
-    lrsa_model_free(&m);
-    char src[1400], dst[1400];
-    snprintf(src, sizeof src, "%s/tokenizer/smollm/tokenizer.json", LRSA_TEST_DATA);
-    snprintf(dst, sizeof dst, "%s/tokenizer.json", model_dir);
-    size_t n = 0;
-    char *tok = lrsa_read_file(src, &n, &e);
-    assert_non_null(tok);
-    assert_int_equal(lrsa_write_file_atomic(dst, tok, n, &e), 0);
-    free(tok);
+    tiny_model_save_dir(model_dir, 2, 1359, 1, 77, 1);
     char text[4096];
     snprintf(text, sizeof text,
              "run_dir: %s\n"
@@ -237,6 +227,14 @@ static void test_grid(void **state) {
                           "\"depth\":0.75"};
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
         if (!strstr(text, must[i])) fail_msg("results lack %s", must[i]);
+    free(text);
+    /* one record per sample in every row */
+    text = lrsa_read_file(results, NULL, &e);
+    cJSON *first = cJSON_Parse(strtok(text, "\n"));
+    assert_non_null(first);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(first, "samples")), 2);
+    assert_non_null(strstr(cJSON_GetObjectItem(first, "key")->valuestring, "|max_new=6|"));
+    cJSON_Delete(first);
     free(text);
     assert_true(field("none", 0.5, "kept_fraction") == 1.0);
     double snap = field("snapkv", 0.5, "kept_fraction");
@@ -433,10 +431,85 @@ static void test_length_too_short(void **state) {
     assert_false(lrsa_file_exists(run));
 }
 
+/* A dataset file of mixed tasks, no max_new anywhere: every row carries one record per sample
+ * with the sample's own task, a budget of its answer tokens + 16 ("auto" in the row and key),
+ * scores split at ", " (synthetic samples), and the records add up to the row's aggregates. */
+static void test_file_mixture_records(void **state) {
+    (void)state;
+    char cfg[1400], run[1400], data[1400], res[1500], text[8192], cmd[8192];
+    snprintf(cfg, sizeof cfg, "%s/mix.yaml", dir);
+    snprintf(run, sizeof run, "%s/run_mix", dir);
+    snprintf(data, sizeof data, "%s/mix.h5", dir);
+    snprintf(res, sizeof res, "%s/results.jsonl", run);
+    snprintf(cmd, sizeof cmd,
+             "LRSA_CACHE=%s/nocache %s prepare --model %s --synthetic passkey,niah-multivalue "
+             "--n 4 --length 480 --seed 8 --out %s 2>&1",
+             dir, LRSA_BINARY, model_dir, data);
+    char *out = NULL;
+    if (tu_run(cmd, &out) != 0) fail_msg("prepare: %s", out ? out : "");
+    free(out);
+    snprintf(text, sizeof text,
+             "run_dir: %s\nmodels: [%s]\nmethods: [none, {name: snapkv, window: 8}]\n"
+             "budgets: [1, 0.5]\ntasks: [{file: %s}]\nprotocols: [query-aware]\n",
+             run, model_dir, data);
+    write_text(cfg, text);
+    snprintf(cmd, sizeof cmd, "%s eval %s --quiet 2>&1", LRSA_BINARY, cfg);
+    out = NULL;
+    if (tu_run(cmd, &out) != 0) fail_msg("%s", out ? out : "");
+    free(out);
+    lrsa_err e = {{0}};
+    lrsa_dataset d;
+    if (lrsa_dataset_open(&d, data, &e) != 0) fail_msg("%s", e.msg);
+    char *all = lrsa_read_file(res, NULL, &e);
+    assert_non_null(all);
+    int rows = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(all, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        cJSON *r = cJSON_Parse(l);
+        assert_non_null(r);
+        rows++;
+        assert_non_null(strstr(cJSON_GetObjectItem(r, "key")->valuestring, "|max_new=auto|"));
+        assert_string_equal(cJSON_GetObjectItem(r, "max_new")->valuestring, "auto");
+        const cJSON *samples = cJSON_GetObjectItem(r, "samples");
+        assert_int_equal(cJSON_GetArraySize(samples), 4);
+        double nll = 0, tok = 0, sma = 0, smp = 0, kept = 0;
+        for (int i = 0; i < 4; i++) {
+            const cJSON *x = cJSON_GetArrayItem(samples, i);
+            assert_int_equal(cJSON_GetObjectItem(x, "index")->valueint, i);
+            assert_string_equal(cJSON_GetObjectItem(x, "task")->valuestring,
+                                lrsa_dataset_sample_task(&d, i));
+            assert_int_equal(cJSON_GetObjectItem(x, "max_new")->valueint,
+                             (int)lrsa_dataset_n_target(&d, i) + 16);
+            lrsa_answer_scores sc;
+            lrsa_score_answer(cJSON_GetObjectItem(x, "prediction")->valuestring,
+                              lrsa_dataset_answer(&d, i), ", ", &sc);
+            assert_true(cJSON_GetObjectItem(x, "string_match_all")->valuedouble == sc.match_all);
+            nll += cJSON_GetObjectItem(x, "answer_nll_sum")->valuedouble;
+            tok += cJSON_GetObjectItem(x, "answer_tokens")->valuedouble;
+            sma += sc.match_all;
+            smp += cJSON_GetObjectItem(x, "string_match_part")->valuedouble;
+            kept += cJSON_GetObjectItem(x, "kept_fraction")->valuedouble;
+        }
+        const cJSON *mt = cJSON_GetObjectItem(r, "metrics");
+        double row_nll = cJSON_GetObjectItem(r, "answer_nll")->valuedouble;
+        assert_true(fabs(row_nll - nll / tok) <= 1e-9 * row_nll);
+        assert_true(fabs(cJSON_GetObjectItem(mt, "string_match_all")->valuedouble - sma / 4) <
+                    1e-12);
+        assert_true(fabs(cJSON_GetObjectItem(mt, "string_match_part")->valuedouble - smp / 4) <
+                    1e-12);
+        assert_true(fabs(cJSON_GetObjectItem(r, "kept_fraction")->valuedouble - kept / 4) < 1e-12);
+        cJSON_Delete(r);
+    }
+    assert_int_equal(rows, 4); /* 2 methods x 2 budgets */
+    free(all);
+    lrsa_dataset_close(&d);
+}
+
 int main(void) {
     setup();
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_grid), cmocka_unit_test(test_inspect),
                                        cmocka_unit_test(test_two_models),
-                                       cmocka_unit_test(test_length_too_short)};
+                                       cmocka_unit_test(test_length_too_short),
+                                       cmocka_unit_test(test_file_mixture_records)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

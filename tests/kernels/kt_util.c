@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 
 float *kt_randn(int64_t n, float scale, lrsa_rng *rng) {
     float *x = lrsa_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));

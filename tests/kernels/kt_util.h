@@ -5,9 +5,9 @@
 
 #include <stdint.h>
 
-#include "autograd/error.h"
+#include "base/error.h"
 #include "autograd/gradcheck.h"
-#include "autograd/rng.h"
+#include "base/rng.h"
 #include "test_util.h"
 
 /* Fresh N(0, scale^2) floats (caller frees). */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "kernels/attention/attention.h"
 #include "model/model.h"
 #include "test_util.h"

@@ -17,12 +17,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/chat.h"
 #include "data/dataset.h"
-#include "eval/answer_nll.h"
-#include "eval/prefill.h"
-#include "eval/press_internal.h"
+#include "eval/run/answer_nll.h"
+#include "eval/run/prefill.h"
+#include "eval/press/press_internal.h"
 #include "test_util.h"
 #include "tiny_model.h"
 

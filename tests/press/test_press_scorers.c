@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/prefill.h"
-#include "eval/press_internal.h"
+#include "eval/run/prefill.h"
+#include "eval/press/press_internal.h"
 #include "test_util.h"
 #include "tiny_model.h"
 

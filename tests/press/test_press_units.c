@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/press_internal.h"
+#include "eval/press/press_internal.h"
 #include "test_util.h"
 
 enum { D = 4 };

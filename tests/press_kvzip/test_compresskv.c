@@ -1,4 +1,4 @@
-/* CompressKV (eval/press_compresskv.c, eval/compresskv_file.c, eval/cmd_compresskv.c):
+/* CompressKV (eval/press/press_compresskv.c, eval/press/compresskv_file.c, cli/cmd_compresskv.c):
  *  - the step B allocation on weights made by hand (rounding, clipping at 3B, the +1/-1 fix-up
  *    order) and the per-layer budgets read from a file;
  *  - one layer's window scores against a naive double reference (softmax with the window's
@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
-#include "eval/compresskv.h"
-#include "eval/press_internal.h"
+#include "base/fileio.h"
+#include "eval/press/compresskv.h"
+#include "eval/press/press_internal.h"
 #include "eval/tiny_model.h"
 #include "test_util.h"
 

@@ -1,4 +1,4 @@
-/* KVzip scoring (eval/press_kvzip.c) against a brute-force reference on a tiny random model:
+/* KVzip scoring (eval/press/press_kvzip.c) against a brute-force reference on a tiny random model:
  *  - every context row's score is the max, over all reconstruction queries (every chunk's
  *    prompt, overlap and context tokens) and the G query heads of its group, of its softmax
  *    attention probability over every row the query sees; the reference runs the whole
@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/press_internal.h"
-#include "eval/press_kvzip.h"
-#include "eval/prefill.h"
+#include "eval/press/press_internal.h"
+#include "eval/press/press_kvzip.h"
+#include "eval/run/prefill.h"
 #include "eval/tiny_model.h"
 #include "test_util.h"
 

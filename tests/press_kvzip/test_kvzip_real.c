@@ -13,13 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "data/chat.h"
 #include "data/haystack.h"
-#include "eval/prefill.h"
-#include "eval/press.h"
-#include "eval/press_internal.h"
-#include "eval/press_kvzip.h"
+#include "eval/run/prefill.h"
+#include "eval/press/press.h"
+#include "eval/press/press_internal.h"
+#include "eval/press/press_kvzip.h"
 #include "test_util.h"
 
 static char g_model[4096];

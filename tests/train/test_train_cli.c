@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "model/model.h"
 #include "test_util.h"
 #include "train/checkpoint.h"

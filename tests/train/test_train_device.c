@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "kernels/device/device.h"
 #include "test_util.h"
 #include "train_fixture.h"

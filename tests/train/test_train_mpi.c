@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "test_util.h"
 #include "train/comm.h"
 #include "train/trainer.h"

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
+#include "base/fileio.h"
 #include "autograd/tensor_table.h"
 #include "test_util.h"
 #include "train/comm.h"
 #include "train/config.h"
 #include "train/optim.h"
-#include "train/plot_svg.h"
+#include "eval/report/plot_svg.h"
 #include "train/train_log.h"
 
 static const char *good =

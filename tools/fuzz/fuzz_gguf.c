@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "data/gguf.h"
+#include "convert/gguf_convert.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lrsa_gguf g;

@@ -2,7 +2,7 @@
  *
  * libFuzzer (clang):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_DEFAULT_SOURCE -I. \
- *     tools/fuzz/fuzz_jsonl.c data/jsonl.c autograd/error.c -lcjson
+ *     tools/fuzz/fuzz_jsonl.c data/jsonl.c base/error.c -lcjson
  *     -o fuzz_jsonl && ./fuzz_jsonl -max_len=4096
  * Without libFuzzer (gcc), replaying files: add -DLRSA_FUZZ_STANDALONE and run
  *   ./fuzz_jsonl FILE...

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/fileio.h"
-#include "data/gguf.h"
-#include "data/quant.h"
+#include "base/fileio.h"
+#include "convert/gguf_convert.h"
+#include "model/quant.h"
 #include "gguf_fixture.h"
 
 static void die(const lrsa_err *e) {

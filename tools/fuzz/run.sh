@@ -33,7 +33,7 @@ while IFS= read -r src; do
       || { echo "run.sh: skipped $src (does not compile with clang)"; rm -f "$obj"; continue; }
   fi
   objs+=("$obj")
-done < <(find "$REPO"/{autograd,kernels,model,data,train,eval} -name '*.c' ! -path "$REPO/train/main.c" | sort)
+done < <(find "$REPO"/{base,kernels,autograd,model,data,convert,eval,train} -name '*.c' | sort)
 rm -f "$BUILD/liblrsa_fuzz.a"
 ar rcs "$BUILD/liblrsa_fuzz.a" "${objs[@]}"
 

@@ -1,0 +1,204 @@
+/* `lrsa bench`: speed of the CPU training step (forward + backward over T tokens) in tokens/s
+ * and model FLOP/s, next to the OpenBLAS SGEMM rate on a GEMM of the model's own shape measured
+ * in the same run, so the ratio says how close the step is to the machine's matmul speed. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "base/fileio.h"
+#include "base/rng.h"
+#include "cli/cmd_util.h"
+#include "model/model.h"
+#include "cli/commands.h"
+
+static const char *BENCH_HELP =
+    "usage: lrsa bench [--model DIR | --config small|smollm2-135m] [--T 1024] [--B 1]\n"
+    "                  [--steps 3] [--loss all|last-quarter] [--recompute]\n"
+    "                  [--attn dense|lrsa --sink S --lag L --keep r --value-weight w]\n"
+    "Times the CPU training step on random token ids (a random model for --config) and\n"
+    "the OpenBLAS SGEMM rate on a [B*T, hidden] x [hidden, 2*intermediate] GEMM.\n"
+    "Threads: set OPENBLAS_NUM_THREADS.\n";
+
+static void config_preset(lrsa_model_config *c, const char *name, int *ok) {
+    memset(c, 0, sizeof *c);
+    c->arch = LRSA_ARCH_LLAMA;
+    snprintf(c->model_type, sizeof c->model_type, "llama");
+    c->rms_norm_eps = 1e-5f;
+    c->rope.type = LRSA_ROPE_DEFAULT;
+    c->rope.factor = 1.f;
+    c->max_position_embeddings = 8192;
+    c->bos_token_id = c->pad_token_id = -1;
+    *ok = 1;
+    if (strcmp(name, "smollm2-135m") == 0) {
+        /* SmolLM2-135M shape (formats.md 2.1) */
+        c->vocab_size = 49152, c->hidden_size = 576, c->intermediate_size = 1536;
+        c->num_hidden_layers = 30, c->num_attention_heads = 9, c->num_key_value_heads = 3;
+        c->head_dim = 64, c->rope.theta = 100000.f, c->tie_word_embeddings = 1;
+    } else if (strcmp(name, "small") == 0) {
+        c->vocab_size = 4096, c->hidden_size = 256, c->intermediate_size = 704;
+        c->num_hidden_layers = 4, c->num_attention_heads = 4, c->num_key_value_heads = 2;
+        c->head_dim = 64, c->rope.theta = 10000.f, c->tie_word_embeddings = 1;
+    } else {
+        *ok = 0;
+    }
+}
+
+/* SGEMM FLOP/s on C[M,N] = A[M,K] B[N,K]^T (the layout of a linear layer), ~1 s of work. */
+static double sgemm_rate(int M, int N, int K) {
+    float *a = lrsa_alloc_aligned((size_t)M * K * sizeof(float));
+    float *b = lrsa_alloc_aligned((size_t)N * K * sizeof(float));
+    float *c = lrsa_alloc_aligned((size_t)M * N * sizeof(float));
+    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)((i * 7) % 13) * 0.01f;
+    for (size_t i = 0; i < (size_t)N * K; i++) b[i] = (float)((i * 5) % 11) * 0.01f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.f, a, K, b, K, 0.f, c, N);
+    double flop = 2.0 * M * N * K, t0 = lrsa_now(), t;
+    int reps = 0;
+    do {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.f, a, K, b, K, 0.f, c, N);
+        reps++;
+        t = lrsa_now() - t0;
+    } while (t < 1.0 || reps < 3);
+    free(a);
+    free(b);
+    free(c);
+    return flop * reps / t;
+}
+
+static int run(int argc, char **argv, lrsa_err *e) {
+    const char *model_dir = NULL, *preset = "small", *loss_mode = "all";
+    int T = 1024, B = 1, steps = 3, recompute = 0;
+    lrsa_attn_config attn;
+    lrsa_attn_config_default(&attn);
+    for (int i = 1; i < argc; i++) {
+        int r = lrsa_parse_attn_flag(&attn, argc, argv, &i, e);
+        if (r < 0) return -1;
+        if (r > 0) continue;
+        const char *a = argv[i];
+        if (strcmp(a, "--recompute") == 0) {
+            recompute = 1;
+            continue;
+        }
+        if (i + 1 >= argc) return lrsa_errorf(e, "unknown flag or missing value: %s", a);
+        const char *v = argv[++i];
+        if (strcmp(a, "--model") == 0)
+            model_dir = v;
+        else if (strcmp(a, "--config") == 0)
+            preset = v;
+        else if (strcmp(a, "--loss") == 0)
+            loss_mode = v;
+        else if (strcmp(a, "--T") == 0)
+            T = atoi(v);
+        else if (strcmp(a, "--B") == 0)
+            B = atoi(v);
+        else if (strcmp(a, "--steps") == 0)
+            steps = atoi(v);
+        else
+            return lrsa_errorf(e, "unknown flag \"%s\"; see `lrsa bench --help`", a);
+    }
+    if (T < 2 || B < 1 || steps < 1)
+        return lrsa_errorf(e, "--T must be >= 2, --B >= 1 and --steps >= 1");
+    if (strcmp(loss_mode, "all") != 0 && strcmp(loss_mode, "last-quarter") != 0)
+        return lrsa_errorf(e, "--loss must be all or last-quarter, not \"%s\"", loss_mode);
+    if (lrsa_attn_config_check(&attn, e)) return -1;
+    lrsa_model m;
+    if (model_dir) {
+        if (lrsa_model_load(&m, model_dir, e)) return -1;
+    } else {
+        lrsa_model_config c;
+        int ok;
+        config_preset(&c, preset, &ok);
+        if (!ok)
+            return lrsa_errorf(e, "--config \"%s\" is unknown; use small or smollm2-135m", preset);
+        if (lrsa_model_create(&m, &c, e)) return -1;
+        lrsa_model_init_random(&m, 1, 0.02f);
+    }
+    const lrsa_model_config *c = &m.cfg;
+    const int64_t N = (int64_t)B * T;
+    int32_t *ids = lrsa_malloc((size_t)N * sizeof(int32_t));
+    float *w = lrsa_calloc((size_t)N, sizeof(float));
+    lrsa_rng r;
+    lrsa_rng_seed(&r, 3);
+    int64_t loss_rows = 0;
+    int first = strcmp(loss_mode, "all") == 0 ? 1 : T - T / 4;
+    for (int64_t i = 0; i < N; i++) {
+        ids[i] = (int32_t)lrsa_rng_below(&r, (uint64_t)c->vocab_size);
+        if (i % T >= first) loss_rows++;
+    }
+    for (int64_t i = 0; i < N; i++)
+        if (i % T >= first) w[i] = 1.0f / (float)loss_rows;
+    lrsa_workspace *ws = lrsa_workspace_new();
+    lrsa_table_alloc(&m.table, LRSA_ROLE_GRAD);
+
+    /* (F, not I: cblas.h pulls in complex.h, whose I is a macro.)
+     * Model FLOPs: 6 per matrix parameter per token (forward 2, backward 4), the LM head only at
+     * the loss rows, plus attention: QK^T and PV cost 2 * 2 * D per (query, visible key) pair
+     * and head forward, times 3 with the backward. Visible keys: causal in dense mode; under
+     * the LRSA rule (lagkv-lrsa.md 5) the sink, the selected tokens of the partitions before
+     * the previous one and the causal band from the previous partition's start. Embedding
+     * lookups and elementwise ops are not counted. */
+    const double C = c->hidden_size, D = c->head_dim, Hq = c->num_attention_heads,
+                 Hkv = c->num_key_value_heads, F = c->intermediate_size, V = c->vocab_size;
+    double pairs = 0;
+    for (int i = 0; i < T; i++) {
+        const lrsa_lagkv_params *p = &attn.lagkv;
+        int S = p->sink, L = p->lag;
+        if (attn.mode != LRSA_ATTN_LRSA || i < S + 2 * L) {
+            pairs += i + 1;
+        } else {
+            int cpart = (i - S) / L; /* partition of query i (>= 2) */
+            pairs += S + (double)lrsa_lagkv_k(p) * (cpart - 1) + (i - (S + (cpart - 1) * L) + 1);
+        }
+    }
+    double layer_mat = (Hq + 2 * Hkv) * D * C + Hq * D * C + 3 * F * C;
+    double flop = 6.0 * layer_mat * c->num_hidden_layers * (double)N +
+                  6.0 * V * C * (double)loss_rows +
+                  12.0 * D * Hq * pairs * B * c->num_hidden_layers;
+    /* The SGEMM rate is taken before and after the steps and averaged: on a shared machine the
+     * load changes during the run, and the ratio should compare like with like. */
+    double gemm_before = sgemm_rate((int)N, (int)(2 * F), (int)C);
+    double t0 = lrsa_now();
+    double loss = lrsa_model_forward_backward(&m, ws, ids, w, B, T, &attn, recompute, 1, NULL);
+    double warm = lrsa_now() - t0;
+    t0 = lrsa_now();
+    for (int s = 0; s < steps; s++)
+        loss = lrsa_model_forward_backward(&m, ws, ids, w, B, T, &attn, recompute, 1, NULL);
+    double dt = (lrsa_now() - t0) / steps;
+    double step_rate = flop / dt;
+    double gemm_after = sgemm_rate((int)N, (int)(2 * F), (int)C);
+    double gemm = 0.5 * (gemm_before + gemm_after);
+
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    printf("model: %s  params %lld  layers %d  hidden %d  heads %d/%d  head_dim %d  vocab %d\n",
+           model_dir ? model_dir : preset, lrsa_config_num_params(c), c->num_hidden_layers,
+           c->hidden_size, c->num_attention_heads, c->num_key_value_heads, c->head_dim,
+           c->vocab_size);
+    printf("step: B %d  T %d  attn %s  loss rows %s  recompute %d  OpenBLAS threads %d "
+           "(OPENBLAS_NUM_THREADS=%s)\n",
+           B, T, attn.mode == LRSA_ATTN_LRSA ? "lrsa" : "dense", loss_mode, recompute,
+           openblas_get_num_threads(), env ? env : "unset");
+    printf("first step %.3f s (includes allocation); mean of %d steps %.3f s; loss %.4f\n", warm,
+           steps, dt, loss);
+    printf("tokens/s %.1f\n", (double)N / dt);
+    printf("model GFLOP/s %.2f  (%.3g FLOP per step, attention %.1f%% of query-key pairs of "
+           "dense causal)\n",
+           step_rate / 1e9, flop, 100.0 * pairs / ((double)T * (T + 1) / 2));
+    printf("SGEMM GFLOP/s %.2f  ([%lld x %d] x [%d x %d]; %.2f before the steps, %.2f after)\n",
+           gemm / 1e9, (long long)N, (int)C, (int)C, (int)(2 * F), gemm_before / 1e9,
+           gemm_after / 1e9);
+    printf("ratio step/SGEMM %.2f\n", step_rate / gemm);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        printf("peak resident memory %.1f MiB (weights, gradients, activations)\n",
+               (double)ru.ru_maxrss / 1024.0);
+    lrsa_workspace_free(ws);
+    lrsa_model_free(&m);
+    free(ids);
+    free(w);
+    return 0;
+}
+
+int lrsa_cmd_bench(int argc, char **argv) {
+    return lrsa_cmd_main(argc, argv, BENCH_HELP, run);
+}
