@@ -15,6 +15,8 @@ size_t lrsa_dtype_size(lrsa_dtype t) {
             return 4;
         case LRSA_U8:
             return 1;
+        case LRSA_F64:
+            return 8;
     }
     return 0;
 }
@@ -31,6 +33,8 @@ const char *lrsa_dtype_name(lrsa_dtype t) {
             return "I32";
         case LRSA_U8:
             return "U8";
+        case LRSA_F64:
+            return "F64";
     }
     return "?";
 }

@@ -8,7 +8,15 @@
 
 #define LRSA_MAX_DIMS 4
 
-typedef enum lrsa_dtype { LRSA_F32 = 0, LRSA_BF16, LRSA_F16, LRSA_I32, LRSA_U8 } lrsa_dtype;
+/* LRSA_F64: reductions only (the gradient norm, deterministic sums), never a tensor's storage. */
+typedef enum lrsa_dtype {
+    LRSA_F32 = 0,
+    LRSA_BF16,
+    LRSA_F16,
+    LRSA_I32,
+    LRSA_U8,
+    LRSA_F64
+} lrsa_dtype;
 typedef enum lrsa_device { LRSA_CPU = 0, LRSA_CUDA } lrsa_device;
 
 typedef struct lrsa_tensor {

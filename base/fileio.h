@@ -29,6 +29,19 @@ int lrsa_rename_into_place(const char *tmp_path, const char *path, lrsa_err *e);
 /* Writes a whole buffer atomically. */
 int lrsa_write_file_atomic(const char *path, const void *data, size_t n, lrsa_err *e);
 
+/* Output directories: write the new one at lrsa_tmp_dir_name ("DIR.tmp.<pid>"), then
+ * lrsa_dir_commit renames it to DIR, replacing an existing DIR (moved aside first, removed after
+ * the rename); on failure the temporary directory is removed and DIR is as it was. */
+void lrsa_tmp_dir_name(char *out, size_t cap, const char *dir);
+int lrsa_dir_commit(const char *tmp, const char *dir, lrsa_err *e);
+/* Checks, before a long run, that `path` can be written at its end: not a directory, in an
+ * existing, writable directory. `what` names it in the message ("--json"). */
+int lrsa_check_output_file(const char *path, const char *what, lrsa_err *e);
+/* Copies a whole file (written atomically). */
+int lrsa_copy_file(const char *src, const char *dst, lrsa_err *e);
+/* rm -r (best effort). */
+void lrsa_remove_tree(const char *path);
+
 /* mkdir -p. */
 int lrsa_mkdirs(const char *path, lrsa_err *e);
 int lrsa_file_exists(const char *path);

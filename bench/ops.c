@@ -7,11 +7,13 @@
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "kernels/cpu/cpu_threads.h"
 #include "kernels/linear/linear.h"
 #include "kernels/lm_head_loss/lm_head_loss.h"
 #include "kernels/rmsnorm/rmsnorm.h"
 #include "kernels/rope/rope.h"
 #include "kernels/swiglu/swiglu.h"
+#include "train/optim.h"
 
 static double now(void) {
     struct timespec ts;
@@ -62,15 +64,15 @@ int main(int argc, char **argv) {
     double t_gemm = t;
     TIME_MS(t, 3, lrsa_linear_backward_cpu(dx, dw, NULL, gu, x, w, N, C, 2 * I));
     printf("%-34s %9.3f ms  %6.1f GFLOP/s\n", "linear bwd (dx, dw)", t, 2 * gflop / t * 1e3);
-    TIME_MS(t, 5, lrsa_rmsnorm_forward_cpu(y, rstd, x, nw, N, C, 1e-5f));
+    TIME_MS(t, 20, lrsa_rmsnorm_forward_cpu(y, rstd, x, nw, N, C, 1e-5f));
     printf("%-34s %9.3f ms  (%.1f%% of the gate/up GEMM)\n", "rmsnorm fwd", t, 100 * t / t_gemm);
-    TIME_MS(t, 5, lrsa_rmsnorm_backward_cpu(dx, dw, x, x, x, nw, rstd, N, C));
+    TIME_MS(t, 20, lrsa_rmsnorm_backward_cpu(dx, dw, x, x, x, nw, rstd, N, C));
     printf("%-34s %9.3f ms  (%.1f%%)\n", "rmsnorm bwd", t, 100 * t / t_gemm);
-    TIME_MS(t, 5, lrsa_swiglu_forward_cpu(y, gu, N, I));
+    TIME_MS(t, 20, lrsa_swiglu_forward_cpu(y, gu, N, I));
     printf("%-34s %9.3f ms  (%.1f%%)\n", "swiglu fwd", t, 100 * t / t_gemm);
-    TIME_MS(t, 5, lrsa_swiglu_backward_cpu(dgu, y, gu, N, I));
+    TIME_MS(t, 20, lrsa_swiglu_backward_cpu(dgu, y, gu, N, I));
     printf("%-34s %9.3f ms  (%.1f%%)\n", "swiglu bwd", t, 100 * t / t_gemm);
-    TIME_MS(t, 5, lrsa_rope_forward_cpu(qkv, pos, inv, N, HQ + HKV, D, (HQ + 2 * HKV) * D));
+    TIME_MS(t, 20, lrsa_rope_forward_cpu(qkv, pos, inv, N, HQ + HKV, D, (HQ + 2 * HKV) * D));
     printf("%-34s %9.3f ms  (%.1f%%)\n", "rope fwd (q and k heads)", t, 100 * t / t_gemm);
 
     /* LM head + loss on every row, forward and backward, against its three GEMMs' flops */
@@ -82,5 +84,18 @@ int main(int argc, char **argv) {
     double lm_gflop = 3 * 2.0 * N * C * V * 1e-9;
     printf("%-34s %9.3f ms  %6.1f GFLOP/s (GEMM flops only)\n", "lm_head_loss fwd+bwd", t,
            lm_gflop / t * 1e3);
+
+    /* AdamW on 16M parameters (every element decayed), the trainer's update */
+    const int64_t P = 16 * 1024 * 1024;
+    float *prm = randn(P, 0.02f, &rng), *grd = randn(P, 1e-3f, &rng);
+    lrsa_adamw opt = {.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01};
+    lrsa_decay_range all = {0, P};
+    opt.lo = 0, opt.hi = P, opt.decay = &all, opt.n_decay = 1;
+    opt.m = lrsa_calloc((size_t)P, sizeof(float));
+    opt.v = lrsa_calloc((size_t)P, sizeof(float));
+    TIME_MS(t, 5, lrsa_adamw_step(&opt, prm, grd, 1e-4, 1.0));
+    printf("%-34s %9.3f ms  (%.2f ns per parameter)\n", "adamw step, 16M parameters", t,
+           t * 1e6 / (double)P);
+    printf("threads %d (OPENBLAS_NUM_THREADS)\n", lrsa_cpu_threads());
     return 0;
 }

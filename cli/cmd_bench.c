@@ -1,25 +1,36 @@
-/* `lrsa bench`: speed of the CPU training step (forward + backward over T tokens) in tokens/s
- * and model FLOP/s, next to the OpenBLAS SGEMM rate on a GEMM of the model's own shape measured
- * in the same run, so the ratio says how close the step is to the machine's matmul speed. */
+/* `lrsa bench`: speed of the CPU training step (forward + backward over T tokens, optionally the
+ * AdamW update) in tokens/s and model FLOP/s, next to the OpenBLAS SGEMM rate on a GEMM of the
+ * model's own shape measured in the same run, so the ratio says how close the step is to the
+ * machine's matmul speed; with --lora-rank the step trains a LoRA adapter on the frozen model. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "base/fileio.h"
 #include "base/rng.h"
 #include "cli/cmd_util.h"
-#include "model/model.h"
 #include "cli/commands.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "train/optim.h"
 
 static const char *BENCH_HELP =
     "usage: lrsa bench [--model DIR | --config small|smollm2-135m] [--T 1024] [--B 1]\n"
-    "                  [--steps 3] [--loss all|last-quarter] [--recompute]\n"
-    "                  [--attn dense|lrsa --sink S --lag L --keep r --value-weight w]\n"
+    "                  [--steps 3] [--loss all|last-quarter] [--recompute] [--optim]\n"
+    "                  [--ids FILE] [--attn dense|lrsa --sink S --lag L --keep r\n"
+    "                  --value-weight w] [--lora-rank R [--lora-targets q_proj,v_proj,...]]\n"
+    "       lrsa bench --mode prefill|decode --model DIR ... (`lrsa bench --mode prefill -h`)\n"
     "Times the CPU training step on random token ids (a random model for --config) and\n"
     "the OpenBLAS SGEMM rate on a [B*T, hidden] x [hidden, 2*intermediate] GEMM.\n"
-    "Threads: set OPENBLAS_NUM_THREADS.\n";
+    "--optim: each step also zeroes the gradients and takes an AdamW step (lr 1e-5,\n"
+    "betas 0.9/0.999, eps 1e-8, weight decay 0.01, as torch.optim.AdamW's defaults).\n"
+    "--ids FILE: token ids (whitespace-separated, repeated to B*T) instead of random ones.\n"
+    "--lora-rank R trains a rank-R LoRA adapter (alpha 2R, all seven projections unless\n"
+    "--lora-targets) on the frozen model instead of every weight.\n"
+    "Threads: set OPENBLAS_NUM_THREADS (the one count of every CPU kernel).\n";
 
 static void config_preset(lrsa_model_config *c, const char *name, int *ok) {
     memset(c, 0, sizeof *c);
@@ -66,9 +77,51 @@ static double sgemm_rate(int M, int N, int K) {
     return flop * reps / t;
 }
 
+/* CPU seconds of the whole process (all threads): on a shared machine the work a step costs,
+ * independent of how much of the CPU the other jobs leave to it. */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Token ids from a file, repeated to n; -1 (error names the file) on a bad file or id. */
+static int read_ids(int32_t *ids, int64_t n, const char *path, int vocab, lrsa_err *e) {
+    int rows, cols;
+    int32_t *src = lrsa_read_int_rows(path, &rows, &cols, e);
+    if (!src) return -1;
+    int64_t have = (int64_t)rows * cols;
+    for (int64_t i = 0; i < n; i++) ids[i] = src[i % have];
+    free(src);
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= vocab)
+            return lrsa_errorf(e, "%s: token id %d is outside the model's vocabulary [0, %d)", path,
+                               ids[i], vocab);
+    return 0;
+}
+
+/* One training step: forward + backward, and with optim the gradient reset and an AdamW
+ * update of the trainable table (every weight, or the LoRA adapter): what the trainer does per
+ * step, without clipping or logging. *t_opt gains the seconds of the update. */
+static double bench_step(lrsa_model *m, lrsa_tensor_table *trainable, lrsa_workspace *ws,
+                         lrsa_adamw *opt, int optim, const int32_t *ids, const float *w, int B,
+                         int T, const lrsa_attn_config *attn, int recompute, double *t_opt) {
+    if (optim) lrsa_table_zero(trainable, LRSA_ROLE_GRAD);
+    double loss = lrsa_model_forward_backward(m, ws, ids, w, B, T, attn, recompute, 1, NULL);
+    if (optim) {
+        double t1 = lrsa_now();
+        lrsa_adamw_step(opt, trainable->arena[LRSA_ROLE_PARAM], trainable->arena[LRSA_ROLE_GRAD],
+                        1e-5, 1.0);
+        *t_opt += lrsa_now() - t1;
+    }
+    return loss;
+}
+
 static int run(int argc, char **argv, lrsa_err *e) {
     const char *model_dir = NULL, *preset = "small", *loss_mode = "all";
-    int T = 1024, B = 1, steps = 3, recompute = 0;
+    const char *ids_path = NULL;
+    int T = 1024, B = 1, steps = 3, recompute = 0, optim = 0, lora_rank = 0;
+    const char *lora_targets = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
     lrsa_attn_config attn;
     lrsa_attn_config_default(&attn);
     for (int i = 1; i < argc; i++) {
@@ -76,8 +129,8 @@ static int run(int argc, char **argv, lrsa_err *e) {
         if (r < 0) return -1;
         if (r > 0) continue;
         const char *a = argv[i];
-        if (strcmp(a, "--recompute") == 0) {
-            recompute = 1;
+        if (strcmp(a, "--recompute") == 0 || strcmp(a, "--optim") == 0) {
+            *(a[2] == 'r' ? &recompute : &optim) = 1;
             continue;
         }
         if (i + 1 >= argc) return lrsa_errorf(e, "unknown flag or missing value: %s", a);
@@ -88,17 +141,28 @@ static int run(int argc, char **argv, lrsa_err *e) {
             preset = v;
         else if (strcmp(a, "--loss") == 0)
             loss_mode = v;
+        else if (strcmp(a, "--ids") == 0)
+            ids_path = v;
+        else if (strcmp(a, "--mode") == 0 && strcmp(v, "train") == 0)
+            continue;
         else if (strcmp(a, "--T") == 0)
             T = atoi(v);
         else if (strcmp(a, "--B") == 0)
             B = atoi(v);
         else if (strcmp(a, "--steps") == 0)
             steps = atoi(v);
+        else if (strcmp(a, "--lora-rank") == 0)
+            lora_rank = atoi(v);
+        else if (strcmp(a, "--lora-targets") == 0)
+            lora_targets = v;
         else
             return lrsa_errorf(e, "unknown flag \"%s\"; see `lrsa bench --help`", a);
     }
-    if (T < 2 || B < 1 || steps < 1)
-        return lrsa_errorf(e, "--T must be >= 2, --B >= 1 and --steps >= 1");
+    if (T < 2 || B < 1 || steps < 1 || lora_rank < 0)
+        return lrsa_errorf(e, "--T must be >= 2, --B >= 1, --steps >= 1 and --lora-rank >= 0");
+    lrsa_lora_config lc = {.rank = lora_rank, .alpha = 2.0 * lora_rank};
+    if (lora_rank && lrsa_lora_targets_parse(lora_targets, &lc.targets, "--lora-targets", e))
+        return -1;
     if (strcmp(loss_mode, "all") != 0 && strcmp(loss_mode, "last-quarter") != 0)
         return lrsa_errorf(e, "--loss must be all or last-quarter, not \"%s\"", loss_mode);
     if (lrsa_attn_config_check(&attn, e)) return -1;
@@ -126,10 +190,32 @@ static int run(int argc, char **argv, lrsa_err *e) {
         ids[i] = (int32_t)lrsa_rng_below(&r, (uint64_t)c->vocab_size);
         if (i % T >= first) loss_rows++;
     }
+    if (ids_path && read_ids(ids, N, ids_path, c->vocab_size, e)) {
+        free(ids), free(w);
+        lrsa_model_free(&m);
+        return -1;
+    }
     for (int64_t i = 0; i < N; i++)
         if (i % T >= first) w[i] = 1.0f / (float)loss_rows;
     lrsa_workspace *ws = lrsa_workspace_new();
-    lrsa_table_alloc(&m.table, LRSA_ROLE_GRAD);
+    lrsa_lora lora;
+    lrsa_tensor_table *trainable = &m.table;
+    if (lora_rank) {
+        if (lrsa_lora_create(&lora, &m.cfg, &lc, e)) {
+            lrsa_workspace_free(ws);
+            lrsa_model_free(&m);
+            free(ids);
+            free(w);
+            return -1;
+        }
+        lrsa_lora_init(&lora, 2);
+        m.lora = &lora;
+        trainable = &lora.table;
+    }
+    lrsa_table_alloc(trainable, LRSA_ROLE_GRAD);
+    lrsa_adamw opt;
+    memset(&opt, 0, sizeof opt); /* only read with --optim, after lrsa_adamw_init */
+    if (optim) lrsa_adamw_init(&opt, trainable, 0, 1, 0.9, 0.999, 1e-8, 0.01);
 
     /* (F, not I: cblas.h pulls in complex.h, whose I is a macro.)
      * Model FLOPs: 6 per matrix parameter per token (forward 2, backward 4), the LM head only at
@@ -151,20 +237,26 @@ static int run(int argc, char **argv, lrsa_err *e) {
             pairs += S + (double)lrsa_lagkv_k(p) * (cpart - 1) + (i - (S + (cpart - 1) * L) + 1);
         }
     }
+    /* A frozen weight costs 4 per token (forward, gradient to the input: no weight gradient);
+     * LoRA adds 6 per adapter parameter per token. */
+    const double per_weight = lora_rank ? 4.0 : 6.0;
     double layer_mat = (Hq + 2 * Hkv) * D * C + Hq * D * C + 3 * F * C;
-    double flop = 6.0 * layer_mat * c->num_hidden_layers * (double)N +
-                  6.0 * V * C * (double)loss_rows +
-                  12.0 * D * Hq * pairs * B * c->num_hidden_layers;
+    double flop = per_weight * layer_mat * c->num_hidden_layers * (double)N +
+                  per_weight * V * C * (double)loss_rows +
+                  12.0 * D * Hq * pairs * B * c->num_hidden_layers +
+                  (lora_rank ? 6.0 * (double)lora.table.numel * (double)N : 0.0);
     /* The SGEMM rate is taken before and after the steps and averaged: on a shared machine the
      * load changes during the run, and the ratio should compare like with like. */
     double gemm_before = sgemm_rate((int)N, (int)(2 * F), (int)C);
-    double t0 = lrsa_now();
-    double loss = lrsa_model_forward_backward(&m, ws, ids, w, B, T, &attn, recompute, 1, NULL);
+    double t0 = lrsa_now(), t_opt = 0;
+    double loss =
+        bench_step(&m, trainable, ws, &opt, optim, ids, w, B, T, &attn, recompute, &t_opt);
     double warm = lrsa_now() - t0;
-    t0 = lrsa_now();
+    t0 = lrsa_now(), t_opt = 0;
+    double c0 = cpu_seconds();
     for (int s = 0; s < steps; s++)
-        loss = lrsa_model_forward_backward(&m, ws, ids, w, B, T, &attn, recompute, 1, NULL);
-    double dt = (lrsa_now() - t0) / steps;
+        loss = bench_step(&m, trainable, ws, &opt, optim, ids, w, B, T, &attn, recompute, &t_opt);
+    double dt = (lrsa_now() - t0) / steps, cpu = (cpu_seconds() - c0) / steps;
     double step_rate = flop / dt;
     double gemm_after = sgemm_rate((int)N, (int)(2 * F), (int)C);
     double gemm = 0.5 * (gemm_before + gemm_after);
@@ -178,8 +270,16 @@ static int run(int argc, char **argv, lrsa_err *e) {
            "(OPENBLAS_NUM_THREADS=%s)\n",
            B, T, attn.mode == LRSA_ATTN_LRSA ? "lrsa" : "dense", loss_mode, recompute,
            openblas_get_num_threads(), env ? env : "unset");
-    printf("first step %.3f s (includes allocation); mean of %d steps %.3f s; loss %.4f\n", warm,
-           steps, dt, loss);
+    if (lora_rank)
+        printf("training: LoRA rank %d (alpha %g) on %s, %lld trainable parameters, base frozen\n",
+               lora_rank, lc.alpha, lora_targets, (long long)trainable->numel);
+    else
+        printf("training: every weight, %lld trainable parameters\n", (long long)trainable->numel);
+    printf("first step %.3f s (includes allocation); mean of %d steps %.3f s%s; loss %.4f\n", warm,
+           steps, dt, optim ? " (with AdamW)" : "", loss);
+    printf("CPU time per step %.3f s (all threads)\n", cpu);
+    if (optim) printf("AdamW update %.3f s per step\n", t_opt / steps);
+    printf("result train B %d T %d seconds %.6f cpu_seconds %.6f\n", B, T, dt, cpu);
     printf("tokens/s %.1f\n", (double)N / dt);
     printf("model GFLOP/s %.2f  (%.3g FLOP per step, attention %.1f%% of query-key pairs of "
            "dense causal)\n",
@@ -190,8 +290,10 @@ static int run(int argc, char **argv, lrsa_err *e) {
     printf("ratio step/SGEMM %.2f\n", step_rate / gemm);
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
-        printf("peak resident memory %.1f MiB (weights, gradients, activations)\n",
-               (double)ru.ru_maxrss / 1024.0);
+        printf("peak resident memory %.1f MiB (weights, gradients, %sactivations)\n",
+               (double)ru.ru_maxrss / 1024.0, optim ? "AdamW moments, " : "");
+    if (optim) lrsa_adamw_free(&opt);
+    if (lora_rank) lrsa_lora_free(&lora);
     lrsa_workspace_free(ws);
     lrsa_model_free(&m);
     free(ids);
@@ -200,5 +302,16 @@ static int run(int argc, char **argv, lrsa_err *e) {
 }
 
 int lrsa_cmd_bench(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--mode")) {
+            if (!strcmp(argv[i + 1], "prefill") || !strcmp(argv[i + 1], "decode"))
+                return lrsa_cmd_bench_infer(argc, argv);
+            if (strcmp(argv[i + 1], "train") != 0) {
+                fprintf(stderr,
+                        "lrsa: error: --mode must be train, prefill or decode, not \"%s\"\n",
+                        argv[i + 1]);
+                return 1;
+            }
+        }
     return lrsa_cmd_main(argc, argv, BENCH_HELP, run);
 }

@@ -1,8 +1,5 @@
 /* `lrsa convert`: a GGUF file or a Hugging Face directory -> a Hugging Face directory
  * (config.json, model.safetensors, tokenizer files), and `--info` to print what a GGUF holds. */
-#define _XOPEN_SOURCE 700
-#include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,22 +115,6 @@ static int print_info(const char *path) {
 
 /* ---- HF directory -> HF directory ---- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int copy_file(const char *src, const char *dst, lrsa_err *e) {
-    size_t n;
-    char *buf = lrsa_read_file(src, &n, e);
-    if (!buf) return -1;
-    int rc = lrsa_write_file_atomic(dst, buf, n, e);
-    free(buf);
-    return rc;
-}
-
 static int convert_hf_dir(const char *in, const char *out, lrsa_st_dtype dtype, int force,
                           lrsa_err *e) {
     if (lrsa_file_exists(out) && !force)
@@ -144,7 +125,7 @@ static int convert_hf_dir(const char *in, const char *out, lrsa_st_dtype dtype, 
     lrsa_model m;
     if (lrsa_model_load(&m, in, e)) return lrsa_err_prefix(e, "convert: loading %s: ", in);
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
+    lrsa_tmp_dir_name(tmp, sizeof tmp, out);
     int rc = lrsa_model_save(&m, tmp, dtype, e);
     lrsa_model_free(&m);
     static const char *extra[] = {"tokenizer.json", "tokenizer_config.json",
@@ -153,23 +134,13 @@ static int convert_hf_dir(const char *in, const char *out, lrsa_st_dtype dtype, 
         char src[4400], dst[4400];
         lrsa_path_join(src, sizeof src, in, extra[i]);
         lrsa_path_join(dst, sizeof dst, tmp, extra[i]);
-        if (lrsa_file_exists(src)) rc = copy_file(src, dst, e);
+        if (lrsa_file_exists(src)) rc = lrsa_copy_file(src, dst, e);
     }
-    if (rc == 0 && lrsa_file_exists(out)) {
-        char old[4300];
-        snprintf(old, sizeof old, "%s.old.%ld", out, (long)getpid());
-        if (rename(out, old) != 0)
-            rc = lrsa_errorf(e, "convert: cannot move the existing %s aside: %s", out,
-                             strerror(errno));
-        else if (rename(tmp, out) != 0)
-            rc = lrsa_errorf(e, "convert: cannot rename %s to %s: %s", tmp, out, strerror(errno));
-        else
-            nftw(old, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    } else if (rc == 0 && rename(tmp, out) != 0) {
-        rc = lrsa_errorf(e, "convert: cannot rename %s to %s: %s", tmp, out, strerror(errno));
+    if (rc != 0) {
+        lrsa_remove_tree(tmp);
+        return -1;
     }
-    if (rc != 0) nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return rc;
+    return lrsa_dir_commit(tmp, out, e) ? lrsa_err_prefix(e, "convert: ") : 0;
 }
 
 int lrsa_cmd_convert(int argc, char **argv) {

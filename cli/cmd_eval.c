@@ -4,23 +4,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "base/fileio.h"
 #include "data/chat.h"
 #include "cli/cli_flags.h"
+#include "cli/commands.h"
+#include "eval/press/press_kvzip.h"
 #include "eval/run/eval_dataset.h"
 #include "eval/run/grid.h"
 #include "eval/run/prefill.h"
-#include "eval/press/press_kvzip.h"
-#include "cli/commands.h"
+#include "model/lora.h"
+
+/* --batch's default in the help below */
+_Static_assert(LRSA_EVAL_BATCH == 4, "update the default of --batch in EVAL_HELP");
 
 static const char *EVAL_HELP =
-    "usage: lrsa eval --model DIR --data FILE.h5 [--n N] [--metrics nll,match]\n"
+    "usage: lrsa eval --model DIR [--adapter DIR] --data FILE.h5 [--n N] [--metrics nll,match]\n"
     "                 [--press NAME --keep r|--tokens N ...press flags below]\n"
     "                 [--protocol aware|agnostic] [--prefill chunked|oneshot]\n"
-    "                 [--max-new N] [--json OUT.json] [--verbose]\n"
+    "                 [--max-new N] [--batch N] [--json OUT.json] [--verbose]\n"
     "       lrsa eval CONFIG.yaml [key=value ...]   a grid of models x presses x budgets x\n"
     "                 tasks (see lrsa eval CONFIG.yaml --help, docs/EVAL.md)\n"
     "\n"
@@ -30,16 +35,22 @@ static const char *EVAL_HELP =
     "occur in the generated text, case- and whitespace-insensitively).\n"
     "\n"
     "  --model DIR          Hugging Face model directory\n"
+    "  --adapter DIR        a PEFT LoRA adapter directory (lrsa export --adapter), merged into\n"
+    "                       the model at load\n"
     "  --data FILE.h5       dataset (lrsa-qa-v1)\n"
     "  --n N                first N samples (default: all)\n"
     "  --metrics LIST       comma-separated: nll, match (default nll)\n"
     "  --max-new N          generation budget for match (default: per sample, its reference\n"
     "                       answer's tokens + 16)\n"
+    "  --batch N            samples evaluated together, their forwards shared (default 4;\n"
+    "                       memory grows with N; results equal N = 1's up to float\n"
+    "                       rounding, docs/EVAL.md \"Batched evaluation\")\n"
     "  --json FILE          also write the results as JSON: the aggregate row plus a\n"
     "                       \"samples\" array, one record per sample (index, task, answer\n"
     "                       NLL sum and mean, string match all/part, prediction, kept\n"
     "                       fraction) for paired comparisons\n"
-    "  --verbose            one line per sample on stderr\n" LRSA_PRESS_FLAGS_HELP;
+    "  --verbose            one line per sample on stderr (on a terminal, without it, a\n"
+    "                       progress line: sample i/n and the time left)\n" LRSA_PRESS_FLAGS_HELP;
 
 static int parse_metrics(const char *s, int *nll, int *match, lrsa_err *e) {
     *nll = *match = 0;
@@ -104,10 +115,10 @@ static int write_json(const char *path, const char *model_dir, const char *data_
 }
 
 static int run(int argc, char **argv, lrsa_err *e) {
-    const char *model_dir = NULL, *data_path = NULL, *json_path = NULL, *v = NULL;
+    const char *model_dir = NULL, *data_path = NULL, *json_path = NULL, *v = NULL, *adapter = NULL;
     lrsa_press_config press;
     lrsa_press_defaults(&press);
-    lrsa_eval_options o = {.want_nll = 1};
+    lrsa_eval_options o = {.want_nll = 1, .batch = LRSA_EVAL_BATCH};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         long long n = 0;
@@ -116,6 +127,8 @@ static int run(int argc, char **argv, lrsa_err *e) {
         if (pr > 0) continue;
         if (strcmp(f, "--model") == 0) {
             if (lrsa_flag_value(argc, argv, &i, &model_dir, e)) return -1;
+        } else if (strcmp(f, "--adapter") == 0) {
+            if (lrsa_flag_value(argc, argv, &i, &adapter, e)) return -1;
         } else if (strcmp(f, "--data") == 0) {
             if (lrsa_flag_value(argc, argv, &i, &data_path, e)) return -1;
         } else if (strcmp(f, "--json") == 0) {
@@ -129,6 +142,11 @@ static int run(int argc, char **argv, lrsa_err *e) {
             if (lrsa_flag_value(argc, argv, &i, &v, e) || lrsa_flag_int(f, v, 1, 1 << 24, &n, e))
                 return -1;
             o.max_new = (int)n;
+        } else if (strcmp(f, "--batch") == 0) {
+            if (lrsa_flag_value(argc, argv, &i, &v, e) ||
+                lrsa_flag_int(f, v, 1, LRSA_EVAL_BATCH_MAX, &n, e))
+                return -1;
+            o.batch = (int)n;
         } else if (strcmp(f, "--metrics") == 0) {
             if (lrsa_flag_value(argc, argv, &i, &v, e) ||
                 parse_metrics(v, &o.want_nll, &o.want_match, e))
@@ -142,14 +160,20 @@ static int run(int argc, char **argv, lrsa_err *e) {
     if (!model_dir) return lrsa_errorf(e, "eval: --model DIR is required");
     if (!data_path) return lrsa_errorf(e, "eval: --data FILE.h5 is required");
     if (lrsa_press_check(&press, e) != 0) return -1;
+    /* a results file that cannot be written must fail now, not after the whole run */
+    if (json_path && lrsa_check_output_file(json_path, "--json", e) != 0) return -1;
+    if (!o.verbose && isatty(fileno(stderr))) o.progress = stderr; /* logs stay clean */
 
     lrsa_dataset d;
     if (lrsa_dataset_open(&d, data_path, e) != 0) return -1;
     lrsa_model m;
-    if (lrsa_model_load(&m, model_dir, e) != 0) {
+    if (lrsa_model_load_adapted(&m, model_dir, adapter, e) != 0) {
         lrsa_dataset_close(&d);
         return -1;
     }
+    if (o.verbose && m.cfg.defaults_used[0])
+        fprintf(stderr, "lrsa: %s/config.json leaves out %s: Hugging Face's defaults used\n",
+                model_dir, m.cfg.defaults_used);
     int rc = -1;
     lrsa_tokenizer *tok = NULL;
     int32_t stop[16];
@@ -158,7 +182,16 @@ static int run(int argc, char **argv, lrsa_err *e) {
     const int is_kvzip = press.spec.method == LRSA_PRESS_KVZIP;
     if (o.want_match || press.protocol == LRSA_PROTOCOL_AGNOSTIC || is_kvzip) {
         tok = lrsa_tokenizer_load_dir(model_dir, e);
-        if (!tok) goto done;
+        if (!tok) { /* say why it is needed: the NLL alone (aware) needs no tokenizer */
+            lrsa_err_prefix(e, "eval: %s needs the model's tokenizer (%s): ",
+                            o.want_match ? "--metrics match"
+                            : is_kvzip   ? "--press kvzip"
+                                         : "--protocol agnostic",
+                            o.want_match ? "to decode the answers"
+                            : is_kvzip   ? "for its reconstruction prompt"
+                                         : "to find where each question starts");
+            goto done;
+        }
         if (d.tokenizer_checksum && d.tokenizer_checksum[0] &&
             strcmp(d.tokenizer_checksum, lrsa_tokenizer_checksum(tok)) != 0)
             fprintf(stderr,

@@ -5,13 +5,16 @@
 #include <string.h>
 
 #include "cli/cmd_util.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "cli/commands.h"
 
 static const char *LOGITS_HELP =
-    "usage: lrsa logits --model DIR --ids FILE --out OUT.safetensors [--loss-mask FILE]\n"
+    "usage: lrsa logits --model DIR [--adapter DIR] --ids FILE --out OUT.safetensors\n"
+    "                   [--loss-mask FILE]\n"
     "                   [--grads] [--attn dense|lrsa --sink S --lag L --keep r\n"
     "                   --value-weight w]\n"
+    "  --adapter DIR     a PEFT LoRA adapter directory, merged into the model at load\n"
     "  --ids FILE        whitespace-separated token ids, one sequence per line, all\n"
     "                    lines the same length\n"
     "  --loss-mask FILE  0/1 per token, same shape: 1 = this token is predicted by the\n"
@@ -21,7 +24,7 @@ static const char *LOGITS_HELP =
     "Writes `logits` [B, T, V] F32.\n";
 
 static int run(int argc, char **argv, lrsa_err *e) {
-    const char *model_dir = NULL, *ids_path = NULL, *out = NULL, *mask_path = NULL;
+    const char *model_dir = NULL, *ids_path = NULL, *out = NULL, *mask_path = NULL, *adapter = NULL;
     int grads = 0;
     lrsa_attn_config attn;
     lrsa_attn_config_default(&attn);
@@ -34,6 +37,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
                            : strcmp(a, "--ids") == 0       ? &ids_path
                            : strcmp(a, "--out") == 0       ? &out
                            : strcmp(a, "--loss-mask") == 0 ? &mask_path
+                           : strcmp(a, "--adapter") == 0   ? &adapter
                                                            : NULL;
         if (dst) {
             if (i + 1 >= argc) return lrsa_errorf(e, "flag %s needs a value", a);
@@ -69,7 +73,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
         }
     }
     lrsa_model m;
-    if (lrsa_model_load(&m, model_dir, e)) {
+    if (lrsa_model_load_adapted(&m, model_dir, adapter, e)) {
         free(ids);
         free(mask);
         return -1;

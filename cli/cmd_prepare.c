@@ -32,7 +32,8 @@ static const char USAGE[] =
     "common options:\n"
     "  --model DIR          model directory with tokenizer.json (required)\n"
     "  --out FILE.h5        output dataset (written atomically; required)\n"
-    "  --template T         auto|chatml|llama3|none (default auto: from the tokenizer)\n"
+    "  --template T         auto|chatml|llama3|llama2|mistral|none (default auto: from the\n"
+    "                       tokenizer)\n"
     "  --system TEXT        system turn added to records that have none\n"
     "  --loss all|last      loss on every assistant turn (default) or only the last one\n"
     "JSONL options:\n"
@@ -206,8 +207,16 @@ static int pick_format(const lrsa_tokenizer *t, const char *name, lrsa_chat_form
             return lrsa_errorf(e, "--template llama3: the tokenizer has no <|start_header_id|> "
                                   "token; use --template auto or none");
         *f = LRSA_CHAT_LLAMA3;
+    } else if (!strcmp(name, "llama2") || !strcmp(name, "mistral")) {
+        if (lrsa_tokenizer_token_id(t, "<s>") < 0 || lrsa_tokenizer_token_id(t, "</s>") < 0)
+            return lrsa_errorf(e,
+                               "--template %s: the tokenizer has no <s>/</s> tokens; use "
+                               "--template auto or none",
+                               name);
+        *f = !strcmp(name, "llama2") ? LRSA_CHAT_LLAMA2 : LRSA_CHAT_MISTRAL;
     } else
-        return lrsa_errorf(e, "--template %s: expected auto, chatml, llama3 or none", name);
+        return lrsa_errorf(
+            e, "--template %s: expected auto, chatml, llama3, llama2, mistral or none", name);
     return 0;
 }
 

@@ -10,7 +10,9 @@
 #include "cli/commands.h"
 
 static const char *USAGE =
-    "usage: lrsa tokenize --model DIR|tokenizer.json [--decode] [--special] [--text STR] [--info]\n"
+    "usage: lrsa tokenize --model DIR|tokenizer.json [--decode] [--special] "
+    "[--add-special-tokens]\n"
+    "                     [--text STR] [--info]\n"
     "\n"
     "Encodes UTF-8 text from stdin (or --text) and prints the ids, space-separated, on one line.\n"
     "The text is taken byte for byte: a trailing newline from `echo` is encoded too (use printf).\n"
@@ -20,6 +22,8 @@ static const char *USAGE =
     "  --special     encode: literal added tokens such as <|im_start|> become their ids\n"
     "                (default: they are plain text); decode: print special tokens\n"
     "                (default: skip them)\n"
+    "  --add-special-tokens  encode as Hugging Face's encode(text) does: --special plus the ids\n"
+    "                the post-processor adds (Llama 2: <s> first)\n"
     "  --text STR    encode STR instead of reading stdin\n"
     "  --info        print vocabulary size, checksum and chat format, then exit\n";
 
@@ -58,8 +62,9 @@ static int decode_ids(const lrsa_tokenizer *t, const char *in, int special) {
         p = end;
     }
     if (rc == 0) {
-        char *text = lrsa_tokenizer_decode(t, ids.v, ids.n, !special);
-        fputs(text, stdout);
+        size_t len;
+        char *text = lrsa_tokenizer_decode_len(t, ids.v, ids.n, !special, &len);
+        fwrite(text, 1, len, stdout); /* a NUL byte in the text is written too */
         free(text);
     }
     lrsa_ids_free(&ids);
@@ -68,7 +73,7 @@ static int decode_ids(const lrsa_tokenizer *t, const char *in, int special) {
 
 int lrsa_cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *text = NULL;
-    int decode = 0, special = 0, info = 0;
+    int decode = 0, special = 0, info = 0, hf = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -84,6 +89,8 @@ int lrsa_cmd_tokenize(int argc, char **argv) {
             decode = 1;
         } else if (!strcmp(a, "--special")) {
             special = 1;
+        } else if (!strcmp(a, "--add-special-tokens")) {
+            hf = 1;
         } else if (!strcmp(a, "--info")) {
             info = 1;
         } else {
@@ -117,8 +124,9 @@ int lrsa_cmd_tokenize(int argc, char **argv) {
             rc = decode_ids(t, src, special);
         } else {
             lrsa_ids ids = {0};
-            int r = special ? lrsa_tokenizer_encode_with_special(t, src, n, &ids, &e)
-                            : lrsa_tokenizer_encode(t, src, n, &ids, &e);
+            int r = hf        ? lrsa_tokenizer_encode_hf(t, src, n, &ids, &e)
+                    : special ? lrsa_tokenizer_encode_with_special(t, src, n, &ids, &e)
+                              : lrsa_tokenizer_encode(t, src, n, &ids, &e);
             if (r) {
                 lrsa_err_print(&e);
                 rc = 1;

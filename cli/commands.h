@@ -16,7 +16,9 @@ int lrsa_cmd_generate(int argc, char **argv); /* eval/ */
 int lrsa_cmd_inspect(int argc, char **argv);  /* eval/ */
 int lrsa_cmd_lagkv(int argc, char **argv);    /* eval/ */
 int lrsa_cmd_logits(int argc, char **argv);   /* model/ */
-int lrsa_cmd_bench(int argc, char **argv);    /* train/ */
+int lrsa_cmd_bench(int argc, char **argv);    /* model/: the training step */
+/* eval/: `lrsa bench --mode prefill|decode` (lrsa_cmd_bench hands those modes over) */
+int lrsa_cmd_bench_infer(int argc, char **argv);
 
 /* eval/: CompressKV's per-model heads/weights file */
 int lrsa_cmd_compresskv(int argc, char **argv);

@@ -3,8 +3,6 @@
  * from the vocabulary. Everything is written into "<out>.tmp.<pid>" and renamed into place at the
  * end, so an error or a crash never leaves a half-converted model behind. */
 #define _XOPEN_SOURCE 700
-#include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,18 +298,6 @@ static int write_weights(const lrsa_gguf *g, const lrsa_model_config *c, const c
     return rc;
 }
 
-/* ---- directory handling ---- */
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-static void remove_tree(const char *path) {
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 int lrsa_gguf_convert(const char *gguf_path, const char *out_dir, lrsa_st_dtype dtype, int force,
                       lrsa_err *e) {
     if (dtype != LRSA_ST_F32 && dtype != LRSA_ST_BF16)
@@ -325,7 +311,7 @@ int lrsa_gguf_convert(const char *gguf_path, const char *out_dir, lrsa_st_dtype 
     if (lrsa_gguf_open(&g, gguf_path, e)) return -1;
     lrsa_model_config c;
     char tmp[4200], path[4400];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out_dir, (long)getpid());
+    lrsa_tmp_dir_name(tmp, sizeof tmp, out_dir);
     int rc = lrsa_gguf_model_config(&g, &c, e);
     if (rc == 0) rc = lrsa_mkdirs(tmp, e);
     if (rc == 0) {
@@ -338,21 +324,9 @@ int lrsa_gguf_convert(const char *gguf_path, const char *out_dir, lrsa_st_dtype 
     }
     if (rc == 0) rc = lrsa_gguf_write_tokenizer(&g, &c, tmp, e);
     lrsa_gguf_close(&g);
-    if (rc == 0 && lrsa_file_exists(out_dir)) {
-        /* --force: move the old directory aside first so a failure keeps one of the two */
-        char old[4300];
-        snprintf(old, sizeof old, "%s.old.%ld", out_dir, (long)getpid());
-        if (rename(out_dir, old) != 0)
-            rc = lrsa_errorf(e, "convert: cannot move the existing %s aside: %s", out_dir,
-                             strerror(errno));
-        else if (rename(tmp, out_dir) != 0)
-            rc = lrsa_errorf(e, "convert: cannot rename %s to %s: %s", tmp, out_dir,
-                             strerror(errno));
-        else
-            remove_tree(old);
-    } else if (rc == 0 && rename(tmp, out_dir) != 0) {
-        rc = lrsa_errorf(e, "convert: cannot rename %s to %s: %s", tmp, out_dir, strerror(errno));
+    if (rc != 0) {
+        lrsa_remove_tree(tmp);
+        return -1;
     }
-    if (rc != 0) remove_tree(tmp);
-    return rc;
+    return lrsa_dir_commit(tmp, out_dir, e) ? lrsa_err_prefix(e, "convert: ") : 0;
 }

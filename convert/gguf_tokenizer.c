@@ -8,6 +8,7 @@
 
 #include "base/fileio.h"
 #include "convert/gguf_convert.h"
+#include "convert/gguf_tokenizer_spm.h"
 
 /* Split regexes in the form PCRE2 / Oniguruma compile (formats.md 4.3). */
 static const char *k_regex_llama3 =
@@ -81,15 +82,6 @@ static cJSON *pre_tokenizer(pre_kind k) {
     }
 }
 
-/* One special-token entry of a TemplateProcessing post-processor. */
-static cJSON *template_piece(const char *special, const char *seq, int type_id) {
-    cJSON *o = cJSON_CreateObject(), *in = cJSON_CreateObject();
-    cJSON_AddStringToObject(in, "id", special ? special : seq);
-    cJSON_AddNumberToObject(in, "type_id", type_id);
-    cJSON_AddItemToObject(o, special ? "SpecialToken" : "Sequence", in);
-    return o;
-}
-
 /* BOS-prepending post-processor (Llama-3 style) or the plain ByteLevel one. */
 static cJSON *post_processor(int add_bos, const char *bos, int bos_id) {
     if (!add_bos || !bos) {
@@ -97,35 +89,11 @@ static cJSON *post_processor(int add_bos, const char *bos, int bos_id) {
         cJSON_ReplaceItemInObject(o, "add_prefix_space", cJSON_CreateBool(1));
         return o;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", "TemplateProcessing");
-    cJSON *single = cJSON_AddArrayToObject(o, "single");
-    cJSON_AddItemToArray(single, template_piece(bos, NULL, 0));
-    cJSON_AddItemToArray(single, template_piece(NULL, "A", 0));
-    cJSON *pair = cJSON_AddArrayToObject(o, "pair");
-    cJSON_AddItemToArray(pair, template_piece(bos, NULL, 0));
-    cJSON_AddItemToArray(pair, template_piece(NULL, "A", 0));
-    cJSON_AddItemToArray(pair, template_piece(bos, NULL, 1));
-    cJSON_AddItemToArray(pair, template_piece(NULL, "B", 1));
-    cJSON *sp = cJSON_AddObjectToObject(o, "special_tokens");
-    cJSON *b = cJSON_AddObjectToObject(sp, bos);
-    cJSON_AddStringToObject(b, "id", bos);
-    cJSON_AddItemToObject(b, "ids", cJSON_CreateIntArray(&bos_id, 1));
-    cJSON *toks = cJSON_AddArrayToObject(b, "tokens");
-    cJSON_AddItemToArray(toks, cJSON_CreateString(bos));
-    return o;
+    return lrsa_gguf_template_processor(bos, bos_id, NULL, -1);
 }
 
 static cJSON *added_token(int id, const char *content, int special) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "id", id);
-    cJSON_AddStringToObject(o, "content", content);
-    cJSON_AddBoolToObject(o, "single_word", 0);
-    cJSON_AddBoolToObject(o, "lstrip", 0);
-    cJSON_AddBoolToObject(o, "rstrip", 0);
-    cJSON_AddBoolToObject(o, "normalized", !special);
-    cJSON_AddBoolToObject(o, "special", special);
-    return o;
+    return lrsa_gguf_added_token(id, content, special, !special);
 }
 
 static int write_json(cJSON *root, const char *dir, const char *name, int pretty, lrsa_err *e) {
@@ -139,8 +107,9 @@ static int write_json(cJSON *root, const char *dir, const char *name, int pretty
 }
 
 typedef struct vocab {
-    const lrsa_gguf_value *tokens, *types, *merges;
+    const lrsa_gguf_value *tokens, *types, *merges, *scores;
     int64_t n;
+    int spm; /* tokenizer.ggml.model = llama: a SentencePiece vocabulary */
 } vocab;
 
 static int token_type(const vocab *v, int64_t i) {
@@ -154,21 +123,34 @@ static int load_vocab(const lrsa_gguf *g, vocab *v, pre_kind *pk, lrsa_err *e) {
     memset(v, 0, sizeof *v);
     const char *model, *pre;
     if (lrsa_gguf_get_str(g, "tokenizer.ggml.model", &model, e)) return -1;
-    if (strcmp(model, "gpt2") != 0)
+    v->spm = strcmp(model, "llama") == 0;
+    if (strcmp(model, "gpt2") != 0 && !v->spm)
         return lrsa_errorf(e,
-                           "%s: tokenizer.ggml.model is '%s'; lrsa converts only byte-level "
-                           "BPE vocabularies ('gpt2'), not SentencePiece ('llama') ones",
+                           "%s: tokenizer.ggml.model is '%s'; lrsa converts byte-level BPE "
+                           "('gpt2') and SentencePiece BPE ('llama') vocabularies, not "
+                           "Unigram ('t5') or others",
                            g->path, model);
     if (lrsa_gguf_get_str_opt(g, "tokenizer.ggml.pre", "gpt-2", &pre, e)) return -1;
-    if (pre_from_name(pre, pk))
+    if (!v->spm && pre_from_name(pre, pk))
         return lrsa_errorf(e,
                            "%s: tokenizer.ggml.pre is '%s', which lrsa does not know; "
                            "supported pre-tokenizers: smollm, llama-bpe (llama3, llama-v3), "
                            "qwen2, gpt-2",
                            g->path, pre);
-    if (lrsa_gguf_get_array(g, "tokenizer.ggml.tokens", LRSA_GGUF_STRING, &v->tokens, e) ||
+    if (lrsa_gguf_get_array(g, "tokenizer.ggml.tokens", LRSA_GGUF_STRING, &v->tokens, e)) return -1;
+    /* a SentencePiece vocabulary has scores instead of merges (the merges follow from them) */
+    if ((!v->spm || lrsa_gguf_get(g, "tokenizer.ggml.merges")) &&
         lrsa_gguf_get_array(g, "tokenizer.ggml.merges", LRSA_GGUF_STRING, &v->merges, e))
         return -1;
+    if (v->spm && !v->merges &&
+        lrsa_gguf_get_array(g, "tokenizer.ggml.scores", LRSA_GGUF_F32, &v->scores, e))
+        return lrsa_err_prefix(e, "a SentencePiece vocabulary without merges needs scores: ");
+    if (v->scores && v->scores->n != v->tokens->n)
+        return lrsa_errorf(e,
+                           "%s: tokenizer.ggml.scores has %llu entries but tokenizer.ggml.tokens "
+                           "has %llu; the file is corrupt",
+                           g->path, (unsigned long long)v->scores->n,
+                           (unsigned long long)v->tokens->n);
     v->n = (int64_t)v->tokens->n;
     if (lrsa_gguf_get(g, "tokenizer.ggml.token_type")) {
         if (lrsa_gguf_get_array(g, "tokenizer.ggml.token_type", LRSA_GGUF_I32, &v->types, e))
@@ -180,7 +162,7 @@ static int load_vocab(const lrsa_gguf *g, vocab *v, pre_kind *pk, lrsa_err *e) {
                                g->path, (unsigned long long)v->types->n,
                                (unsigned long long)v->tokens->n);
     }
-    for (uint64_t i = 0; i < v->merges->n; i++) {
+    for (uint64_t i = 0; v->merges && i < v->merges->n; i++) {
         const char *m = v->merges->items[i].s;
         const char *sp = strchr(m, ' ');
         if (!sp || sp == m || sp[1] == 0)
@@ -217,19 +199,8 @@ static cJSON *build_tokenizer_json(const vocab *v, pre_kind pk, int add_bos, int
     cJSON *dec = byte_level(1, 1);
     cJSON_ReplaceItemInObject(dec, "add_prefix_space", cJSON_CreateBool(1));
     cJSON_AddItemToObject(root, "decoder", dec);
-    cJSON *m = cJSON_AddObjectToObject(root, "model");
-    cJSON_AddStringToObject(m, "type", "BPE");
-    cJSON_AddNullToObject(m, "dropout");
-    if (token_str(v, unk_id))
-        cJSON_AddStringToObject(m, "unk_token", token_str(v, unk_id));
-    else
-        cJSON_AddNullToObject(m, "unk_token");
-    cJSON_AddNullToObject(m, "continuing_subword_prefix");
-    cJSON_AddNullToObject(m, "end_of_word_suffix");
-    cJSON_AddBoolToObject(m, "fuse_unk", 0);
-    cJSON_AddBoolToObject(m, "byte_fallback", 0);
     /* llama.cpp (and HF for Llama-3) look a whole pre-token up in the vocab before merging */
-    cJSON_AddBoolToObject(m, "ignore_merges", pk == PRE_LLAMA3);
+    cJSON *m = lrsa_gguf_bpe_model(root, token_str(v, unk_id), 0, 0, pk == PRE_LLAMA3);
     cJSON *vo = cJSON_AddObjectToObject(m, "vocab");
     for (int64_t i = 0; i < v->n; i++)
         cJSON_AddItemToObject(vo, token_str(v, (int)i), cJSON_CreateNumber((double)i));
@@ -251,18 +222,20 @@ static cJSON *build_tokenizer_config(const lrsa_gguf *g, const vocab *v, int add
     cJSON *r = cJSON_CreateObject();
     cJSON_AddBoolToObject(r, "add_bos_token", add_bos);
     cJSON_AddBoolToObject(r, "add_eos_token", add_eos);
-    cJSON_AddBoolToObject(r, "add_prefix_space", 0);
+    if (!v->spm) cJSON_AddBoolToObject(r, "add_prefix_space", 0);
     cJSON *dec = cJSON_AddObjectToObject(r, "added_tokens_decoder");
     cJSON *extra = cJSON_CreateArray();
     for (int64_t i = 0; i < v->n; i++) {
         int ty = token_type(v, i);
-        if (ty != TOKEN_CONTROL && ty != TOKEN_USER) continue;
         char id[32];
         snprintf(id, sizeof id, "%lld", (long long)i);
-        cJSON *t = added_token((int)i, token_str(v, (int)i), ty == TOKEN_CONTROL);
+        int special = ty == TOKEN_CONTROL || (v->spm && ty == TOKEN_UNKNOWN);
+        if (!special && ty != TOKEN_USER) continue;
+        cJSON *t = v->spm ? lrsa_gguf_added_token((int)i, token_str(v, (int)i), special, 0)
+                          : added_token((int)i, token_str(v, (int)i), special);
         cJSON_DeleteItemFromObject(t, "id");
         cJSON_AddItemToObject(dec, id, t);
-        if (ty == TOKEN_CONTROL && i != bos && i != eos && i != pad && i != unk)
+        if (special && i != bos && i != eos && i != pad && i != unk)
             cJSON_AddItemToArray(extra, cJSON_CreateString(token_str(v, (int)i)));
     }
     cJSON_AddItemToObject(r, "additional_special_tokens", extra);
@@ -276,7 +249,10 @@ static cJSON *build_tokenizer_config(const lrsa_gguf *g, const vocab *v, int add
     if (tmpl) cJSON_AddStringToObject(r, "chat_template", tmpl);
     cJSON_AddBoolToObject(r, "clean_up_tokenization_spaces", 0);
     cJSON_AddNumberToObject(r, "model_max_length", max_len);
-    cJSON_AddStringToObject(r, "tokenizer_class", "GPT2Tokenizer");
+    /* transformers 5 rebuilds a LlamaTokenizer's pipeline (Metaspace "first") instead of
+     * reading tokenizer.json; the generic class keeps the SentencePiece-exact one */
+    cJSON_AddStringToObject(r, "tokenizer_class",
+                            v->spm ? "PreTrainedTokenizerFast" : "GPT2Tokenizer");
     return r;
 }
 
@@ -299,16 +275,33 @@ int lrsa_gguf_write_tokenizer(const lrsa_gguf *g, const lrsa_model_config *c, co
     int add_bos, add_eos;
     if (load_vocab(g, &v, &pk, e) ||
         lrsa_gguf_get_int_opt(g, "tokenizer.ggml.unknown_token_id", -1, &unk, e) ||
-        lrsa_gguf_get_bool_opt(g, "tokenizer.ggml.add_bos_token", pk == PRE_LLAMA3, &add_bos, e) ||
+        lrsa_gguf_get_bool_opt(g, "tokenizer.ggml.add_bos_token", pk == PRE_LLAMA3 || v.spm,
+                               &add_bos, e) ||
         lrsa_gguf_get_bool_opt(g, "tokenizer.ggml.add_eos_token", 0, &add_eos, e))
         return -1;
     if (unk < -1 || unk >= v.n) unk = -1;
+    for (int64_t i = 0; v.spm && unk < 0 && i < v.n; i++)
+        if (token_type(&v, i) == TOKEN_UNKNOWN) unk = i; /* SentencePiece's <unk> */
     const lrsa_gguf_value *ct = lrsa_gguf_get(g, "tokenizer.chat_template");
     if (ct && ct->type != LRSA_GGUF_STRING)
         return lrsa_errorf(e, "%s: tokenizer.chat_template is a %s, expected a string", g->path,
                            lrsa_gguf_vtype_name(ct->type));
     int eos = c->n_eos > 0 ? c->eos_token_ids[0] : -1;
-    cJSON *tj = build_tokenizer_json(&v, pk, add_bos, c->bos_token_id, (int)unk);
+    int add_space_prefix = 1;
+    if (v.spm &&
+        lrsa_gguf_get_bool_opt(g, "tokenizer.ggml.add_space_prefix", 1, &add_space_prefix, e))
+        return -1;
+    lrsa_gguf_spm_vocab sv = {.tokens = v.tokens,
+                              .types = v.types,
+                              .scores = v.scores,
+                              .merges = v.merges,
+                              .add_space_prefix = add_space_prefix,
+                              .bos_id = add_bos ? c->bos_token_id : -1,
+                              .eos_id = add_eos ? eos : -1,
+                              .unk_id = (int)unk};
+    cJSON *tj = v.spm ? lrsa_gguf_spm_tokenizer_json(g, &sv, e)
+                      : build_tokenizer_json(&v, pk, add_bos, c->bos_token_id, (int)unk);
+    if (!tj) return -1;
     int rc = write_json(tj, dir, "tokenizer.json", 0, e);
     cJSON_Delete(tj);
     if (rc) return -1;

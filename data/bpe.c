@@ -1,4 +1,5 @@
-/* Byte-pair encoding of one pre-token, the hash maps behind it, and the per-piece cache. */
+/* Byte-pair encoding of one pre-token (byte-level, or character-level with byte fallback), the
+ * hash maps behind it, and the per-piece cache. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,23 +134,27 @@ static int cand_less(const cand *x, const cand *y) {
     return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
 }
 
-static void heap_push(cand *h, int *n, cand c) {
+/* *ops counts the candidates compared while sifting: the loop's whole cost, so a test can
+ * check the O(n log n) bound by counting instead of by a clock. */
+static void heap_push(cand *h, int *n, cand c, int64_t *ops) {
     int i = (*n)++;
     h[i] = c;
     while (i > 0) {
         int p = (i - 1) / 2;
+        ++*ops;
         if (!cand_less(&h[i], &h[p])) break;
         cand t = h[i];
         h[i] = h[p], h[p] = t, i = p;
     }
 }
 
-static cand heap_pop(cand *h, int *n) {
+static cand heap_pop(cand *h, int *n, int64_t *ops) {
     cand top = h[0];
     h[0] = h[--(*n)];
     int i = 0;
     for (;;) {
         int l = 2 * i + 1, r = l + 1, m = i;
+        *ops += 2;
         if (l < *n && cand_less(&h[l], &h[m])) m = l;
         if (r < *n && cand_less(&h[r], &h[m])) m = r;
         if (m == i) break;
@@ -159,28 +164,38 @@ static cand heap_pop(cand *h, int *n) {
     return top;
 }
 
-static void try_pair(const lrsa_tokenizer *t, const sym *s, int left, cand *h, int *nh) {
+static void try_pair(const lrsa_tokenizer *t, const sym *s, int left, cand *h, int *nh,
+                     int64_t *ops) {
     int right = s[left].next;
     if (right < 0) return;
     cand c = {.pos = left, .left = s[left].id, .right = s[right].id};
-    if (lrsa_pairmap_get(&t->merges, c.left, c.right, &c.rank, &c.merged)) heap_push(h, nh, c);
+    if (lrsa_pairmap_get(&t->merges, c.left, c.right, &c.rank, &c.merged)) heap_push(h, nh, c, ops);
 }
 
-static void bpe_merge(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out) {
+/* Returns the heap operations it took (see heap_push). */
+static int64_t bpe_merge(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out) {
+    int64_t ops = 0;
+    int32_t small_ids[64];
     sym small_syms[64];
     cand small_heap[128];
-    /* each merge pushes at most 2 new candidates: n-1 initial + 2(n-1) <= 3n */
-    sym *sy = n <= 64 ? small_syms : lrsa_malloc(n * sizeof *sy);
-    cand *h = 3 * n <= 128 ? small_heap : lrsa_malloc(3 * n * sizeof *h);
+    /* the starting symbols: bytes, or (character-level) characters and byte-fallback bytes;
+     * never more than n */
+    int32_t *start = n <= 64 ? small_ids : lrsa_malloc(n * sizeof *start);
+    size_t m = n;
+    if (t->char_level)
+        m = lrsa_spm_symbols(t, s, n, start);
+    else
+        for (size_t i = 0; i < n; i++) start[i] = t->byte_id[s[i]];
+    /* each merge pushes at most 2 new candidates: m-1 initial + 2(m-1) <= 3m */
+    sym *sy = m <= 64 ? small_syms : lrsa_malloc(m * sizeof *sy);
+    cand *h = 3 * m <= 128 ? small_heap : lrsa_malloc(3 * m * sizeof *h);
     int nh = 0;
-    for (size_t i = 0; i < n; i++)
-        sy[i] = (sym){.id = t->byte_id[s[i]],
-                      .prev = (int)i - 1,
-                      .next = i + 1 < n ? (int)i + 1 : -1,
-                      .alive = 1};
-    for (size_t i = 0; i + 1 < n; i++) try_pair(t, sy, (int)i, h, &nh);
+    for (size_t i = 0; i < m; i++)
+        sy[i] = (sym){
+            .id = start[i], .prev = (int)i - 1, .next = i + 1 < m ? (int)i + 1 : -1, .alive = 1};
+    for (size_t i = 0; i + 1 < m; i++) try_pair(t, sy, (int)i, h, &nh, &ops);
     while (nh > 0) {
-        cand c = heap_pop(h, &nh);
+        cand c = heap_pop(h, &nh, &ops);
         sym *l = &sy[c.pos];
         if (!l->alive || l->id != c.left || l->next < 0 || sy[l->next].id != c.right) continue;
         int r = l->next;
@@ -188,16 +203,23 @@ static void bpe_merge(const lrsa_tokenizer *t, const unsigned char *s, size_t n,
         sy[r].alive = 0;
         l->next = sy[r].next;
         if (l->next >= 0) sy[l->next].prev = c.pos;
-        if (l->prev >= 0) try_pair(t, sy, l->prev, h, &nh);
-        try_pair(t, sy, c.pos, h, &nh);
+        if (l->prev >= 0) try_pair(t, sy, l->prev, h, &nh, &ops);
+        try_pair(t, sy, c.pos, h, &nh, &ops);
     }
     int32_t prev = -1;
-    for (int i = 0; i >= 0; i = sy[i].next) {
+    for (int i = m > 0 ? 0 : -1; i >= 0; i = sy[i].next) {
         if (t->fuse_unk && sy[i].id == t->unk_id && prev == t->unk_id) continue;
         lrsa_ids_push(out, prev = sy[i].id);
     }
+    if (start != small_ids) free(start);
     if (sy != small_syms) free(sy);
     if (h != small_heap) free(h);
+    return ops;
+}
+
+int64_t lrsa_bpe_merge_ops(const lrsa_tokenizer *t, const unsigned char *s, size_t n,
+                           lrsa_ids *out) {
+    return n > 0 ? bpe_merge(t, s, n, out) : 0;
 }
 
 /* ---- the per-piece cache ---- */
@@ -247,7 +269,7 @@ static void cache_insert(lrsa_piece_cache *c, const unsigned char *s, size_t n, 
 
 void lrsa_bpe_piece(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out) {
     if (n == 0) return;
-    if (n == 1) {
+    if (n == 1 && !t->char_level) {
         lrsa_ids_push(out, t->byte_id[s[0]]);
         return;
     }
@@ -256,8 +278,10 @@ void lrsa_bpe_piece(const lrsa_tokenizer *t, const unsigned char *s, size_t n, l
         char mapped[256 * 2];
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
-            memcpy(mapped + m, t->bytemap[s[i]], t->bytemap_len[s[i]]);
-            m += t->bytemap_len[s[i]];
+            const char *sym = t->char_level ? (const char *)s + i : t->bytemap[s[i]];
+            size_t k = t->char_level ? 1 : t->bytemap_len[s[i]];
+            memcpy(mapped + m, sym, k);
+            m += k;
         }
         int32_t id = lrsa_strmap_get(&t->vocab, mapped, (uint32_t)m);
         if (id >= 0 && !t->special[id]) {
@@ -285,4 +309,56 @@ void lrsa_bpe_piece(const lrsa_tokenizer *t, const unsigned char *s, size_t n, l
             cache_insert(c, s, n, out->v + start, out->n - start);
         pthread_mutex_unlock(&c->mu);
     }
+}
+
+/* ---- character-level (SentencePiece-style) BPE: the starting symbols and the cut before "▁" ----
+ */
+
+size_t lrsa_spm_symbols(const lrsa_tokenizer *t, const unsigned char *s, size_t n, int32_t *syms) {
+    size_t m = 0;
+    int32_t unk = -1; /* an unknown run waiting to be emitted (HF's `unk`) */
+    for (size_t i = 0; i < n;) {
+        int32_t cp;
+        int k = lrsa_utf8_next(s + i, n - i, &cp);
+        /* an invalid byte (HF never sees one) is a character outside the vocabulary */
+        int32_t id = cp >= 0 ? lrsa_strmap_get(&t->vocab, (const char *)s + i, (uint32_t)k) : -1;
+        int bytes_known = t->byte_fallback;
+        for (int b = 0; b < k && bytes_known; b++) bytes_known = t->byte_id[s[i + b]] >= 0;
+        if (id >= 0) {
+            if (unk >= 0) syms[m++] = unk, unk = -1;
+            syms[m++] = id;
+        } else if (bytes_known) {
+            /* HF adds the byte tokens without emitting a waiting unk first; kept as HF has it */
+            for (int b = 0; b < k; b++) syms[m++] = t->byte_id[s[i + b]];
+        } else if (t->unk_id >= 0) {
+            if (unk >= 0 && !t->fuse_unk) syms[m++] = unk;
+            unk = t->unk_id;
+        }
+        i += (size_t)k;
+    }
+    if (unk >= 0) syms[m++] = unk;
+    return m;
+}
+
+#define METASPACE "\xE2\x96\x81" /* U+2581, the "▁" of SentencePiece vocabularies */
+
+int lrsa_spm_cut_before(const unsigned char *s, size_t i, size_t n) {
+    return i > 0 && i + 3 <= n && memcmp(s + i, METASPACE, 3) == 0 &&
+           !(i >= 3 && memcmp(s + i - 3, METASPACE, 3) == 0);
+}
+
+void lrsa_spm_bpe(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out) {
+    if (!t->cut_at_metaspace) {
+        lrsa_bpe_piece(t, s, n, out);
+        return;
+    }
+    /* Exact: a merge across the cut would make a token holding "x▁", which the vocabulary
+     * lacks; pieces of words also hit the piece cache, a whole text would not. */
+    size_t start = 0;
+    for (size_t i = 1; i < n; i++)
+        if (lrsa_spm_cut_before(s, i, n)) {
+            lrsa_bpe_piece(t, s + start, i - start, out);
+            start = i;
+        }
+    lrsa_bpe_piece(t, s + start, n - start, out);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "data/chat.h"
+#include "data/chat_internal.h"
 #include "data/tokenizer_internal.h"
 
 #define SMOLLM_SYSTEM "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
@@ -14,30 +15,21 @@ lrsa_chat_format lrsa_chat_detect(const lrsa_tokenizer *t) {
         lrsa_tokenizer_token_id(t, "<|end_header_id|>") >= 0 &&
         lrsa_tokenizer_token_id(t, "<|eot_id|>") >= 0)
         return LRSA_CHAT_LLAMA3;
+    /* the [INST] families share their tokens (<s>, </s>) with base models: only a chat
+     * template tells them apart (and it wins over ChatML tokens a fine-tune may have added) */
+    const char *tpl = t->chat_template;
+    if (tpl && strstr(tpl, "[INST]") && !strstr(tpl, "<|im_start|>") &&
+        lrsa_tokenizer_token_id(t, "</s>") >= 0)
+        return strstr(tpl, "<<SYS>>") ? LRSA_CHAT_LLAMA2 : LRSA_CHAT_MISTRAL;
     if (lrsa_tokenizer_token_id(t, "<|im_start|>") >= 0 &&
         lrsa_tokenizer_token_id(t, "<|im_end|>") >= 0) {
         /* the two ChatML families differ only in the default system prompt: use the chat
          * template when we have it, else the vocabulary size (Qwen2: ~151k, SmolLM2: 49k) */
-        const char *tpl = t->chat_template;
         if (tpl && strstr(tpl, "SmolLM")) return LRSA_CHAT_CHATML_SMOLLM;
         if (tpl && strstr(tpl, "Qwen")) return LRSA_CHAT_CHATML_QWEN;
         return t->n_vocab > 100000 ? LRSA_CHAT_CHATML_QWEN : LRSA_CHAT_CHATML_SMOLLM;
     }
     return LRSA_CHAT_NONE;
-}
-
-const char *lrsa_chat_format_name(lrsa_chat_format f) {
-    switch (f) {
-        case LRSA_CHAT_CHATML_SMOLLM:
-            return "chatml-smollm";
-        case LRSA_CHAT_CHATML_QWEN:
-            return "chatml-qwen";
-        case LRSA_CHAT_LLAMA3:
-            return "llama3";
-        case LRSA_CHAT_NONE:
-            return "none";
-    }
-    return "unknown";
 }
 
 /* Appends the ids of plain text and `mask_value` for each of them. */
@@ -46,22 +38,6 @@ static int put_text(const lrsa_tokenizer *t, const char *s, lrsa_ids *ids, lrsa_
     int64_t before = ids->n;
     if (lrsa_tokenizer_encode(t, s, strlen(s), ids, e)) return -1;
     if (mask) lrsa_mask_push(mask, mask_value, ids->n - before);
-    return 0;
-}
-
-static void put_id(int32_t id, lrsa_ids *ids, lrsa_mask *mask, uint8_t mask_value) {
-    lrsa_ids_push(ids, id);
-    if (mask) lrsa_mask_push(mask, mask_value, 1);
-}
-
-static int need_token(const lrsa_tokenizer *t, const char *tok, lrsa_chat_format f, int32_t *id,
-                      lrsa_err *e) {
-    *id = lrsa_tokenizer_token_id(t, tok);
-    if (*id < 0)
-        return lrsa_errorf(e,
-                           "chat format %s needs the token %s, which this tokenizer lacks; "
-                           "pick the format that matches the model (or none)",
-                           lrsa_chat_format_name(f), tok);
     return 0;
 }
 
@@ -78,64 +54,80 @@ static const char *trimmed(const char *s, char *buf, size_t cap, char **heap) {
     return out;
 }
 
-static int build_chatml(const lrsa_tokenizer *t, lrsa_chat_format f, const lrsa_chat_msg *msgs,
-                        int n, int gen, lrsa_ids *ids, lrsa_mask *mask, lrsa_err *e) {
+/* ChatML and Llama-3 go through the builder, as HF tokenizes the rendered string (for a
+ * byte-level tokenizer the pre-tokenizer splits at these boundaries anyway). */
+static int build_chatml(lrsa_chat_builder *b, lrsa_chat_format f, const lrsa_chat_msg *msgs, int n,
+                        int gen, lrsa_err *e) {
     int32_t start, end;
-    if (need_token(t, "<|im_start|>", f, &start, e) || need_token(t, "<|im_end|>", f, &end, e))
+    if (lrsa_chat_need_token(b->t, "<|im_start|>", f, &start, e) ||
+        lrsa_chat_need_token(b->t, "<|im_end|>", f, &end, e))
         return -1;
     if (n == 0 || strcmp(msgs[0].role, "system") != 0) {
         const char *sys = f == LRSA_CHAT_CHATML_QWEN ? QWEN_SYSTEM : SMOLLM_SYSTEM;
-        put_id(start, ids, mask, 0);
-        if (put_text(t, "system\n", ids, mask, 0, e) || put_text(t, sys, ids, mask, 0, e))
-            return -1;
-        put_id(end, ids, mask, 0);
-        if (put_text(t, "\n", ids, mask, 0, e)) return -1;
+        if (lrsa_chat_special(b, start, 0, e)) return -1;
+        lrsa_chat_str(b, "system\n", 0);
+        lrsa_chat_str(b, sys, 0);
+        if (lrsa_chat_special(b, end, 0, e)) return -1;
+        lrsa_chat_str(b, "\n", 0);
     }
     for (int i = 0; i < n; i++) {
-        int answer = strcmp(msgs[i].role, "assistant") == 0;
-        put_id(start, ids, mask, 0);
-        if (put_text(t, msgs[i].role, ids, mask, 0, e) || put_text(t, "\n", ids, mask, 0, e) ||
-            put_text(t, msgs[i].content, ids, mask, (uint8_t)answer, e))
-            return -1;
-        put_id(end, ids, mask, (uint8_t)answer); /* the model must learn to stop */
-        if (put_text(t, "\n", ids, mask, 0, e)) return -1;
+        uint8_t answer = strcmp(msgs[i].role, "assistant") == 0;
+        if (lrsa_chat_special(b, start, 0, e)) return -1;
+        lrsa_chat_str(b, msgs[i].role, 0);
+        lrsa_chat_str(b, "\n", 0);
+        lrsa_chat_str(b, msgs[i].content, answer);
+        if (lrsa_chat_special(b, end, answer, e)) return -1; /* the model must learn to stop */
+        lrsa_chat_str(b, "\n", 0);
     }
     if (gen) {
-        put_id(start, ids, mask, 0);
-        if (put_text(t, "assistant\n", ids, mask, 0, e)) return -1;
+        if (lrsa_chat_special(b, start, 0, e)) return -1;
+        lrsa_chat_str(b, "assistant\n", 0);
     }
     return 0;
 }
 
-static int build_llama3(const lrsa_tokenizer *t, const lrsa_chat_msg *msgs, int n, int gen,
-                        lrsa_ids *ids, lrsa_mask *mask, lrsa_err *e) {
+static int build_llama3(lrsa_chat_builder *b, const lrsa_chat_msg *msgs, int n, int gen,
+                        lrsa_err *e) {
     int32_t bos, sh, eh, eot;
     lrsa_chat_format f = LRSA_CHAT_LLAMA3;
-    if (need_token(t, "<|begin_of_text|>", f, &bos, e) ||
-        need_token(t, "<|start_header_id|>", f, &sh, e) ||
-        need_token(t, "<|end_header_id|>", f, &eh, e) || need_token(t, "<|eot_id|>", f, &eot, e))
+    if (lrsa_chat_need_token(b->t, "<|begin_of_text|>", f, &bos, e) ||
+        lrsa_chat_need_token(b->t, "<|start_header_id|>", f, &sh, e) ||
+        lrsa_chat_need_token(b->t, "<|end_header_id|>", f, &eh, e) ||
+        lrsa_chat_need_token(b->t, "<|eot_id|>", f, &eot, e))
         return -1;
-    put_id(bos, ids, mask, 0);
+    if (lrsa_chat_special(b, bos, 0, e)) return -1;
     for (int i = 0; i < n; i++) {
-        int answer = strcmp(msgs[i].role, "assistant") == 0;
-        put_id(sh, ids, mask, 0);
-        if (put_text(t, msgs[i].role, ids, mask, 0, e)) return -1;
-        put_id(eh, ids, mask, 0);
-        if (put_text(t, "\n\n", ids, mask, 0, e)) return -1;
+        uint8_t answer = strcmp(msgs[i].role, "assistant") == 0;
+        if (lrsa_chat_special(b, sh, 0, e)) return -1;
+        lrsa_chat_str(b, msgs[i].role, 0);
+        if (lrsa_chat_special(b, eh, 0, e)) return -1;
+        lrsa_chat_str(b, "\n\n", 0);
         char buf[1024], *heap;
-        const char *content = trimmed(msgs[i].content, buf, sizeof buf, &heap);
-        int rc = put_text(t, content, ids, mask, (uint8_t)answer, e);
+        lrsa_chat_str(b, trimmed(msgs[i].content, buf, sizeof buf, &heap), answer);
         free(heap);
-        if (rc) return -1;
-        put_id(eot, ids, mask, (uint8_t)answer);
+        if (lrsa_chat_special(b, eot, answer, e)) return -1;
     }
     if (gen) {
-        put_id(sh, ids, mask, 0);
-        if (put_text(t, "assistant", ids, mask, 0, e)) return -1;
-        put_id(eh, ids, mask, 0);
-        if (put_text(t, "\n\n", ids, mask, 0, e)) return -1;
+        if (lrsa_chat_special(b, sh, 0, e)) return -1;
+        lrsa_chat_str(b, "assistant", 0);
+        if (lrsa_chat_special(b, eh, 0, e)) return -1;
+        lrsa_chat_str(b, "\n\n", 0);
     }
     return 0;
+}
+
+/* Runs one of the builder-based templates. */
+static int with_builder(const lrsa_tokenizer *t, lrsa_chat_format f, const lrsa_chat_msg *msgs,
+                        int n, int gen, lrsa_ids *ids, lrsa_mask *mask, lrsa_err *e) {
+    lrsa_chat_builder b;
+    lrsa_chat_builder_init(&b, t, ids, mask);
+    int rc = f == LRSA_CHAT_LLAMA3 ? build_llama3(&b, msgs, n, gen, e)
+                                   : build_chatml(&b, f, msgs, n, gen, e);
+    if (rc) {
+        lrsa_chat_builder_free(&b);
+        return -1;
+    }
+    return lrsa_chat_finish(&b, e);
 }
 
 int lrsa_chat_build(const lrsa_tokenizer *t, lrsa_chat_format f, const lrsa_chat_msg *msgs,
@@ -150,9 +142,11 @@ int lrsa_chat_build(const lrsa_tokenizer *t, lrsa_chat_format f, const lrsa_chat
     switch (f) {
         case LRSA_CHAT_CHATML_SMOLLM:
         case LRSA_CHAT_CHATML_QWEN:
-            return build_chatml(t, f, msgs, n_msgs, add_generation_prompt, ids, mask, e);
         case LRSA_CHAT_LLAMA3:
-            return build_llama3(t, msgs, n_msgs, add_generation_prompt, ids, mask, e);
+            return with_builder(t, f, msgs, n_msgs, add_generation_prompt, ids, mask, e);
+        case LRSA_CHAT_LLAMA2:
+        case LRSA_CHAT_MISTRAL:
+            return lrsa_chat_build_inst(t, f, msgs, n_msgs, ids, mask, e);
         case LRSA_CHAT_NONE:
             /* no template: the contents back to back; only assistant text is trained on */
             for (int i = 0; i < n_msgs; i++)
@@ -178,6 +172,10 @@ int lrsa_chat_stop_ids(const lrsa_tokenizer *t, lrsa_chat_format f, int32_t *out
             break;
         case LRSA_CHAT_NONE:
             names[0] = "<|endoftext|>", names[1] = "<|end_of_text|>";
+            break;
+        case LRSA_CHAT_LLAMA2:
+        case LRSA_CHAT_MISTRAL:
+            names[0] = "</s>";
             break;
     }
     int n = 0;

@@ -1,6 +1,7 @@
-/* Chat templates built at the id level (formats.md section 5): ChatML (SmolLM2, Qwen2.5) and
- * Llama-3. Produces ids and a loss mask that covers only the assistant's answer and its end
- * token. Message text is encoded as plain text (no special-token injection). */
+/* Chat templates built at the id level (formats.md section 5): ChatML (SmolLM2, Qwen2.5),
+ * Llama-3, Llama 2 and Mistral ([INST] ... [/INST]). Produces ids and a loss mask that covers
+ * only the assistant's answer and its end token. Message text is encoded as plain text (no
+ * special-token injection). */
 #ifndef LRSA_DATA_CHAT_H
 #define LRSA_DATA_CHAT_H
 #include "base/error.h"
@@ -15,6 +16,8 @@ typedef enum lrsa_chat_format {
     LRSA_CHAT_LLAMA3,      /* <|begin_of_text|><|start_header_id|>role<|end_header_id|>\n\n ...
                               <|eot_id|> */
     LRSA_CHAT_NONE,        /* plain concatenation: no template */
+    LRSA_CHAT_LLAMA2,      /* <s>[INST] <<SYS>>\n..\n<</SYS>>\n\n user [/INST] answer </s> */
+    LRSA_CHAT_MISTRAL,     /* <s> [INST] user [/INST] answer</s> [INST] ... */
 } lrsa_chat_format;
 
 typedef struct lrsa_chat_msg {
@@ -22,7 +25,8 @@ typedef struct lrsa_chat_msg {
     const char *content;
 } lrsa_chat_msg;
 
-/* Picks the format from the tokenizer's special tokens / chat template (or NONE). */
+/* Picks the format from the tokenizer's special tokens / chat template (or NONE): Llama 2 when
+ * the template has "<<SYS>>", Mistral when it has "[INST]" otherwise. */
 lrsa_chat_format lrsa_chat_detect(const lrsa_tokenizer *t);
 const char *lrsa_chat_format_name(lrsa_chat_format f);
 /* Appends the conversation. mask gets 1 for the tokens of assistant contents plus their end

@@ -134,6 +134,7 @@ int lrsa_jsonl_parse_record(const char *line, size_t len, const char *path, int6
     if (nul)
         return lrsa_errorf(e, "%s:%ld: a raw NUL byte; JSON text cannot contain one (remove it)",
                            where, (long)(nul - line) + 1);
+    if (lrsa_jsonl_check_text(line, len, where, e) != 0) return -1;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(line, len, &end, 0);
     if (!root) {

@@ -7,7 +7,10 @@
  *   {"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}
  *       at least one user turn; the last turn must be a non-empty assistant turn (its content is
  *       the reference answer).
- * Errors name the file, the line (and the column for JSON syntax errors) and the fix. */
+ * Errors name the file, the line (and the column for JSON syntax errors) and the fix. Text that
+ * cJSON would take silently is refused, naming the field (e.g. messages[1].content) and the
+ * column: invalid UTF-8, the escape \u0000 (a NUL would cut the field there) and lone UTF-16
+ * surrogate escapes. */
 #ifndef LRSA_DATA_JSONL_H
 #define LRSA_DATA_JSONL_H
 #include <stddef.h>
@@ -31,4 +34,6 @@ typedef struct lrsa_qa_record {
 int lrsa_jsonl_parse_record(const char *line, size_t len, const char *path, int64_t lineno,
                             lrsa_qa_record *r, lrsa_err *e);
 void lrsa_qa_record_free(lrsa_qa_record *r);
+/* The checks above that cJSON leaves undone, on a raw line; `where` is "FILE:LINE". */
+int lrsa_jsonl_check_text(const char *line, size_t len, const char *where, lrsa_err *e);
 #endif

@@ -10,6 +10,7 @@ typedef struct pretok_ctx {
     const lrsa_tokenizer *t;
     pcre2_match_data *md[LRSA_MAX_PRETOK_STAGES];
     lrsa_ids *out;
+    const unsigned char *origin; /* where the input starts, or NULL when this text does not */
 } pretok_ctx;
 
 static void run_stage(pretok_ctx *c, int stage, const unsigned char *s, size_t n);
@@ -59,10 +60,51 @@ static void split_digits(pretok_ctx *c, int stage, const unsigned char *s, size_
     }
 }
 
+/* Hugging Face's Metaspace: every space becomes the replacement; the replacement is prepended
+ * (scheme permitting) unless the piece starts with it; with split, a new piece starts at each
+ * replacement character (a run of them gives one piece each, the last one keeps the word). */
+static void split_metaspace(pretok_ctx *c, int stage, const unsigned char *s, size_t n) {
+    const lrsa_pretok_stage *st = &c->t->stages[stage];
+    const char *rep = st->pattern;
+    size_t rl = strlen(rep), spaces = 0;
+    for (size_t i = 0; i < n; i++) spaces += s[i] == ' ';
+    /* HF tests "starts with the replacement" after the spaces are replaced */
+    int starts_with_rep = s[0] == ' ' || (n >= rl && memcmp(s, rep, rl) == 0);
+    int prepend = !starts_with_rep && (st->prepend == LRSA_PREPEND_ALWAYS ||
+                                       (st->prepend == LRSA_PREPEND_FIRST && s == c->origin));
+    size_t cap = n + spaces * rl + rl;
+    unsigned char small[256];
+    unsigned char *buf = cap <= sizeof small ? small : lrsa_malloc(cap);
+    size_t m = 0;
+    if (prepend) memcpy(buf, rep, rl), m = rl;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ')
+            memcpy(buf + m, rep, rl), m += rl;
+        else
+            buf[m++] = s[i];
+    }
+    if (!st->split) {
+        run_stage(c, stage + 1, buf, m);
+    } else {
+        size_t piece = 0;
+        for (size_t i = rl; i + rl <= m; i++)
+            if (memcmp(buf + i, rep, rl) == 0) {
+                run_stage(c, stage + 1, buf + piece, i - piece);
+                piece = i;
+                i += rl - 1;
+            }
+        run_stage(c, stage + 1, buf + piece, m - piece);
+    }
+    if (buf != small) free(buf);
+}
+
 static void run_stage(pretok_ctx *c, int stage, const unsigned char *s, size_t n) {
     if (n == 0) return;
     if (stage == c->t->n_stages) {
-        lrsa_bpe_piece(c->t, s, n, c->out);
+        if (c->t->char_level)
+            lrsa_spm_bpe(c->t, s, n, c->out);
+        else
+            lrsa_bpe_piece(c->t, s, n, c->out);
         return;
     }
     switch (c->t->stages[stage].kind) {
@@ -74,6 +116,9 @@ static void run_stage(pretok_ctx *c, int stage, const unsigned char *s, size_t n
             break;
         case LRSA_PRETOK_DIGITS_RUNS:
             split_digits(c, stage, s, n, 0);
+            break;
+        case LRSA_PRETOK_METASPACE:
+            split_metaspace(c, stage, s, n);
             break;
     }
 }
@@ -123,7 +168,7 @@ static void nfc_span(const unsigned char *s, size_t n, outbuf *o) {
  * directly and only the non-ASCII runs, each with the ASCII character before it, go through
  * utf8proc: an ASCII character can be the base a combining mark composes with, but never the
  * second half of a composition, and it is a starter, so nothing reorders across it. */
-static unsigned char *nfc_text(const unsigned char *s, size_t n, size_t *out_n) {
+unsigned char *lrsa_nfc_text(const unsigned char *s, size_t n, size_t *out_n) {
     size_t i = 0;
     while (i < n && s[i] < 0x80) i++;
     if (i == n) return NULL;
@@ -151,17 +196,22 @@ int lrsa_pretok_encode(const lrsa_tokenizer *t, const char *text, size_t len, lr
     unsigned char *norm = NULL;
     if (t->nfc) {
         size_t m;
-        norm = nfc_text(s, len, &m);
+        norm = lrsa_nfc_text(s, len, &m);
         if (norm) s = norm, len = m;
     }
-    pretok_ctx c = {.t = t, .out = out};
+    lrsa_pretok_run(t, s, len, 1, out);
+    free(norm);
+    return 0;
+}
+
+void lrsa_pretok_run(const lrsa_tokenizer *t, const unsigned char *s, size_t n, int at_origin,
+                     lrsa_ids *out) {
+    pretok_ctx c = {.t = t, .out = out, .origin = at_origin ? s : NULL};
     for (int i = 0; i < t->n_stages; i++)
         if (t->stages[i].kind == LRSA_PRETOK_REGEX) {
             c.md[i] = pcre2_match_data_create_from_pattern(t->stages[i].re, NULL);
             LRSA_CHECK(c.md[i] != NULL, "out of memory");
         }
-    run_stage(&c, 0, s, len);
+    run_stage(&c, 0, s, n);
     for (int i = 0; i < t->n_stages; i++) pcre2_match_data_free(c.md[i]);
-    free(norm);
-    return 0;
 }

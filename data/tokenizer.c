@@ -6,47 +6,34 @@
 
 int lrsa_tokenizer_encode(const lrsa_tokenizer *t, const char *text, size_t len, lrsa_ids *out,
                           lrsa_err *e) {
+    if (t->char_level) return lrsa_spm_encode(t, text, len, 0, 1, out, e);
     return lrsa_pretok_encode(t, text, len, out, e);
 }
 
-static int is_space(unsigned char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
+typedef struct plain_ctx {
+    const lrsa_tokenizer *t;
+    const char *text;
+    lrsa_ids *out;
+} plain_ctx;
 
-/* The added token whose content starts at s (longest first, so "<|im_start|>" beats "<|"),
- * or NULL. */
-static const lrsa_added_token *added_at(const lrsa_tokenizer *t, const char *s, size_t n) {
-    for (int i = 0; i < t->n_added; i++) {
-        const lrsa_added_token *a = &t->added[i];
-        if ((size_t)a->len <= n && a->content[0] == s[0] && memcmp(a->content, s, a->len) == 0)
-            return a;
-    }
-    return NULL;
+static int plain_pretok(void *ctx, size_t start, size_t end, lrsa_err *e) {
+    plain_ctx *c = ctx;
+    return lrsa_pretok_encode(c->t, c->text + start, end - start, c->out, e);
 }
 
 int lrsa_tokenizer_encode_with_special(const lrsa_tokenizer *t, const char *text, size_t len,
                                        lrsa_ids *out, lrsa_err *e) {
-    unsigned char first[256] = {0}; /* bytes that can start an added token */
-    for (int i = 0; i < t->n_added; i++) first[(unsigned char)t->added[i].content[0]] = 1;
-    size_t seg = 0; /* start of the plain text not yet encoded */
-    for (size_t i = 0; i < len;) {
-        const lrsa_added_token *a =
-            first[(unsigned char)text[i]] ? added_at(t, text + i, len - i) : NULL;
-        if (!a) {
-            i++;
-            continue;
-        }
-        size_t a_start = i, a_end = i + (size_t)a->len;
-        /* lstrip / rstrip: the token swallows the whitespace beside it */
-        if (a->lstrip)
-            while (a_start > seg && is_space((unsigned char)text[a_start - 1])) a_start--;
-        if (a->rstrip)
-            while (a_end < len && is_space((unsigned char)text[a_end])) a_end++;
-        if (lrsa_pretok_encode(t, text + seg, a_start - seg, out, e)) return -1;
-        lrsa_ids_push(out, a->id);
-        i = seg = a_end;
-    }
-    return lrsa_pretok_encode(t, text + seg, len - seg, out, e);
+    if (t->char_level) return lrsa_spm_encode(t, text, len, 1, 1, out, e);
+    plain_ctx c = {t, text, out};
+    return lrsa_split_added(t, text, len, 0, plain_pretok, &c, out, e);
+}
+
+int lrsa_tokenizer_encode_hf(const lrsa_tokenizer *t, const char *text, size_t len, lrsa_ids *out,
+                             lrsa_err *e) {
+    lrsa_ids_append(out, t->tmpl_pre, t->n_tmpl_pre);
+    if (lrsa_tokenizer_encode_with_special(t, text, len, out, e)) return -1;
+    lrsa_ids_append(out, t->tmpl_post, t->n_tmpl_post);
+    return 0;
 }
 
 static int id_ok(const lrsa_tokenizer *t, int32_t id) {
@@ -55,6 +42,12 @@ static int id_ok(const lrsa_tokenizer *t, int32_t id) {
 
 char *lrsa_tokenizer_decode(const lrsa_tokenizer *t, const int32_t *ids, int64_t n,
                             int skip_special) {
+    return lrsa_tokenizer_decode_len(t, ids, n, skip_special, NULL);
+}
+
+char *lrsa_tokenizer_decode_len(const lrsa_tokenizer *t, const int32_t *ids, int64_t n,
+                                int skip_special, size_t *len) {
+    if (t->char_level) return lrsa_spm_decode_n(t, ids, n, skip_special, len);
     size_t total = 0;
     for (int64_t i = 0; i < n; i++) total += id_ok(t, ids[i]) ? (size_t)t->bytes_len[ids[i]] : 3;
     unsigned char *raw = lrsa_malloc(total + 1);
@@ -73,6 +66,7 @@ char *lrsa_tokenizer_decode(const lrsa_tokenizer *t, const int32_t *ids, int64_t
     size_t m = lrsa_utf8_lossy(raw, o, text);
     text[m] = 0;
     free(raw);
+    if (len) *len = m;
     return text;
 }
 
@@ -120,6 +114,7 @@ static int emit(const unsigned char *raw, size_t n, char *out, size_t cap) {
 
 int lrsa_stream_decoder_push(lrsa_stream_decoder *d, int32_t id, char *out, size_t cap) {
     const lrsa_tokenizer *t = d->tok;
+    if (t->char_level) return lrsa_spm_stream_push(d, id, out, cap);
     const unsigned char *tb = (const unsigned char *)"\xEF\xBF\xBD";
     size_t tn = 3;
     if (id_ok(t, id)) {
@@ -145,6 +140,7 @@ int lrsa_stream_decoder_push(lrsa_stream_decoder *d, int32_t id, char *out, size
 }
 
 int lrsa_stream_decoder_flush(lrsa_stream_decoder *d, char *out, size_t cap) {
+    if (d->tok->char_level) return lrsa_spm_stream_flush(d, out, cap);
     int len = emit(d->pending, (size_t)d->n_pending, out, cap);
     d->n_pending = 0;
     return len;

@@ -39,8 +39,19 @@ void lrsa_tokenizer_free(lrsa_tokenizer *t) {
         free(t->stages[i].pattern);
         pcre2_code_free(t->stages[i].re);
     }
-    for (int i = 0; i < t->n_added; i++) free(t->added[i].content);
+    for (int i = 0; i < t->n_added; i++) {
+        free(t->added[i].content);
+        free(t->added[i].norm_content);
+    }
     free(t->added);
+    for (int i = 0; i < t->n_norm; i++) {
+        free(t->norm[i].pattern);
+        free(t->norm[i].content);
+    }
+    for (int i = 0; i < t->n_dec; i++) {
+        free(t->dec[i].pattern);
+        free(t->dec[i].content);
+    }
     free(t->chat_template);
     lrsa_piece_cache_free(&t->cache);
     free(t);
@@ -154,7 +165,25 @@ static void token_bytes(const char *s, char **out, int32_t *out_len) {
     *out_len = (int32_t)o;
 }
 
-int lrsa_tokenizer_finish(lrsa_tokenizer *t, const char *where, lrsa_err *e) {
+int lrsa_tokenizer_add_metaspace(lrsa_tokenizer *t, const char *replacement,
+                                 lrsa_prepend_scheme prepend, int split, lrsa_err *e) {
+    if (t->n_stages >= LRSA_MAX_PRETOK_STAGES)
+        return lrsa_errorf(e, "more than %d pre-tokenizer stages", LRSA_MAX_PRETOK_STAGES);
+    int32_t cp;
+    size_t n = strlen(replacement);
+    if (n == 0 || lrsa_utf8_next((const unsigned char *)replacement, n, &cp) != (int)n || cp < 0)
+        return lrsa_errorf(e, "the Metaspace replacement \"%.20s\" is not one character",
+                           replacement);
+    lrsa_pretok_stage *s = &t->stages[t->n_stages++];
+    s->kind = LRSA_PRETOK_METASPACE;
+    s->pattern = lrsa_strdup(replacement);
+    s->prepend = prepend;
+    s->split = split;
+    return 0;
+}
+
+/* The byte-level tables: each byte's symbol and id, and each token's decoded bytes. */
+static int byte_level_tables(lrsa_tokenizer *t, const char *where, lrsa_err *e) {
     for (int b = 0; b < 256; b++) {
         int32_t cp = lrsa_byte_to_cp((unsigned char)b);
         t->bytemap_len[b] = (uint8_t)lrsa_utf8_encode(cp, t->bytemap[b]);
@@ -174,6 +203,11 @@ int lrsa_tokenizer_finish(lrsa_tokenizer *t, const char *where, lrsa_err *e) {
         token_bytes(t->token[i], &t->bytes[i], &t->bytes_len[i]);
         if (t->bytes_len[i] > t->max_token_bytes) t->max_token_bytes = t->bytes_len[i];
     }
+    return 0;
+}
+
+int lrsa_tokenizer_finish(lrsa_tokenizer *t, const char *where, lrsa_err *e) {
+    if (t->char_level ? lrsa_spm_finish(t, where, e) : byte_level_tables(t, where, e)) return -1;
     if (t->n_added) qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added);
 
     /* The checksum covers everything that changes ids: vocab (id order), merges (rank order),
@@ -202,6 +236,28 @@ int lrsa_tokenizer_finish(lrsa_tokenizer *t, const char *where, lrsa_err *e) {
         h = lrsa_hash_bytes(num, (size_t)k, h);
         if (t->stages[i].pattern)
             h = lrsa_hash_bytes(t->stages[i].pattern, strlen(t->stages[i].pattern) + 1, h);
+        if (t->stages[i].kind == LRSA_PRETOK_METASPACE) {
+            k = snprintf(num, sizeof num, "prepend %d split %d", (int)t->stages[i].prepend,
+                         t->stages[i].split);
+            h = lrsa_hash_bytes(num, (size_t)k, h);
+        }
+    }
+    /* character-level tokenizers only, so that byte-level checksums stay as they were */
+    if (t->char_level) {
+        k = snprintf(num, sizeof num, "char_level byte_fallback %d", t->byte_fallback);
+        h = lrsa_hash_bytes(num, (size_t)k, h);
+        for (int i = 0; i < t->n_norm; i++) {
+            k = snprintf(num, sizeof num, "norm %d ", (int)t->norm[i].kind);
+            h = lrsa_hash_bytes(num, (size_t)k, h);
+            if (t->norm[i].pattern)
+                h = lrsa_hash_bytes(t->norm[i].pattern, strlen(t->norm[i].pattern) + 1, h);
+            h = lrsa_hash_bytes(t->norm[i].content, strlen(t->norm[i].content) + 1, h);
+        }
+        for (int i = 0; i < t->n_added; i++) {
+            k = snprintf(num, sizeof num, "normalized %d %d", t->added[i].id,
+                         t->added[i].normalized);
+            h = lrsa_hash_bytes(num, (size_t)k, h);
+        }
     }
     snprintf(t->checksum, sizeof t->checksum, "%016llx", (unsigned long long)h);
     return 0;

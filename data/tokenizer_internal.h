@@ -60,13 +60,54 @@ typedef enum lrsa_pretok_kind {
     LRSA_PRETOK_REGEX,       /* keep matches and the gaps between them (Isolated) */
     LRSA_PRETOK_DIGITS_EACH, /* every ASCII digit on its own */
     LRSA_PRETOK_DIGITS_RUNS, /* runs of ASCII digits */
+    LRSA_PRETOK_METASPACE,   /* spaces -> the replacement, prepend it, split before it */
 } lrsa_pretok_kind;
+
+/* Metaspace prepend schemes, as Hugging Face names them. */
+typedef enum lrsa_prepend_scheme {
+    LRSA_PREPEND_ALWAYS, /* every piece of text that does not start with the replacement */
+    LRSA_PREPEND_FIRST,  /* only the piece at the very start of the input */
+    LRSA_PREPEND_NEVER,
+} lrsa_prepend_scheme;
 
 typedef struct lrsa_pretok_stage {
     lrsa_pretok_kind kind;
-    char *pattern; /* REGEX: the pattern text (kept for the checksum) */
+    char *pattern; /* REGEX: the pattern text (kept for the checksum); METASPACE: replacement */
     pcre2_code *re;
+    lrsa_prepend_scheme prepend; /* METASPACE */
+    int split;                   /* METASPACE: split before each replacement character */
 } lrsa_pretok_stage;
+
+/* ---- SentencePiece-style (character-level) BPE: normalizer steps, decoder steps ---- */
+typedef enum lrsa_norm_kind {
+    LRSA_NORM_PREPEND, /* content before non-empty text */
+    LRSA_NORM_REPLACE, /* every (non-overlapping, leftmost) pattern -> content */
+} lrsa_norm_kind;
+
+typedef struct lrsa_norm_step {
+    lrsa_norm_kind kind;
+    char *pattern, *content;
+} lrsa_norm_step;
+
+typedef enum lrsa_dec_kind {
+    LRSA_DEC_REPLACE,       /* per token: pattern -> content */
+    LRSA_DEC_BYTE_FALLBACK, /* runs of <0xNN> tokens -> their bytes (one U+FFFD per byte if the
+                               run is not valid UTF-8) */
+    LRSA_DEC_FUSE,          /* all tokens -> one string */
+    LRSA_DEC_STRIP,         /* per token: up to start leading / stop trailing content chars */
+    LRSA_DEC_METASPACE,     /* per token: replacement -> space (dropped in the first token) */
+} lrsa_dec_kind;
+
+typedef struct lrsa_dec_step {
+    lrsa_dec_kind kind;
+    char *pattern, *content;     /* REPLACE; STRIP: content is the character; METASPACE: pattern */
+    int start, stop;             /* STRIP */
+    lrsa_prepend_scheme prepend; /* METASPACE */
+} lrsa_dec_step;
+
+#define LRSA_MAX_NORM_STEPS 8
+#define LRSA_MAX_DEC_STEPS  8
+#define LRSA_MAX_TEMPLATE   4
 
 #define LRSA_MAX_PRETOK_STAGES 8
 
@@ -75,6 +116,10 @@ typedef struct lrsa_added_token {
     int len;
     int32_t id;
     int special, lstrip, rstrip;
+    /* character-level tokenizers: matched after normalization, as its normalized form */
+    int normalized;
+    char *norm_content;
+    int norm_len;
 } lrsa_added_token;
 
 /* Pieces already run through BPE: piece bytes -> ids. Guarded by a mutex because encode is
@@ -111,6 +156,22 @@ struct lrsa_tokenizer {
     lrsa_pretok_stage stages[LRSA_MAX_PRETOK_STAGES];
     lrsa_added_token *added; /* sorted longest content first */
     int n_added;
+    /* character-level (SentencePiece-style) BPE: the vocabulary holds text, not byte symbols;
+     * pieces start as characters, and with byte_fallback a character outside the vocabulary
+     * becomes its <0xNN> byte tokens (data/spm_encode.c, data/spm_decode.c) */
+    int char_level;
+    int byte_fallback;
+    /* no token has "▁" right after another character, so no BPE merge can join text across
+     * such a "▁": a piece may be cut before each one (a speed-up that changes no id) */
+    int cut_at_metaspace;
+    int n_norm;
+    lrsa_norm_step norm[LRSA_MAX_NORM_STEPS];
+    int has_decoder; /* 0: tokens are joined with spaces, as HF does without a decoder */
+    int n_dec;
+    lrsa_dec_step dec[LRSA_MAX_DEC_STEPS];
+    /* the post-processor for one sequence (TemplateProcessing): ids before and after the text */
+    int n_tmpl_pre, n_tmpl_post;
+    int32_t tmpl_pre[LRSA_MAX_TEMPLATE], tmpl_post[LRSA_MAX_TEMPLATE];
     char *chat_template; /* from tokenizer_config.json, when present */
     char checksum[17];
     lrsa_piece_cache cache;
@@ -128,11 +189,18 @@ int lrsa_tokenizer_add_regex(lrsa_tokenizer *t, const char *pattern, int literal
 /* Registers an added token (special or not) at id. */
 int lrsa_tokenizer_add_added(lrsa_tokenizer *t, int32_t id, const char *content, int special,
                              int lstrip, int rstrip, lrsa_err *e);
+/* Adds a Metaspace stage (replacement is one UTF-8 character). */
+int lrsa_tokenizer_add_metaspace(lrsa_tokenizer *t, const char *replacement,
+                                 lrsa_prepend_scheme prepend, int split, lrsa_err *e);
 /* Computes byte ids, decoded bytes, sorts added tokens, and the checksum. */
 int lrsa_tokenizer_finish(lrsa_tokenizer *t, const char *where, lrsa_err *e);
 
 /* BPE of one pre-token (data/bpe.c): appends its ids. */
 void lrsa_bpe_piece(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out);
+/* The same merge loop without the cache, returning the candidate comparisons its heap made (the
+ * loop's cost: O(n log n) for a piece of n bytes, also for 100k equal bytes); for tests. */
+int64_t lrsa_bpe_merge_ops(const lrsa_tokenizer *t, const unsigned char *s, size_t n,
+                           lrsa_ids *out);
 void lrsa_piece_cache_init(lrsa_piece_cache *c);
 void lrsa_piece_cache_free(lrsa_piece_cache *c);
 
@@ -140,6 +208,47 @@ void lrsa_piece_cache_free(lrsa_piece_cache *c);
  * (data/pretok.c). */
 int lrsa_pretok_encode(const lrsa_tokenizer *t, const char *text, size_t len, lrsa_ids *out,
                        lrsa_err *e);
+/* Pre-tokenizes already normalized text and BPE-encodes each piece. at_origin: the text starts
+ * at the very beginning of the input (Metaspace's "first" scheme prepends only there). */
+void lrsa_pretok_run(const lrsa_tokenizer *t, const unsigned char *s, size_t n, int at_origin,
+                     lrsa_ids *out);
+/* NFC of s[0..n) (invalid bytes kept as they are), or NULL when it is pure ASCII. */
+unsigned char *lrsa_nfc_text(const unsigned char *s, size_t n, size_t *out_n);
+
+/* Added tokens (data/added_split.c): calls plain(ctx, start, end) for each stretch of text between
+ * them and token(ctx, added) for each one found, leftmost-longest, honouring lstrip/rstrip. which:
+ * 0 all added tokens, 1 those matched before normalization, 2 those matched after it. */
+typedef int (*lrsa_plain_fn)(void *ctx, size_t start, size_t end, lrsa_err *e);
+int lrsa_split_added(const lrsa_tokenizer *t, const char *text, size_t len, int which,
+                     lrsa_plain_fn plain, void *ctx, lrsa_ids *out, lrsa_err *e);
+
+/* ---- character-level BPE (data/bpe.c, data/spm_encode.c, data/spm_decode.c) ---- */
+/* The starting symbols of a piece for BPE, as Hugging Face's BPE model builds them: each
+ * character's id; with byte_fallback, the <0xNN> ids of a character outside the vocabulary;
+ * else the unk id (fused when fuse_unk). Returns the count (at most n); syms holds n. */
+size_t lrsa_spm_symbols(const lrsa_tokenizer *t, const unsigned char *s, size_t n, int32_t *syms);
+/* BPE of one pre-tokenized piece of a character-level tokenizer: cut before each "▁" that
+ * follows another character when the vocabulary allows it (cut_at_metaspace), else whole. */
+void lrsa_spm_bpe(const lrsa_tokenizer *t, const unsigned char *s, size_t n, lrsa_ids *out);
+/* Whether "▁" stands at s[i] right after a character other than "▁". */
+int lrsa_spm_cut_before(const unsigned char *s, size_t i, size_t n);
+/* encode / encode_with_special of a character-level tokenizer. at_origin: text starts the
+ * input (see lrsa_pretok_run). */
+int lrsa_spm_encode(const lrsa_tokenizer *t, const char *text, size_t len, int with_special,
+                    int at_origin, lrsa_ids *out, lrsa_err *e);
+/* Decoding through the decoder steps (exactly as Hugging Face's decoders). Caller frees; the
+ * length goes to *out_len when not NULL (the text may hold NUL bytes from <0x00>). */
+char *lrsa_spm_decode_n(const lrsa_tokenizer *t, const int32_t *ids, int64_t n, int skip_special,
+                        size_t *out_len);
+/* s with every (leftmost, non-overlapping) pattern replaced by content; an empty pattern
+ * matches nothing (as in HF). Caller frees. */
+char *lrsa_replace_all(const char *s, size_t n, const char *pattern, const char *content,
+                       size_t *out_n);
+/* Streaming decode of a character-level tokenizer: Hugging Face's DecodeStream algorithm. */
+int lrsa_spm_stream_push(lrsa_stream_decoder *d, int32_t id, char *out, size_t cap);
+int lrsa_spm_stream_flush(lrsa_stream_decoder *d, char *out, size_t cap);
+/* Byte tables, per-token text and checks at the end of loading (data/spm_encode.c). */
+int lrsa_spm_finish(lrsa_tokenizer *t, const char *where, lrsa_err *e);
 
 /* The pattern with \s, \S, \p{L}, \p{N} replaced by the sets Hugging Face's engine uses
  * (data/pretok_classes.c). Caller frees. */

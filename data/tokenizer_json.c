@@ -7,6 +7,7 @@
 
 #include "base/fileio.h"
 #include "data/tokenizer_internal.h"
+#include "data/tokenizer_json_spm.h"
 
 #define MAX_VOCAB (1 << 22) /* 4M ids: far above any real vocabulary (Qwen2: 152k) */
 
@@ -51,10 +52,27 @@ static int parse_normalizer(lrsa_tokenizer *t, const cJSON *n, const char *path,
         cJSON_ArrayForEach(c, list) if (parse_normalizer(t, c, path, e)) return -1;
         return 0;
     }
+    /* Llama 2: Prepend("▁") + Replace(" " -> "▁"), for SentencePiece-style BPE only */
+    if (ty && t->char_level && (strcmp(ty, "Prepend") == 0 || strcmp(ty, "Replace") == 0))
+        return lrsa_json_norm_step(t, n, ty, path, e);
+    if (ty && t->n_norm && strcmp(ty, "NFC") == 0)
+        return lrsa_errorf(e, "%s: normalizer NFC after Prepend/Replace is not supported", path);
     return lrsa_errorf(e,
-                       "%s: normalizer type \"%s\" is not supported (only NFC, as in Qwen2, or "
-                       "none); this tokenizer is not a byte-level BPE of a supported family",
+                       "%s: normalizer type \"%s\" is not supported (supported: NFC, as in "
+                       "Qwen2; Prepend and Replace with a String pattern, as in Llama 2, for a "
+                       "BPE without ByteLevel; or none)",
                        path, ty ? ty : "(missing)");
+}
+
+/* Whether the pre-tokenizer (or a Sequence in it) has a ByteLevel step. */
+static int pretok_has_bytelevel(const cJSON *p) {
+    const char *ty = json_type_name(p);
+    if (ty && strcmp(ty, "ByteLevel") == 0) return 1;
+    const cJSON *c;
+    if (ty && strcmp(ty, "Sequence") == 0)
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(
+                                  p, "pretokenizers")) if (pretok_has_bytelevel(c)) return 1;
+    return 0;
 }
 
 static int parse_pretok(lrsa_tokenizer *t, const cJSON *p, const char *path, int *saw_bytelevel,
@@ -116,9 +134,17 @@ static int parse_pretok(lrsa_tokenizer *t, const cJSON *p, const char *path, int
             return lrsa_err_prefix(e, "%s: pre_tokenizer: ", path);
         return 0;
     }
+    if (strcmp(ty, "Metaspace") == 0) {
+        if (!t->char_level)
+            return lrsa_errorf(e,
+                               "%s: a Metaspace pre_tokenizer cannot be combined with "
+                               "ByteLevel",
+                               path);
+        return lrsa_json_metaspace(t, p, path, e);
+    }
     return lrsa_errorf(e,
                        "%s: pre_tokenizer type \"%s\" is not supported (supported: Sequence, "
-                       "Split, Digits, ByteLevel)",
+                       "Split, Digits, ByteLevel, Metaspace)",
                        path, ty);
 }
 
@@ -194,9 +220,13 @@ static lrsa_tokenizer *from_json(const cJSON *root, const char *path, lrsa_err *
     const char *ty = json_type_name(model);
     if (ty && strcmp(ty, "BPE") != 0) {
         lrsa_errorf(e,
-                    "%s: model.type is \"%s\"; only byte-level \"BPE\" tokenizers are "
-                    "supported",
-                    path, ty);
+                    "%s: model.type is \"%s\"; only \"BPE\" tokenizers (byte-level, or "
+                    "SentencePiece-style with byte_fallback) are supported%s",
+                    path, ty,
+                    strcmp(ty, "Unigram") == 0
+                        ? " (a SentencePiece Unigram model, such as T5's, is not: it has no "
+                          "merges)"
+                        : "");
         return NULL;
     }
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
@@ -211,13 +241,6 @@ static lrsa_tokenizer *from_json(const cJSON *root, const char *path, lrsa_err *
         lrsa_errorf(e, "%s: \"added_tokens\" must be an array", path);
         return NULL;
     }
-    if (json_flag(model, "byte_fallback", 0)) {
-        lrsa_errorf(e,
-                    "%s: model.byte_fallback is true (a SentencePiece-style BPE); only "
-                    "byte-level BPE is supported",
-                    path);
-        return NULL;
-    }
     const cJSON *prefix = cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix");
     const cJSON *suffix = cJSON_GetObjectItemCaseSensitive(model, "end_of_word_suffix");
     if ((cJSON_IsString(prefix) && prefix->valuestring[0]) ||
@@ -228,7 +251,29 @@ static lrsa_tokenizer *from_json(const cJSON *root, const char *path, lrsa_err *
     }
     int max_id;
     if (scan_ids(vocab, added, path, &max_id, e)) return NULL;
-    if (max_id < 255) {
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    /* without a ByteLevel step the vocabulary holds text: a SentencePiece-style BPE */
+    int char_level = !pretok_has_bytelevel(pre);
+    if (char_level && json_flag(model, "byte_fallback", 0) == 0 &&
+        !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(model, "unk_token"))) {
+        lrsa_errorf(e,
+                    "%s: the pre_tokenizer has no ByteLevel step and model.byte_fallback is not "
+                    "true (nor is there a model.unk_token): this is neither a byte-level BPE "
+                    "(GPT-2, SmolLM, Llama-3, Qwen2) nor a SentencePiece-style BPE with byte "
+                    "fallback (Llama 2, Mistral); characters outside the vocabulary would be "
+                    "dropped",
+                    path);
+        return NULL;
+    }
+    if (!char_level && json_flag(model, "byte_fallback", 0)) {
+        lrsa_errorf(e,
+                    "%s: model.byte_fallback is true together with a ByteLevel "
+                    "pre_tokenizer; a byte-level vocabulary needs no byte fallback: set one of "
+                    "them to false",
+                    path);
+        return NULL;
+    }
+    if (!char_level && max_id < 255) {
         lrsa_errorf(e,
                     "%s: the vocabulary has %d tokens; a byte-level BPE needs at least the 256 "
                     "byte symbols",
@@ -237,6 +282,8 @@ static lrsa_tokenizer *from_json(const cJSON *root, const char *path, lrsa_err *
     }
     lrsa_tokenizer *t = lrsa_tokenizer_alloc(max_id + 1);
     t->ignore_merges = json_flag(model, "ignore_merges", 0);
+    t->char_level = char_level;
+    t->byte_fallback = json_flag(model, "byte_fallback", 0);
     const cJSON *c;
     cJSON_ArrayForEach(c, vocab) {
         if (lrsa_tokenizer_set_token(t, json_id(c), c->string, e)) {
@@ -246,12 +293,15 @@ static lrsa_tokenizer *from_json(const cJSON *root, const char *path, lrsa_err *
     }
     cJSON_ArrayForEach(c, added) {
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(c, "content");
+        int special = json_flag(c, "special", 0);
         if (lrsa_tokenizer_add_added(t, json_id(cJSON_GetObjectItemCaseSensitive(c, "id")),
-                                     content->valuestring, json_flag(c, "special", 0),
-                                     json_flag(c, "lstrip", 0), json_flag(c, "rstrip", 0), e)) {
+                                     content->valuestring, special, json_flag(c, "lstrip", 0),
+                                     json_flag(c, "rstrip", 0), e)) {
             lrsa_err_prefix(e, "%s: added_tokens: ", path);
             goto fail;
         }
+        /* HF's AddedToken default: special tokens match the raw text, others the normalized */
+        t->added[t->n_added - 1].normalized = char_level && json_flag(c, "normalized", !special);
     }
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
     if (cJSON_IsString(unk)) {
@@ -266,16 +316,14 @@ static lrsa_tokenizer *from_json(const cJSON *root, const char *path, lrsa_err *
     if (parse_merges(t, merges, path, e)) goto fail;
     if (parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), path, e))
         goto fail;
-    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     int saw_bytelevel = 0;
     if (pre && !cJSON_IsNull(pre) && parse_pretok(t, pre, path, &saw_bytelevel, e)) goto fail;
-    if (!saw_bytelevel) {
-        lrsa_errorf(e,
-                    "%s: the pre_tokenizer has no ByteLevel step; only byte-level BPE "
-                    "tokenizers (GPT-2, SmolLM, Llama-3, Qwen2 families) are supported",
-                    path);
+    if (char_level &&
+        lrsa_json_decoder(t, cJSON_GetObjectItemCaseSensitive(root, "decoder"), path, e))
         goto fail;
-    }
+    /* byte-level files keep loading whatever their post-processor (it was never read) */
+    const cJSON *post = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
+    if (lrsa_json_post_processor(t, post, path, e) && char_level) goto fail;
     if (lrsa_tokenizer_finish(t, path, e)) goto fail;
     return t;
 fail:
@@ -310,12 +358,14 @@ lrsa_tokenizer *lrsa_tokenizer_load(const char *path, lrsa_err *e) {
     return t;
 }
 
-/* tokenizer_config.json: only the chat template is used (for lrsa_chat_detect). */
-static void read_chat_template(lrsa_tokenizer *t, const char *path) {
+/* tokenizer_config.json: the chat template (for lrsa_chat_detect) and add_bos_token /
+ * add_eos_token (for lrsa_tokenizer_encode_hf). */
+static void read_tokenizer_config(lrsa_tokenizer *t, const char *path) {
     lrsa_err ignored;
     if (!lrsa_file_exists(path)) return;
     cJSON *root = parse_json_file(path, &ignored);
     if (!root) return;
+    lrsa_json_config_template(t, root);
     const cJSON *ct = cJSON_GetObjectItemCaseSensitive(root, "chat_template");
     if (cJSON_IsString(ct)) {
         t->chat_template = lrsa_strdup(ct->valuestring);
@@ -343,7 +393,7 @@ lrsa_tokenizer *lrsa_tokenizer_load_dir(const char *dir, lrsa_err *e) {
     lrsa_tokenizer *t = lrsa_tokenizer_load(path, e);
     if (!t) return NULL;
     lrsa_path_join(path, sizeof path, dir, "tokenizer_config.json");
-    read_chat_template(t, path);
+    read_tokenizer_config(t, path);
     return t;
 }
 

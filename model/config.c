@@ -53,6 +53,24 @@ static int get_bool(const cJSON *root, const char *key, int *out, int def, const
     return 0;
 }
 
+static int absent(const cJSON *obj, const char *key) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return !it || cJSON_IsNull(it);
+}
+
+/* Records that a field took Hugging Face's default ("key = value"). */
+static void note_default(lrsa_model_config *c, const char *key, const char *value) {
+    size_t k = strlen(c->defaults_used);
+    snprintf(c->defaults_used + k, sizeof c->defaults_used - k, "%s%s = %s", k ? ", " : "", key,
+             value);
+}
+
+static void note_int(lrsa_model_config *c, const cJSON *root, const char *key, int v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", v);
+    if (absent(root, key)) note_default(c, key, buf);
+}
+
 /* Reads a rope scaling dict (legacy rope_scaling or the newer rope_parameters). */
 static int parse_rope_dict(lrsa_rope_config *rc, const cJSON *d, const char *field,
                            const char *path, lrsa_err *e) {
@@ -124,16 +142,30 @@ static int parse_config(lrsa_model_config *c, const cJSON *root, const char *pat
         get_int(root, "num_hidden_layers", &c->num_hidden_layers, 0, 1, path, e) ||
         get_int(root, "num_attention_heads", &c->num_attention_heads, 0, 1, path, e))
         return -1;
-    if (get_int(root, "num_key_value_heads", &c->num_key_value_heads, c->num_attention_heads, 0,
-                path, e))
+    /* Optional fields: the defaults of transformers' LlamaConfig, MistralConfig and
+     * Qwen2Config (documented there), noted in defaults_used when config.json leaves them
+     * out. */
+    int kv_def = c->arch == LRSA_ARCH_MISTRAL ? 8
+                 : c->arch == LRSA_ARCH_QWEN2 ? 32
+                                              : c->num_attention_heads;
+    if (get_int(root, "num_key_value_heads", &c->num_key_value_heads, kv_def, 0, path, e))
         return -1;
+    note_int(c, root, "num_key_value_heads", c->num_key_value_heads);
     int hd_def = c->num_attention_heads > 0 ? c->hidden_size / c->num_attention_heads : 0;
     if (get_int(root, "head_dim", &c->head_dim, hd_def, 0, path, e)) return -1;
-    float eps_def = c->arch == LRSA_ARCH_QWEN2 ? 1e-6f : 1e-5f;
-    if (get_float(root, "rms_norm_eps", &c->rms_norm_eps, eps_def, path, "", e)) return -1;
-    if (get_int(root, "max_position_embeddings", &c->max_position_embeddings, 2048, 0, path, e))
+    note_int(c, root, "head_dim", c->head_dim);
+    if (get_float(root, "rms_norm_eps", &c->rms_norm_eps, 1e-6f, path, "", e)) return -1;
+    if (absent(root, "rms_norm_eps")) note_default(c, "rms_norm_eps", "1e-06");
+    int maxpos_def = c->arch == LRSA_ARCH_MISTRAL ? 4096 * 32
+                     : c->arch == LRSA_ARCH_QWEN2 ? 32768
+                                                  : 2048;
+    if (get_int(root, "max_position_embeddings", &c->max_position_embeddings, maxpos_def, 0, path,
+                e))
         return -1;
+    note_int(c, root, "max_position_embeddings", c->max_position_embeddings);
     if (get_bool(root, "tie_word_embeddings", &c->tie_word_embeddings, 0, path, e)) return -1;
+    c->tie_word_embeddings_given = !absent(root, "tie_word_embeddings");
+    if (!c->tie_word_embeddings_given) note_default(c, "tie_word_embeddings", "false");
     if (get_bool(root, "mlp_bias", &c->mlp_bias, 0, path, e)) return -1;
     if (c->mlp_bias)
         return lrsa_errorf(e,
@@ -146,6 +178,8 @@ static int parse_config(lrsa_model_config *c, const cJSON *root, const char *pat
     } else {
         int ab;
         if (get_bool(root, "attention_bias", &ab, 0, path, e)) return -1;
+        if (c->arch == LRSA_ARCH_LLAMA && absent(root, "attention_bias"))
+            note_default(c, "attention_bias", "false");
         c->attention_bias = ab;
         c->o_proj_bias = ab;
     }
@@ -167,9 +201,11 @@ static int parse_config(lrsa_model_config *c, const cJSON *root, const char *pat
             return lrsa_errorf(e, "%s: field \"rope_parameters\" must be an object", path);
         if (get_float(rp, "rope_theta", &c->rope.theta, 10000.f, path, "rope_parameters.", e))
             return -1;
+        if (absent(rp, "rope_theta")) note_default(c, "rope_parameters.rope_theta", "10000");
         if (parse_rope_dict(&c->rope, rp, "rope_parameters", path, e)) return -1;
     } else {
         if (get_float(root, "rope_theta", &c->rope.theta, 10000.f, path, "", e)) return -1;
+        if (absent(root, "rope_theta")) note_default(c, "rope_theta", "10000");
         const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
         if (rs && !cJSON_IsNull(rs)) {
             if (!cJSON_IsObject(rs))
@@ -204,7 +240,17 @@ static int parse_config(lrsa_model_config *c, const cJSON *root, const char *pat
     if (!dt) dt = cJSON_GetObjectItemCaseSensitive(root, "dtype");
     snprintf(c->torch_dtype, sizeof c->torch_dtype, "%s",
              cJSON_IsString(dt) ? dt->valuestring : "float32");
-    return lrsa_config_validate(c, path, e);
+    if (lrsa_config_validate(c, path, e)) return lrsa_config_note_defaults(c, e);
+    return 0;
+}
+
+int lrsa_config_note_defaults(const lrsa_model_config *c, lrsa_err *e) {
+    if (!e || !c->defaults_used[0]) return -1;
+    size_t k = strlen(e->msg);
+    snprintf(e->msg + k, sizeof e->msg - k,
+             " (config.json leaves out %s; Hugging Face's defaults were used for them)",
+             c->defaults_used);
+    return -1;
 }
 
 int lrsa_config_load(lrsa_model_config *c, const char *path, lrsa_err *e) {

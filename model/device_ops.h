@@ -18,6 +18,7 @@
 #include "autograd/tensor.h"
 #include "kernels/attention/attention.h"
 #include "kernels/lagkv/lagkv.h"
+#include "kernels/lora/lora.h"
 #include "model/config.h"
 
 typedef struct lrsa_device_ops lrsa_device_ops;
@@ -49,6 +50,16 @@ struct lrsa_device_ops {
                        int in, int out);
     void (*linear_bwd)(void *ctx, void *dx, float *dw, float *db, const void *dy, const void *x,
                        const void *w, int64_t N, int in, int out);
+    /* The linear op with LoRA adapters fused in (kernels/lora/lora.h; the base weight frozen):
+     * u, t and xd act-typed (xd NULL without dropout), dA and dB fp32 (NULL: dx only). NULL in
+     * a table without LoRA (the CUDA table for now: docs/CUDA.md). */
+    void (*lora_linear_fwd)(void *ctx, void *y, void *u, const void *x, const void *w,
+                            const void *b, const void *A, const void *B, const lrsa_lora_spec *s,
+                            int64_t N, int in, int out, void *xd);
+    void (*lora_linear_bwd)(void *ctx, void *dx, float *dA, float *dB, const void *dy,
+                            const void *x, const void *w, const void *A, const void *B,
+                            const void *u, const lrsa_lora_spec *s, int64_t N, int in, int out,
+                            void *t, void *xd);
     /* In-place rotation of the first n_heads heads of each row (inv_freq: the model's host
      * table; a device may use its own precomputed form of it). */
     void (*rope_fwd)(void *ctx, void *x, const int32_t *pos, const float *inv_freq, int64_t N,

@@ -7,6 +7,7 @@
 #include "kernels/embedding/embedding.h"
 #include "kernels/lagkv/lagkv.h"
 #include "kernels/linear/linear.h"
+#include "kernels/lora/lora.h"
 #include "kernels/lm_head_loss/lm_head_loss.h"
 #include "kernels/lrsa_attention/lrsa_attention.h"
 #include "kernels/residual/residual.h"
@@ -110,6 +111,18 @@ static void cpu_final_logits(void *ctx, float *logits, const void *h, const void
     lrsa_lm_head_logits_cpu(logits, h, norm_w, W, N, C, V, eps);
 }
 
+static void cpu_lora_linear_fwd(void *ctx, void *y, void *u, const void *x, const void *w,
+                                const void *b, const void *A, const void *B,
+                                const lrsa_lora_spec *s, int64_t N, int in, int out, void *xd) {
+    lrsa_lora_linear_forward_cpu(y, u, x, w, b, A, B, s, N, in, out, xd);
+}
+static void cpu_lora_linear_bwd(void *ctx, void *dx, float *dA, float *dB, const void *dy,
+                                const void *x, const void *w, const void *A, const void *B,
+                                const void *u, const lrsa_lora_spec *s, int64_t N, int in, int out,
+                                void *t, void *xd) {
+    lrsa_lora_linear_backward_cpu(dx, dA, dB, dy, x, w, A, B, u, s, N, in, out, t, xd);
+}
+
 static const lrsa_device_ops cpu_ops = {
     .device = LRSA_CPU,
     .name = "cpu",
@@ -127,6 +140,8 @@ static const lrsa_device_ops cpu_ops = {
     .rmsnorm_bwd = cpu_rmsnorm_bwd,
     .linear_fwd = cpu_linear_fwd,
     .linear_bwd = cpu_linear_bwd,
+    .lora_linear_fwd = cpu_lora_linear_fwd,
+    .lora_linear_bwd = cpu_lora_linear_bwd,
     .rope_fwd = cpu_rope_fwd,
     .rope_bwd = cpu_rope_bwd,
     .add = cpu_add,

@@ -7,6 +7,8 @@
 
 #include "base/fileio.h"
 #include "base/rng.h"
+#include "model/manifest.h"
+#include "model/model_check.h"
 
 static int add2(lrsa_tensor_table *t, const char *name, int64_t a, int64_t b, lrsa_param_kind k) {
     int64_t s[2] = {a, b};
@@ -92,6 +94,8 @@ static int shape_str(char *out, size_t cap, int nd, const int64_t *s) {
 int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e) {
     char path[4096];
     lrsa_model_config c;
+    /* an exported directory's files against their checksums first (model/manifest.h) */
+    if (lrsa_manifest_check(dir, e)) return -1;
     lrsa_path_join(path, sizeof path, dir, "config.json");
     if (lrsa_config_load(&c, path, e)) return -1;
     if (lrsa_model_create(m, &c, e)) return lrsa_err_prefix(e, "%s: ", path);
@@ -100,14 +104,13 @@ int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e) {
         lrsa_model_free(m);
         return -1;
     }
-    int rc = 0;
+    int rc = lrsa_model_check_extra(&m->table, &c, &set, path, e);
     for (int i = 0; i < m->table.n && !rc; i++) {
         const lrsa_param_desc *d = &m->table.desc[i];
         const lrsa_safetensors *f;
         const lrsa_st_tensor *t = lrsa_st_set_find(&set, d->name, &f);
         if (!t) {
-            rc = lrsa_errorf(e, "%s: tensor \"%s\" is missing from the checkpoint (config %s)", dir,
-                             d->name, path);
+            rc = lrsa_model_missing_tensor(&c, d->name, dir, path, e);
             break;
         }
         int same = t->ndim == d->ndim;
@@ -116,16 +119,15 @@ int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e) {
             char want[96], got[96];
             shape_str(want, sizeof want, d->ndim, d->shape);
             shape_str(got, sizeof got, t->ndim, t->shape);
-            rc = lrsa_errorf(e, "%s: tensor \"%s\" has shape %s but config.json implies %s",
-                             f->path, d->name, got, want);
+            lrsa_errorf(e, "%s: tensor \"%s\" has shape %s but config.json implies %s", f->path,
+                        d->name, got, want);
+            rc = lrsa_config_note_defaults(&c, e);
             break;
         }
         rc = lrsa_st_read_f32(f, t, lrsa_table_ptr(&m->table, LRSA_ROLE_PARAM, i), e);
     }
-    /* Extra tensors: a tied model's stored lm_head copy is ignored, but must have the
-     * embedding's shape (a different shape means the config does not describe this
-     * checkpoint); other names the table does not know (e.g. rotary inv_freq buffers of old
-     * checkpoints) are ignored. */
+    /* A tied model's stored lm_head copy is ignored, but must have the embedding's shape (a
+     * different shape means the config does not describe this checkpoint). */
     if (!rc && c.tie_word_embeddings) {
         const lrsa_safetensors *f;
         const lrsa_st_tensor *t = lrsa_st_set_find(&set, "lm_head.weight", &f);

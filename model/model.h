@@ -25,21 +25,28 @@ typedef struct lrsa_layer_index {
     int input_norm, q, k, v, q_bias, k_bias, v_bias, o, o_bias, post_norm, gate, up, down;
 } lrsa_layer_index;
 
+struct lrsa_lora; /* model/lora.h */
+
 typedef struct lrsa_model {
     lrsa_model_config cfg;
     lrsa_tensor_table table;        /* HF names; PARAM allocated by create/load */
     int embed, final_norm, lm_head; /* lm_head == embed when tied */
     lrsa_layer_index *layers;
     float *inv_freq; /* [head_dim/2] */
+    /* An attached LoRA adapter (borrowed, NULL: none). While attached the base weights are
+     * frozen: gradients go to the adapter's table only (model/lora.h). */
+    struct lrsa_lora *lora;
 } lrsa_model;
 
 /* Builds the table for a config and allocates PARAM (zeros). */
 int lrsa_model_create(lrsa_model *m, const lrsa_model_config *c, lrsa_err *e);
 /* N(0, std^2) matrices and embeddings, ones for norms, zeros for biases. */
 void lrsa_model_init_random(lrsa_model *m, uint64_t seed, float std);
-/* config.json + safetensors (single or sharded; F32/F16/BF16). Missing, extra-with-wrong-shape
- * or mis-shaped tensors are errors naming the tensor and file. A tied model ignores a stored
- * lm_head.weight copy. */
+/* config.json + safetensors (single or sharded; F32/F16/BF16). Missing, unused (e.g. layers
+ * beyond num_hidden_layers) or mis-shaped tensors are errors naming the tensor, the file and
+ * the config.json field to fix (model/model_check.h). A tied model ignores a stored
+ * lm_head.weight copy of the embedding's shape; rotary inv_freq buffers are ignored.
+ * m->cfg.defaults_used lists the fields that took Hugging Face's defaults. */
 int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e);
 /* Writes config.json + model.safetensors (F32, BF16 or F16) into dir (created), atomically
  * per file. The result loads in Hugging Face transformers. */
@@ -76,6 +83,17 @@ void lrsa_workspace_free(lrsa_workspace *ws);
  * instead of recomputing it, making the loss a smooth function of the parameters (for
  * finite-difference checks). The batch shape and LagKV parameters must not change. */
 void lrsa_workspace_freeze_selection(lrsa_workspace *ws, int on);
+/* Gradient readiness, for reducing gradients while the backward still runs (train/grad_sync.h):
+ * during a want_grad call, fn(ctx, offset) is called each time the GRAD elements from `offset`
+ * to the end of the arena have received this call's last addition. The table puts the
+ * embedding first, then the layers in order, then the final norm (and an untied LM head), so
+ * the backward completes a growing suffix: once after the loss (the final norm's offset), once
+ * after each layer's backward (that layer's first offset), and 0 at the end. On a device op
+ * table the calls come when the work is enqueued, not done. fn NULL: no calls. */
+typedef void (*lrsa_grads_ready_fn)(void *ctx, int64_t offset);
+void lrsa_workspace_on_grads_ready(lrsa_workspace *ws, lrsa_grads_ready_fn fn, void *ctx);
+/* The offsets the calls above report, in order (num_hidden_layers + 2 of them). */
+int lrsa_model_grad_ready_offsets(const lrsa_model *m, int64_t *out);
 double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids,
                                    const float *loss_weight, int B, int T,
                                    const lrsa_attn_config *attn, int recompute, int want_grad,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "model/device_ops.h"
+#include "model/lora_ops.h"
 #include "model/model.h"
 
 static const void *P(const lrsa_model *m, const lrsa_block_env *env, int idx) {
@@ -29,7 +30,8 @@ void lrsa_block_layer_qkv(const lrsa_model *m, const lrsa_block_env *env, int la
     const int nh = c->num_attention_heads + c->num_key_value_heads;
     const int QKV = (c->num_attention_heads + 2 * c->num_key_value_heads) * D;
     o->rmsnorm_fwd(o->ctx, env->h, NULL, x, P(m, env, L->input_norm), N, C, c->rms_norm_eps);
-    o->linear_fwd(o->ctx, qkv, env->h, P(m, env, L->q), P(m, env, L->q_bias), N, C, QKV);
+    lrsa_model_site_linear(o, m, layer, LRSA_LORA_SITE_QKV, qkv, env->h, P(m, env, L->q),
+                           P(m, env, L->q_bias), N, C, QKV);
     o->rope_fwd(o->ctx, qkv, pos, m->inv_freq, N, nh, D, QKV);
 }
 
@@ -40,12 +42,15 @@ void lrsa_block_layer_out(const lrsa_model *m, const lrsa_block_env *env, int la
     const lrsa_device_ops *o = env->ops;
     const int C = c->hidden_size, I = c->intermediate_size;
     const int HD = c->num_attention_heads * c->head_dim;
-    o->linear_fwd(o->ctx, env->tmp, att, P(m, env, L->o), P(m, env, L->o_bias), N, HD, C);
+    lrsa_model_site_linear(o, m, layer, LRSA_LORA_SITE_O, env->tmp, att, P(m, env, L->o),
+                           P(m, env, L->o_bias), N, HD, C);
     o->add(o->ctx, x, x, env->tmp, N * C);
     o->rmsnorm_fwd(o->ctx, env->h, NULL, x, P(m, env, L->post_norm), N, C, c->rms_norm_eps);
-    o->linear_fwd(o->ctx, env->gu, env->h, P(m, env, L->gate), NULL, N, C, 2 * I);
+    lrsa_model_site_linear(o, m, layer, LRSA_LORA_SITE_GATE_UP, env->gu, env->h, P(m, env, L->gate),
+                           NULL, N, C, 2 * I);
     o->swiglu_fwd(o->ctx, env->act, env->gu, N, I);
-    o->linear_fwd(o->ctx, env->tmp, env->act, P(m, env, L->down), NULL, N, I, C);
+    lrsa_model_site_linear(o, m, layer, LRSA_LORA_SITE_DOWN, env->tmp, env->act, P(m, env, L->down),
+                           NULL, N, I, C);
     o->add(o->ctx, x, x, env->tmp, N * C);
 }
 

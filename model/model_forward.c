@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels/lm_head_loss/lm_head_loss.h"
+#include "model/lora_ops.h"
 #include "model/model.h"
 #include "model/model_ops.h"
 
@@ -24,6 +25,7 @@ typedef struct layer_acts {
     float *rstd2;   /* post norm statistics (fp32) */
     void *h2;       /* post norm output */
     void *gu, *act; /* gate_up output [N, 2I], swiglu output [N, I] */
+    void *lora_u[LRSA_LORA_NUM_SITES]; /* adapter inputs x A^T of each linear op (LoRA only) */
 } layer_acts;
 
 struct lrsa_workspace {
@@ -32,8 +34,10 @@ struct lrsa_workspace {
     float *grad; /* bound fp32 gradients (table layout) or NULL: the table's GRAD arena */
     int planned; /* reserve() ran: growing later would allocate inside a step, which is a bug */
     int64_t cap_N;
-    int n_acts;            /* 1 (shared: recompute or no grad) or num_layers */
-    int64_t C, QKV, HD, I; /* sizes the buffers were made for */
+    int n_acts;                             /* 1 (shared: recompute or no grad) or num_layers */
+    int64_t C, QKV, HD, I;                  /* sizes the buffers were made for */
+    int64_t lora_cols[LRSA_LORA_NUM_SITES]; /* adapter widths they were made for (0: none) */
+    lrsa_lora_scratch lora;                 /* act-typed */
     layer_acts *acts;
     void *saved_xin; /* recompute: every layer's input [L, N, C] */
     int saved_layers;
@@ -49,10 +53,29 @@ struct lrsa_workspace {
     size_t *sel_cap;
     int n_sel;
     int freeze_sel;
+    lrsa_grads_ready_fn grads_ready; /* lrsa_workspace_on_grads_ready */
+    void *grads_ready_ctx;
 };
 
 void lrsa_workspace_freeze_selection(lrsa_workspace *ws, int on) {
     ws->freeze_sel = on;
+}
+
+void lrsa_workspace_on_grads_ready(lrsa_workspace *ws, lrsa_grads_ready_fn fn, void *ctx) {
+    ws->grads_ready = fn;
+    ws->grads_ready_ctx = ctx;
+}
+
+static int64_t layer_offset(const lrsa_model *m, int l) {
+    return m->table.desc[m->layers[l].input_norm].offset;
+}
+
+int lrsa_model_grad_ready_offsets(const lrsa_model *m, int64_t *out) {
+    int n = 0;
+    out[n++] = m->table.desc[m->final_norm].offset;
+    for (int l = m->cfg.num_hidden_layers - 1; l >= 0; l--) out[n++] = layer_offset(m, l);
+    out[n++] = 0;
+    return n;
 }
 
 lrsa_workspace *lrsa_workspace_new_on(const lrsa_device_ops *ops) {
@@ -88,6 +111,7 @@ static void free_acts(const lrsa_workspace *ws, layer_acts *a) {
     void *p[] = {a->xin,  a->rstd1, a->h1, a->qkv, a->att, a->lse,
                  a->xmid, a->rstd2, a->h2, a->gu,  a->act};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) dfree(ws, p[i]);
+    for (int s = 0; s < LRSA_LORA_NUM_SITES; s++) dfree(ws, a->lora_u[s]);
     memset(a, 0, sizeof *a);
 }
 
@@ -110,7 +134,9 @@ static void free_buffers(lrsa_workspace *ws) {
                   (void **)&ws->nll_rows,
                   (void **)&ws->ids,
                   (void **)&ws->pos,
-                  (void **)&ws->targets};
+                  (void **)&ws->targets,
+                  (void **)&ws->lora.t,
+                  (void **)&ws->lora.xd};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
         dfree(ws, *d[i]);
         *d[i] = NULL;
@@ -144,7 +170,12 @@ static void ws_ensure(lrsa_workspace *ws, const lrsa_model *m, int64_t N, int n_
     int64_t C = c->hidden_size, D = c->head_dim, Hq = c->num_attention_heads,
             Hkv = c->num_key_value_heads, I = c->intermediate_size;
     int64_t QKV = (Hq + 2 * Hkv) * D, HD = Hq * D;
+    int64_t lora_cols[LRSA_LORA_NUM_SITES];
     int same_shape = ws->C == C && ws->QKV == QKV && ws->HD == HD && ws->I == I;
+    for (int s = 0; s < LRSA_LORA_NUM_SITES; s++) {
+        lora_cols[s] = m->lora ? lrsa_lora_site_cols(m->lora, (lrsa_lora_site)s) : 0;
+        same_shape = same_shape && ws->lora_cols[s] == lora_cols[s];
+    }
     if (same_shape && ws->cap_N >= N && ws->n_acts >= n_acts && ws->saved_layers >= saved_layers)
         return;
     LRSA_CHECK(!ws->planned,
@@ -159,6 +190,7 @@ static void ws_ensure(lrsa_workspace *ws, const lrsa_model *m, int64_t N, int n_
     free_buffers(ws);
     const size_t A = ws->ops->act_bytes;
     ws->C = C, ws->QKV = QKV, ws->HD = HD, ws->I = I;
+    memcpy(ws->lora_cols, lora_cols, sizeof lora_cols);
     ws->cap_N = cap;
     ws->n_acts = n_acts;
     ws->acts = lrsa_calloc((size_t)n_acts, sizeof *ws->acts);
@@ -175,6 +207,14 @@ static void ws_ensure(lrsa_workspace *ws, const lrsa_model *m, int64_t N, int n_
         a->h2 = abuf(ws, cap * C, A);
         a->gu = abuf(ws, cap * 2 * I, A);
         a->act = abuf(ws, cap * I, A);
+        for (int s = 0; s < LRSA_LORA_NUM_SITES; s++)
+            if (lora_cols[s]) a->lora_u[s] = abuf(ws, cap * lora_cols[s], A);
+    }
+    if (m->lora) {
+        int64_t widest = C > HD ? C : HD;
+        if (I > widest) widest = I;
+        ws->lora.t = abuf(ws, cap * LRSA_LORA_MAX_GROUPS * m->lora->cfg.rank, A);
+        if (m->lora->cfg.dropout > 0) ws->lora.xd = abuf(ws, cap * widest, A);
     }
     ws->saved_layers = saved_layers;
     if (saved_layers) ws->saved_xin = abuf(ws, (int64_t)saved_layers * cap * C, A);
@@ -234,10 +274,12 @@ typedef struct fwd_args {
     lrsa_workspace *ws;
     int B, T;
     lrsa_attn_config attn;
+    int train; /* a training pass: LoRA dropout on (also in the forward of a recomputed layer) */
 } fwd_args;
 
+/* A base weight's gradient, or NULL (not wanted, absent, or frozen under an adapter). */
 static float *grad_of(const fwd_args *f, int idx, int want) {
-    if (!want || idx < 0) return NULL;
+    if (!want || idx < 0 || f->m->lora) return NULL;
     if (f->ws->grad) return f->ws->grad + f->m->table.desc[idx].offset;
     return lrsa_table_ptr(&f->m->table, LRSA_ROLE_GRAD, idx);
 }
@@ -251,6 +293,29 @@ static const void *param_of(const fwd_args *f, int idx) {
 /* Element i of an act-typed buffer. */
 static void *at(const lrsa_workspace *ws, void *p, int64_t i) {
     return (char *)p + (size_t)i * ws->ops->act_bytes;
+}
+
+/* One of a layer's four linear ops: the plain op, or with adapters on it the fused LoRA op
+ * (the base weight then frozen: dw and db are NULL). u: the layer's saved adapter input. */
+static void proj(const fwd_args *f, int l, lrsa_lora_site site, void *u, lrsa_tape *tp, void *y,
+                 const void *x, const void *w, const void *b, int64_t N, int in, int out, void *dy,
+                 void *dx, float *dw, float *db) {
+    const lrsa_device_ops *ops = f->ws->ops;
+    lrsa_lora *a = f->m->lora;
+    lrsa_lora_spec s;
+    int ia, ib;
+    if (!a || !lrsa_lora_site_spec(a, &f->m->cfg, l, site, f->train, &s, &ia, &ib)) {
+        lrsa_op_linear(ops, tp, y, x, w, b, N, in, out, dy, dx, dw, db);
+        return;
+    }
+    /* the adapter's weights live in its host table: CPU only (docs/CUDA.md) */
+    LRSA_CHECK(ops->lora_linear_fwd && !f->ws->param,
+               "(a LoRA adapter is attached and the %s op table has no LoRA op)", ops->name);
+    const int g = tp != NULL;
+    lrsa_op_lora_linear(ops, tp, y, u, x, w, b, lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ia),
+                        lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ib), &s, N, in, out, dy, dx,
+                        g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ia) : NULL,
+                        g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ib) : NULL, &f->ws->lora);
 }
 
 /* Runs layer l on the residual stream x (updated in place), saving activations in a and
@@ -271,8 +336,9 @@ static void layer_forward(const fwd_args *f, int l, layer_acts *a, void *x, lrsa
     if (a->xin != x) ops->copy(ops->ctx, a->xin, x, NC);
     lrsa_op_rmsnorm(ops, tp, a->h1, a->rstd1, a->xin, param_of(f, L->input_norm), N, C, eps, ws->dh,
                     ws->dx, grad_of(f, L->input_norm, g));
-    lrsa_op_linear(ops, tp, a->qkv, a->h1, param_of(f, L->q), param_of(f, L->q_bias), N, C,
-                   (int)QKV, ws->dqkv, ws->dh, grad_of(f, L->q, g), grad_of(f, L->q_bias, g));
+    proj(f, l, LRSA_LORA_SITE_QKV, a->lora_u[0], tp, a->qkv, a->h1, param_of(f, L->q),
+         param_of(f, L->q_bias), N, C, (int)QKV, ws->dqkv, ws->dh, grad_of(f, L->q, g),
+         grad_of(f, L->q_bias, g));
     lrsa_op_rope(ops, tp, a->qkv, ws->pos, m->inv_freq, N, Hq + Hkv, D, QKV, ws->dqkv);
 
     lrsa_attn_dims d = {.B = B,
@@ -295,19 +361,32 @@ static void layer_forward(const fwd_args *f, int l, layer_acts *a, void *x, lrsa
         sel = ws->sel[l];
     }
     lrsa_op_attention(ops, tp, a->att, a->lse, a->qkv, &d, sel, &f->attn.lagkv, ws->datt, ws->dqkv);
-    lrsa_op_linear(ops, tp, ws->tmp, a->att, param_of(f, L->o), param_of(f, L->o_bias), N, (int)HD,
-                   C, ws->dx, ws->datt, grad_of(f, L->o, g), grad_of(f, L->o_bias, g));
+    proj(f, l, LRSA_LORA_SITE_O, a->lora_u[1], tp, ws->tmp, a->att, param_of(f, L->o),
+         param_of(f, L->o_bias), N, (int)HD, C, ws->dx, ws->datt, grad_of(f, L->o, g),
+         grad_of(f, L->o_bias, g));
     ops->add(ops->ctx, x, x, ws->tmp, N * C); /* gradient: dx passes through in place */
     ops->copy(ops->ctx, a->xmid, x, NC);
 
     lrsa_op_rmsnorm(ops, tp, a->h2, a->rstd2, a->xmid, param_of(f, L->post_norm), N, C, eps, ws->dh,
                     ws->dx, grad_of(f, L->post_norm, g));
-    lrsa_op_linear(ops, tp, a->gu, a->h2, param_of(f, L->gate), NULL, N, C, 2 * I, ws->dgu, ws->dh,
-                   grad_of(f, L->gate, g), NULL);
+    proj(f, l, LRSA_LORA_SITE_GATE_UP, a->lora_u[2], tp, a->gu, a->h2, param_of(f, L->gate), NULL,
+         N, C, 2 * I, ws->dgu, ws->dh, grad_of(f, L->gate, g), NULL);
     lrsa_op_swiglu(ops, tp, a->act, a->gu, N, I, ws->dact, ws->dgu);
-    lrsa_op_linear(ops, tp, ws->tmp, a->act, param_of(f, L->down), NULL, N, I, C, ws->dx, ws->dact,
-                   grad_of(f, L->down, g), NULL);
+    proj(f, l, LRSA_LORA_SITE_DOWN, a->lora_u[3], tp, ws->tmp, a->act, param_of(f, L->down), NULL,
+         N, I, C, ws->dx, ws->dact, grad_of(f, L->down, g), NULL);
     ops->add(ops->ctx, x, x, ws->tmp, N * C);
+}
+
+/* A tape entry recorded before a layer's own entries: it runs once that layer's backward has
+ * added its last gradient (lrsa_workspace_on_grads_ready). */
+typedef struct ready_ctx {
+    lrsa_workspace *ws;
+    int64_t offset;
+} ready_ctx;
+
+static void grads_ready_bwd(void *p) {
+    ready_ctx *r = p;
+    r->ws->grads_ready(r->ws->grads_ready_ctx, r->offset);
 }
 
 /* Recomputation: the layer's backward re-runs its forward from the saved input on a nested
@@ -346,10 +425,15 @@ static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tap
     }
     ops->upload(ops->ctx, ws->ids, ids, sizeof(int32_t) * (size_t)N);
     ops->upload(ops->ctx, ws->pos, ws->h_pos, sizeof(int32_t) * (size_t)N);
-    if (tp && !ws->grad) lrsa_table_alloc(&m->table, LRSA_ROLE_GRAD);
+    if (tp && !ws->grad) lrsa_table_alloc(m->lora ? &m->lora->table : &m->table, LRSA_ROLE_GRAD);
     lrsa_op_embedding(ops, tp, ws->x, ws->ids, param_of(f, m->embed), N, (int)C, c->vocab_size,
                       ws->dx, grad_of(f, m->embed, tp != NULL));
     for (int l = 0; l < Ln; l++) {
+        if (tp && ws->grads_ready) {
+            ready_ctx *r = lrsa_tape_push(tp, "grads_ready", grads_ready_bwd, sizeof *r);
+            r->ws = ws;
+            r->offset = layer_offset(m, l);
+        }
         if (!shared) {
             layer_forward(f, l, &ws->acts[l], ws->x, tp);
         } else if (!tp) {
@@ -376,7 +460,7 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
     LRSA_CHECK(B > 0 && T > 0);
     const lrsa_model_config *c = &m->cfg;
     const lrsa_device_ops *ops = ws->ops;
-    fwd_args f = {m, ws, B, T, *attn};
+    fwd_args f = {m, ws, B, T, *attn, want_grad};
     lrsa_tape *tp = want_grad ? &ws->tape : NULL;
     if (tp) lrsa_tape_reset(tp);
     run_forward(&f, ids, recompute, tp);
@@ -397,7 +481,10 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
         grad_of(&f, m->lm_head, tp != NULL), ws->x, param_of(&f, m->final_norm),
         param_of(&f, m->lm_head), ws->targets, ws->loss_w, N, c->hidden_size, c->vocab_size,
         c->rms_norm_eps);
+    if (tp && ws->grads_ready)
+        ws->grads_ready(ws->grads_ready_ctx, m->table.desc[m->final_norm].offset);
     if (tp) lrsa_tape_backward(tp);
+    if (tp && ws->grads_ready) ws->grads_ready(ws->grads_ready_ctx, 0);
     if (nll_out) {
         ops->download(ops->ctx, ws->h_nll, ws->nll_rows, sizeof(float) * (size_t)N);
         for (int b = 0; b < B; b++)
@@ -413,7 +500,7 @@ void lrsa_model_logits(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids, in
     LRSA_CHECK(ws->ops->device == LRSA_CPU && !ws->param,
                "(full logits are computed on the CPU workspace only)");
     const lrsa_model_config *c = &m->cfg;
-    fwd_args f = {m, ws, B, T, *attn};
+    fwd_args f = {m, ws, B, T, *attn, 0};
     run_forward(&f, ids, 0, NULL);
     lrsa_lm_head_logits_cpu(logits, ws->x, param_of(&f, m->final_norm), param_of(&f, m->lm_head),
                             (int64_t)B * T, c->hidden_size, c->vocab_size, c->rms_norm_eps);

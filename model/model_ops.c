@@ -130,7 +130,7 @@ static void emb_bwd(void *p) {
 void lrsa_op_embedding(const lrsa_device_ops *ops, lrsa_tape *tp, void *out, const int32_t *ids,
                        const void *table, int64_t N, int C, int V, void *dout, float *dtable) {
     ops->embedding_fwd(ops->ctx, out, ids, table, N, C);
-    if (!tp) return;
+    if (!tp || !dtable) return; /* no gradient for a frozen table */
     emb_ctx *c = lrsa_tape_push(tp, "embedding", emb_bwd, sizeof *c);
     *c = (emb_ctx){ops, dtable, dout, ids, N, C, V};
 }

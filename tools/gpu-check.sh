@@ -63,4 +63,21 @@ if [ -z "${LRSA_SKIP_BENCH:-}" ]; then
     log "$name rc=$?"
   done
 fi
+# ---- Issue 18 (NCCL) -------------------------------------------------------------------------
+# ctest -L gpu above ran the NCCL tests: test_gpu_nccl and test_gpu_zero as one rank (one GPU),
+# and their _2ranks twins under mpiexec (they exit 77 with fewer than 2 GPUs). Here the NCCL
+# all-reduce bus bandwidth and the step's scaling; NCCL comes from NCCL_ROOT, the CUDA toolkit
+# or the Python environment's nvidia-nccl wheel (CMakeLists.txt).
+if [ -z "${LRSA_SKIP_BENCH:-}" ] && [ -x "$BUILD/bench/bench_comm" ]; then
+  NGPU=$(nvidia-smi -L 2>/dev/null | wc -l)
+  log "benchmark bench_comm --device on $NGPU GPU(s)"
+  if [ "$NGPU" -gt 1 ] && command -v mpirun >/dev/null; then
+    timeout 300 mpirun --allow-run-as-root -np "$NGPU" "$BUILD/bench/bench_comm" --device --max-mb 256 \
+      >"$OUT/bench_comm_nccl.txt" 2>&1
+  else
+    timeout 300 "$BUILD/bench/bench_comm" --device --max-mb 256 >"$OUT/bench_comm_nccl.txt" 2>&1
+  fi
+  log "bench_comm rc=$?"
+fi
+# ---- end of issue 18 --------------------------------------------------------------------------
 log "done: outputs in $OUT"

@@ -178,6 +178,22 @@ def postprocess(name, path):
         json.dump(j, f, ensure_ascii=False, indent=None, separators=(",", ":"))
 
 
+def random_mixed_text(seed, pieces=40000):
+    """Random text of mixed pieces: all the scripts, spaces, combining marks, case-folding
+    traps, controls, new-script letters and digits."""
+    pool = [" ", "  ", "\n", "\t", "\r\n", "\u00a0", "\u3000", "\u2009", "\u0085", "\u2028",
+            "\u180e", "\u200b", "a", "Z", "é", "e\u0301", "A\u030a", "ß", "İ", "ﬁ", "Å", "'s",
+            "'S", "'ll", "'LL", "'re", "'Re", "'d", "'", "'ſ", "'\u212a", "0", "7", "123", "٣",
+            "١٢", "１", "²", "½", "Ⅻ", "𝟘", "你", "好", "한", "ខ្ញុំ", "ع", "я", "α", "Σ", "ς", "👋",
+            "👨‍👩‍👧", "🏳️‍🌈", "👍🏽", "!", "?", ".", ",", "-", "_", "(", "$", "…", "“", "—", "\u0000",
+            "\u0001", "\u007f", "\ufeff", "\u0300", "\u0345", "ǅ", "ᾼ", "\u061c", "\u202e",
+            "\U000105C0", "\U0002EBF0", "\U00010D40", "\U00031350", "\u1C89"]
+    rng = random.Random(seed)
+    return "".join(rng.choice(pool) if rng.random() < 0.7 else
+                   "".join(rng.choice("abcdefghijklmnop ") for _ in range(rng.randint(1, 8)))
+                   for _ in range(pieces))
+
+
 def compare(binary, seeds=4):
     """Random mixed-script text through HF and through `lrsa tokenize`: ids must be identical."""
     import subprocess
@@ -187,19 +203,9 @@ def compare(binary, seeds=4):
     real = os.path.join(here, "..", "models", "smollm2-135m-instruct")
     if os.path.exists(os.path.join(real, "tokenizer.json")):
         models.append(real)
-    pool = [" ", "  ", "\n", "\t", "\r\n", "\u00a0", "\u3000", "\u2009", "\u0085", "\u2028",
-            "\u180e", "\u200b", "a", "Z", "é", "e\u0301", "A\u030a", "ß", "İ", "ﬁ", "Å", "'s",
-            "'S", "'ll", "'LL", "'re", "'Re", "'d", "'", "'ſ", "'\u212a", "0", "7", "123", "٣",
-            "١٢", "１", "²", "½", "Ⅻ", "𝟘", "你", "好", "한", "ខ្ញុំ", "ع", "я", "α", "Σ", "ς", "👋",
-            "👨‍👩‍👧", "🏳️‍🌈", "👍🏽", "!", "?", ".", ",", "-", "_", "(", "$", "…", "“", "—", "\u0000",
-            "\u0001", "\u007f", "\ufeff", "\u0300", "\u0345", "ǅ", "ᾼ", "\u061c", "\u202e",
-            "\U000105C0", "\U0002EBF0", "\U00010D40", "\U00031350", "\u1C89"]
     bad = 0
     for seed in range(seeds):
-        rng = random.Random(seed)
-        txt = "".join(rng.choice(pool) if rng.random() < 0.7 else
-                      "".join(rng.choice("abcdefghijklmnop ") for _ in range(rng.randint(1, 8)))
-                      for _ in range(40000))
+        txt = random_mixed_text(seed)
         for m in models:
             want = Tokenizer.from_file(os.path.join(m, "tokenizer.json")).encode(
                 txt, add_special_tokens=False).ids

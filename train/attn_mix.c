@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/run/press_notes.h"
+
 int lrsa_attn_mix_parse_keeps(const char *text, float *keeps, int *n, const char *what,
                               lrsa_err *e) {
     *n = 0;
@@ -79,4 +81,24 @@ void lrsa_attn_mix_describe(const lrsa_attn_mix *m, char *out, size_t cap) {
     }
     if (m->dense_share > 0 && n < cap)
         snprintf(out + n, cap - n, ", dense for %.0f %% of the samples", 100 * m->dense_share);
+}
+
+int lrsa_attn_mix_short_note(const lrsa_attn_mix *m, const lrsa_dataset *d, int64_t max_len,
+                             char *buf, size_t cap) {
+    if (m->base.mode != LRSA_ATTN_LRSA) return 0;
+    int compresses = m->n_keeps == 0 && lrsa_lagkv_k(&m->base.lagkv) < m->base.lagkv.lag;
+    for (int i = 0; i < m->n_keeps; i++) {
+        lrsa_lagkv_params p = m->base.lagkv;
+        p.keep = m->keeps[i];
+        compresses |= lrsa_lagkv_k(&p) < p.lag;
+    }
+    if (!compresses) return 0; /* keep 1: dense by design, whatever the lengths */
+    int64_t n = 0, *lens = lrsa_malloc((size_t)(d->n > 0 ? d->n : 1) * sizeof *lens);
+    for (int64_t i = 0; i < d->n; i++) /* the samples the trainer uses (data.max_len) */
+        if (max_len <= 0 || lrsa_dataset_len(d, i) <= max_len) lens[n++] = lrsa_dataset_len(d, i);
+    int rc = lrsa_lagkv_short_note(&m->base.lagkv, lens, n, "training sample",
+                                   "LRSA leaves them whole, so they train with dense attention",
+                                   "attention.sink", "attention.lag", buf, cap);
+    free(lens);
+    return rc;
 }

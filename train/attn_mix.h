@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "data/dataset.h"
 #include "model/model.h"
 
 #define LRSA_ATTN_MIX_MAX 8
@@ -28,6 +29,12 @@ int lrsa_attn_mix_parse_keeps(const char *text, float *keeps, int *n, const char
 /* The attention of sample `index` (its index in the training set) at optimizer step `step`.
  * Dense base configs always give dense. */
 lrsa_attn_config lrsa_attn_mix_pick(const lrsa_attn_mix *m, int64_t step, int64_t index);
+
+/* LRSA training leaves samples shorter than sink + 2*lag dense: when the training set (its
+ * samples within max_len; <= 0: all) has such samples, writes a warning naming their lengths
+ * and the attention.lag that would compress them into buf and returns 1, else 0. */
+int lrsa_attn_mix_short_note(const lrsa_attn_mix *m, const lrsa_dataset *d, int64_t max_len,
+                             char *buf, size_t cap);
 
 /* "lrsa keep 0.25", "lrsa keep {0.5, 0.25, 0.125}, dense 30 %", "dense" (for the start line). */
 void lrsa_attn_mix_describe(const lrsa_attn_mix *m, char *out, size_t cap);

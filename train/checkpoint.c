@@ -1,13 +1,17 @@
 #include "train/checkpoint.h"
 
-#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "train/ckpt_h5.h"
 
 /* Every HDF5 call is checked; a failure names the call site and the file. */
 #define H5_TRY(expr)                                                                               \
@@ -17,57 +21,6 @@
             goto fail;                                                                             \
         }                                                                                          \
     } while (0)
-
-/* HDF5 prints its error stack by default; we report our own messages instead. */
-typedef struct quiet_h5 {
-    H5E_auto2_t fn;
-    void *data;
-} quiet_h5;
-static quiet_h5 h5_quiet(void) {
-    quiet_h5 q;
-    H5Eget_auto2(H5E_DEFAULT, &q.fn, &q.data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    return q;
-}
-static void h5_restore(quiet_h5 q) {
-    H5Eset_auto2(H5E_DEFAULT, q.fn, q.data);
-}
-
-static int write_i64_attr(hid_t loc, const char *name, int64_t v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    if (sp < 0) return -1;
-    hid_t a = H5Acreate2(loc, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_INT64, &v);
-    if (a >= 0 && H5Aclose(a) < 0) rc = -1;
-    H5Sclose(sp);
-    return rc < 0 ? -1 : 0;
-}
-
-static int write_str_attr(hid_t loc, const char *name, const char *s) {
-    hid_t sp = H5Screate(H5S_SCALAR), ty = H5Tcopy(H5T_C_S1);
-    int rc = (sp < 0 || ty < 0) ? -1 : 0;
-    if (!rc) rc = H5Tset_size(ty, strlen(s) + 1) < 0 ? -1 : 0;
-    if (!rc) {
-        hid_t a = H5Acreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
-        rc = a < 0 ? -1 : (H5Awrite(a, ty, s) < 0 ? -1 : 0);
-        if (a >= 0 && H5Aclose(a) < 0) rc = -1;
-    }
-    if (ty >= 0) H5Tclose(ty);
-    if (sp >= 0) H5Sclose(sp);
-    return rc;
-}
-
-static int write_f32(hid_t loc, const char *name, int ndim, const int64_t *shape, const float *x) {
-    hsize_t dims[LRSA_MAX_DIMS];
-    for (int d = 0; d < ndim; d++) dims[d] = (hsize_t)shape[d];
-    hid_t sp = H5Screate_simple(ndim, dims, NULL);
-    if (sp < 0) return -1;
-    hid_t ds = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = ds < 0 ? -1 : (H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0);
-    if (ds >= 0 && H5Dclose(ds) < 0) rc = -1;
-    H5Sclose(sp);
-    return rc ? -1 : 0;
-}
 
 /* Test hook: LRSA_TEST_CKPT_SLEEP_STEP=N makes the write of step N pause half-way (after the
  * weights, before the moments) for LRSA_TEST_CKPT_SLEEP_S seconds, so a test can kill it. */
@@ -80,95 +33,214 @@ static void test_hook_sleep(int64_t step) {
     sleep(t ? (unsigned)atoi(t) : 30);
 }
 
-int lrsa_ckpt_write(const char *final_path, const lrsa_tensor_table *t, const float *m_full,
-                    const float *v_full, const lrsa_ckpt_state *s, const lrsa_ckpt_text *text,
-                    lrsa_err *e) {
-    char path[4096 + 32];
-    lrsa_tmp_name(path, sizeof path, final_path);
-    quiet_h5 q = h5_quiet();
-    hid_t f = -1, g = -1;
-    f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) {
-        h5_restore(q);
-        return lrsa_errorf(e, "cannot create checkpoint %s (is the run directory writable?)", path);
-    }
-    H5_TRY(write_str_attr(f, "format", LRSA_CKPT_FORMAT));
-    H5_TRY(write_i64_attr(f, "step", s->step));
-    H5_TRY(write_i64_attr(f, "adam_t", s->adam_t));
-    H5_TRY(write_i64_attr(f, "bad_in_row", s->bad_in_row));
-    H5_TRY(write_i64_attr(f, "bad_total", s->bad_total));
-    H5_TRY(write_i64_attr(f, "tokens_seen", s->tokens_seen));
-    H5_TRY(write_i64_attr(f, "loader_seed", (int64_t)s->loader.seed));
-    H5_TRY(write_i64_attr(f, "loader_epoch", s->loader.epoch));
-    H5_TRY(write_i64_attr(f, "loader_cursor", s->loader.cursor));
-    H5_TRY(write_i64_attr(f, "world_size", s->world_size));
-    for (int i = 0; i < 4; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "rng_%d", i);
-        H5_TRY(write_i64_attr(f, name, (int64_t)s->rng.s[i]));
-    }
-    H5_TRY(write_str_attr(f, "config_yaml", text->config_yaml ? text->config_yaml : ""));
-    H5_TRY(write_str_attr(f, "model_config_json",
-                          text->model_config_json ? text->model_config_json : ""));
-    H5_TRY(write_str_attr(f, "model_path", text->model_path ? text->model_path : ""));
-    H5_TRY(g = H5Gcreate2(f, "param", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-    for (int i = 0; i < t->n; i++)
-        H5_TRY(write_f32(g, t->desc[i].name, t->desc[i].ndim, t->desc[i].shape,
-                         lrsa_table_ptr(t, LRSA_ROLE_PARAM, i)));
-    H5_TRY(H5Gclose(g));
-    g = -1;
-    test_hook_sleep(s->step);
-    int64_t n = t->numel;
-    H5_TRY(write_f32(f, "adam_m", 1, &n, m_full));
-    H5_TRY(write_f32(f, "adam_v", 1, &n, v_full));
-    H5_TRY(H5Fflush(f, H5F_SCOPE_GLOBAL));
-    H5_TRY(H5Fclose(f));
-    f = -1;
-    h5_restore(q);
-    return lrsa_rename_into_place(path, final_path, e);
-fail:
-    if (g >= 0) H5Gclose(g);
-    if (f >= 0) H5Fclose(f);
-    unlink(path);
-    h5_restore(q);
-    return -1;
+/* "1.6 GB", "12.3 MB", "456 kB" */
+static void human_bytes(char *out, size_t cap, double b) {
+    if (b >= 1e9)
+        snprintf(out, cap, "%.1f GB", b / 1e9);
+    else if (b >= 1e6)
+        snprintf(out, cap, "%.1f MB", b / 1e6);
+    else
+        snprintf(out, cap, "%.0f kB", b / 1e3 + 0.5);
 }
 
-static int read_i64_attr(hid_t loc, const char *name, int64_t *v) {
-    if (H5Aexists(loc, name) <= 0) return -1;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    int rc = H5Aread(a, H5T_NATIVE_INT64, v) < 0 ? -1 : 0;
-    H5Aclose(a);
+int64_t lrsa_ckpt_size_estimate(const lrsa_tensor_table *t, const lrsa_ckpt_text *text) {
+    int64_t b = 3 * 4 * t->numel + 64 * 1024 + 512 * (int64_t)t->n; /* data, metadata */
+    const char *s[] = {text->config_yaml, text->model_config_json, text->model_path,
+                       text->lora_json, text->base_checksum};
+    for (int i = 0; i < 5; i++) b += s[i] ? (int64_t)strlen(s[i]) : 0;
+    return b;
+}
+
+/* Forces the file's data to the disk before the rename makes it the checkpoint, so a power
+ * loss cannot leave a renamed but empty file (HDF5 itself does not fsync). */
+static int sync_file(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    errno = err;
     return rc;
 }
 
-static char *read_str_attr(hid_t loc, const char *name) {
-    if (H5Aexists(loc, name) <= 0) return NULL;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) return NULL;
-    hid_t ty = H5Aget_type(a);
-    char *s = NULL;
-    if (ty >= 0 && H5Tget_class(ty) == H5T_STRING && !H5Tis_variable_str(ty)) {
-        size_t n = H5Tget_size(ty);
-        s = lrsa_calloc(n + 1, 1);
-        if (H5Aread(a, ty, s) < 0) {
-            free(s);
-            s = NULL;
-        }
-    }
-    if (ty >= 0) H5Tclose(ty);
-    H5Aclose(a);
-    return s;
+/* After a failed write HDF5 still flushes its caches when the file is closed. When a flush has
+ * failed (a full disk), HDF5 1.10.8 can leave a half-closed file behind that crashes the
+ * process at exit. Measured with tests/train/enospc_shim.c at every failure point: pointing
+ * the file's descriptor at an anonymous in-memory file, flushing once more and then closing
+ * always ends cleanly; the temporary file on disk is deleted afterwards. */
+static int h5_file_fd(hid_t f) {
+    void *handle = NULL;
+    return H5Fget_vfd_handle(f, H5P_DEFAULT, &handle) < 0 || !handle ? -1 : *(int *)handle;
 }
 
+static void discard_further_writes(int fd) {
+    if (fd < 0) return;
+    int sink = (int)syscall(SYS_memfd_create, "lrsa-discarded-checkpoint", 0);
+    if (sink < 0) sink = open("/dev/null", O_WRONLY);
+    if (sink < 0) return;
+    dup2(sink, fd);
+    close(sink);
+}
+
+/* The directory part of a path ("." when there is none). */
+static void dir_of(char *out, size_t cap, const char *path) {
+    snprintf(out, cap, "%s", path);
+    char *slash = strrchr(out, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(out, cap, ".");
+}
+
+/* Bytes this process may still write on dir's file system (root may use the reserved blocks
+ * too); -1 when unknown. */
+static int64_t free_bytes(const char *dir) {
+    struct statvfs v;
+    if (statvfs(dir, &v) != 0) return -1;
+    return (int64_t)(geteuid() == 0 ? v.f_bfree : v.f_bavail) * (int64_t)v.f_frsize;
+}
+
+/* The message for a failed write: what failed and why (the system's reason when there is one,
+ * e.g. "No space left on device"), how much the checkpoint needs and how much is free. */
+static int write_failed(const char *final_path, const char *tmp_path, const char *what,
+                        const char *reason, int64_t need, lrsa_err *e) {
+    unlink(tmp_path);
+    char dir[4200], need_s[32], free_s[64] = "an unknown amount";
+    dir_of(dir, sizeof dir, final_path);
+    int64_t avail = free_bytes(dir);
+    if (avail >= 0) human_bytes(free_s, sizeof free_s, (double)avail);
+    human_bytes(need_s, sizeof need_s, (double)need);
+    return lrsa_errorf(e,
+                       "cannot write checkpoint %s (%s): %s. The checkpoint needs about %s; %s "
+                       "is free in %s. The partial file was removed and the earlier checkpoints "
+                       "are kept: free some space (or set run_dir elsewhere), then continue with "
+                       "resume=true",
+                       final_path, what, reason, need_s, free_s, dir);
+}
+
+int lrsa_ckpt_write(const char *final_path, const lrsa_tensor_table *t, const float *m_full,
+                    const float *v_full, const lrsa_ckpt_state *s, const lrsa_ckpt_text *text,
+                    lrsa_err *e) {
+    char path[4096 + 32], what[200] = "creating the file", reason[512];
+    lrsa_tmp_name(path, sizeof path, final_path);
+    int64_t need = lrsa_ckpt_size_estimate(t, text);
+    /* Too little room is said before anything is written (a write failure below says it too,
+     * for a disk that fills meanwhile or a file system that reports no free space). */
+    char dir[4200];
+    dir_of(dir, sizeof dir, final_path);
+    int64_t avail = free_bytes(dir);
+    if (avail >= 0 && avail < need)
+        return write_failed(final_path, path, "checked before writing", strerror(ENOSPC), need, e);
+    lrsa_h5_quiet q = lrsa_h5_quiet_begin();
+    hid_t f = -1, g = -1, fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* Format 1.10 objects: the superblock, object headers (and so the attributes) and the chunk
+     * indexes carry checksums too, not only the data. */
+    if (fapl < 0 || H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST) < 0) {
+        lrsa_h5_failure(reason, sizeof reason, NULL);
+        if (fapl >= 0) H5Pclose(fapl);
+        lrsa_h5_quiet_end(q);
+        return lrsa_errorf(e, "%s:%d: HDF5 file-access settings failed: %s", __FILE__, __LINE__,
+                           reason);
+    }
+    errno = 0;
+    f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    int create_errno = errno;
+    H5Pclose(fapl);
+    if (f < 0) {
+        int sys = 0;
+        lrsa_h5_failure(reason, sizeof reason, &sys);
+        if (!sys && create_errno) snprintf(reason, sizeof reason, "%s", strerror(create_errno));
+        lrsa_h5_quiet_end(q);
+        if (lrsa_file_exists(path))
+            return write_failed(final_path, path, "creating the file", reason, need, e);
+        return lrsa_errorf(e, "cannot create checkpoint %s (%s; is the run directory writable?)",
+                           path, reason);
+    }
+    int bad = 0, fd = h5_file_fd(f);
+    reason[0] = 0;
+    snprintf(what, sizeof what, "writing the attributes");
+    const char *i64_names[] = {"step",         "adam_t",        "bad_in_row",
+                               "bad_total",    "tokens_seen",   "loader_seed",
+                               "loader_epoch", "loader_cursor", "world_size"};
+    const int64_t i64_vals[] = {s->step,         s->adam_t,        s->bad_in_row,
+                                s->bad_total,    s->tokens_seen,   (int64_t)s->loader.seed,
+                                s->loader.epoch, s->loader.cursor, s->world_size};
+    bad = lrsa_h5_write_str_attr(f, "format", LRSA_CKPT_FORMAT) < 0;
+    for (size_t i = 0; i < sizeof i64_names / sizeof i64_names[0] && !bad; i++)
+        bad = lrsa_h5_write_i64_attr(f, i64_names[i], i64_vals[i]) < 0;
+    for (int i = 0; i < 4 && !bad; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "rng_%d", i);
+        bad = lrsa_h5_write_i64_attr(f, name, (int64_t)s->rng.s[i]) < 0;
+    }
+    const char *str_names[] = {"config_yaml", "model_config_json", "model_path"};
+    const char *str_vals[] = {text->config_yaml, text->model_config_json, text->model_path};
+    for (int i = 0; i < 3 && !bad; i++)
+        bad = lrsa_h5_write_str_attr(f, str_names[i], str_vals[i] ? str_vals[i] : "") < 0;
+    /* a LoRA run (train/lora_ckpt.h): the adapter's settings and the base model's checksum */
+    if (!bad && text->lora_json) bad = lrsa_h5_write_str_attr(f, "lora", text->lora_json) < 0;
+    if (!bad && text->base_checksum)
+        bad = lrsa_h5_write_str_attr(f, "base_checksum", text->base_checksum) < 0;
+    if (!bad) bad = (g = H5Gcreate2(f, "param", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0;
+    if (bad) lrsa_h5_failure(reason, sizeof reason, NULL);
+    for (int i = 0; i < t->n && !bad; i++) {
+        snprintf(what, sizeof what, "writing dataset /param/%s", t->desc[i].name);
+        bad = lrsa_h5_write_f32(g, t->desc[i].name, t->desc[i].ndim, t->desc[i].shape,
+                                lrsa_table_ptr(t, LRSA_ROLE_PARAM, i), reason, sizeof reason) < 0;
+    }
+    if (g >= 0 && H5Gclose(g) < 0 && !bad) {
+        lrsa_h5_failure(reason, sizeof reason, NULL);
+        bad = 1;
+    }
+    if (!bad) test_hook_sleep(s->step);
+    int64_t n = t->numel;
+    if (!bad) {
+        snprintf(what, sizeof what, "writing dataset /adam_m");
+        bad = lrsa_h5_write_f32(f, "adam_m", 1, &n, m_full, reason, sizeof reason) < 0;
+    }
+    if (!bad) {
+        snprintf(what, sizeof what, "writing dataset /adam_v");
+        bad = lrsa_h5_write_f32(f, "adam_v", 1, &n, v_full, reason, sizeof reason) < 0;
+    }
+    if (!bad) {
+        snprintf(what, sizeof what, "flushing the file");
+        bad = H5Fflush(f, H5F_SCOPE_GLOBAL) < 0;
+        if (bad) lrsa_h5_failure(reason, sizeof reason, NULL);
+    }
+    if (!bad) snprintf(what, sizeof what, "closing the file");
+    if (bad) {
+        discard_further_writes(fd);
+        H5Fflush(f, H5F_SCOPE_GLOBAL); /* see discard_further_writes */
+    }
+    if (H5Fclose(f) < 0 && !bad) {
+        lrsa_h5_failure(reason, sizeof reason, NULL);
+        bad = 1;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    lrsa_h5_quiet_end(q);
+    if (bad) return write_failed(final_path, path, what, reason, need, e);
+    if (sync_file(path))
+        return write_failed(final_path, path, "syncing the file to disk", strerror(errno), need, e);
+    return lrsa_rename_into_place(path, final_path, e);
+}
+
+/* Opens a checkpoint and checks its format attribute; a failure says why (HDF5's reason:
+ * "truncated file", a metadata checksum, ...). */
 static hid_t open_ckpt(const char *path, lrsa_err *e) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
-        lrsa_errorf(e, "cannot open checkpoint %s (missing, or not an HDF5 file)", path);
+        char reason[512];
+        lrsa_h5_failure(reason, sizeof reason, NULL);
+        if (!lrsa_file_exists(path))
+            lrsa_errorf(e, "cannot open checkpoint %s: no such file", path);
+        else
+            lrsa_errorf(e,
+                        "cannot open checkpoint %s: %s (the file is damaged or incomplete, or "
+                        "not an HDF5 file)",
+                        path, reason);
         return -1;
     }
-    char *fmt = read_str_attr(f, "format");
+    char *fmt = lrsa_h5_read_str_attr(f, "format");
     if (!fmt || strcmp(fmt, LRSA_CKPT_FORMAT)) {
         lrsa_errorf(e, "%s is not an lrsa checkpoint (attribute format is '%s', expected '%s')",
                     path, fmt ? fmt : "(missing)", LRSA_CKPT_FORMAT);
@@ -180,18 +252,51 @@ static hid_t open_ckpt(const char *path, lrsa_err *e) {
     return f;
 }
 
+int lrsa_ckpt_opens(const char *path, lrsa_err *e) {
+    lrsa_h5_quiet q = lrsa_h5_quiet_begin();
+    hid_t f = open_ckpt(path, e);
+    if (f >= 0) H5Fclose(f);
+    lrsa_h5_quiet_end(q);
+    return f >= 0 ? 0 : -1;
+}
+
+int lrsa_ckpt_has_attr(const char *path, const char *attr, lrsa_err *e) {
+    lrsa_h5_quiet q = lrsa_h5_quiet_begin();
+    hid_t f = open_ckpt(path, e);
+    int rc = f < 0 ? -1 : H5Aexists(f, attr) > 0;
+    if (f >= 0) H5Fclose(f);
+    lrsa_h5_quiet_end(q);
+    return rc;
+}
+
 char *lrsa_ckpt_read_string(const char *path, const char *attr, lrsa_err *e) {
-    quiet_h5 q = h5_quiet();
+    lrsa_h5_quiet q = lrsa_h5_quiet_begin();
     hid_t f = open_ckpt(path, e);
     char *s = NULL;
     if (f >= 0) {
-        s = read_str_attr(f, attr);
+        s = lrsa_h5_read_str_attr(f, attr);
         if (!s)
             lrsa_errorf(e, "checkpoint %s: attribute '%s' is missing or unreadable", path, attr);
         H5Fclose(f);
     }
-    h5_restore(q);
+    lrsa_h5_quiet_end(q);
     return s;
+}
+
+/* A dataset that could not be read: which one, and why. A checksum mismatch says the file is
+ * damaged rather than blaming the caller. reason: NULL takes it from HDF5's error stack. */
+static int dataset_failed(const char *path, const char *dataset, const char *reason, lrsa_err *e) {
+    char why[512];
+    if (!reason)
+        lrsa_h5_failure(why, sizeof why, NULL);
+    else
+        snprintf(why, sizeof why, "%s", reason);
+    int checksum = strstr(why, "checksum") != NULL;
+    return lrsa_errorf(e, "checkpoint %s: dataset %s %s: %s%s", path, dataset,
+                       checksum ? "fails its checksum" : "cannot be read", why,
+                       checksum ? " (the file is damaged: its content changed after it was "
+                                  "written; use another checkpoint)"
+                                : "");
 }
 
 static void shape_str(char *out, size_t cap, int ndim, const int64_t *shape) {
@@ -259,11 +364,85 @@ done:
 }
 
 int lrsa_ckpt_check_model(const char *path, const lrsa_tensor_table *t, lrsa_err *e) {
-    quiet_h5 q = h5_quiet();
+    lrsa_h5_quiet q = lrsa_h5_quiet_begin();
     hid_t f = open_ckpt(path, e);
     int rc = f < 0 ? -1 : check_model(f, path, t, e);
     if (f >= 0) H5Fclose(f);
-    h5_restore(q);
+    lrsa_h5_quiet_end(q);
+    return rc;
+}
+
+/* Reads every element of one dataset (so every chunk's checksum is checked); counts a dataset
+ * stored without checksums in *unchecked instead. */
+static int verify_dataset(hid_t loc, const char *name, const char *path, const char *shown,
+                          int *unchecked, lrsa_err *e) {
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) return dataset_failed(path, shown, NULL, e);
+    int has = lrsa_h5_has_checksum(ds), rc = 0;
+    if (has < 0) {
+        rc = dataset_failed(path, shown, NULL, e);
+    } else if (!has) {
+        (*unchecked)++;
+    } else {
+        char reason[512];
+        if (lrsa_h5_read_through(ds, reason, sizeof reason))
+            rc = dataset_failed(path, shown, reason, e);
+    }
+    H5Dclose(ds);
+    return rc;
+}
+
+typedef struct verify_walk {
+    const char *path;
+    int unchecked, failed;
+    lrsa_err *e;
+} verify_walk;
+
+static herr_t verify_member(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)info;
+    verify_walk *w = data;
+    char shown[300];
+    snprintf(shown, sizeof shown, "/param/%s", name);
+    if (verify_dataset(g, name, w->path, shown, &w->unchecked, w->e)) {
+        w->failed = 1;
+        return 1; /* stop the iteration */
+    }
+    return 0;
+}
+
+int lrsa_ckpt_verify(const char *path, int quiet_note, lrsa_err *e) {
+    lrsa_h5_quiet q = lrsa_h5_quiet_begin();
+    hid_t f = open_ckpt(path, e), g = -1;
+    verify_walk w = {path, 0, 0, e};
+    int rc = f < 0 ? -1 : 0;
+    if (!rc && H5Lexists(f, "param", H5P_DEFAULT) <= 0)
+        rc = lrsa_errorf(e, "checkpoint %s has no /param group", path);
+    if (!rc && (g = H5Gopen2(f, "param", H5P_DEFAULT)) < 0)
+        rc = dataset_failed(path, "/param", NULL, e);
+    if (!rc) {
+        herr_t it = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, verify_member, &w);
+        if (w.failed)
+            rc = -1;
+        else if (it < 0)
+            rc = dataset_failed(path, "/param", NULL, e);
+    }
+    const char *moments[] = {"adam_m", "adam_v"};
+    for (int i = 0; i < 2 && !rc; i++) {
+        char shown[16];
+        snprintf(shown, sizeof shown, "/%s", moments[i]);
+        if (H5Lexists(f, moments[i], H5P_DEFAULT) <= 0)
+            rc = lrsa_errorf(e, "checkpoint %s has no dataset %s", path, shown);
+        else
+            rc = verify_dataset(f, moments[i], path, shown, &w.unchecked, e);
+    }
+    if (g >= 0) H5Gclose(g);
+    if (f >= 0) H5Fclose(f);
+    lrsa_h5_quiet_end(q);
+    if (!rc && w.unchecked && !quiet_note)
+        fprintf(stderr,
+                "lrsa: note: checkpoint %s was written without checksums (by an older lrsa): "
+                "it loads, but damage to its %d datasets cannot be detected\n",
+                path, w.unchecked);
     return rc;
 }
 
@@ -271,8 +450,12 @@ static int read_slab(hid_t f, const char *path, const char *name, int64_t lo, in
                      int64_t numel, float *out, lrsa_err *e) {
     hid_t ds = -1, fs = -1, ms = -1;
     hsize_t dims[1], start[1] = {(hsize_t)lo}, count[1] = {(hsize_t)(hi - lo)};
-    H5_TRY(ds = H5Dopen2(f, name, H5P_DEFAULT));
-    H5_TRY(fs = H5Dget_space(ds));
+    char shown[16];
+    snprintf(shown, sizeof shown, "/%s", name);
+    if ((ds = H5Dopen2(f, name, H5P_DEFAULT)) < 0 || (fs = H5Dget_space(ds)) < 0) {
+        dataset_failed(path, shown, NULL, e);
+        goto fail;
+    }
     if (H5Sget_simple_extent_ndims(fs) != 1 || H5Sget_simple_extent_dims(fs, dims, NULL) < 0 ||
         (int64_t)dims[0] != numel) {
         lrsa_errorf(e, "checkpoint %s: /%s does not have %lld elements", path, name,
@@ -282,7 +465,10 @@ static int read_slab(hid_t f, const char *path, const char *name, int64_t lo, in
     if (hi > lo) {
         H5_TRY(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL));
         H5_TRY(ms = H5Screate_simple(1, count, NULL));
-        H5_TRY(H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out));
+        if (H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out) < 0) {
+            dataset_failed(path, shown, NULL, e);
+            goto fail;
+        }
         H5Sclose(ms);
     }
     H5Sclose(fs);
@@ -297,7 +483,7 @@ fail:
 
 int lrsa_ckpt_read(const char *path, lrsa_tensor_table *t, int64_t lo, int64_t hi, float *m,
                    float *v, lrsa_ckpt_state *s, lrsa_err *e) {
-    quiet_h5 q = h5_quiet();
+    lrsa_h5_quiet q = lrsa_h5_quiet_begin();
     hid_t f = open_ckpt(path, e), g = -1;
     if (f < 0) goto fail;
     if (check_model(f, path, t, e)) goto fail;
@@ -307,11 +493,13 @@ int lrsa_ckpt_read(const char *path, lrsa_tensor_table *t, int64_t lo, int64_t h
         hid_t ds = H5Dopen2(g, t->desc[i].name, H5P_DEFAULT);
         int bad = ds < 0 || H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                                     lrsa_table_ptr(t, LRSA_ROLE_PARAM, i)) < 0;
-        if (ds >= 0) H5Dclose(ds);
         if (bad) {
-            lrsa_errorf(e, "checkpoint %s: cannot read tensor '%s'", path, t->desc[i].name);
-            goto fail;
+            char shown[300];
+            snprintf(shown, sizeof shown, "/param/%s", t->desc[i].name);
+            dataset_failed(path, shown, NULL, e);
         }
+        if (ds >= 0) H5Dclose(ds);
+        if (bad) goto fail;
     }
     H5Gclose(g);
     g = -1;
@@ -327,14 +515,14 @@ int lrsa_ckpt_read(const char *path, lrsa_tensor_table *t, int64_t lo, int64_t h
                           &s->bad_total,    &s->tokens_seen,   &seed,
                           &s->loader.epoch, &s->loader.cursor, &ws};
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            if (read_i64_attr(f, names[i], dst[i])) {
+            if (lrsa_h5_read_i64_attr(f, names[i], dst[i])) {
                 lrsa_errorf(e, "checkpoint %s: attribute '%s' is missing", path, names[i]);
                 goto fail;
             }
         for (int i = 0; i < 4; i++) {
             char name[16];
             snprintf(name, sizeof name, "rng_%d", i);
-            if (read_i64_attr(f, name, &r[i])) {
+            if (lrsa_h5_read_i64_attr(f, name, &r[i])) {
                 lrsa_errorf(e, "checkpoint %s: attribute '%s' is missing", path, name);
                 goto fail;
             }
@@ -344,91 +532,11 @@ int lrsa_ckpt_read(const char *path, lrsa_tensor_table *t, int64_t lo, int64_t h
         s->world_size = (int)ws;
     }
     H5Fclose(f);
-    h5_restore(q);
+    lrsa_h5_quiet_end(q);
     return 0;
 fail:
     if (g >= 0) H5Gclose(g);
     if (f >= 0) H5Fclose(f);
-    h5_restore(q);
+    lrsa_h5_quiet_end(q);
     return -1;
-}
-
-void lrsa_ckpt_path(char *out, size_t cap, const char *ckpt_dir, int64_t step) {
-    char name[64];
-    snprintf(name, sizeof name, "step_%06lld.h5", (long long)step);
-    lrsa_path_join(out, cap, ckpt_dir, name);
-}
-
-/* Parses "step_<digits>.h5" exactly; -1 otherwise (temporary files do not match). */
-static int64_t ckpt_step_of(const char *name) {
-    if (strncmp(name, "step_", 5)) return -1;
-    const char *p = name + 5;
-    int64_t v = 0;
-    int digits = 0;
-    while (*p >= '0' && *p <= '9') v = v * 10 + (*p++ - '0'), digits++;
-    return digits && !strcmp(p, ".h5") ? v : -1;
-}
-
-/* Steps of the checkpoints in dir, descending; returns the count (malloc'd array in *steps). */
-static int list_ckpts(const char *dir, int64_t **steps) {
-    *steps = NULL;
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        int64_t s = ckpt_step_of(de->d_name);
-        if (s < 0) continue;
-        if (n == cap) *steps = lrsa_realloc(*steps, sizeof(int64_t) * (size_t)(cap = cap * 2 + 8));
-        (*steps)[n++] = s;
-    }
-    closedir(d);
-    for (int i = 1; i < n; i++) /* insertion sort, descending */
-        for (int j = i; j > 0 && (*steps)[j] > (*steps)[j - 1]; j--) {
-            int64_t x = (*steps)[j];
-            (*steps)[j] = (*steps)[j - 1];
-            (*steps)[j - 1] = x;
-        }
-    return n;
-}
-
-int lrsa_ckpt_find_latest(const char *ckpt_dir, char *out, size_t cap) {
-    int64_t *steps;
-    int n = list_ckpts(ckpt_dir, &steps), found = 0;
-    for (int i = 0; i < n && !found; i++) {
-        lrsa_ckpt_path(out, cap, ckpt_dir, steps[i]);
-        lrsa_err e;
-        quiet_h5 q = h5_quiet();
-        hid_t f = open_ckpt(out, &e);
-        h5_restore(q);
-        if (f >= 0) {
-            H5Fclose(f);
-            found = 1;
-        } else {
-            fprintf(stderr, "lrsa: warning: skipping unreadable checkpoint: %s\n", e.msg);
-        }
-    }
-    free(steps);
-    return found;
-}
-
-void lrsa_ckpt_prune(const char *ckpt_dir, int64_t keep) {
-    int64_t *steps;
-    int n = list_ckpts(ckpt_dir, &steps);
-    char path[4096 + 64];
-    for (int i = (int)keep; i < n; i++) {
-        lrsa_ckpt_path(path, sizeof path, ckpt_dir, steps[i]);
-        unlink(path);
-    }
-    free(steps);
-    /* Leftovers of writes that were killed: "step_*.h5.tmp.<pid>". */
-    DIR *d = opendir(ckpt_dir);
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (!strncmp(de->d_name, "step_", 5) && strstr(de->d_name, ".h5.tmp.")) {
-            lrsa_path_join(path, sizeof path, ckpt_dir, de->d_name);
-            unlink(path);
-        }
-    closedir(d);
 }

@@ -8,9 +8,13 @@
 #include <yaml.h>
 
 #include "base/fileio.h"
+#include "model/lora.h"
+#include "base/yaml_doc.h"
 #include "train/attn_mix.h"
 
-typedef enum key_type { KEY_STR, KEY_INT, KEY_FLOAT, KEY_BOOL } key_type;
+/* KEY_LIST: a YAML list of names, stored as a string joined by commas.
+ * KEY_RESUME: a bool that also takes "restart" (2: start over, deleting the checkpoints). */
+typedef enum key_type { KEY_STR, KEY_INT, KEY_FLOAT, KEY_BOOL, KEY_LIST, KEY_RESUME } key_type;
 
 typedef struct key_desc {
     const char *key; /* "section.name" or "name" */
@@ -67,11 +71,22 @@ static const key_desc keys[] = {
     NUM("ckpt_every", KEY_INT, ckpt_every, "0"),
     NUM("keep_ckpts", KEY_INT, keep_ckpts, "3"),
     NUM("max_bad_steps", KEY_INT, max_bad_steps, "5"),
-    NUM("resume", KEY_BOOL, resume, "false"),
+    NUM("resume", KEY_RESUME, resume, "false"),
     STR("device", device, "cpu", "cpu|cuda"),
     NUM("deterministic_reduce", KEY_BOOL, deterministic_reduce, "true"),
+    NUM("lora.rank", KEY_INT, lora_rank, "0"),
+    NUM("lora.alpha", KEY_FLOAT, lora_alpha, "16"),
+    NUM("lora.dropout", KEY_FLOAT, lora_dropout, "0.0"),
+    {"lora.targets", KEY_LIST, offsetof(lrsa_train_config, lora_targets),
+     sizeof(((lrsa_train_config *)0)->lora_targets),
+     "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]", NULL},
+    NUM("comm.overlap", KEY_BOOL, comm_overlap, "true"),
+    NUM("comm.bucket_mb", KEY_FLOAT, comm_bucket_mb, "25"),
+    STR("comm.reduce_dtype", comm_reduce_dtype, "fp32", "fp32|bf16"),
+    NUM("comm.timeout_s", KEY_FLOAT, comm_timeout_s, "600"),
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
+_Static_assert(NKEYS <= LRSA_TRAIN_MAX_KEYS, "raise LRSA_TRAIN_MAX_KEYS in train/config.h");
 
 static const key_desc *find_key(const char *key) {
     for (int i = 0; i < NKEYS; i++)
@@ -96,6 +111,10 @@ static const char *type_name(key_type t) {
             return "a number";
         case KEY_BOOL:
             return "true or false";
+        case KEY_LIST:
+            return "a list of names";
+        case KEY_RESUME:
+            return "true, false or restart";
     }
     return "?";
 }
@@ -147,9 +166,26 @@ static int set_value(lrsa_train_config *c, const key_desc *k, const char *v, con
             *(double *)base = x;
             return 0;
         }
-        case KEY_BOOL: {
+        case KEY_LIST: { /* "a, b", "[a, b]" (flow list on the command line) or the joined items */
+            const char *p = v;
+            while (*p == ' ' || *p == '[') p++;
+            size_t n = 0;
+            for (; *p && *p != ']'; p++) {
+                if (*p == ' ') continue;
+                if (n + 1 >= k->cap)
+                    return lrsa_errorf(e, "%s: key '%s': list too long", where, k->key);
+                base[n++] = *p;
+            }
+            base[n] = 0;
+            return 0;
+        }
+        case KEY_BOOL:
+        case KEY_RESUME: {
             int x;
-            if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "yes") || !strcmp(v, "1"))
+            if (k->type == KEY_RESUME && !strcmp(v, "restart"))
+                x = 2;
+            else if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "yes") ||
+                     !strcmp(v, "1"))
                 x = 1;
             else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "no") ||
                      !strcmp(v, "0"))
@@ -190,7 +226,9 @@ int lrsa_train_config_override(lrsa_train_config *c, const char *assignment, con
     if (!k)
         return lrsa_errorf(e, "%s: unknown key '%s' (see configs/README.md for every key)", where,
                            key);
-    return set_value(c, k, eq + 1, where, e);
+    if (set_value(c, k, eq + 1, where, e)) return -1;
+    c->key_line[k - keys] = -1;
+    return 0;
 }
 
 /* Walks one mapping level; prefix is "" at the top and "section" inside a section. */
@@ -200,7 +238,7 @@ static int walk_mapping(lrsa_train_config *c, yaml_document_t *doc, yaml_node_t 
          p++) {
         yaml_node_t *kn = yaml_document_get_node(doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(doc, p->value);
-        int line = (int)kn->start_mark.line + 1;
+        int line = lrsa_yaml_line(kn);
         if (kn->type != YAML_SCALAR_NODE)
             return lrsa_errorf(e, "%s:%d: keys must be plain names", file, line);
         char name[256];
@@ -212,7 +250,7 @@ static int walk_mapping(lrsa_train_config *c, yaml_document_t *doc, yaml_node_t 
             if (*prefix || !is_section(name))
                 return lrsa_errorf(e,
                                    "%s: unknown section '%s' (sections: model, data, attention, "
-                                   "optim, schedule; see configs/README.md)",
+                                   "optim, schedule, lora; see configs/README.md)",
                                    where, name);
             if (walk_mapping(c, doc, vn, name, file, e)) return -1;
             continue;
@@ -227,37 +265,41 @@ static int walk_mapping(lrsa_train_config *c, yaml_document_t *doc, yaml_node_t 
                                "in configs/README.md)",
                                where, name);
         }
+        if (vn->type == YAML_SEQUENCE_NODE && k->type == KEY_LIST) {
+            char joined[1024] = "";
+            size_t n = 0;
+            for (yaml_node_item_t *it = vn->data.sequence.items.start;
+                 it < vn->data.sequence.items.top; it++) {
+                yaml_node_t *item = yaml_document_get_node(doc, *it);
+                if (item->type != YAML_SCALAR_NODE)
+                    return lrsa_errorf(e, "%s: key '%s' must be a list of names", where, name);
+                n += (size_t)snprintf(joined + n, n < sizeof joined ? sizeof joined - n : 0, "%s%s",
+                                      n ? "," : "", (const char *)item->data.scalar.value);
+            }
+            if (set_value(c, k, joined, where, e)) return -1;
+            continue;
+        }
         if (vn->type != YAML_SCALAR_NODE)
             return lrsa_errorf(e, "%s: key '%s' must be %s, not a list", where, name,
                                type_name(k->type));
         if (set_value(c, k, (const char *)vn->data.scalar.value, where, e)) return -1;
+        c->key_line[k - keys] = line;
     }
     return 0;
 }
 
 int lrsa_train_config_parse(lrsa_train_config *c, const char *text, size_t n, const char *where,
                             lrsa_err *e) {
-    yaml_parser_t parser;
     yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser)) return lrsa_errorf(e, "%s: libyaml init failed", where);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, n);
-    if (!yaml_parser_load(&parser, &doc)) {
-        lrsa_errorf(e, "%s:%d:%d: YAML syntax error: %s%s%s", where,
-                    (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1,
-                    parser.problem ? parser.problem : "?", parser.context ? " " : "",
-                    parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
-        return -1;
-    }
+    if (lrsa_yaml_load(&doc, text, n, where, e)) return -1;
     int rc = 0;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (root && root->type == YAML_MAPPING_NODE)
         rc = walk_mapping(c, &doc, root, "", where, e);
     else if (root && !(root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0))
         rc = lrsa_errorf(e, "%s:%d: the config must be a mapping of keys (e.g. `seed: 1`)", where,
-                         (int)root->start_mark.line + 1);
+                         lrsa_yaml_line(root));
     yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
     return rc;
 }
 
@@ -270,12 +312,29 @@ int lrsa_train_config_load(lrsa_train_config *c, const char *path, lrsa_err *e) 
     return rc;
 }
 
+/* Where a key's value came from, for value errors: "FILE:LINE", "command line" (an override),
+ * or just FILE when the key kept its default. */
+static const char *key_where(const lrsa_train_config *c, const char *key, const char *file,
+                             char *buf, size_t cap) {
+    const key_desc *k = find_key(key);
+    LRSA_CHECK(k != NULL, "(%s is not in the key table)", key);
+    const int line = c->key_line[k - keys];
+    if (line > 0)
+        snprintf(buf, cap, "%s:%d", file, line);
+    else
+        snprintf(buf, cap, "%s", line < 0 ? "command line" : file);
+    return buf;
+}
+
 #define RANGE(cond, key, what)                                                                     \
     do {                                                                                           \
-        if (!(cond)) return lrsa_errorf(e, "%s: key '%s' %s", where, key, what);                   \
+        if (!(cond))                                                                               \
+            return lrsa_errorf(e, "%s: key '%s' %s", key_where(c, key, where, at, sizeof at), key, \
+                               what);                                                              \
     } while (0)
 
 int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lrsa_err *e) {
+    char at[LRSA_PATH_MAX + 32];
     int random = !strcmp(c->model_init, "random");
     if (random && !c->model_config[0])
         return lrsa_errorf(e,
@@ -300,8 +359,11 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
     RANGE(c->tokens_per_microbatch >= 0, "data.tokens_per_microbatch", "must be >= 0");
     RANGE(c->max_len >= 0, "data.max_len", "must be >= 0 (0: no limit)");
     RANGE(c->eval_samples >= 0, "data.eval_samples", "must be >= 0");
-    RANGE(c->attn_sink >= 0, "attention.sink", "must be >= 0");
-    RANGE(c->attn_lag > 0, "attention.lag", "must be > 0");
+    /* the upper bounds keep sink + 2*lag and the partition arithmetic far from int overflow */
+    RANGE(c->attn_sink >= 0 && c->attn_sink <= (1 << 28), "attention.sink",
+          "must be >= 0 (and at most 2^28)");
+    RANGE(c->attn_lag > 0 && c->attn_lag <= (1 << 28), "attention.lag",
+          "must be > 0 (and at most 2^28)");
     RANGE(c->attn_keep > 0 && c->attn_keep <= 1, "attention.keep", "must be in (0, 1]");
     RANGE(c->attn_value_weight >= 0, "attention.value_weight", "must be >= 0");
     RANGE(c->attn_dense_mix >= 0 && c->attn_dense_mix <= 1, "attention.dense_mix",
@@ -309,8 +371,9 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
     {
         float keeps[LRSA_ATTN_MIX_MAX];
         int n;
-        char what[64];
-        snprintf(what, sizeof what, "%s: attention.keep_mix", where);
+        char what[LRSA_PATH_MAX + 64];
+        snprintf(what, sizeof what, "%s: attention.keep_mix",
+                 key_where(c, "attention.keep_mix", where, at, sizeof at));
         if (lrsa_attn_mix_parse_keeps(c->attn_keep_mix, keeps, &n, what, e)) return -1;
     }
     RANGE(c->lr > 0, "optim.lr", "must be > 0");
@@ -329,10 +392,49 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
     RANGE(c->max_bad_steps >= 1, "max_bad_steps", "must be >= 1");
     RANGE(c->model_init_std > 0, "model.init_std", "must be > 0");
     RANGE(c->seed >= 0, "seed", "must be >= 0");
+    RANGE(c->lora_rank >= 0, "lora.rank", "must be >= 0 (0: full fine-tuning)");
+    if (c->lora_rank > 0) {
+        RANGE(c->lora_alpha > 0, "lora.alpha", "must be > 0");
+        RANGE(c->lora_dropout >= 0 && c->lora_dropout < 1, "lora.dropout", "must be in [0, 1)");
+        unsigned mask;
+        char what[LRSA_PATH_MAX + 32];
+        snprintf(what, sizeof what, "%s: key 'lora.targets'", where);
+        if (lrsa_lora_targets_parse(c->lora_targets, &mask, what, e)) return -1;
+        /* the GPU trainer holds the model's table only (train/train_gpu.h; docs/CUDA.md) */
+        RANGE(strcmp(c->device, "cuda"), "lora.rank",
+              "is set with device: cuda, and lora is CPU-only for now: set device: cpu or remove "
+              "lora");
+    }
+    RANGE(c->comm_bucket_mb > 0, "comm.bucket_mb", "must be > 0");
+    RANGE(c->comm_timeout_s > 0, "comm.timeout_s", "must be > 0");
     if (c->tokens_per_microbatch > 0 && c->grad_accum != 1)
         return lrsa_errorf(e, "%s: set either grad_accum or data.tokens_per_microbatch, not both",
-                           where);
+                           key_where(c, "grad_accum", where, at, sizeof at));
     return 0;
+}
+
+/* A double-quoted YAML string that reads back as exactly these bytes: quotes and backslashes
+ * escaped, and so is every character a YAML reader would not give back as itself (control
+ * characters, which libyaml refuses raw; line breaks, which it folds into a space: \n, NEL
+ * U+0085 and the C1 range, U+2028, U+2029). Other UTF-8 is written as it is. */
+static void write_quoted(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            fprintf(f, "\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            fprintf(f, "\\x%02x", *p);
+        } else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) { /* U+0080..U+009F */
+            fprintf(f, "\\x%02x", p[1]);
+            p++;
+        } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+            fprintf(f, "\\u%04x", 0x2000 + (p[2] - 0x80));
+            p += 2;
+        } else {
+            fputc(*p, f);
+        }
+    }
+    fputc('"', f);
 }
 
 /* YAML needs quotes around strings that would read as another type or hold special
@@ -341,12 +443,7 @@ static void write_value(FILE *f, const lrsa_train_config *c, const key_desc *k) 
     const char *base = (const char *)c + k->off;
     switch (k->type) {
         case KEY_STR:
-            fputc('"', f);
-            for (const char *p = base; *p; p++) {
-                if (*p == '"' || *p == '\\') fputc('\\', f);
-                fputc(*p, f);
-            }
-            fputc('"', f);
+            write_quoted(f, base);
             break;
         case KEY_INT:
             fprintf(f, "%lld", (long long)*(const int64_t *)base);
@@ -356,6 +453,18 @@ static void write_value(FILE *f, const lrsa_train_config *c, const key_desc *k) 
             break;
         case KEY_BOOL:
             fputs(*(const int *)base ? "true" : "false", f);
+            break;
+        case KEY_LIST: /* names need no quotes: [a, b] */
+            fputc('[', f);
+            for (const char *p = base; *p; p++)
+                if (*p == ',')
+                    fputs(", ", f);
+                else
+                    fputc(*p, f);
+            fputc(']', f);
+            break;
+        case KEY_RESUME:
+            fputs(*(const int *)base == 2 ? "restart" : *(const int *)base ? "true" : "false", f);
             break;
     }
 }

@@ -10,7 +10,8 @@
 
 #include "base/error.h"
 
-#define LRSA_PATH_MAX 4096
+#define LRSA_PATH_MAX       4096
+#define LRSA_TRAIN_MAX_KEYS 64
 
 typedef struct lrsa_train_config {
     /* model */
@@ -42,9 +43,21 @@ typedef struct lrsa_train_config {
     int64_t seed;
     char run_dir[LRSA_PATH_MAX];
     int64_t log_every, eval_every, ckpt_every, keep_ckpts, max_bad_steps;
-    int resume;
+    int resume;     /* 0 no, 1 yes, 2 restart (LRSA_RESUME_* in train/checkpoint.h) */
     char device[8]; /* cpu | cuda */
     int deterministic_reduce;
+    /* lora (rank 0: full fine-tuning) */
+    int64_t lora_rank;
+    double lora_alpha, lora_dropout;
+    char lora_targets[256]; /* the list, as "q_proj,v_proj" */
+    /* comm: data-parallel communication (docs/TRAINING.md) */
+    int comm_overlap;          /* reduce gradient buckets during the backward */
+    double comm_bucket_mb;     /* bucket size, MB of fp32 gradients */
+    char comm_reduce_dtype[8]; /* fp32 | bf16: the GPU reduce-scatter's type */
+    double comm_timeout_s;     /* NCCL: how long a collective may wait before aborting */
+    /* Where each key of the table (train/config.c, in its order) was set, so value errors name
+     * the line: its line in the YAML file, -1 = a command-line override, 0 = the default. */
+    int key_line[LRSA_TRAIN_MAX_KEYS];
 } lrsa_train_config;
 
 /* Fills every key with its default. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "kernels/cpu/cpu_threads.h"
 #include "train/comm.h"
 
 void lrsa_adamw_init(lrsa_adamw *o, const lrsa_tensor_table *t, int rank, int world, double beta1,
@@ -35,25 +36,37 @@ void lrsa_adamw_free(lrsa_adamw *o) {
     memset(o, 0, sizeof *o);
 }
 
+/* Threaded over elements (each element updated by one thread, the same operations as one
+ * thread would do: the same bits for any thread count) and vectorised (sqrt and division are
+ * correctly rounded in vector and scalar form alike). */
 void lrsa_adamw_step(lrsa_adamw *o, float *param, const float *grad, double lr, double grad_scale) {
     o->t++;
-    /* Decoupled weight decay first (as PyTorch's AdamW), only on matrices. */
-    if (o->weight_decay > 0) {
-        float f = (float)(1.0 - lr * o->weight_decay);
-        for (int r = 0; r < o->n_decay; r++)
-            for (int64_t i = o->decay[r].lo; i < o->decay[r].hi; i++) param[i] *= f;
-    }
     const float b1 = (float)o->beta1, b2 = (float)o->beta2, gs = (float)grad_scale;
     const double bc1 = 1.0 - pow(o->beta1, (double)o->t), bc2 = 1.0 - pow(o->beta2, (double)o->t);
     const float step_size = (float)(lr / bc1), inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-    const float eps = (float)o->eps;
+    const float eps = (float)o->eps, f = (float)(1.0 - lr * o->weight_decay);
     float *m = o->m, *v = o->v;
     const int64_t lo = o->lo, n = o->hi - o->lo;
-    for (int64_t j = 0; j < n; j++) {
-        float g = grad[lo + j] * gs;
-        m[j] = b1 * m[j] + (1.0f - b1) * g;
-        v[j] = b2 * v[j] + (1.0f - b2) * g * g;
-        param[lo + j] -= step_size * m[j] / (sqrtf(v[j]) * inv_sqrt_bc2 + eps);
+#pragma omp parallel num_threads(lrsa_cpu_threads_for(n, 12))
+    {
+        /* Decoupled weight decay first (as PyTorch's AdamW), only on matrices (the barrier at
+         * the end of each loop keeps it before the update). */
+        if (o->weight_decay > 0)
+            for (int r = 0; r < o->n_decay; r++) {
+                float *p = param + o->decay[r].lo;
+                const int64_t len = o->decay[r].hi - o->decay[r].lo;
+#pragma omp for simd schedule(static)
+                for (int64_t i = 0; i < len; i++) p[i] *= f;
+            }
+        float *p = param + lo;
+        const float *gr = grad + lo;
+#pragma omp for simd schedule(static)
+        for (int64_t j = 0; j < n; j++) {
+            float g = gr[j] * gs;
+            m[j] = b1 * m[j] + (1.0f - b1) * g;
+            v[j] = b2 * v[j] + (1.0f - b2) * g * g;
+            p[j] -= step_size * m[j] / (sqrtf(v[j]) * inv_sqrt_bc2 + eps);
+        }
     }
 }
 

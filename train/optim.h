@@ -75,5 +75,10 @@ size_t lrsa_grad_norm_workspace_cuda(void);
 void lrsa_grad_norm_clip_cuda(double *norm, float *scale, const float *g, int64_t n,
                               double max_norm, void *workspace, size_t workspace_bytes,
                               cudaStream_t stream);
+/* The last stage of lrsa_grad_norm_clip_cuda on caller-made partial sums of squares (e.g.
+ * all-reduced over ranks): norm[0] = sqrt(sum of partials[0 .. nparts) in a fixed order), and
+ * scale[0] the clip factor (when not NULL). */
+void lrsa_norm_from_partials_cuda(double *norm, float *scale, const double *partials, int nparts,
+                                  double max_norm, cudaStream_t stream);
 #endif
 #endif

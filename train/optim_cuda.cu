@@ -12,6 +12,7 @@ extern "C" {
 #include <string.h>
 
 #include "kernels/device/launch_cuda.cuh"
+#include "train/adamw_cuda.cuh"
 
 enum { NORM_BLOCKS = 1024, NORM_THREADS = 256, NORM_FINAL_THREADS = 256 };
 
@@ -57,39 +58,16 @@ extern "C" void lrsa_adamw_cuda_free(lrsa_adamw_cuda *o) {
     memset(o, 0, sizeof *o);
 }
 
-static __device__ bool in_decay(const lrsa_decay_range *d, int n, int64_t i) {
-    int lo = 0, hi = n; // first range with d.hi > i
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (d[mid].hi > i)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo < n && d[lo].lo <= i;
-}
-
-struct adamw_consts {
-    float b1, b2, step_size, inv_sqrt_bc2, eps, decay_factor;
-    int apply_decay;
-};
-
 static __global__ void adamw_kernel(float *param, const float *grad, float *m, float *v,
                                     __nv_bfloat16 *param_bf16, const lrsa_decay_range *decay,
-                                    int n_decay, int64_t lo, int64_t n, adamw_consts k,
+                                    int n_decay, int64_t lo, int64_t n, lrsa_adamw_consts k,
                                     const float *grad_scale) {
     float gs = grad_scale ? *grad_scale : 1.0f;
     for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < n;
          j += (int64_t)gridDim.x * blockDim.x) {
         int64_t i = lo + j;
-        float p = param[i];
-        if (k.apply_decay && in_decay(decay, n_decay, i)) p *= k.decay_factor;
-        float g = grad[i] * gs;
-        float mj = k.b1 * m[j] + (1.0f - k.b1) * g;
-        float vj = k.b2 * v[j] + (1.0f - k.b2) * g * g;
-        m[j] = mj;
-        v[j] = vj;
-        p -= k.step_size * mj / (sqrtf(vj) * k.inv_sqrt_bc2 + k.eps);
+        bool decays = k.apply_decay && lrsa_in_decay(decay, n_decay, i);
+        float p = lrsa_adamw_elem(param[i], grad[i] * gs, &m[j], &v[j], decays, k);
         param[i] = p;
         if (param_bf16) param_bf16[i] = __float2bfloat16_rn(p);
     }
@@ -99,16 +77,7 @@ extern "C" void lrsa_adamw_step_cuda(lrsa_adamw_cuda *o, float *param, const flo
                                      lrsa_bf16 *param_bf16, double lr, const float *grad_scale,
                                      cudaStream_t stream) {
     o->t++;
-    // The same host-side constants, computed the same way, as lrsa_adamw_step.
-    const double bc1 = 1.0 - pow(o->beta1, (double)o->t), bc2 = 1.0 - pow(o->beta2, (double)o->t);
-    adamw_consts k;
-    k.b1 = (float)o->beta1;
-    k.b2 = (float)o->beta2;
-    k.step_size = (float)(lr / bc1);
-    k.inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-    k.eps = (float)o->eps;
-    k.decay_factor = (float)(1.0 - lr * o->weight_decay);
-    k.apply_decay = o->weight_decay > 0 && o->n_decay > 0;
+    const lrsa_adamw_consts k = lrsa_adamw_consts_for(o, lr);
     int64_t n = o->hi - o->lo;
     if (n <= 0) return;
     adamw_kernel<<<lrsa_grid_stride_blocks(n, 256), 256, 0, stream>>>(
@@ -142,6 +111,13 @@ static __global__ void norm_final_kernel(double *norm, float *scale, const doubl
         *scale = (float)((max_norm <= 0 || !(nrm > max_norm)) ? 1.0 : max_norm / (nrm + 1e-6));
 }
 
+extern "C" void lrsa_norm_from_partials_cuda(double *norm, float *scale, const double *partials,
+                                             int nparts, double max_norm, cudaStream_t stream) {
+    norm_final_kernel<<<1, NORM_FINAL_THREADS, 0, stream>>>(norm, scale, partials, nparts,
+                                                            max_norm);
+    CUDA_CHECK(cudaGetLastError());
+}
+
 extern "C" size_t lrsa_grad_norm_workspace_cuda(void) {
     return sizeof(double) * NORM_BLOCKS;
 }
@@ -154,7 +130,5 @@ extern "C" void lrsa_grad_norm_clip_cuda(double *norm, float *scale, const float
     double *partials = (double *)workspace;
     sumsq_partials_kernel<<<NORM_BLOCKS, NORM_THREADS, 0, stream>>>(partials, g, n);
     CUDA_CHECK(cudaGetLastError());
-    norm_final_kernel<<<1, NORM_FINAL_THREADS, 0, stream>>>(norm, scale, partials, NORM_BLOCKS,
-                                                            max_norm);
-    CUDA_CHECK(cudaGetLastError());
+    lrsa_norm_from_partials_cuda(norm, scale, partials, NORM_BLOCKS, max_norm, stream);
 }

@@ -12,8 +12,11 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "model/device_ops.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/grad_sync.h"
+#include "train/lora_ckpt.h"
 #include "train/optim.h"
 #include "train/attn_mix.h"
 #include "train/train_eval.h"
@@ -36,6 +39,11 @@ typedef struct trainer {
     lrsa_comm *comm;
     lrsa_model model;
     int have_model;
+    lrsa_lora lora; /* lora.rank > 0: the adapter that trains, attached to the frozen model */
+    int have_lora;
+    lrsa_tensor_table *trainable; /* the model's table, or the adapter's */
+    char base_checksum[17];
+    char *lora_json;
     lrsa_workspace *ws;
     lrsa_train_gpu *gpu; /* device: cuda (train_gpu.h); NULL on the CPU */
     lrsa_dataset train, eval;
@@ -47,7 +55,9 @@ typedef struct trainer {
     lrsa_attn_config attn;
     lrsa_attn_mix attn_mix; /* per-sample attention (keep_mix, dense_mix) */
     lrsa_ckpt_state st;
-    double *acc;   /* deterministic_reduce: per-sample gradients summed in double */
+    double *acc;         /* deterministic_reduce: per-sample gradients summed in double */
+    lrsa_grad_sync sync; /* comm.overlap: bucketed reduction during the last backward */
+    int have_sync;
     float *weight; /* loss weights of one sample */
     int64_t weight_cap;
     int64_t micro_per_step, loader_budget;
@@ -99,6 +109,17 @@ static int setup_model(trainer *t, lrsa_err *e) {
     }
     t->model_config_json = lrsa_read_file(cfg_path, NULL, e);
     if (!t->model_config_json) return lrsa_err_prefix(e, "model: ");
+    t->trainable = &t->model.table;
+    if (c->lora_rank > 0) { /* the base is frozen; the adapter starts as PEFT's (B = 0) */
+        lrsa_lora_config lc = lrsa_lora_config_of(c);
+        if (lrsa_lora_create(&t->lora, &t->model.cfg, &lc, e)) return lrsa_err_prefix(e, "lora: ");
+        t->have_lora = 1;
+        lrsa_lora_init(&t->lora, (uint64_t)c->seed ^ 0x6c6f7261ULL);
+        t->model.lora = &t->lora;
+        t->trainable = &t->lora.table;
+        lrsa_checksum_hex(lrsa_model_checksum(&t->model), t->base_checksum);
+        t->lora_json = lrsa_lora_ckpt_json(&lc);
+    }
     return 0;
 }
 
@@ -156,29 +177,51 @@ static int setup_inputs(trainer *t, lrsa_err *e) {
     return 0;
 }
 
-/* Decides fresh start or resume, and checks a checkpoint fits this model: all before any
- * file is written. */
+/* Decides fresh start or resume (rank 0 reads the checkpoints through their checksums and
+ * tells the others), and checks a checkpoint fits this model: all before any file is
+ * written. */
 static int setup_resume(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
     lrsa_path_join(t->ckpt_dir, sizeof t->ckpt_dir, c->run_dir, "ckpt");
     lrsa_path_join(t->metrics_path, sizeof t->metrics_path, c->run_dir, "metrics.jsonl");
-    int found = lrsa_ckpt_find_latest(t->ckpt_dir, t->resume_from, sizeof t->resume_from);
-    if (!found) {
-        t->resume_from[0] = 0;
-        return 0;
-    }
-    if (!c->resume) {
-        t->resume_from[0] = 0;
+    int failed = 0;
+    if (t->comm->rank == 0)
+        failed = lrsa_ckpt_choose_resume(t->ckpt_dir, c->resume, t->resume_from,
+                                         sizeof t->resume_from, e) < 0;
+    if (agree(t, failed, e)) return -1;
+    if (lrsa_comm_bcast(t->comm, t->resume_from, sizeof t->resume_from, 0, e)) return -1;
+    if (!t->resume_from[0]) return 0;
+    lrsa_lora_config stored;
+    int is_lora = lrsa_lora_ckpt_config(t->resume_from, &stored, e);
+    if (is_lora < 0) return -1;
+    if (is_lora != t->have_lora)
         return lrsa_errorf(e,
-                           "run_dir %s already holds checkpoints (%s/); set resume: true (or "
-                           "resume=true on the command line) to continue that run, or choose a "
-                           "new run_dir",
-                           c->run_dir, t->ckpt_dir);
+                           "checkpoint %s holds %s, but this config trains %s; resume with the "
+                           "lora settings the run started with (lora.rank = %d there)",
+                           t->resume_from, is_lora ? "a LoRA adapter" : "full model weights",
+                           t->have_lora ? "a LoRA adapter" : "the full model",
+                           is_lora ? stored.rank : 0);
+    if (is_lora) {
+        const lrsa_lora_config *now = &t->lora.cfg;
+        if (stored.rank != now->rank || stored.alpha != now->alpha ||
+            stored.targets != now->targets || stored.rslora != now->rslora)
+            return lrsa_errorf(e,
+                               "checkpoint %s was trained with lora rank %d, alpha %g and other "
+                               "targets or scaling than this config (rank %d, alpha %g); resume "
+                               "with the lora settings the run started with",
+                               t->resume_from, stored.rank, stored.alpha, now->rank, now->alpha);
+        char desc[LRSA_PATH_MAX + 32];
+        snprintf(desc, sizeof desc, "in model.path (%s)",
+                 strcmp(c->model_init, "random") ? c->model_path : "model.init: random");
+        if (lrsa_lora_ckpt_check_base(t->resume_from, &t->model, desc, e)) return -1;
     }
-    if (lrsa_ckpt_check_model(t->resume_from, &t->model.table, e)) return -1;
+    if (lrsa_ckpt_check_model(t->resume_from, t->trainable, e)) return -1;
     return 0;
 }
 
+/* Rank 0, once every input is checked: the run directory, the resolved config, the
+ * checkpoints a restart deletes or a resume passed over, and metrics.jsonl (kept up to the
+ * resumed step, or started afresh: never two runs mixed in one file). */
 static int setup_run_dir(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
     if (lrsa_mkdirs(c->run_dir, e) || lrsa_mkdirs(t->ckpt_dir, e))
@@ -187,9 +230,20 @@ static int setup_run_dir(trainer *t, lrsa_err *e) {
     lrsa_path_join(path, sizeof path, c->run_dir, "config.resolved.yaml");
     if (lrsa_write_file_atomic(path, t->config_yaml, strlen(t->config_yaml), e))
         return lrsa_err_prefix(e, "run_dir: ");
-    if (t->resume_from[0] && lrsa_metrics_truncate_after(t->metrics_path, t->st.step, e)) return -1;
-    t->metrics = fopen(t->metrics_path, "a");
-    if (!t->metrics) return lrsa_errorf(e, "run_dir: cannot append to %s", t->metrics_path);
+    if (c->resume == LRSA_RESUME_RESTART) {
+        int n = lrsa_ckpt_remove_all(t->ckpt_dir);
+        if (n)
+            fprintf(stderr,
+                    "lrsa: note: resume=restart: deleted %d checkpoint(s) of the earlier run in "
+                    "%s and started %s afresh\n",
+                    n, t->ckpt_dir, t->metrics_path);
+    }
+    if (t->resume_from[0]) {
+        lrsa_ckpt_set_aside_newer(t->ckpt_dir, t->st.step);
+        if (lrsa_metrics_truncate_after(t->metrics_path, t->st.step, e)) return -1;
+    }
+    t->metrics = fopen(t->metrics_path, t->resume_from[0] ? "a" : "w");
+    if (!t->metrics) return lrsa_errorf(e, "run_dir: cannot write %s", t->metrics_path);
     lrsa_ckpt_prune(t->ckpt_dir, c->keep_ckpts); /* leftovers of killed writes */
     return 0;
 }
@@ -200,8 +254,8 @@ static int sample_fits(const trainer *t, int64_t idx) {
 
 static int setup_state(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
-    lrsa_table_alloc(&t->model.table, LRSA_ROLE_GRAD);
-    lrsa_adamw_init(&t->opt, &t->model.table, t->comm->rank, t->comm->world, c->beta1, c->beta2,
+    lrsa_table_alloc(t->trainable, LRSA_ROLE_GRAD);
+    lrsa_adamw_init(&t->opt, t->trainable, t->comm->rank, t->comm->world, c->beta1, c->beta2,
                     c->eps, c->weight_decay);
     t->have_opt = 1;
     if (c->tokens_per_microbatch > 0) {
@@ -220,8 +274,8 @@ static int setup_state(trainer *t, lrsa_err *e) {
     lrsa_rng_seed(&t->st.rng, (uint64_t)c->seed ^ 0x7472616e6572ULL);
     t->st.world_size = t->comm->world;
     if (t->resume_from[0]) {
-        if (lrsa_ckpt_read(t->resume_from, &t->model.table, t->opt.lo, t->opt.hi, t->opt.m,
-                           t->opt.v, &t->st, e))
+        if (lrsa_ckpt_read(t->resume_from, t->trainable, t->opt.lo, t->opt.hi, t->opt.m, t->opt.v,
+                           &t->st, e))
             return -1;
         t->opt.t = t->st.adam_t;
         if (lrsa_loader_restore(&t->loader, &t->st.loader, e))
@@ -229,7 +283,8 @@ static int setup_state(trainer *t, lrsa_err *e) {
         t->st.world_size = t->comm->world;
     }
     if (!strcmp(c->device, "cuda")) {
-        /* one rank: the reduction is a no-op, deterministic_reduce has nothing to do */
+        /* one rank: the reduction is a no-op, deterministic_reduce has nothing to do and
+         * comm.overlap no other rank to overlap with (no gradient-ready hook is attached) */
         int64_t max_T = 1;
         for (int64_t i = 0; i < t->train.n; i++)
             if (sample_fits(t, i) && lrsa_dataset_len(&t->train, i) > max_T)
@@ -241,13 +296,22 @@ static int setup_state(trainer *t, lrsa_err *e) {
         t->gpu = lrsa_train_gpu_new(&t->model, &t->opt, &plan, (int)max_T, c->recompute, e);
         return t->gpu ? 0 : -1;
     }
-    if (c->deterministic_reduce) t->acc = lrsa_calloc((size_t)t->model.table.numel, sizeof(double));
+    if (c->deterministic_reduce) t->acc = lrsa_calloc((size_t)t->trainable->numel, sizeof(double));
     t->ws = lrsa_workspace_new();
+    /* The buckets follow the model's readiness points (offsets in the model's table): a LoRA
+     * run's trainable table is the adapter's, whose small gradient is reduced after the
+     * backward instead. */
+    if (c->comm_overlap && t->comm->world > 1 && !t->have_lora) {
+        int64_t bucket = (int64_t)(c->comm_bucket_mb * 1e6 / sizeof(float));
+        lrsa_grad_sync_init(&t->sync, &t->model, t->comm, bucket > 0 ? bucket : 1);
+        lrsa_grad_sync_attach(&t->sync, t->ws);
+        t->have_sync = 1;
+    }
     return 0;
 }
 
 static int write_checkpoint(trainer *t, lrsa_err *e) {
-    lrsa_tensor_table *tab = &t->model.table;
+    lrsa_tensor_table *tab = t->trainable;
     if (t->gpu) lrsa_train_gpu_download(t->gpu, &t->model, &t->opt);
     int world = t->comm->world, root = 0, failed = 0;
     int64_t *counts = lrsa_malloc(sizeof(int64_t) * 2 * (size_t)world), *displs = counts + world;
@@ -276,7 +340,9 @@ static int write_checkpoint(trainer *t, lrsa_err *e) {
         char model_abs[PATH_MAX] = "";
         if (strcmp(t->cfg->model_init, "random") && !realpath(t->cfg->model_path, model_abs))
             snprintf(model_abs, sizeof model_abs, "%s", t->cfg->model_path);
-        lrsa_ckpt_text text = {t->config_yaml, t->model_config_json, model_abs};
+        lrsa_ckpt_text text = {t->config_yaml, t->model_config_json, model_abs,
+                               t->have_lora ? t->lora_json : NULL,
+                               t->have_lora ? t->base_checksum : NULL};
         double t0 = lrsa_now();
         if (lrsa_ckpt_write(path, tab, m, v, &t->st, &text, e)) {
             failed = 1;
@@ -295,8 +361,9 @@ static int write_checkpoint(trainer *t, lrsa_err *e) {
     return agree(t, failed, e);
 }
 
-/* The weighted loss of one sample, its gradients added to GRAD (and moved to acc). */
-static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target) {
+/* The weighted loss of one sample, its gradients added to GRAD (and moved to acc). `key`
+ * identifies the sample's place in the run (step, micro-batch, sample) for LoRA dropout. */
+static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target, uint64_t key) {
     const int32_t *ids = lrsa_dataset_ids(&t->train, idx);
     const uint8_t *mask = lrsa_dataset_mask(&t->train, idx);
     int64_t T = lrsa_dataset_len(&t->train, idx);
@@ -306,13 +373,14 @@ static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target)
     }
     float w = (float)(1.0 / n_target);
     for (int64_t i = 0; i < T; i++) t->weight[i] = (i > 0 && mask[i]) ? w : 0.0f;
+    if (t->have_lora) t->lora.pass_key = key;
     lrsa_workspace *ws = t->gpu ? lrsa_train_gpu_workspace(t->gpu) : t->ws;
     lrsa_attn_config attn = lrsa_attn_mix_pick(&t->attn_mix, step, idx);
     double loss = lrsa_model_forward_backward(&t->model, ws, ids, t->weight, 1, (int)T, &attn,
                                               t->cfg->recompute, 1, NULL);
-    if (t->acc) {
-        float *g = t->model.table.arena[LRSA_ROLE_GRAD];
-        for (int64_t i = 0; i < t->model.table.numel; i++) {
+    if (t->acc && !(t->have_sync && lrsa_grad_sync_consumed(&t->sync))) {
+        float *g = t->trainable->arena[LRSA_ROLE_GRAD];
+        for (int64_t i = 0; i < t->trainable->numel; i++) {
             t->acc[i] += g[i];
             g[i] = 0.0f;
         }
@@ -342,7 +410,7 @@ typedef struct step_result {
 
 static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
-    lrsa_tensor_table *tab = &t->model.table;
+    lrsa_tensor_table *tab = t->trainable;
     int64_t nm = t->micro_per_step;
     lrsa_global_batch *gb = lrsa_calloc((size_t)nm, sizeof *gb);
     int64_t n_target = 0, tokens = 0;
@@ -359,17 +427,31 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
     else
         lrsa_table_zero(tab, LRSA_ROLE_GRAD);
     if (t->acc) memset(t->acc, 0, sizeof(double) * (size_t)tab->numel);
+    float *g = tab->arena[LRSA_ROLE_GRAD];
+    if (t->have_sync) lrsa_grad_sync_begin(&t->sync, g, t->acc);
+    int64_t n_calls = 0, call = 0;
+    for (int64_t a = 0; a < nm; a++)
+        for (int64_t i = 0; i < gb[a].n_local; i++) n_calls += sample_fits(t, gb[a].local[i]);
     double sums[1] = {0};
     if (n_target > 0)
         for (int64_t a = 0; a < nm; a++)
             for (int64_t i = 0; i < gb[a].n_local; i++)
-                if (sample_fits(t, gb[a].local[i]))
-                    sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target);
+                if (sample_fits(t, gb[a].local[i])) {
+                    /* the same key on any rank and after a resume: the run's seed, the step,
+                     * the micro-batch and the sample */
+                    uint64_t key = (uint64_t)c->seed * 0x9e3779b97f4a7c15ULL ^
+                                   ((uint64_t)step << 24) ^ ((uint64_t)a << 56) ^
+                                   (uint64_t)gb[a].local[i];
+                    /* the last backward of the step starts the bucketed reduction */
+                    if (t->have_sync && ++call == n_calls) lrsa_grad_sync_arm(&t->sync);
+                    sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target, key);
+                }
     for (int64_t a = 0; a < nm; a++) lrsa_global_batch_free(&gb[a]);
     free(gb);
-    float *g = tab->arena[LRSA_ROLE_GRAD];
     if (t->gpu) {
         /* one rank: nothing to reduce */
+    } else if (t->have_sync) {
+        if (lrsa_grad_sync_finish(&t->sync, e)) return -1;
     } else if (t->acc) {
         if (lrsa_comm_allreduce_sum_f64(t->comm, t->acc, tab->numel, e)) return -1;
         for (int64_t i = 0; i < tab->numel; i++) g[i] = (float)t->acc[i];
@@ -446,14 +528,26 @@ static int loop(trainer *t, lrsa_err *e) {
     if (t->comm->rank == 0 && !t->opts->quiet) {
         if (t->resume_from[0])
             printf("resuming from %s (step %lld)\n", t->resume_from, (long long)t->st.step);
+        if (t->have_lora)
+            printf("LoRA rank %d, alpha %g, dropout %g on %s: %lld trainable parameters, base "
+                   "frozen (checksum %s)\n",
+                   t->lora.cfg.rank, t->lora.cfg.alpha, t->lora.cfg.dropout, c->lora_targets,
+                   (long long)t->lora.table.numel, t->base_checksum);
         char attn[256];
         lrsa_attn_mix_describe(&t->attn_mix, attn, sizeof attn);
         printf("training %s: %lld parameters, %d rank(s), %lld micro-batch(es) of <= %lld tokens "
                "per step, attention %s\n",
-               c->run_dir, (long long)t->model.table.numel, t->comm->world,
+               c->run_dir, (long long)t->trainable->numel, t->comm->world,
                (long long)t->micro_per_step, (long long)t->loader_budget, attn);
+        if (t->model.cfg.defaults_used[0])
+            printf("model config.json leaves out %s: Hugging Face's defaults used\n",
+                   t->model.cfg.defaults_used);
         fflush(stdout);
     }
+    char note[1024];
+    if (t->comm->rank == 0 &&
+        lrsa_attn_mix_short_note(&t->attn_mix, &t->train, c->max_len, note, sizeof note))
+        fprintf(stderr, "lrsa: warning: %s\n", note);
     /* A fresh run measures the starting model too, so the curves show what training did. */
     if (first == 1 && c->eval_every > 0 && run_eval(t, 0, e)) return -1;
     t0 = lrsa_now(); /* the ETA counts training steps, not that first evaluation */
@@ -511,9 +605,12 @@ static void trainer_free(trainer *t) {
     if (t->metrics) fclose(t->metrics);
     if (t->ws) lrsa_workspace_free(t->ws);
     lrsa_train_gpu_free(t->gpu);
+    if (t->have_sync) lrsa_grad_sync_free(&t->sync);
     if (t->have_loader) lrsa_loader_free(&t->loader);
     if (t->have_opt) lrsa_adamw_free(&t->opt);
+    if (t->have_lora) lrsa_lora_free(&t->lora);
     if (t->have_model) lrsa_model_free(&t->model);
+    free(t->lora_json);
     if (t->have_train) lrsa_dataset_close(&t->train);
     if (t->have_eval) lrsa_dataset_close(&t->eval);
     free(t->acc);

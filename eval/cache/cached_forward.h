@@ -22,6 +22,31 @@ typedef struct lrsa_layer_observer {
     void *user;
 } lrsa_layer_observer;
 
+/* ---- Several sequences per forward (batched evaluation) ---- */
+/* One sequence of a batched forward: n new tokens of its own sequence, fed into its own cache at
+ * absolute positions cache->seen .. cache->seen + n - 1. logits: NULL, [n, V] (all_logits) or [V]
+ * of its last token. obs (may be NULL) watches this sequence only. */
+typedef struct lrsa_forward_seq {
+    lrsa_kv_cache *cache;
+    const int32_t *ids;
+    int64_t n;
+    float *logits;
+    int all_logits;
+    const lrsa_layer_observer *obs;
+} lrsa_forward_seq;
+
+/* One forward of several sequences, each over its own cache (distinct caches). The rows of all
+ * sequences are packed into one matrix (no padding) for everything around attention: embedding,
+ * q/k/v, the output block and the LM head of the last-token logits are one GEMM over all rows,
+ * so B sequences of short chunks or single decode tokens make B times taller GEMMs. Attention
+ * runs per sequence over its own cache (lrsa_cache_attention), and each cache runs its own
+ * compression events after the forward. Per row the arithmetic is that of one
+ * lrsa_cached_forward_observed per sequence; only SGEMM's rounding may differ, because OpenBLAS
+ * accumulates a row differently depending on how many rows share the call (docs/EVAL.md,
+ * "Batched evaluation"). One sequence gives exactly lrsa_cached_forward_observed. Returns the
+ * number of (layer, head) events over all caches. */
+int lrsa_cached_forward_batch(const lrsa_model *m, const lrsa_forward_seq *seqs, int n_seqs);
+
 /* One forward of N new tokens at absolute positions c->seen .. c->seen + N - 1. logits may be
  * NULL; otherwise it receives [N, V] (all_logits) or [V] of the last token. Then every layer's
  * compression event runs if it triggers. Returns the number of (layer, head) events. */

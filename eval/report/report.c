@@ -101,6 +101,21 @@ static void example_answers(FILE *f, const rp_set *s, rp_filter base) {
     fprintf(f, "\n");
 }
 
+/* In place of a picture that cannot be drawn: why, in report.md and on stdout. */
+static void no_picture(FILE *f, const char *what, const char *why) {
+    fprintf(f, "*No %s picture: %s.*\n\n", what, why);
+    printf("report: no %s picture: %s\n", what, why);
+}
+
+/* Why the pictures over the keep fraction are missing (they need two keep fractions). */
+static const char *why_no_keep_axis(const rp_set *s) {
+    return rp_n_keep_budgets(s) == 0
+               ? "the budgets are token counts (tokens_per_layer), which have no keep axis; give "
+                 "budgets.keep two or more fractions to draw one"
+               : "the grid has one keep fraction; give budgets.keep two or more (e.g. [1, 1/4]) "
+                 "to draw score against it";
+}
+
 static void setting_section(FILE *f, const rp_set *s, const char *run_dir, const char *model,
                             const char *protocol, const char *prefill, int many, lrsa_err *e) {
     rp_filter base = rp_any();
@@ -118,9 +133,12 @@ static void setting_section(FILE *f, const rp_set *s, const char *run_dir, const
                "(weighted by samples). Columns are the budget: the fraction of the context's KV "
                "rows kept per layer and head (1 = no compression).\n\n");
     method_table(f, s, base, offsetof(rp_row, score), 1, NULL, 1);
-    if (rp_plot_score_vs_keep(s, run_dir, model, protocol, prefill, name, sizeof name, e) == 0 &&
-        name[0])
-        fprintf(f, "![score vs keep fraction](%s)\n\n", name);
+    if (rp_plot_score_vs_keep(s, run_dir, model, protocol, prefill, name, sizeof name, e) == 0) {
+        if (name[0])
+            fprintf(f, "![score vs keep fraction](%s)\n\n", name);
+        else
+            no_picture(f, "score-vs-keep", why_no_keep_axis(s));
+    }
     for (int t = 0; t < s->tasks.n; t++) {
         rp_filter q = base;
         q.task = s->tasks.v[t];
@@ -151,6 +169,10 @@ static void setting_section(FILE *f, const rp_set *s, const char *run_dir, const
                 0 &&
             name[0])
             fprintf(f, "![%s: length x depth](%s)\n\n", q.task, name);
+        else if (nl == 1 && nd == 1)
+            no_picture(f, "length x depth heat map",
+                       "the task has one length and one depth; give it two or more lengths or "
+                       "depths to draw one");
     }
     fprintf(f, "### Answer NLL\n\nTeacher-forced negative log-likelihood of the reference answer "
                "(nats per token, lower is better), mean over tasks.\n\n");
@@ -218,8 +240,14 @@ static void side_by_side_section(FILE *f, const rp_set *s, const char *run_dir, 
     }
     fprintf(f, "\n");
     char name[512];
-    if (rp_plot_side_by_side(s, run_dir, by, fixed1, prefill, name, sizeof name, e) == 0 && name[0])
-        fprintf(f, "![%s side by side](%s)\n\n", by == RP_BY_MODEL ? "models" : "protocols", name);
+    if (rp_plot_side_by_side(s, run_dir, by, fixed1, prefill, name, sizeof name, e) == 0) {
+        if (name[0])
+            fprintf(f, "![%s side by side](%s)\n\n", by == RP_BY_MODEL ? "models" : "protocols",
+                    name);
+        else
+            no_picture(f, by == RP_BY_MODEL ? "models side-by-side" : "protocols side-by-side",
+                       why_no_keep_axis(s));
+    }
 }
 
 int lrsa_report_write(const char *run_dir, lrsa_err *e) {

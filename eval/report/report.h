@@ -23,6 +23,9 @@ int rp_plot_heatmaps(const rp_set *s, const char *run_dir, const char *model, co
 typedef enum rp_by { RP_BY_MODEL = 0, RP_BY_PROTOCOL } rp_by;
 int rp_plot_side_by_side(const rp_set *s, const char *run_dir, rp_by by, const char *fixed1,
                          const char *prefill, char *name, size_t cap, lrsa_err *e);
-/* Writes RUN_DIR/report.md and its pictures. */
+/* The number of keep-fraction budgets: the pictures over keep need two. */
+int rp_n_keep_budgets(const rp_set *s);
+/* Writes RUN_DIR/report.md and its pictures. A picture that cannot be drawn (one keep fraction,
+ * one length and depth) is replaced by a line saying why, in report.md and on stdout. */
 int lrsa_report_write(const char *run_dir, lrsa_err *e);
 #endif

@@ -30,6 +30,12 @@ static int keep_budgets(const rp_set *s, int *idx, double *keep) {
     return n;
 }
 
+int rp_n_keep_budgets(const rp_set *s) {
+    int idx[64];
+    double keep[64];
+    return keep_budgets(s, idx, keep);
+}
+
 /* The uncompressed reference ("none") is black; the other methods take the palette in order, so
  * ten compressing methods get ten distinct colours. */
 static const char *method_color(const rp_set *s, int m) {

@@ -44,40 +44,95 @@ static int answer_span(const lrsa_model *m, const int32_t *ids, const uint8_t *m
     return 0;
 }
 
+void lrsa_teacher_force_batch(const lrsa_model *m, lrsa_teacher_seq *seqs, int B) {
+    const int V = m->cfg.vocab_size;
+    int64_t *t = lrsa_malloc((size_t)B * sizeof(int64_t));
+    lrsa_forward_seq *fw = lrsa_malloc((size_t)B * sizeof *fw);
+    for (int b = 0; b < B; b++) {
+        t[b] = seqs[b].from;
+        seqs[b].nll_sum = 0.0;
+        seqs[b].n_tokens = 0;
+    }
+    for (;;) {
+        int k = 0;
+        for (int b = 0; b < B; b++) {
+            lrsa_teacher_seq *q = &seqs[b];
+            if (t[b] >= q->to) continue;
+            if (q->mask[t[b]]) {
+                q->nll_sum += lrsa_token_nll(q->logits, V, q->ids[t[b]]);
+                q->n_tokens++;
+            }
+            /* Teacher forcing: each fed token is one decode step (incremental compression). */
+            if (t[b] + 1 < q->to)
+                fw[k++] = (lrsa_forward_seq){q->cache, &q->ids[t[b]], 1, q->logits, 0, NULL};
+            t[b]++;
+        }
+        if (k == 0) break;
+        lrsa_cached_forward_batch(m, fw, k);
+    }
+    free(t);
+    free(fw);
+}
+
 int lrsa_answer_nll_from(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids,
                          const uint8_t *mask, int64_t n, int64_t done, const float *logits_done,
                          double *nll_sum, int64_t *n_tokens, lrsa_err *e) {
-    *nll_sum = 0.0;
-    *n_tokens = 0;
-    int64_t first, last;
-    if (answer_span(m, ids, mask, n, &first, &last, e) != 0) return -1;
-    if (done < 1 || done > first)
+    lrsa_nll_seq q = {c, ids, mask, n, done, logits_done, 0.0, 0};
+    int rc = lrsa_answer_nll_from_batch(m, &q, 1, e);
+    *nll_sum = q.nll_sum;
+    *n_tokens = q.n_tokens;
+    return rc;
+}
+
+/* The checks of one sample of lrsa_answer_nll_from_batch; *first, *last its answer span. */
+static int check_from(const lrsa_model *m, const lrsa_nll_seq *q, int64_t *first, int64_t *last,
+                      lrsa_err *e) {
+    if (answer_span(m, q->ids, q->mask, q->n, first, last, e) != 0) return -1;
+    if (q->done < 1 || q->done > *first)
         return lrsa_errorf(e,
                            "answer NLL: the cache holds %lld tokens, but the answer starts at "
                            "token %lld; compress at most the prompt",
-                           (long long)done, (long long)first);
-    if (done == first && !logits_done)
+                           (long long)q->done, (long long)*first);
+    if (q->done == *first && !q->logits_done)
         return lrsa_errorf(e, "answer NLL: the logits after the compressed prompt are needed");
+    return 0;
+}
+
+int lrsa_answer_nll_from_batch(const lrsa_model *m, lrsa_nll_seq *seqs, int B, lrsa_err *e) {
     const int V = m->cfg.vocab_size;
-    float *logits = lrsa_malloc((size_t)V * sizeof(float));
-    if (done < first) /* the question, in one forward on the compressed cache */
-        lrsa_cached_forward(m, c, ids + done, first - done, logits, 0);
-    else
-        memcpy(logits, logits_done, (size_t)V * sizeof(float));
-    double sum = lrsa_token_nll(logits, V, ids[first]);
-    int64_t cnt = 1;
-    /* Teacher forcing: each answer token is one decode step (incremental compression). */
-    for (int64_t t = first; t < last; t++) {
-        lrsa_cached_forward(m, c, &ids[t], 1, logits, 0);
-        if (mask[t + 1]) {
-            sum += lrsa_token_nll(logits, V, ids[t + 1]);
-            cnt++;
+    lrsa_teacher_seq *tf = lrsa_calloc((size_t)B, sizeof *tf);
+    lrsa_forward_seq *fw = lrsa_malloc((size_t)B * sizeof *fw);
+    float *logits = lrsa_malloc((size_t)B * V * sizeof(float));
+    int rc = 0, k = 0;
+    for (int b = 0; b < B && rc == 0; b++) {
+        lrsa_nll_seq *q = &seqs[b];
+        q->nll_sum = 0.0;
+        q->n_tokens = 0;
+        int64_t first, last;
+        rc = check_from(m, q, &first, &last, e);
+        if (rc != 0) {
+            if (B > 1) lrsa_err_prefix(e, "(sample %d of %d in the batch) ", b + 1, B);
+            break;
+        }
+        float *lg = logits + (int64_t)b * V;
+        if (q->done < first) /* the question, in one forward on the compressed cache */
+            fw[k++] = (lrsa_forward_seq){q->cache, q->ids + q->done, first - q->done, lg, 0, NULL};
+        else
+            memcpy(lg, q->logits_done, (size_t)V * sizeof(float));
+        tf[b] = (lrsa_teacher_seq){q->cache, q->ids, q->mask, first, last + 1, lg, 0.0, 0};
+    }
+    if (rc == 0) {
+        if (k > 0) lrsa_cached_forward_grouped(m, fw, k);
+        lrsa_teacher_force_batch(m, tf, B);
+        for (int b = 0; b < B; b++) {
+            seqs[b].nll_sum = tf[b].nll_sum;
+            seqs[b].n_tokens = tf[b].n_tokens;
         }
     }
+    free(tf);
+    free(fw);
     free(logits);
-    *nll_sum = sum;
-    *n_tokens = cnt;
-    return 0;
+    return rc;
 }
 
 int lrsa_answer_nll_cache(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids,

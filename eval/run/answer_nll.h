@@ -49,4 +49,35 @@ int lrsa_answer_nll_press(const lrsa_model *m, const int32_t *ids, const uint8_t
 int lrsa_answer_nll_from(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids,
                          const uint8_t *mask, int64_t n, int64_t done, const float *logits_done,
                          double *nll_sum, int64_t *n_tokens, lrsa_err *e);
+
+/* ---- Several samples at once (batched evaluation) ---- */
+/* Teacher forcing of one sequence: from the logits after ids[from-1], scores ids[t] where
+ * mask[t] for t in [from, to) and feeds ids[t] whenever a later position is scored. */
+typedef struct lrsa_teacher_seq {
+    lrsa_kv_cache *cache;
+    const int32_t *ids;
+    const uint8_t *mask;
+    int64_t from, to;
+    float *logits;    /* in: [V] logits after ids[from-1]; overwritten */
+    double nll_sum;   /* out */
+    int64_t n_tokens; /* out */
+} lrsa_teacher_seq;
+/* Every step feeds one token of each unfinished sequence in one forward
+ * (lrsa_cached_forward_batch); a sequence with a shorter answer drops out early. */
+void lrsa_teacher_force_batch(const lrsa_model *m, lrsa_teacher_seq *seqs, int B);
+
+/* One sample of lrsa_answer_nll_from_batch: lrsa_answer_nll_from's arguments and its sums. */
+typedef struct lrsa_nll_seq {
+    lrsa_kv_cache *cache;
+    const int32_t *ids;
+    const uint8_t *mask;
+    int64_t n, done;
+    const float *logits_done;
+    double nll_sum;   /* out */
+    int64_t n_tokens; /* out */
+} lrsa_nll_seq;
+/* lrsa_answer_nll_from of B samples at once: the questions in batched forwards, then the
+ * answers by lrsa_teacher_force_batch. Per sample the arithmetic of lrsa_answer_nll_from up to
+ * SGEMM rounding (eval/cache/cached_forward.h). */
+int lrsa_answer_nll_from_batch(const lrsa_model *m, lrsa_nll_seq *seqs, int B, lrsa_err *e);
 #endif

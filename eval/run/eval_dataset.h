@@ -5,6 +5,7 @@
 #ifndef LRSA_EVAL_EVAL_DATASET_H
 #define LRSA_EVAL_EVAL_DATASET_H
 #include <stdint.h>
+#include <stdio.h>
 
 #include "data/dataset.h"
 #include "data/tokenizer.h"
@@ -24,6 +25,11 @@ int lrsa_answer_nll_cache(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *
  * answer is non-empty and occurs in the generated text. */
 int lrsa_answer_matches(const char *generated, const char *answer);
 
+/* Samples evaluated together (one forward for all) by `lrsa eval` and the grid unless told
+ * otherwise: chosen by measurement (docs/EVAL.md, "Batched evaluation"); memory grows with it. */
+#define LRSA_EVAL_BATCH     4
+#define LRSA_EVAL_BATCH_MAX 256
+
 typedef struct lrsa_eval_options {
     int64_t n_samples; /* first N samples (<= 0: all) */
     int want_nll, want_match;
@@ -31,8 +37,11 @@ typedef struct lrsa_eval_options {
     const lrsa_tokenizer *tok; /* needed for match (decoding) */
     const int32_t *stop_ids;   /* chat stop ids for match */
     int n_stop;
-    int verbose;                  /* print one line per sample to stderr */
+    int verbose;    /* print one line per sample to stderr */
+    FILE *progress; /* when set (a terminal), a progress line "sample i/n, ETA" rewritten in
+                       place before each sample */
     lrsa_sample_records *records; /* when set, one record per sample is appended */
+    int batch; /* samples per forward (<= 1: one at a time); docs/EVAL.md "Batched evaluation" */
 } lrsa_eval_options;
 
 typedef struct lrsa_eval_result {

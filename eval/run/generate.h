@@ -41,16 +41,37 @@ int lrsa_generate_from(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *pro
                        int64_t done, const float *logits_done, const lrsa_gen_options *o,
                        lrsa_token_fn on_token, void *user, lrsa_gen_result *res, lrsa_err *e);
 
-/* The next token from logits[V]: argmax (ties to the lower id) when temperature <= 0, else a
- * draw from softmax(logits / temperature) restricted to the smallest set of most likely tokens
- * whose probability reaches top_p. */
-/* The decoding loop on any cache: samples from `logits` (the prompt's last logits; overwritten),
- * and feeds each sampled token through feed(ctx, id, logits), which must write the next logits
- * [V]. Stops at a stop id, at max_new, or when on_token returns non-zero. */
+/* One sequence of lrsa_generate_from_batch: lrsa_generate_from's arguments, and its result. */
+typedef struct lrsa_gen_seq {
+    lrsa_kv_cache *cache;
+    const int32_t *prompt;
+    int64_t n, done;
+    const float *logits_done;
+    lrsa_gen_options opt;
+    lrsa_token_fn on_token; /* may be NULL */
+    void *user;
+    lrsa_gen_result res; /* out (res.ids malloc'd, the caller frees) */
+} lrsa_gen_seq;
+
+/* lrsa_generate_from of B sequences at once, each on its own cache: the questions (done < n)
+ * are fed in batched forwards (lrsa_cached_forward_grouped), then each decode step feeds the
+ * new tokens of every unfinished sequence in one forward (lrsa_cached_forward_batch). Each
+ * sequence stops on its own (a stop id, its max_new or its callback) and drops out of the
+ * later steps. Per sequence the arithmetic is lrsa_generate_from's (up to SGEMM rounding:
+ * cached_forward.h); prefill_s and decode_s are the batch's (shared) times. */
+int lrsa_generate_from_batch(const lrsa_model *m, lrsa_gen_seq *seqs, int B, lrsa_err *e);
+
+/* The decoding loop of one sequence on any cache (the GPU cache uses it; the CPU caches
+ * decode in batches, lrsa_generate_from_batch): samples from `logits` (the prompt's last logits;
+ * overwritten), and feeds each sampled token through feed(ctx, id, logits), which must write the
+ * next logits [V]. Stops at a stop id, at max_new, or when on_token returns non-zero. */
 typedef void (*lrsa_gen_step_fn)(void *ctx, int32_t id, float *logits);
 int lrsa_generate_decode(lrsa_gen_step_fn feed, void *ctx, int V, float *logits,
                          const lrsa_gen_options *o, lrsa_token_fn on_token, void *user,
                          lrsa_gen_result *res);
+/* The next token from logits[V]: argmax (ties to the lower id) when temperature <= 0, else a
+ * draw from softmax(logits / temperature) restricted to the smallest set of most likely tokens
+ * whose probability reaches top_p. */
 int32_t lrsa_sample_token(const float *logits, int V, float temperature, float top_p,
                           lrsa_rng *rng);
 int32_t lrsa_argmax(const float *x, int n);

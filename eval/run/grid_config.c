@@ -8,7 +8,9 @@
 #include <yaml.h>
 
 #include "base/fileio.h"
+#include "base/yaml_doc.h"
 #include "data/synthetic/tasks.h"
+#include "eval/run/eval_dataset.h"
 #include "eval/run/grid_data.h"
 
 /* ---- small helpers ---- */
@@ -59,7 +61,22 @@ const char *lrsa_closest_word(const char *word, const char *choices, char *buf, 
 
 /* "FILE:LINE" of a node. */
 static const char *at(char *buf, size_t cap, const char *file, const yaml_node_t *n) {
-    snprintf(buf, cap, "%s:%d", file, (int)n->start_mark.line + 1);
+    snprintf(buf, cap, "%s:%d", file, lrsa_yaml_line(n));
+    return buf;
+}
+
+static const char COMMAND_LINE[] = "command line"; /* the `file` of overrides */
+
+/* The line recorded for a model, method or task given by node n (-1: an override). */
+static int line_of(const char *file, const yaml_node_t *n) {
+    return file == COMMAND_LINE ? -1 : lrsa_yaml_line(n);
+}
+
+const char *lrsa_grid_where(const lrsa_grid_config *c, int line, char *buf, size_t cap) {
+    if (line > 0)
+        snprintf(buf, cap, "%s:%d", c->path, line);
+    else
+        snprintf(buf, cap, "%s", line < 0 ? COMMAND_LINE : c->path);
     return buf;
 }
 
@@ -244,6 +261,7 @@ static int parse_models(lrsa_grid_config *c, yaml_document_t *doc, yaml_node_t *
             return lrsa_errorf(e, "%s: at most %d models", w, LRSA_GRID_MAX_MODELS);
         lrsa_grid_model *m = &c->models[c->n_models++];
         memset(m, 0, sizeof *m);
+        m->line = line_of(file, x);
         if (x->type == YAML_SCALAR_NODE) {
             const char *v = scalar(x);
             int found = 0;
@@ -313,6 +331,7 @@ static int parse_methods(lrsa_grid_config *c, yaml_document_t *doc, yaml_node_t 
             for (int i = 0; i < old->n_methods && !found; i++)
                 if (!strcmp(old->methods[i].label, v)) *m = old->methods[i], found = 1;
             if (!found) rc = method_init(m, v, w, e);
+            if (!found) m->line = line_of(file, x);
             continue;
         }
         if (x->type != YAML_MAPPING_NODE) {
@@ -330,6 +349,7 @@ static int parse_methods(lrsa_grid_config *c, yaml_document_t *doc, yaml_node_t 
             break;
         }
         if ((rc = method_init(m, name, w, e)) != 0) break;
+        m->line = line_of(file, x);
         for (yaml_node_pair_t *p = x->data.mapping.pairs.start;
              rc == 0 && p < x->data.mapping.pairs.top; p++) {
             yaml_node_t *k = yaml_document_get_node(doc, p->key),
@@ -494,6 +514,7 @@ static int parse_tasks(lrsa_grid_config *c, yaml_document_t *doc, yaml_node_t *n
         lrsa_grid_task *t = &c->tasks[c->n_tasks++];
         memset(t, 0, sizeof *t);
         t->n = 4;
+        t->line = line_of(file, x);
         if (x->type != YAML_MAPPING_NODE)
             return lrsa_errorf(
                 e, "%s: a task is a mapping, e.g. {synthetic: passkey, lengths: [1024]}", w);
@@ -556,7 +577,7 @@ static int parse_enum_list(yaml_document_t *doc, yaml_node_t *n, const char *w, 
 }
 
 static const char TOP_KEYS[] =
-    "run_dir haystack models methods budgets tasks protocols prefill max_new";
+    "run_dir haystack models methods budgets tasks protocols prefill max_new batch";
 
 /* One top-level key (file or override). sub: the part after "key." for overrides, or NULL. */
 static int top_key(lrsa_grid_config *c, yaml_document_t *doc, const char *key, const char *sub,
@@ -565,7 +586,10 @@ static int top_key(lrsa_grid_config *c, yaml_document_t *doc, const char *key, c
         return lrsa_errorf(e, "%s: '%s.%s': only budgets.* and tasks.* take a sub-key", w, key,
                            sub);
     if (!strcmp(key, "run_dir")) return get_str(v, w, key, c->run_dir, sizeof c->run_dir, e);
-    if (!strcmp(key, "haystack")) return get_str(v, w, key, c->haystack, sizeof c->haystack, e);
+    if (!strcmp(key, "haystack")) {
+        c->haystack_line = line_of(file, v);
+        return get_str(v, w, key, c->haystack, sizeof c->haystack, e);
+    }
     if (!strcmp(key, "models")) return parse_models(c, doc, v, file, e);
     if (!strcmp(key, "methods")) return parse_methods(c, doc, v, file, e);
     if (!strcmp(key, "budgets")) {
@@ -594,6 +618,15 @@ static int top_key(lrsa_grid_config *c, yaml_document_t *doc, const char *key, c
         c->max_new = (int)x;
         return 0;
     }
+    if (!strcmp(key, "batch")) {
+        int64_t x;
+        if (parse_i64_text(scalar(v), w, key, &x, e)) return -1;
+        if (x < 1 || x > LRSA_EVAL_BATCH_MAX)
+            return lrsa_errorf(e, "%s: batch must be in [1, %d] (samples per forward)", w,
+                               LRSA_EVAL_BATCH_MAX);
+        c->batch = (int)x;
+        return 0;
+    }
     return unknown_key(w, key, "top-level", TOP_KEYS, e);
 }
 
@@ -604,23 +637,9 @@ static void defaults(lrsa_grid_config *c) {
     c->prefill[0] = LRSA_PREFILL_CHUNKED;
     c->n_prefill = 1;
     c->max_new = 0; /* per sample: its reference answer's tokens + 16 (lrsa_eval_max_new) */
+    c->batch = LRSA_EVAL_BATCH;
     c->budgets[0].keep = 1.0;
     c->n_budgets = 1;
-}
-
-static int load_doc(yaml_document_t *doc, const char *text, size_t n, const char *where,
-                    lrsa_err *e) {
-    yaml_parser_t parser;
-    if (!yaml_parser_initialize(&parser)) return lrsa_errorf(e, "%s: libyaml init failed", where);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, n);
-    int rc = 0;
-    if (!yaml_parser_load(&parser, doc))
-        rc = lrsa_errorf(e, "%s:%d:%d: YAML syntax error: %s%s%s", where,
-                         (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1,
-                         parser.problem ? parser.problem : "?", parser.context ? " " : "",
-                         parser.context ? parser.context : "");
-    yaml_parser_delete(&parser);
-    return rc;
 }
 
 int lrsa_grid_config_parse(lrsa_grid_config *c, const char *text, size_t n, const char *where,
@@ -628,7 +647,7 @@ int lrsa_grid_config_parse(lrsa_grid_config *c, const char *text, size_t n, cons
     defaults(c);
     snprintf(c->path, sizeof c->path, "%s", where);
     yaml_document_t doc;
-    if (load_doc(&doc, text, n, where, e)) return -1;
+    if (lrsa_yaml_load(&doc, text, n, where, e)) return -1;
     int rc = 0;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root || root->type != YAML_MAPPING_NODE) {
@@ -678,13 +697,13 @@ int lrsa_grid_config_override(lrsa_grid_config *c, const char *assignment, lrsa_
     if (dot) *dot = '\0';
     yaml_document_t doc;
     const char *value = eq + 1;
-    if (load_doc(&doc, value, strlen(value), "command line", e)) return -1;
+    if (lrsa_yaml_load(&doc, value, strlen(value), COMMAND_LINE, e)) return -1;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     int rc;
     if (!root)
         rc = lrsa_errorf(e, "command line: '%s' has no value", assignment);
     else
-        rc = top_key(c, &doc, key, dot ? dot + 1 : NULL, root, "command line", "command line", e);
+        rc = top_key(c, &doc, key, dot ? dot + 1 : NULL, root, COMMAND_LINE, COMMAND_LINE, e);
     yaml_document_delete(&doc);
     return rc;
 }

@@ -10,6 +10,7 @@
  *   protocols: [query-agnostic, query-aware]
  *   prefill:  [chunked]
  *   max_new: 32
+ *   batch: 4                             # samples per forward (memory grows with it)
  *
  * Everything is validated when the config is loaded (lrsa_grid_config_validate), before any
  * model is read: unknown keys (with the closest valid key as a suggestion), wrong types, bad
@@ -32,12 +33,14 @@
 typedef struct lrsa_grid_model {
     char name[64]; /* label in results and reports (default: the directory's last component) */
     char path[LRSA_GRID_PATH];
+    int line; /* where it was given: its line in the file, -1 = the command line */
 } lrsa_grid_model;
 
 typedef struct lrsa_grid_method {
     char label[64];       /* default: the method name */
     lrsa_press_spec spec; /* keep = 1; the budget is set per cell */
     char compresskv_file[LRSA_GRID_PATH];
+    int line; /* as lrsa_grid_model's */
 } lrsa_grid_method;
 
 typedef struct lrsa_grid_budget {
@@ -57,12 +60,14 @@ typedef struct lrsa_grid_task {
     uint64_t seed;       /* synthetic generation */
     char answer_sep[16]; /* splits a reference answer into parts for string-match-all */
     int max_new;         /* generation budget for this task's answers (0: the grid's max_new) */
+    int line;            /* as lrsa_grid_model's */
 } lrsa_grid_task;
 
 typedef struct lrsa_grid_config {
     char path[LRSA_GRID_PATH]; /* the YAML file (for messages) */
     char run_dir[LRSA_GRID_PATH];
     char haystack[LRSA_GRID_PATH]; /* "" = the default search ($LRSA_CACHE/haystack, ...) */
+    int haystack_line;             /* as lrsa_grid_model's */
     lrsa_grid_model models[LRSA_GRID_MAX_MODELS];
     int n_models;
     lrsa_grid_method methods[LRSA_GRID_MAX_METHODS];
@@ -76,6 +81,7 @@ typedef struct lrsa_grid_config {
     lrsa_prefill_mode prefill[2];
     int n_prefill;
     int max_new; /* generation budget per answer */
+    int batch;   /* samples evaluated together, one forward for all (LRSA_EVAL_BATCH default) */
 } lrsa_grid_config;
 
 /* Loads a YAML file (defaults for absent optional keys). */
@@ -89,6 +95,8 @@ int lrsa_grid_config_parse(lrsa_grid_config *c, const char *text, size_t n, cons
 int lrsa_grid_config_override(lrsa_grid_config *c, const char *assignment, lrsa_err *e);
 /* Required keys, ranges, budgets against every method, and every path that must exist. */
 int lrsa_grid_config_validate(const lrsa_grid_config *c, lrsa_err *e);
+/* "FILE:LINE" for a line of the config file, "command line" for -1, FILE for 0 (a default). */
+const char *lrsa_grid_where(const lrsa_grid_config *c, int line, char *buf, size_t cap);
 
 /* The spec of a method at a budget (keep or tokens_per_layer set from b) and prefill mode. */
 void lrsa_grid_spec_at(const lrsa_grid_method *m, const lrsa_grid_budget *b,

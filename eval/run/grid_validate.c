@@ -16,8 +16,9 @@ int lrsa_grid_config_validate(const lrsa_grid_config *c, lrsa_err *e) {
     if (c->n_methods == 0) return lrsa_errorf(e, "%s: required key methods is missing", f);
     if (c->n_tasks == 0) return lrsa_errorf(e, "%s: required key tasks is missing", f);
     if (c->n_budgets == 0) return lrsa_errorf(e, "%s: budgets is empty", f);
-    char p[LRSA_GRID_PATH + 32];
+    char p[LRSA_GRID_PATH + 32], w[LRSA_GRID_PATH + 32];
     for (int i = 0; i < c->n_models; i++) {
+        f = lrsa_grid_where(c, c->models[i].line, w, sizeof w);
         lrsa_path_join(p, sizeof p, c->models[i].path, "config.json");
         if (!lrsa_file_exists(p))
             return lrsa_errorf(
@@ -38,6 +39,7 @@ int lrsa_grid_config_validate(const lrsa_grid_config *c, lrsa_err *e) {
     }
     for (int i = 0; i < c->n_methods; i++) {
         const lrsa_grid_method *m = &c->methods[i];
+        f = lrsa_grid_where(c, m->line, w, sizeof w);
         for (int j = 0; j < i; j++)
             if (!strcmp(m->label, c->methods[j].label))
                 return lrsa_errorf(e, "%s: two methods are labelled '%s'; give one a 'label:'", f,
@@ -70,6 +72,7 @@ int lrsa_grid_config_validate(const lrsa_grid_config *c, lrsa_err *e) {
     }
     for (int i = 0; i < c->n_tasks; i++) {
         const lrsa_grid_task *t = &c->tasks[i];
+        f = lrsa_grid_where(c, t->line, w, sizeof w);
         if (t->file[0] && !lrsa_file_exists(t->file))
             return lrsa_errorf(e, "%s: task '%s': data file %s does not exist", f, t->name,
                                t->file);
@@ -90,7 +93,8 @@ int lrsa_grid_config_validate(const lrsa_grid_config *c, lrsa_err *e) {
             return lrsa_errorf(e, "%s: task '%s': n must be >= 1 samples per cell", f, t->name);
     }
     if (c->haystack[0] && !lrsa_is_dir(c->haystack))
-        return lrsa_errorf(e, "%s: haystack %s is not a directory", f, c->haystack);
+        return lrsa_errorf(e, "%s: haystack %s is not a directory",
+                           lrsa_grid_where(c, c->haystack_line, w, sizeof w), c->haystack);
     return 0;
 }
 

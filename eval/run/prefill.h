@@ -27,6 +27,40 @@ int lrsa_prefill_observed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *
                           lrsa_prefill_mode mode, float *logits, int all_logits,
                           const lrsa_layer_observer *obs, lrsa_err *e);
 
+/* ---- Several prompts at once (batched evaluation) ---- */
+/* Rows one batched forward packs at most (a longer single chunk runs alone): bounds the
+ * activations' memory (about 32 KB per row for SmolLM2-135M) whatever the batch size. */
+#define LRSA_BATCH_MAX_ROWS 2048
+
+/* lrsa_cached_forward_batch of B sequences in order, as few forwards as LRSA_BATCH_MAX_ROWS
+ * allows (consecutive sequences share a forward; a longer one runs alone). */
+void lrsa_cached_forward_grouped(const lrsa_model *m, const lrsa_forward_seq *seqs, int B);
+
+/* lrsa_prefill_observed of several prompts, each into its own cache: seqs[b] holds the cache,
+ * the n prompt ids, logits ([V] or [n, V] with all_logits, or NULL) and an observer, as one
+ * prompt would. Each forward packs the next piece of every unfinished prompt
+ * (lrsa_cached_forward_batch): a chunked compressing cache advances one chunk per forward, so a
+ * short prompt drops out early; a one-shot prompt or a full cache is one piece. A forward packs
+ * at most LRSA_BATCH_MAX_ROWS rows; pieces that do not fit wait for the next forward. Every
+ * cache sees exactly the forwards lrsa_prefill_observed would give it. */
+int lrsa_prefill_batch(const lrsa_model *m, const lrsa_forward_seq *seqs, int B,
+                       lrsa_prefill_mode mode, lrsa_err *e);
+
+/* lrsa_press_prefill_and_score of B samples at once (one spec): c[b] empty caches, ids[b] of
+ * n[b] tokens, logits NULL or logits[b] as one sample's, out[b] the scores. The prefills are
+ * batched (lrsa_prefill_batch, one observer per sample); the scoring (KVzip's reconstruction
+ * passes included) runs per sample. */
+int lrsa_press_prefill_and_score_batch(const lrsa_model *m, int B, lrsa_kv_cache *const *c,
+                                       const lrsa_press_spec *s, const int32_t *const *ids,
+                                       const int64_t *n, float *const *logits, int all_logits,
+                                       lrsa_press_scores *out, lrsa_err *e);
+/* lrsa_press_compress of B samples at once: kept_fraction NULL or [B * layers * kv_heads]
+ * (sample b's per-head fractions at b * layers * kv_heads). */
+int lrsa_press_compress_batch(const lrsa_model *m, int B, lrsa_kv_cache *const *c,
+                              const lrsa_press_spec *s, const int32_t *const *ids, const int64_t *n,
+                              float *const *logits, int all_logits, double *kept_fraction,
+                              lrsa_err *e);
+
 /* ---- Running a press (eval/press/press.h) on one sample ---- */
 /* A press run on one sample: prefills `ids` (the context, or context + question for the
  * query-aware protocol) into the EMPTY full cache `c` while its observer collects what the

@@ -1,4 +1,5 @@
-/* Tile engine for CPU attention: BLAS on [BQ x BK] tiles plus an online softmax. */
+/* Tile engine for CPU attention (attention_tile.h): SGEMMs on [G*nq x BK] tiles of stacked
+ * query heads plus a vectorised online softmax. */
 #include "kernels/attention/attention_tile.h"
 
 #include <cblas.h>
@@ -7,20 +8,36 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "kernels/cpu/vexp.h"
+#include "kernels/cpu/vrow.h"
 
-void lrsa_attn_scratch_init(lrsa_attn_scratch *w, int D) {
-    w->s = lrsa_alloc_aligned(sizeof(float) * LRSA_ATTN_BQ * LRSA_ATTN_BK);
-    w->dp = lrsa_alloc_aligned(sizeof(float) * LRSA_ATTN_BQ * LRSA_ATTN_BK);
-    w->acc = lrsa_alloc_aligned(sizeof(float) * LRSA_ATTN_BQ * (size_t)(D > 0 ? D : 1));
-    w->m = lrsa_alloc_aligned(sizeof(float) * LRSA_ATTN_BQ);
-    w->l = lrsa_alloc_aligned(sizeof(float) * LRSA_ATTN_BQ);
-    w->delta = lrsa_alloc_aligned(sizeof(float) * LRSA_ATTN_BQ);
+int lrsa_attn_block_positions(int G) {
+    int p = LRSA_ATTN_MAX_ROWS / (G > 0 ? G : 1);
+    if (p > LRSA_ATTN_BQ) p = LRSA_ATTN_BQ;
+    return p > 0 ? p : 1;
+}
+
+void lrsa_attn_scratch_init(lrsa_attn_scratch *w, int rows, int D) {
+    w->rows = rows > 0 ? rows : 1;
+    w->D = D > 0 ? D : 1;
+    size_t rd = sizeof(float) * (size_t)w->rows * (size_t)w->D;
+    size_t rk = sizeof(float) * (size_t)w->rows * LRSA_ATTN_BK;
+    w->q = lrsa_alloc_aligned(rd);
+    w->o = lrsa_alloc_aligned(rd);
+    w->acc = lrsa_alloc_aligned(rd);
+    w->s = lrsa_alloc_aligned(rk);
+    w->dp = lrsa_alloc_aligned(rk);
+    w->m = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
+    w->l = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
+    w->delta = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
 }
 
 void lrsa_attn_scratch_free(lrsa_attn_scratch *w) {
+    free(w->q);
+    free(w->o);
+    free(w->acc);
     free(w->s);
     free(w->dp);
-    free(w->acc);
     free(w->m);
     free(w->l);
     free(w->delta);
@@ -31,7 +48,7 @@ void lrsa_attn_zero_rows(float *x, int64_t ld, int64_t n, int D) {
     for (int64_t r = 0; r < n; r++) memset(x + r * ld, 0, sizeof(float) * (size_t)D);
 }
 
-/* Number of keys of the segment that any of the rows qpos0 .. qpos_last can see. */
+/* Number of keys of the segment that any of the rows up to qpos_last can see. */
 static int seg_visible_len(const lrsa_attn_seg *sg, int64_t qpos_last) {
     if (!sg->causal) return sg->n;
     int64_t lim = qpos_last - sg->pos0 + 1;
@@ -39,7 +56,7 @@ static int seg_visible_len(const lrsa_attn_seg *sg, int64_t qpos_last) {
     return lim < sg->n ? (int)lim : sg->n;
 }
 
-/* Last visible column (exclusive) of query row at position qp within the key block starting at
+/* Last visible column (exclusive) of the query at position qp within the key tile starting at
  * segment row j0 of width nk. */
 static int row_limit(const lrsa_attn_seg *sg, int64_t qp, int j0, int nk) {
     if (!sg->causal) return nk;
@@ -48,110 +65,180 @@ static int row_limit(const lrsa_attn_seg *sg, int64_t qp, int j0, int nk) {
     return lim < nk ? (int)lim : nk;
 }
 
-void lrsa_attn_tile_forward(float *out, int64_t o_ld, float *lse, const float *q, int64_t q_ld,
-                            int nq, int64_t qpos0, const lrsa_attn_seg *segs, int nseg, int D,
-                            float scale, lrsa_attn_scratch *w) {
-    const int BK = LRSA_ATTN_BK;
-    memset(w->acc, 0, sizeof(float) * (size_t)nq * (size_t)D);
-    for (int r = 0; r < nq; r++) {
+/* Packs rows of the G heads of a block (head-major: row j*nq + t) into dst [G*nq, D]. */
+static void pack_rows(float *dst, const float *src, int64_t ld, int nq, int G, int D) {
+    for (int j = 0; j < G; j++)
+        for (int t = 0; t < nq; t++)
+            memcpy(dst + ((int64_t)j * nq + t) * D, src + t * ld + (int64_t)j * D,
+                   sizeof(float) * (size_t)D);
+}
+
+/* s[j] = e^(s[j] - sub) for j < n. */
+static void exp_shifted(float *s, int n, float sub) {
+#pragma omp simd
+    for (int j = 0; j < n; j++) s[j] = lrsa_vexpf(s[j] - sub);
+}
+
+static void scale_row(float *x, int n, float a) {
+#pragma omp simd
+    for (int c = 0; c < n; c++) x[c] *= a;
+}
+
+/* One row's online-softmax step over a score tile: srow[0..lim) are its visible scores,
+ * srow[lim..nk) are masked. srow becomes the unnormalised probabilities (0 where masked);
+ * (m, l) are updated and the row's accumulator is rescaled to the new maximum. */
+static void online_row(float *srow, int lim, int nk, float *m, float *l, float *arow, int D) {
+    float mx = lrsa_row_max(srow, lim);
+    float m_new = (isgreater(mx, *m) || isnan(mx)) ? mx : *m;
+    if (m_new == -INFINITY) { /* nothing visible yet: the row stays empty */
+        memset(srow, 0, sizeof(float) * (size_t)nk);
+        return;
+    }
+    float alpha = lrsa_vexpf(*m - m_new); /* rescales what was accumulated under the old max */
+    exp_shifted(srow, lim, m_new);
+    float sum = lrsa_row_sum(srow, lim);
+    if (nk > lim) memset(srow + lim, 0, sizeof(float) * (size_t)(nk - lim));
+    *l = *l * alpha + sum;
+    *m = m_new;
+    if (alpha != 1.0f) scale_row(arow, D, alpha);
+}
+
+void lrsa_attn_fwd_begin(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, int D) {
+    const int M = qb->G * qb->nq;
+    LRSA_CHECK(M <= w->rows && D == w->D, "(attention scratch too small for the block)");
+    pack_rows(w->q, qb->q, qb->q_ld, qb->nq, qb->G, D);
+    memset(w->acc, 0, sizeof(float) * (size_t)M * (size_t)D);
+    for (int r = 0; r < M; r++) {
         w->m[r] = -INFINITY;
         w->l[r] = 0.0f;
     }
-    for (int si = 0; si < nseg; si++) {
-        const lrsa_attn_seg *sg = &segs[si];
-        int nvis = seg_visible_len(sg, qpos0 + nq - 1);
-        for (int j0 = 0; j0 < nvis; j0 += BK) {
-            int nk = nvis - j0 < BK ? nvis - j0 : BK;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, D, scale, q, (int)q_ld,
-                        sg->k + j0 * sg->ld, (int)sg->ld, 0.0f, w->s, BK);
-            for (int r = 0; r < nq; r++) {
-                float *srow = w->s + (int64_t)r * BK;
-                int lim = row_limit(sg, qpos0 + r, j0, nk);
-                float mx = -INFINITY;
-                /* written so that a NaN score propagates (a diverged model must give a NaN
-                 * loss, not an abort or a silently finite output) */
-                for (int j = 0; j < lim; j++)
-                    if (!(srow[j] <= mx)) mx = srow[j];
-                float m_new = (mx > w->m[r] || isnan(mx)) ? mx : w->m[r];
-                if (m_new == -INFINITY) { /* nothing visible yet: the row stays empty */
-                    memset(srow, 0, sizeof(float) * (size_t)nk);
-                    continue;
-                }
-                /* rescale what was accumulated under the old max */
-                float alpha = expf(w->m[r] - m_new);
-                float sum = 0.0f;
-                for (int j = 0; j < lim; j++) {
-                    srow[j] = expf(srow[j] - m_new);
-                    sum += srow[j];
-                }
-                for (int j = lim; j < nk; j++) srow[j] = 0.0f;
-                w->l[r] = w->l[r] * alpha + sum;
-                w->m[r] = m_new;
-                if (alpha != 1.0f) {
-                    float *arow = w->acc + (int64_t)r * D;
-                    for (int c = 0; c < D; c++) arow[c] *= alpha;
-                }
+}
+
+void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
+                           const lrsa_attn_seg *sg, float scale) {
+    const int BK = LRSA_ATTN_BK, D = w->D, nq = qb->nq, M = qb->G * nq;
+    int nvis = seg_visible_len(sg, qb->qpos0 + nq - 1);
+    for (int j0 = 0; j0 < nvis; j0 += BK) {
+        int nk = nvis - j0 < BK ? nvis - j0 : BK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D,
+                    sg->k + j0 * sg->ld, (int)sg->ld, 0.0f, w->s, BK);
+        for (int j = 0; j < qb->G; j++)
+            for (int t = 0; t < nq; t++) {
+                int r = j * nq + t;
+                online_row(w->s + (int64_t)r * BK, row_limit(sg, qb->qpos0 + t, j0, nk), nk,
+                           &w->m[r], &w->l[r], w->acc + (int64_t)r * D, D);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, nk, 1.0f, w->s, BK,
-                        sg->v + j0 * sg->ld, (int)sg->ld, 1.0f, w->acc, D);
-        }
-    }
-    for (int r = 0; r < nq; r++) {
-        /* l == 0 only when every score was -inf (non-finite inputs): report NaN */
-        float inv = w->l[r] > 0.0f ? 1.0f / w->l[r] : NAN;
-        const float *arow = w->acc + (int64_t)r * D;
-        float *orow = out + r * o_ld;
-        for (int c = 0; c < D; c++) orow[c] = arow[c] * inv;
-        lse[r] = w->l[r] > 0.0f ? w->m[r] + logf(w->l[r]) : NAN;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK,
+                    sg->v + j0 * sg->ld, (int)sg->ld, 1.0f, w->acc, D);
     }
 }
 
-void lrsa_attn_tile_backward(float *dq, int64_t dq_ld, const float *dout, int64_t do_ld,
-                             const float *q, int64_t q_ld, const float *out, int64_t o_ld,
-                             const float *lse, int nq, int64_t qpos0, const lrsa_attn_seg *segs,
-                             int nseg, int D, float scale, lrsa_attn_scratch *w) {
-    const int BK = LRSA_ATTN_BK;
-    /* pre-pass: delta = rowsum(dout * out), the softmax-Jacobian term of every row */
-    for (int r = 0; r < nq; r++) {
-        const float *a = dout + r * do_ld, *b = out + r * o_ld;
-        float d = 0.0f;
-        for (int c = 0; c < D; c++) d += a[c] * b[c];
-        w->delta[r] = d;
+void lrsa_attn_fwd_end(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb) {
+    const int D = w->D, nq = qb->nq;
+    for (int j = 0; j < qb->G; j++)
+        for (int t = 0; t < nq; t++) {
+            int r = j * nq + t;
+            /* l == 0 only when every score was -inf (non-finite inputs): report NaN */
+            float inv = w->l[r] > 0.0f ? 1.0f / w->l[r] : NAN;
+            const float *arow = w->acc + (int64_t)r * D;
+            float *orow = qb->out + t * qb->o_ld + (int64_t)j * D;
+            for (int c = 0; c < D; c++) orow[c] = arow[c] * inv;
+            if (qb->lse)
+                qb->lse[j * qb->lse_hs + t] = w->l[r] > 0.0f ? w->m[r] + logf(w->l[r]) : NAN;
+        }
+}
+
+void lrsa_attn_tile_forward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
+                            const lrsa_attn_seg *segs, int nseg, int D, float scale) {
+    lrsa_attn_fwd_begin(w, qb, D);
+    for (int si = 0; si < nseg; si++) lrsa_attn_fwd_segment(w, qb, &segs[si], scale);
+    lrsa_attn_fwd_end(w, qb);
+}
+
+void lrsa_attn_state_save(const lrsa_attn_scratch *w, int rows, lrsa_attn_state *st) {
+    memcpy(st->m, w->m, sizeof(float) * (size_t)rows);
+    memcpy(st->l, w->l, sizeof(float) * (size_t)rows);
+    memcpy(st->acc, w->acc, sizeof(float) * (size_t)rows * (size_t)w->D);
+}
+
+void lrsa_attn_state_merge(lrsa_attn_scratch *w, int rows, const lrsa_attn_state *st) {
+    const int D = w->D;
+    for (int r = 0; r < rows; r++) {
+        float m1 = w->m[r], m2 = st->m[r];
+        float mn = (isgreater(m2, m1) || isnan(m2)) ? m2 : m1;
+        if (mn == -INFINITY) continue; /* both empty */
+        float a1 = lrsa_vexpf(m1 - mn), a2 = lrsa_vexpf(m2 - mn);
+        float *acc = w->acc + (int64_t)r * D;
+        const float *acc2 = st->acc + (int64_t)r * D;
+        for (int c = 0; c < D; c++) acc[c] = acc[c] * a1 + acc2[c] * a2;
+        w->l[r] = w->l[r] * a1 + st->l[r] * a2;
+        w->m[r] = mn;
     }
-    if (dq) lrsa_attn_zero_rows(dq, dq_ld, nq, D);
+}
+
+/* dS = P * (dP - delta) in place of dP. */
+static void softmax_grad_row(float *dp, const float *p, int n, float delta) {
+#pragma omp simd
+    for (int j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - delta);
+}
+
+void lrsa_attn_tile_backward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, const float *dout,
+                             int64_t do_ld, float *dq, int64_t dq_ld, const lrsa_attn_seg *segs,
+                             int nseg, int D, float scale) {
+    const int BK = LRSA_ATTN_BK, nq = qb->nq, G = qb->G, M = G * nq;
+    LRSA_CHECK(M <= w->rows && D == w->D, "(attention scratch too small for the block)");
+    pack_rows(w->q, qb->q, qb->q_ld, nq, G, D);
+    pack_rows(w->o, dout, do_ld, nq, G, D);
+    /* pre-pass: delta = rowsum(dout * out), the softmax-Jacobian term of every row; the
+     * forward's logsumexp goes to m */
+    for (int j = 0; j < G; j++)
+        for (int t = 0; t < nq; t++) {
+            int r = j * nq + t;
+            const float *a = w->o + (int64_t)r * D, *b = qb->out + t * qb->o_ld + (int64_t)j * D;
+            float d = 0.0f;
+            for (int c = 0; c < D; c++) d += a[c] * b[c];
+            w->delta[r] = d;
+            w->m[r] = qb->lse[j * qb->lse_hs + t];
+        }
+    if (dq) memset(w->acc, 0, sizeof(float) * (size_t)M * (size_t)D);
     for (int si = 0; si < nseg; si++) {
         const lrsa_attn_seg *sg = &segs[si];
-        int nvis = seg_visible_len(sg, qpos0 + nq - 1);
+        int nvis = seg_visible_len(sg, qb->qpos0 + nq - 1);
         for (int j0 = 0; j0 < nvis; j0 += BK) {
             int nk = nvis - j0 < BK ? nvis - j0 : BK;
             const float *kb = sg->k + j0 * sg->ld, *vb = sg->v + j0 * sg->ld;
             /* recompute P = exp(scale * q k^T - lse), zero where masked */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, D, scale, q, (int)q_ld, kb,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D, kb,
                         (int)sg->ld, 0.0f, w->s, BK);
-            for (int r = 0; r < nq; r++) {
-                float *srow = w->s + (int64_t)r * BK;
-                int lim = row_limit(sg, qpos0 + r, j0, nk);
-                for (int j = 0; j < lim; j++) srow[j] = expf(srow[j] - lse[r]);
-                for (int j = lim; j < nk; j++) srow[j] = 0.0f;
-            }
+            for (int j = 0; j < G; j++)
+                for (int t = 0; t < nq; t++) {
+                    int r = j * nq + t;
+                    float *srow = w->s + (int64_t)r * BK;
+                    int lim = row_limit(sg, qb->qpos0 + t, j0, nk);
+                    exp_shifted(srow, lim, w->m[r]);
+                    if (nk > lim) memset(srow + lim, 0, sizeof(float) * (size_t)(nk - lim));
+                }
             /* dV += P^T dout */
             if (sg->dv)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, nq, 1.0f, w->s, BK,
-                            dout, (int)do_ld, 1.0f, sg->dv + j0 * sg->dld, (int)sg->dld);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, M, 1.0f, w->s, BK, w->o,
+                            D, 1.0f, sg->dv + j0 * sg->dld, (int)sg->dld);
             /* dP = dout V^T, then dS = P * (dP - delta) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, D, 1.0f, dout, (int)do_ld,
-                        vb, (int)sg->ld, 0.0f, w->dp, BK);
-            for (int r = 0; r < nq; r++) {
-                float *prow = w->s + (int64_t)r * BK, *drow = w->dp + (int64_t)r * BK;
-                for (int j = 0; j < nk; j++) drow[j] = prow[j] * (drow[j] - w->delta[r]);
-            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, 1.0f, w->o, D, vb,
+                        (int)sg->ld, 0.0f, w->dp, BK);
+            for (int r = 0; r < M; r++)
+                softmax_grad_row(w->dp + (int64_t)r * BK, w->s + (int64_t)r * BK, nk, w->delta[r]);
             /* dQ += scale dS K;  dK += scale dS^T Q */
             if (dq)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, nk, scale, w->dp, BK,
-                            kb, (int)sg->ld, 1.0f, dq, (int)dq_ld);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, scale, w->dp, BK,
+                            kb, (int)sg->ld, 1.0f, w->acc, D);
             if (sg->dk)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, nq, scale, w->dp, BK, q,
-                            (int)q_ld, 1.0f, sg->dk + j0 * sg->dld, (int)sg->dld);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, M, scale, w->dp, BK,
+                            w->q, D, 1.0f, sg->dk + j0 * sg->dld, (int)sg->dld);
         }
     }
+    if (!dq) return;
+    for (int j = 0; j < G; j++)
+        for (int t = 0; t < nq; t++)
+            memcpy(dq + t * dq_ld + (int64_t)j * D, w->acc + ((int64_t)j * nq + t) * D,
+                   sizeof(float) * (size_t)D);
 }

@@ -13,6 +13,9 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "kernels/cpu/cpu_threads.h"
+#include "kernels/cpu/vexp.h"
+#include "kernels/cpu/vrow.h"
 #include "kernels/rmsnorm/rmsnorm.h"
 
 /* Rows per chunk: the dW update is a rank-`chunk` SGEMM that reads and writes all of dW, so
@@ -32,6 +35,7 @@ typedef struct lm_scratch {
     float *dxn;    /* [chunk, C] gradient of xn, then of hrows */
     float *rstd;   /* [chunk] */
     float *logits; /* [chunk, V] logits, then probabilities, then dlogits */
+    double *nll;   /* [chunk] */
 } lm_scratch;
 
 /* rows: the chunk size actually needed (fewer than LM_CHUNK when few rows carry a loss). */
@@ -42,6 +46,7 @@ static void scratch_alloc(lm_scratch *s, int rows, int C, int V) {
     s->dxn = lrsa_alloc_aligned(sizeof(float) * rc);
     s->rstd = lrsa_alloc_aligned(sizeof(float) * (size_t)rows);
     s->logits = lrsa_alloc_aligned(sizeof(float) * (size_t)rows * (size_t)V);
+    s->nll = lrsa_alloc_aligned(sizeof(double) * (size_t)rows);
 }
 
 static void scratch_free(lm_scratch *s) {
@@ -50,25 +55,24 @@ static void scratch_free(lm_scratch *s) {
     free(s->dxn);
     free(s->rstd);
     free(s->logits);
+    free(s->nll);
 }
 
-/* Softmax of one logits row in place (row becomes exp(l - max)); returns the nll of target.
- * *inv_sum receives 1/sum(exp) so the caller can finish the probabilities. */
+/* Softmax of one logits row in place (row becomes exp(l - max), lrsa_vexpf); returns the nll
+ * of target. *inv_sum receives 1/sum(exp) (summed in double, eight lanes: kernels/cpu/vrow.h)
+ * so the caller can finish the probabilities. */
 static double row_softmax_nll(float *row, int V, int target, double *inv_sum) {
-    float mx = row[0];
-    for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+    float mx = lrsa_row_max(row, V);
     float lt = row[target] - mx;
-    double sum = 0.0;
-    for (int v = 0; v < V; v++) {
-        float e = expf(row[v] - mx);
-        row[v] = e;
-        sum += e;
-    }
+#pragma omp simd
+    for (int v = 0; v < V; v++) row[v] = lrsa_vexpf(row[v] - mx);
+    double sum = lrsa_row_sum_d(row, V);
     *inv_sum = 1.0 / sum;
     return log(sum) - (double)lt;
 }
 
-/* One chunk of gathered rows idx[0..cnt). Returns the chunk's weighted loss. */
+/* One chunk of gathered rows idx[0..cnt). Returns the chunk's weighted loss. The rows' softmax
+ * is threaded (one row per thread at a time); the loss is summed afterwards in row order. */
 static double lm_chunk(lm_scratch *s, const int64_t *idx, int cnt, float *nll_out, float *dh,
                        float *dnorm_w, float *dW, const float *h, const float *norm_w,
                        const float *W, const int32_t *targets, const float *weight, int C, int V,
@@ -78,7 +82,7 @@ static double lm_chunk(lm_scratch *s, const int64_t *idx, int cnt, float *nll_ou
     lrsa_rmsnorm_forward_cpu(s->xn, s->rstd, s->hrows, norm_w, cnt, C, eps);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cnt, V, C, 1.0f, s->xn, C, W, C, 0.0f,
                 s->logits, V);
-    double loss = 0.0;
+#pragma omp parallel for schedule(static) num_threads(lrsa_cpu_threads_for(cnt, 20 * (int64_t)V))
     for (int r = 0; r < cnt; r++) {
         int64_t i = idx[r];
         int t = targets[i];
@@ -86,14 +90,18 @@ static double lm_chunk(lm_scratch *s, const int64_t *idx, int cnt, float *nll_ou
                    (long long)i, V);
         float *row = s->logits + (size_t)r * V;
         double inv_sum;
-        double nll = row_softmax_nll(row, V, t, &inv_sum);
-        loss += (double)weight[i] * nll;
-        if (nll_out) nll_out[i] = (float)nll;
+        s->nll[r] = row_softmax_nll(row, V, t, &inv_sum);
         if (dh) { /* dlogits = (softmax - onehot(target)) * weight */
             float scale = (float)(inv_sum * weight[i]);
+#pragma omp simd
             for (int v = 0; v < V; v++) row[v] *= scale;
             row[t] -= weight[i];
         }
+    }
+    double loss = 0.0;
+    for (int r = 0; r < cnt; r++) {
+        loss += (double)weight[idx[r]] * s->nll[r];
+        if (nll_out) nll_out[idx[r]] = (float)s->nll[r];
     }
     if (!dh) return loss;
     if (dW) /* dW[V, C] += dlogits^T @ xn */

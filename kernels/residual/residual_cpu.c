@@ -4,7 +4,10 @@
 
 #include <string.h>
 
+#include "kernels/cpu/cpu_threads.h"
+
 void lrsa_residual_forward_cpu(float *out, const float *a, const float *b, int64_t n) {
+#pragma omp parallel for simd schedule(static) num_threads(lrsa_cpu_threads_for(n, 1))
     for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 

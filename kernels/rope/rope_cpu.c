@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "base/error.h"
+#include "kernels/cpu/cpu_threads.h"
 
 void lrsa_rope_inv_freq(float *inv_freq, int D, const lrsa_rope_config *rc) {
     int half = D / 2;
@@ -37,17 +38,17 @@ void lrsa_rope_inv_freq(float *inv_freq, int D, const lrsa_rope_config *rc) {
     }
 }
 
-/* cos/sin of one row's angles, computed once per row and reused by every head. Heads are at
- * most a few hundred wide; larger ones fall back to one allocation per call (never per row). */
+/* cos/sin of one row's angles, computed once per row and reused by every head. Rows are
+ * threaded; each row is rotated by one thread alone (the same bits for any thread count). */
 enum { ROPE_STACK_HALF = 512 };
 
-static void rope_apply(float *x, const int32_t *pos, const float *inv_freq, int64_t N, int n_heads,
-                       int D, int64_t stride, float sign) {
+static void rope_rows(float *x, const int32_t *pos, const float *inv_freq, int64_t i0, int64_t i1,
+                      int n_heads, int D, int64_t stride, float sign) {
     int half = D / 2;
     float stack_cs[2 * ROPE_STACK_HALF];
     float *cs = half <= ROPE_STACK_HALF ? stack_cs : lrsa_malloc(sizeof(float) * 2 * (size_t)half);
     float *cosv = cs, *sinv = cs + half;
-    for (int64_t i = 0; i < N; i++) {
+    for (int64_t i = i0; i < i1; i++) {
         float p = (float)pos[i];
         for (int j = 0; j < half; j++) {
             float angle = p * inv_freq[j];
@@ -57,6 +58,7 @@ static void rope_apply(float *x, const int32_t *pos, const float *inv_freq, int6
         float *row = x + i * stride;
         for (int h = 0; h < n_heads; h++) {
             float *a = row + (int64_t)h * D, *b = a + half;
+#pragma omp simd
             for (int j = 0; j < half; j++) {
                 float x1 = a[j], x2 = b[j];
                 a[j] = x1 * cosv[j] - x2 * sinv[j];
@@ -65,6 +67,18 @@ static void rope_apply(float *x, const int32_t *pos, const float *inv_freq, int6
         }
     }
     if (cs != stack_cs) free(cs);
+}
+
+static void rope_apply(float *x, const int32_t *pos, const float *inv_freq, int64_t N, int n_heads,
+                       int D, int64_t stride, float sign) {
+    enum { ROWS = 16 }; /* rows per piece */
+    const int64_t pieces = (N + ROWS - 1) / ROWS;
+#pragma omp parallel for schedule(static)                                                          \
+    num_threads(lrsa_cpu_threads_for(N, 40 * (int64_t)D + 6 * (int64_t)n_heads * D))
+    for (int64_t pc = 0; pc < pieces; pc++) {
+        const int64_t i0 = pc * ROWS, i1 = i0 + ROWS < N ? i0 + ROWS : N;
+        rope_rows(x, pos, inv_freq, i0, i1, n_heads, D, stride, sign);
+    }
 }
 
 void lrsa_rope_forward_cpu(float *x, const int32_t *pos, const float *inv_freq, int64_t N,

@@ -61,7 +61,7 @@ static void case_init(lrsa_case *c, int B, int T, int Hq, int Hkv, int D, int S,
     c->n_out = (int64_t)B * T * os;
     c->qkv = malloc(sizeof(float) * c->n_qkv);
     c->dqkv = malloc(sizeof(float) * c->n_qkv);
-    c->out = malloc(sizeof(float) * c->n_out);
+    c->out = calloc((size_t)c->n_out, sizeof(float)); /* (padding columns compared too) */
     c->dout = malloc(sizeof(float) * c->n_out);
     c->lse = malloc(sizeof(float) * (size_t)B * Hq * T);
     c->sel = malloc(sizeof(int32_t) * ((size_t)B * Hkv * c->ns * c->kk + 1));

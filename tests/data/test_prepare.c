@@ -149,6 +149,44 @@ static void test_record_errors(void **state) {
     const char nul[] = "{\"context\": \"c\0d\", \"question\": \"q\", \"answer\": \"a\"}";
     assert_int_equal(lrsa_jsonl_parse_record(nul, sizeof nul - 1, "f.jsonl", 3, &r, &e), -1);
     if (!strstr(e.msg, "f.jsonl:3:15") || !strstr(e.msg, "NUL")) fail_msg("message: %s", e.msg);
+    /* What cJSON takes silently is refused with the field and the column: an escaped NUL (it
+     * would cut the field), invalid raw UTF-8, and a lone surrogate escape (named as such, not
+     * as a quoting problem). */
+    static const struct {
+        const char *line, *needle[3];
+    } text_cases[] = {
+        {"{\"context\": \"ab\\u0000cd\", \"question\": \"q\", \"answer\": \"a\"}",
+         {"f.jsonl:5:16", "field \"context\"", "\\u0000"}},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", "
+         "\"content\": \"x\\u0000\"}]}",
+         {"f.jsonl:5:", "field \"messages[1].content\"", "NUL"}},
+        {"{\"context\": \"caf\xe9!\", \"question\": \"q\", \"answer\": \"a\"}",
+         {"f.jsonl:5:17", "0xe9", "not valid UTF-8"}},
+        {"{\"context\": \"c\", \"question\": \"q\", \"answer\": \"\xf0\x9f\x98\"}",
+         {"field \"answer\"", "0xf0", "UTF-8"}},
+        {"{\"context\": \"c\", \"question\": \"\\ud83d!\", \"answer\": \"a\"}",
+         {"f.jsonl:5:31", "\\uD83D", "lone UTF-16 surrogate"}},
+        {"{\"context\": \"c\", \"question\": \"q\", \"answer\": \"\\udc00\"}",
+         {"field \"answer\"", "\\uDC00", "no high surrogate"}},
+        {"{\"context\": \"\\u12g4\", \"question\": \"q\", \"answer\": \"a\"}",
+         {"field \"context\"", "four hex digits", NULL}},
+    };
+    for (size_t i = 0; i < sizeof text_cases / sizeof text_cases[0]; i++) {
+        const char *line = text_cases[i].line;
+        if (lrsa_jsonl_parse_record(line, strlen(line), "f.jsonl", 5, &r, &e) != -1)
+            fail_msg("text case %zu accepted: %s", i, line);
+        for (int k = 0; k < 3 && text_cases[i].needle[k]; k++)
+            if (!strstr(e.msg, text_cases[i].needle[k]))
+                fail_msg("text case %zu: message lacks '%s': %s", i, text_cases[i].needle[k],
+                         e.msg);
+        assert_null(strstr(e.msg, "quotes, commas and braces"));
+    }
+    /* valid escapes and raw UTF-8 pass whole: a pair, an escaped backslash before "u0000" */
+    const char *fine = "{\"context\": \"\\ud83d\\ude00 \xc3\xa9 \\\\u0000\", \"question\": \"q\", "
+                       "\"answer\": \"a\"}";
+    assert_int_equal(lrsa_jsonl_parse_record(fine, strlen(fine), "f", 1, &r, &e), 0);
+    assert_string_equal(r.msgs[0].content, "\xf0\x9f\x98\x80 \xc3\xa9 \\u0000\n\nq");
+    lrsa_qa_record_free(&r);
     assert_int_equal(lrsa_jsonl_parse_record("  \r", 3, "f", 1, &r, &e), 1);
     const char *ok = "{\"context\": \"\", \"question\": \"q?\", \"answer\": \"a\", \"system\": "
                      "\"s\", \"extra\": 1}";
@@ -177,7 +215,8 @@ static void test_bad_line_fails_atomically_and_skip_bad_counts(void **state) {
     write_text(in, "{\"context\": \"c\", \"question\": \"q\", \"answer\": \"a\"}\n"
                    "{\"context\": \"c\", \"question\": \"q\", \"answer\": 5}\n"
                    "{\"context\": \"c\", \"question\": \"q\", \"answer\": \"b\"}\n"
-                   "{oops\n");
+                   "{oops\n"
+                   "{\"context\": \"\xff\", \"question\": \"q\", \"answer\": \"c\"}\n");
     snprintf(args, sizeof args, "--input %s --out %s", in, out);
     char *o;
     assert_int_not_equal(prepare(args, &o), 0);
@@ -190,10 +229,12 @@ static void test_bad_line_fails_atomically_and_skip_bad_counts(void **state) {
 
     snprintf(args, sizeof args, "--input %s --out %s --skip-bad", in, out);
     assert_int_equal(prepare(args, &o), 0);
-    if (!strstr(o, "2 bad lines skipped") || !strstr(o, "wrote 2 samples"))
+    if (!strstr(o, "3 bad lines skipped") || !strstr(o, "wrote 2 samples"))
         fail_msg("unexpected summary: %s", o);
     snprintf(where, sizeof where, "%s:4", in);
-    assert_non_null(strstr(o, where)); /* each skipped line is reported */
+    assert_non_null(strstr(o, where));            /* each skipped line is reported */
+    snprintf(where, sizeof where, "%s:5:14", in); /* invalid UTF-8 counts as a bad line */
+    assert_non_null(strstr(o, where));
     free(o);
     lrsa_dataset d;
     lrsa_err e;
@@ -291,8 +332,52 @@ static void test_out_directory_is_created_on_success_only(void **state) {
     lrsa_dataset_close(&d);
 }
 
+/* A SentencePiece-style tokenizer with --template llama2 / mistral: the loss covers the answer
+ * (with the space the template puts after it, for Llama 2) and </s>; the prompt ends with
+ * [/INST]. */
+static void test_llama2_and_mistral_templates(void **state) {
+    const char *spm = LRSA_TEST_DATA "/tokenizer/spm";
+    lrsa_err e;
+    lrsa_tokenizer *t = lrsa_tokenizer_load_dir(spm, &e);
+    if (!t) fail_msg("%s", e.msg);
+    char dir[1024], in[1100], out[1100], cmd[8192];
+    tu_tmpdir(dir, sizeof dir, "prep_inst");
+    snprintf(in, sizeof in, "%s/in.jsonl", dir);
+    snprintf(out, sizeof out, "%s/out.h5", dir);
+    write_text(in, "{\"context\": \"The sky was blue.\", \"question\": \"What colour?\", "
+                   "\"answer\": \"blue\"}\n");
+    const char *fmt[2] = {"llama2", "mistral"}, *want[2] = {"blue </s>", "blue</s>"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "%s prepare --model %s --template %s --input %s --out %s 2>&1",
+                 LRSA_BINARY, spm, fmt[k], in, out);
+        char *o = NULL;
+        if (tu_run(cmd, &o) != 0) fail_msg("prepare failed: %s", o);
+        free(o);
+        lrsa_dataset d;
+        if (lrsa_dataset_open(&d, out, &e) != 0) fail_msg("%s", e.msg);
+        assert_string_equal(d.chat_template, fmt[k]);
+        const int32_t *ids = lrsa_dataset_ids(&d, 0);
+        const uint8_t *m = lrsa_dataset_mask(&d, 0);
+        int64_t n = lrsa_dataset_len(&d, 0), p = lrsa_dataset_prompt_len(&d, 0), k2 = 0;
+        int32_t sel[256];
+        for (int64_t i = 0; i < n && k2 < 256; i++)
+            if (m[i]) sel[k2++] = ids[i];
+        char *answer = lrsa_tokenizer_decode(t, sel, k2, 0);
+        assert_string_equal(answer, want[k]);
+        char *prompt = lrsa_tokenizer_decode(t, ids, p, 0);
+        const char *end = " [/INST]";
+        assert_string_equal(prompt + strlen(prompt) - strlen(end), end);
+        assert_int_equal(ids[0], 1); /* <s> */
+        free(answer);
+        free(prompt);
+        lrsa_dataset_close(&d);
+    }
+    lrsa_tokenizer_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llama2_and_mistral_templates),
         cmocka_unit_test(test_happy_path_and_loss_mask),
         cmocka_unit_test(test_record_errors),
         cmocka_unit_test(test_bad_line_fails_atomically_and_skip_bad_counts),

@@ -117,8 +117,63 @@ static void test_mixture_records(void **state) {
     lrsa_dataset_close(&d);
 }
 
+/* --batch: every sample's record (NLL, prediction, kept fraction) is the one it gets alone, in
+ * the same order, for batches that do not divide the samples (3 + 1), for a LagKV cache that
+ * keeps compressing while it answers (query-aware: the prefill is cloned for generation) and
+ * for a frozen SnapKV cache (query-agnostic: trimmed back between NLL and generation). The NLLs
+ * agree up to SGEMM's rounding (docs/EVAL.md, "Batched evaluation"). */
+static void test_batch_equals_one(void **state) {
+    (void)state;
+    char model_dir[1200], data[1200], json1[1200], json3[1200], args[4096];
+    snprintf(model_dir, sizeof model_dir, "%s/model", dir);
+    snprintf(data, sizeof data, "%s/mix.h5", dir);
+    snprintf(json1, sizeof json1, "%s/b1.json", dir);
+    snprintf(json3, sizeof json3, "%s/b3.json", dir);
+    const char *presses[] = {"--press lagkv --sink 2 --lag 16 --keep 0.5",
+                             "--press snapkv --window 8 --keep 0.5 --protocol agnostic"};
+    for (int p = 0; p < 2; p++) {
+        cJSON *r[2];
+        for (int k = 0; k < 2; k++) {
+            snprintf(args, sizeof args, "--model %s --data %s --metrics nll,match --batch %d %s",
+                     model_dir, data, k ? 3 : 1, presses[p]);
+            r[k] = run_json(args, k ? json3 : json1);
+        }
+        const cJSON *s1 = cJSON_GetObjectItem(
+            cJSON_GetArrayItem(cJSON_GetObjectItem(r[0], "results"), 0), "samples");
+        const cJSON *s3 = cJSON_GetObjectItem(
+            cJSON_GetArrayItem(cJSON_GetObjectItem(r[1], "results"), 0), "samples");
+        assert_int_equal(cJSON_GetArraySize(s1), 4);
+        assert_int_equal(cJSON_GetArraySize(s3), 4);
+        double prev = -1;
+        for (int i = 0; i < 4; i++) {
+            const cJSON *a = cJSON_GetArrayItem(s1, i), *b = cJSON_GetArrayItem(s3, i);
+            assert_int_equal((int)num(b, "index"), i);
+            assert_true(num(a, "answer_tokens") == num(b, "answer_tokens"));
+            const double na = num(a, "answer_nll_sum"), nb = num(b, "answer_nll_sum");
+            if (!(fabs(na - nb) <= 1e-5 * fabs(na)))
+                fail_msg("%s: sample %d: NLL %.9g with --batch 3, %.9g with --batch 1", presses[p],
+                         i, nb, na);
+            assert_true(fabs(na - prev) > 1e-3); /* the samples differ: a mix-up would show */
+            prev = na;
+            assert_string_equal(str(a, "prediction"), str(b, "prediction"));
+            assert_true(num(a, "kept_fraction") == num(b, "kept_fraction"));
+            assert_true(num(a, "kept_fraction") < 1.0);
+        }
+        cJSON_Delete(r[0]);
+        cJSON_Delete(r[1]);
+    }
+    /* the flag's range */
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s --batch 0 2>&1", LRSA_BINARY, model_dir,
+             data);
+    assert_int_not_equal(tu_run(cmd, &out), 0);
+    assert_non_null(strstr(out, "--batch"));
+    free(out);
+}
+
 int main(void) {
     tu_tmpdir(dir, sizeof dir, "eval_samples");
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mixture_records)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mixture_records),
+                                       cmocka_unit_test(test_batch_equals_one)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

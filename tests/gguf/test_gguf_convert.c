@@ -351,7 +351,7 @@ static void test_convert_errors(void **state) {
     assert_int_equal(count_tmp_dirs(dir), 0);
 }
 
-/* The pre-tokenizer follows tokenizer.ggml.pre; unknown names and SentencePiece are refused. */
+/* The pre-tokenizer follows tokenizer.ggml.pre; unknown names are refused. */
 static void test_pre_tokenizers(void **state) {
     (void)state;
     char dir[512], gguf[1024], out[1024];

@@ -22,7 +22,7 @@ int main(void) {
 #include "train/trainer.h"
 #include "train/train_fixture.h"
 
-static lrsa_comm single = {0, 1, 0, 0};
+static lrsa_comm single = {.world = 1};
 static int failures = 0;
 
 static void must_run(const char *config, const char *const *overrides, int64_t stop_after) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
+#include "eval/run/eval_dataset.h"
 #include "eval/run/grid_config.h"
 #include "test_util.h"
 
@@ -80,6 +81,7 @@ static void test_parse_good(void **state) {
     assert_int_equal(c->protocols[0], LRSA_PROTOCOL_AGNOSTIC);
     assert_int_equal(c->protocols[1], LRSA_PROTOCOL_AWARE);
     assert_int_equal(c->max_new, 20);
+    assert_int_equal(c->batch, LRSA_EVAL_BATCH); /* not given: the default */
     /* a method's budget goes where the press reads it: LagKV's partition keep */
     lrsa_press_spec s;
     lrsa_grid_spec_at(&c->methods[2], &c->budgets[1], LRSA_PREFILL_ONESHOT, &s);
@@ -110,6 +112,13 @@ static void test_parse_good(void **state) {
     assert_int_not_equal(lrsa_grid_config_override(c, "max_neww=3", &e), 0);
     assert_non_null(strstr(e.msg, "did you mean 'max_new'"));
     assert_int_not_equal(lrsa_grid_config_override(c, "no equals sign", &e), 0);
+    /* batch: samples per forward, 1..LRSA_EVAL_BATCH_MAX */
+    assert_int_equal(lrsa_grid_config_override(c, "batch=8", &e), 0);
+    assert_int_equal(c->batch, 8);
+    assert_int_not_equal(lrsa_grid_config_override(c, "batch=0", &e), 0);
+    assert_non_null(strstr(e.msg, "batch must be in [1, 256]"));
+    assert_int_not_equal(lrsa_grid_config_override(c, "batch=many", &e), 0);
+    assert_int_equal(c->batch, 8);
     free(c);
 }
 
@@ -158,6 +167,14 @@ static void test_errors(void **state) {
         {"tasks:\n  - {synthetic: passkey, lengths: [256]}\n", {"methods is missing"}},
         {"methods: [none]\n", {"tasks is missing"}},
         {"methods: [none\n", {"YAML syntax error"}},
+        /* a repeated key names both lines; value errors found by validation name their line */
+        {"methods: [none]\nmax_new: 8\nmethods: [knorm]\n",
+         {"grid.yaml:6", "'methods' appears twice", "first on line 4"}},
+        {"methods:\n  - {name: snapkv, window: 8, window: 16}\n", {"grid.yaml:5", "'window'"}},
+        {"methods:\n  - none\n  - {name: lagkv, lag: 0}\n", {"grid.yaml:6", "lag"}},
+        {"methods: [none]\ntasks:\n  - {synthetic: passkey, lengths: [256]}\n"
+         "  - {file: /nonexistent/x.jsonl}\n",
+         {"grid.yaml:7", "does not exist"}},
     };
     int nc = (int)(sizeof cases / sizeof cases[0]);
     lrsa_grid_config *c = malloc(sizeof *c);

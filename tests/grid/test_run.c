@@ -505,11 +505,125 @@ static void test_file_mixture_records(void **state) {
     lrsa_dataset_close(&d);
 }
 
+/* The grid with batch: 3 gives every sample of every cell the record it gets with batch: 1 (4
+ * samples: a batch of 3, then 1), for a full cache, a sweepable press (SnapKV, its budgets
+ * applied to clones of one batched prefill) and LagKV (its budget shapes the batched prefill),
+ * under both protocols. NLLs agree up to SGEMM's rounding (docs/EVAL.md, "Batched
+ * evaluation"); predictions and kept fractions are equal. */
+static void test_batch_equals_one(void **state) {
+    (void)state;
+    char cfg[1400], text[4096], cmd[8192], res[2][1500];
+    snprintf(cfg, sizeof cfg, "%s/batch.yaml", dir);
+    snprintf(text, sizeof text,
+             "run_dir: %s/unused\nmodels: [%s]\n"
+             "methods: [none, {name: snapkv, window: 8}, {name: lagkv, sink: 2, lag: 16}]\n"
+             "budgets: [1, 0.5]\n"
+             "tasks: [{synthetic: passkey, lengths: [320], depths: [0.5], n: 4}]\n"
+             "protocols: [query-agnostic, query-aware]\nmax_new: 6\n",
+             dir, model_dir);
+    write_text(cfg, text);
+    for (int k = 0; k < 2; k++) {
+        snprintf(res[k], sizeof res[k], "%s/run_b%d/results.jsonl", dir, k ? 3 : 1);
+        snprintf(cmd, sizeof cmd, "%s eval %s run_dir=%s/run_b%d batch=%d --quiet 2>&1",
+                 LRSA_BINARY, cfg, dir, k ? 3 : 1, k ? 3 : 1);
+        char *out = NULL;
+        if (tu_run(cmd, &out) != 0) fail_msg("`%s`: %s", cmd, out ? out : "");
+        free(out);
+    }
+    lrsa_err e = {{0}};
+    char *t1 = lrsa_read_file(res[0], NULL, &e), *t3 = lrsa_read_file(res[1], NULL, &e);
+    assert_non_null(t1);
+    assert_non_null(t3);
+    int rows = 0, compressed = 0;
+    char *s1 = NULL, *s3 = NULL;
+    for (char *l1 = strtok_r(t1, "\n", &s1), *l3 = strtok_r(t3, "\n", &s3); l1 && l3;
+         l1 = strtok_r(NULL, "\n", &s1), l3 = strtok_r(NULL, "\n", &s3)) {
+        cJSON *a = cJSON_Parse(l1), *b = cJSON_Parse(l3);
+        assert_non_null(a);
+        assert_non_null(b);
+        const char *key = cJSON_GetObjectItem(a, "key")->valuestring;
+        assert_string_equal(key, cJSON_GetObjectItem(b, "key")->valuestring);
+        const cJSON *sa = cJSON_GetObjectItem(a, "samples"),
+                    *sb = cJSON_GetObjectItem(b, "samples");
+        assert_int_equal(cJSON_GetArraySize(sa), 4);
+        assert_int_equal(cJSON_GetArraySize(sb), 4);
+        for (int i = 0; i < 4; i++) {
+            const cJSON *x = cJSON_GetArrayItem(sa, i), *y = cJSON_GetArrayItem(sb, i);
+            assert_int_equal(cJSON_GetObjectItem(y, "index")->valueint, i);
+            const double nx = cJSON_GetObjectItem(x, "answer_nll_sum")->valuedouble,
+                         ny = cJSON_GetObjectItem(y, "answer_nll_sum")->valuedouble;
+            if (!(fabs(nx - ny) <= 1e-5 * fabs(nx)))
+                fail_msg("%s, sample %d: NLL %.9g with batch 3, %.9g with batch 1", key, i, ny, nx);
+            assert_string_equal(cJSON_GetObjectItem(x, "prediction")->valuestring,
+                                cJSON_GetObjectItem(y, "prediction")->valuestring);
+            const double kx = cJSON_GetObjectItem(x, "kept_fraction")->valuedouble;
+            assert_true(kx == cJSON_GetObjectItem(y, "kept_fraction")->valuedouble);
+            compressed += kx < 1.0;
+        }
+        /* the samples differ from each other: a mix-up would show */
+        assert_true(
+            fabs(cJSON_GetObjectItem(cJSON_GetArrayItem(sa, 0), "answer_nll_sum")->valuedouble -
+                 cJSON_GetObjectItem(cJSON_GetArrayItem(sa, 1), "answer_nll_sum")->valuedouble) >
+            1e-3);
+        rows++;
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+    }
+    assert_int_equal(rows, 12); /* 3 methods x 2 budgets x 2 protocols, in the same order */
+    assert_true(compressed >= 8);
+    free(t1);
+    free(t3);
+}
+
+/* One budget (and one length and depth): the report still has its tables and says, in report.md
+ * and on stdout, why the pictures over the keep fraction and the heat map are missing. The grid
+ * warns before the work that its LagKV method cannot compress these short prompts. */
+static void test_one_budget_report(void **state) {
+    (void)state;
+    char cfg[1400], run[1400], text[4096], cmd[4096], md[1500];
+    snprintf(cfg, sizeof cfg, "%s/one.yaml", dir);
+    snprintf(run, sizeof run, "%s/run_one", dir);
+    snprintf(text, sizeof text,
+             "run_dir: %s\nmodels: [%s]\nmethods: [none, knorm, {name: lagkv, sink: 4, lag: 200}]\n"
+             "budgets: [1/4]\n"
+             "tasks: [{synthetic: passkey, lengths: [320], n: 1}]\nmax_new: 4\n",
+             run, model_dir);
+    write_text(cfg, text);
+    snprintf(cmd, sizeof cmd, "%s eval %s --quiet 2>&1 && %s report %s 2>&1", LRSA_BINARY, cfg,
+             LRSA_BINARY, run);
+    char *out = NULL;
+    if (tu_run(cmd, &out) != 0) fail_msg("%s", out ? out : "");
+    if (!strstr(out, "report: no score-vs-keep picture: the grid has one keep fraction"))
+        fail_msg("stdout does not say why the picture is missing:\n%s", out);
+    assert_non_null(strstr(out, "report: no length x depth heat map picture"));
+    /* LagKV with sink + 2*lag = 404 above the context (the default protocol is query-agnostic):
+     * said once, before the work, naming the group, the method and the lag that would compress it;
+     * nothing for the other methods */
+    const char *w = strstr(out, "lrsa: warning: ");
+    if (!w || !strstr(w, "method lagkv: the context (") || !strstr(w, "sink + 2*lag = 4 + 2*200") ||
+        !strstr(w, "or less (with sink 4) would compress"))
+        fail_msg("no short-prompt warning for the LagKV method:\n%s", out);
+    assert_null(strstr(w + 1, "lrsa: warning: "));
+    assert_null(strstr(out, "method knorm:"));
+    free(out);
+    snprintf(md, sizeof md, "%s/report.md", run);
+    lrsa_err e = {{0}};
+    char *rep = lrsa_read_file(md, NULL, &e);
+    assert_non_null(rep);
+    assert_non_null(strstr(rep, "*No score-vs-keep picture: the grid has one keep fraction"));
+    assert_non_null(strstr(rep, "budgets.keep two or more"));
+    assert_non_null(strstr(rep, "### Score by method and keep fraction")); /* tables stay */
+    free(rep);
+}
+
 int main(void) {
     setup();
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_grid), cmocka_unit_test(test_inspect),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_grid),
+                                       cmocka_unit_test(test_inspect),
                                        cmocka_unit_test(test_two_models),
                                        cmocka_unit_test(test_length_too_short),
-                                       cmocka_unit_test(test_file_mixture_records)};
+                                       cmocka_unit_test(test_file_mixture_records),
+                                       cmocka_unit_test(test_batch_equals_one),
+                                       cmocka_unit_test(test_one_budget_report)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

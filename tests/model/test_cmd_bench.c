@@ -20,6 +20,24 @@ static void test_bench_small(void **state) {
     for (int i = 0; i < 6; i++)
         if (!strstr(out, need[i])) fail_msg("output lacks \"%s\": %s", need[i], out);
     free(out);
+    /* LoRA with the optimizer: the adapter's parameter count (4 layers, rank 2, q and v:
+     * 2 * (256 + 256) + 2 * (256 + 128) per layer = 1792 per layer) */
+    snprintf(cmd, sizeof cmd,
+             "%s bench --config small --T 16 --steps 1 --optim --lora-rank 2 "
+             "--lora-targets q_proj,v_proj 2>&1",
+             LRSA_BINARY);
+    out = NULL;
+    rc = tu_run(cmd, &out);
+    if (rc != 0) fail_msg("`%s` exited %d: %s", cmd, rc, out ? out : "");
+    if (!strstr(out, "LoRA rank 2") || !strstr(out, "7168 trainable parameters") ||
+        !strstr(out, "AdamW update"))
+        fail_msg("unexpected output: %s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s bench --lora-rank 2 --lora-targets lm_head 2>&1", LRSA_BINARY);
+    out = NULL;
+    assert_int_not_equal(tu_run(cmd, &out), 0);
+    assert_non_null(strstr(out, "lm_head"));
+    free(out);
     snprintf(cmd, sizeof cmd, "%s bench --config nope 2>&1", LRSA_BINARY);
     out = NULL;
     assert_int_not_equal(tu_run(cmd, &out), 0);

@@ -50,7 +50,17 @@ static void test_defaults_and_legacy_rope(void **state) {
     assert_int_equal(c.n_eos, 2);
     assert_int_equal(c.eos_token_ids[1], 7);
     assert_int_equal(c.bos_token_id, -1);
-    assert_true(fabsf(c.rms_norm_eps - 1e-5f) == 0);
+    /* Hugging Face's LlamaConfig defaults, each recorded for --verbose */
+    assert_true(fabsf(c.rms_norm_eps - 1e-6f) == 0);
+    assert_int_equal(c.max_position_embeddings, 2048);
+    const char *noted[] = {"num_key_value_heads = 4",     "head_dim = 16",
+                           "rms_norm_eps = 1e-06",        "max_position_embeddings = 2048",
+                           "tie_word_embeddings = false", "attention_bias = false"};
+    for (size_t i = 0; i < sizeof noted / sizeof noted[0]; i++)
+        if (!strstr(c.defaults_used, noted[i]))
+            fail_msg("defaults_used lacks \"%s\": %s", noted[i], c.defaults_used);
+    assert_null(strstr(c.defaults_used, "rope_theta")); /* given */
+    assert_int_equal(c.tie_word_embeddings_given, 0);
 }
 
 static void test_rope_parameters_and_qwen2(void **state) {
@@ -85,7 +95,8 @@ static void test_llama_attention_bias(void **state) {
     lrsa_model_config c;
     lrsa_err e;
     const char *p = write_cfg("c.json", "{\"model_type\": \"mistral\", " BASE
-                                        ", \"attention_bias\": true, \"rope_scaling\": null}");
+                                        ", \"num_key_value_heads\": 2, \"attention_bias\": true, "
+                                        "\"rope_scaling\": null}");
     assert_int_equal(lrsa_config_load(&c, p, &e), 0);
     assert_int_equal(c.arch, LRSA_ARCH_MISTRAL);
     assert_int_equal(c.attention_bias, 1);
@@ -132,6 +143,10 @@ static void test_save_round_trip(void **state) {
     assert_int_equal(lrsa_config_load(&r, out, &e), 0);
     assert_string_equal(r.torch_dtype, "bfloat16");
     memcpy(r.torch_dtype, c.torch_dtype, sizeof r.torch_dtype);
+    /* the saved file spells out every field, so nothing of it comes from a default */
+    assert_string_equal(r.defaults_used, "");
+    assert_int_equal(r.tie_word_embeddings_given, 1);
+    memcpy(r.defaults_used, c.defaults_used, sizeof r.defaults_used);
     assert_memory_equal(&r, &c, sizeof c);
     char *text = lrsa_read_file(out, NULL, &e);
     assert_non_null(strstr(text, "\"LlamaForCausalLM\""));

@@ -10,6 +10,7 @@
 
 #include "base/fileio.h"
 #include "kernels/attention/attention.h"
+#include "block_forward.h"
 #include "model/model.h"
 #include "test_util.h"
 
@@ -204,45 +205,16 @@ static void test_block_api_matches_logits(void **state) {
         load_expected(&x, dir);
         lrsa_model m;
         load_model(&m, dir);
-        const lrsa_model_config *c = &m.cfg;
-        const int T = x.T, C = c->hidden_size, D = c->head_dim, Hq = c->num_attention_heads,
-                  Hkv = c->num_key_value_heads, V = c->vocab_size;
-        const int QKV = (Hq + 2 * Hkv) * D;
+        const int T = x.T, V = m.cfg.vocab_size;
         float *ref = malloc((size_t)T * V * sizeof(float));
         lrsa_workspace *ws = lrsa_workspace_new();
         lrsa_attn_config a = dense();
         lrsa_model_logits(&m, ws, x.ids, 1, T, &a, ref); /* first sequence */
-        float *xs = malloc((size_t)T * C * sizeof(float));
-        float *qkv = malloc((size_t)T * QKV * sizeof(float));
-        float *att = malloc((size_t)T * Hq * D * sizeof(float));
-        float *lse = malloc((size_t)T * Hq * sizeof(float));
         float *lg = malloc((size_t)T * V * sizeof(float));
-        int32_t *pos = malloc((size_t)T * sizeof(int32_t));
-        for (int t = 0; t < T; t++) pos[t] = t;
-        lrsa_model_embed(&m, x.ids, T, xs);
-        for (int l = 0; l < c->num_hidden_layers; l++) {
-            lrsa_model_layer_qkv(&m, l, xs, pos, T, qkv);
-            lrsa_attn_dims d = {.B = 1,
-                                .T = T,
-                                .Hq = Hq,
-                                .Hkv = Hkv,
-                                .D = D,
-                                .q_stride = QKV,
-                                .kv_stride = QKV,
-                                .o_stride = Hq * D,
-                                .scale = 1.0f / sqrtf((float)D)};
-            lrsa_attention_forward_cpu(att, lse, qkv, qkv + Hq * D, qkv + (Hq + Hkv) * D, &d);
-            lrsa_model_layer_out(&m, l, xs, att, T);
-        }
-        lrsa_model_final_logits(&m, xs, T, lg);
+        tm_block_forward_logits(&m, x.ids, T, lg);
         TU_ASSERT_CLOSE(lg, ref, (int64_t)T * V, 1e-6, k_fixtures[f]);
         free(ref);
-        free(xs);
-        free(qkv);
-        free(att);
-        free(lse);
         free(lg);
-        free(pos);
         lrsa_workspace_free(ws);
         lrsa_model_free(&m);
         free_expected(&x);

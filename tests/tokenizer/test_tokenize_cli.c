@@ -48,6 +48,18 @@ static void test_encode_decode(void **state) {
     free(five);
     free(out);
     lrsa_tokenizer_free(t);
+    /* --add-special-tokens on the Llama-2-style fixture: <s> (id 1), then HF's ids */
+    exp = lrsa_read_file(LRSA_TEST_DATA "/tokenizer/spm/expected_llama2.txt", &n, &e);
+    assert_non_null(exp);
+    *strchr(exp, '\n') = 0;
+    assert_int_equal(run("printf 'Hello world! 123' | " LRSA_BINARY
+                         " tokenize --model " LRSA_TEST_DATA "/tokenizer/spm --add-special-tokens",
+                         &out),
+                     0);
+    assert_int_equal(strncmp(out, "1 ", 2), 0);
+    assert_int_equal(strncmp(out + 2, exp, strlen(exp)), 0);
+    free(out);
+    free(exp);
     assert_int_equal(run(LRSA_BINARY " tokenize --model " FIX " --info", &out), 0);
     assert_non_null(strstr(out, "chat_format chatml-smollm"));
     assert_non_null(strstr(out, "vocab_size 1359"));

@@ -8,22 +8,6 @@
 
 #include "tok_test_common.h"
 
-/* Parses one line of space-separated ids. */
-static int parse_ids(const char *line, int32_t *ids, int cap) {
-    int n = 0;
-    const char *p = line;
-    while (*p && *p != '\n') {
-        char *end;
-        long v = strtol(p, &end, 10);
-        assert_true(end != p);
-        assert_true(n < cap);
-        ids[n++] = (int32_t)v;
-        p = end;
-        while (*p == ' ') p++;
-    }
-    return n;
-}
-
 static void check_tokenizer(const char *name) {
     tok_corpus c;
     tok_load_corpus(&c);
@@ -39,7 +23,7 @@ static void check_tokenizer(const char *name) {
     static int32_t want[4096];
     for (int k = 0; k < c.n; k++) {
         assert_non_null(line);
-        int nw = parse_ids(line, want, 4096);
+        int nw = tok_parse_ids(line, want, 4096);
         lrsa_ids got = {0};
         assert_int_equal(lrsa_tokenizer_encode_with_special(t, c.text[k], c.len[k], &got, &e), 0);
         int same = got.n == nw && (nw == 0 || memcmp(got.v, want, (size_t)nw * 4) == 0);

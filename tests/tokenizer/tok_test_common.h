@@ -26,10 +26,10 @@ static inline const char *tok_find(const char *p, const char *end, const char *n
 }
 
 /* Cases are separated by a marker line; one case holds a NUL byte, so no str* functions. */
-static inline void tok_load_corpus(tok_corpus *c) {
+static inline void tok_load_corpus_file(tok_corpus *c, const char *path) {
     lrsa_err e;
     size_t n;
-    c->buf = lrsa_read_file(LRSA_TEST_DATA "/tokenizer/corpus.txt", &n, &e);
+    c->buf = lrsa_read_file(path, &n, &e);
     if (!c->buf) fail_msg("%s", e.msg);
     c->n = 0;
     const char *p = c->buf, *end = c->buf + n;
@@ -43,6 +43,32 @@ static inline void tok_load_corpus(tok_corpus *c) {
         if (!m) break;
         p = m + ml;
     }
+}
+
+static inline void tok_load_corpus(tok_corpus *c) {
+    tok_load_corpus_file(c, LRSA_TEST_DATA "/tokenizer/corpus.txt");
+}
+
+/* Parses one line of space-separated ids. */
+static inline int tok_parse_ids(const char *line, int32_t *ids, int cap) {
+    int n = 0;
+    const char *p = line;
+    while (*p && *p != '\n') {
+        char *end;
+        long v = strtol(p, &end, 10);
+        assert_true(end != p);
+        assert_true(n < cap);
+        ids[n++] = (int32_t)v;
+        p = end;
+        while (*p == ' ') p++;
+    }
+    return n;
+}
+
+/* The next line of a text (NULL at the end). */
+static inline const char *tok_next_line(const char *line) {
+    line = strchr(line, '\n');
+    return line && line[1] ? line + 1 : NULL;
 }
 
 static inline lrsa_tokenizer *tok_fixture(const char *name) {

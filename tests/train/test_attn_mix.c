@@ -99,7 +99,7 @@ static void test_pick(void **state) {
 }
 
 /* ---- through the trainer (tiny random model, tests/train/train_fixture.c) ---------------- */
-static lrsa_comm single = {0, 1, 0, 0};
+static lrsa_comm single = {.world = 1};
 
 static void train(const char *cfg, const char *run_dir, const char *const *extra, int64_t stop) {
     char rd[4300];

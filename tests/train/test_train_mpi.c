@@ -1,8 +1,12 @@
 /* Data parallelism (run under `mpiexec -n 2`): a 2-rank ZeRO-1 run gives the same losses as a
- * 1-rank run with the same global batch (within 1e-6 relative), also with gradient
- * accumulation and with the plain float all-reduce; 2 ranks stopped after N steps and resumed
- * on 2 ranks for M more match N+M steps in one 2-rank run bit for bit (also with gradient
- * accumulation); a 2-rank checkpoint resumes on 1 rank. */
+ * 1-rank run with the same global batch (losses within 1e-6 relative; with the deterministic
+ * reduce the final weights and moments bit for bit), also with gradient accumulation, with the
+ * gradient buckets reduced during the backward (comm.overlap, several buckets) and without; the
+ * overlapped and the blocking reduction end in bit-identical checkpoints; 2 ranks stopped after N
+ * steps and resumed on 2 ranks for M more match N+M steps in one 2-rank run bit for bit (also with
+ * gradient accumulation); a 2-rank checkpoint resumes on 1 rank. The same for LoRA (only adapter
+ * gradients reduced, after the backward: comm.overlap applies to full fine-tuning; ZeRO-1 shards
+ * of the adapter's moments) with dropout and recomputation. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +20,9 @@
 
 static lrsa_comm world;
 
-static void compare(const char *extra_tag, const char *const *extra_ov) {
+/* Losses within 1e-6 relative; exact: the final weights and moments bit-identical too (the
+ * deterministic reduce). */
+static void compare(const char *extra_tag, const char *const *extra_ov, int exact) {
     char dir[4096], cfg[4200], one[4300], two[4300];
     /* rank 0 prepares the files, the others use its directory */
     if (world.rank == 0) tu_tmpdir(dir, sizeof dir, extra_tag);
@@ -32,7 +38,7 @@ static void compare(const char *extra_tag, const char *const *extra_ov) {
     lrsa_train_opts o = {0, 1};
     if (lrsa_train_run(&c, &o, &world, &e)) fail_msg("2-rank run: %s", e.msg);
     if (world.rank == 0) {
-        lrsa_comm single = {0, 1, 0, 0};
+        lrsa_comm single = {.world = 1};
         snprintf(c.run_dir, sizeof c.run_dir, "%s", one);
         if (lrsa_train_run(&c, &o, &single, &e)) fail_msg("1-rank run: %s", e.msg);
         int64_t s1[32], s2[32];
@@ -46,13 +52,19 @@ static void compare(const char *extra_tag, const char *const *extra_ov) {
                    l2[i], rel);
             if (!(rel <= 1e-6)) fail_msg("step %lld differs: rel %.3g", (long long)s1[i], rel);
         }
+        /* the logged loss is a sum in another order; the weights and moments are not */
+        char a[4400], b[4400];
+        snprintf(a, sizeof a, "%s/ckpt/step_000006.h5", one);
+        snprintf(b, sizeof b, "%s/ckpt/step_000006.h5", two);
+        if (exact && !tf_ckpts_equal(a, b))
+            fail_msg("deterministic reduce, but the 1-rank and 2-rank checkpoints differ");
     }
     assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
 }
 
 static void test_two_ranks_match_one(void **state) {
     (void)state;
-    compare("mpi", NULL);
+    compare("mpi", NULL, 1);
 }
 
 /* A checkpoint written by 2 ranks (moments gathered from the ZeRO shards) resumes on 1 rank
@@ -74,7 +86,7 @@ static void test_resume_on_other_world_size(void **state) {
     lrsa_train_opts stop = {3, 1}, full = {0, 1};
     if (lrsa_train_run(&c, &stop, &world, &e)) fail_msg("2-rank run: %s", e.msg);
     if (world.rank == 0) {
-        lrsa_comm single = {0, 1, 0, 0};
+        lrsa_comm single = {.world = 1};
         c.resume = 1;
         if (lrsa_train_run(&c, &full, &single, &e)) fail_msg("1-rank resume: %s", e.msg);
         snprintf(c.run_dir, sizeof c.run_dir, "%s", one);
@@ -143,14 +155,73 @@ static void test_resume_two_ranks_accum(void **state) {
 static void test_two_ranks_match_one_accum(void **state) {
     (void)state;
     const char *ov[] = {"grad_accum=2", NULL};
-    compare("mpi_accum", ov);
+    compare("mpi_accum", ov, 1);
 }
 
 /* Plain float all-reduce (sums in a different order than one rank): still within 1e-6. */
 static void test_two_ranks_match_one_f32_reduce(void **state) {
     (void)state;
     const char *ov[] = {"deterministic_reduce=false", NULL};
-    compare("mpi_f32", ov);
+    compare("mpi_f32", ov, 0);
+}
+
+/* Several buckets (comm.bucket_mb of 0.01: one per layer, the head, the embedding), each
+ * reduced as soon as the last sample's backward finished it. */
+static void test_overlap_buckets_match_one(void **state) {
+    (void)state;
+    const char *det[] = {"comm.bucket_mb=0.01", "grad_accum=2", NULL};
+    compare("mpi_overlap", det, 1);
+    const char *f32[] = {"comm.bucket_mb=0.01", "deterministic_reduce=false", NULL};
+    compare("mpi_overlap_f32", f32, 0);
+    const char *blocking[] = {"comm.overlap=false", NULL};
+    compare("mpi_blocking", blocking, 1);
+}
+
+/* The overlapped bucketed reduction and the blocking one give the same weights and moments,
+ * bit for bit, after 6 steps on 2 ranks (deterministic and float reduce). */
+static void overlap_equals_blocking(const char *tag, const char *reduce) {
+    char dir[4096], cfg[4200], a[4400], b[4400];
+    if (world.rank == 0) tu_tmpdir(dir, sizeof dir, tag);
+    lrsa_err e;
+    assert_int_equal(lrsa_comm_bcast(&world, dir, sizeof dir, 0, &e), 0);
+    if (world.rank == 0) tf_write_run(dir, "overlap", NULL, cfg, sizeof cfg);
+    lrsa_path_join(cfg, sizeof cfg, dir, "config.yaml");
+    assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
+    const char *ov_on[] = {"comm.bucket_mb=0.01", reduce, NULL};
+    const char *ov_off[] = {"comm.overlap=false", reduce, NULL};
+    lrsa_train_opts o = {0, 1};
+    lrsa_train_config c;
+    tf_load_config(&c, cfg, ov_on);
+    snprintf(c.run_dir, sizeof c.run_dir, "%s/overlap", dir);
+    if (lrsa_train_run(&c, &o, &world, &e)) fail_msg("overlapped run: %s", e.msg);
+    tf_load_config(&c, cfg, ov_off);
+    snprintf(c.run_dir, sizeof c.run_dir, "%s/blocking", dir);
+    if (lrsa_train_run(&c, &o, &world, &e)) fail_msg("blocking run: %s", e.msg);
+    if (world.rank == 0) {
+        snprintf(a, sizeof a, "%s/overlap/ckpt/step_000006.h5", dir);
+        snprintf(b, sizeof b, "%s/blocking/ckpt/step_000006.h5", dir);
+        assert_true(tf_ckpts_equal(a, b));
+    }
+    assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
+}
+
+static void test_overlap_equals_blocking(void **state) {
+    (void)state;
+    overlap_equals_blocking("mpi_ovl_det", "deterministic_reduce=true");
+    overlap_equals_blocking("mpi_ovl_f32", "deterministic_reduce=false");
+}
+
+static const char *const k_lora_ov[] = {"lora.rank=4", "lora.dropout=0.1", "recompute=true",
+                                        "grad_accum=2", NULL};
+
+static void test_two_ranks_match_one_lora(void **state) {
+    (void)state;
+    compare("mpi_lora", k_lora_ov, 1);
+}
+
+static void test_resume_two_ranks_lora(void **state) {
+    (void)state;
+    resume_two_ranks("mpi_resume2_lora", k_lora_ov);
 }
 
 int main(void) {
@@ -164,9 +235,13 @@ int main(void) {
         cmocka_unit_test(test_two_ranks_match_one),
         cmocka_unit_test(test_two_ranks_match_one_accum),
         cmocka_unit_test(test_two_ranks_match_one_f32_reduce),
+        cmocka_unit_test(test_overlap_buckets_match_one),
+        cmocka_unit_test(test_overlap_equals_blocking),
         cmocka_unit_test(test_resume_on_other_world_size),
         cmocka_unit_test(test_resume_two_ranks),
         cmocka_unit_test(test_resume_two_ranks_accum),
+        cmocka_unit_test(test_two_ranks_match_one_lora),
+        cmocka_unit_test(test_resume_two_ranks_lora),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     lrsa_comm_finalize(&world);

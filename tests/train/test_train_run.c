@@ -13,18 +13,12 @@
 #include "train/trainer.h"
 #include "train_fixture.h"
 
-static lrsa_comm single = {0, 1, 0, 0};
-
 static int run(const char *config, const char *const *overrides, int64_t stop_after, lrsa_err *e) {
-    lrsa_train_config c;
-    tf_load_config(&c, config, overrides);
-    lrsa_train_opts o = {stop_after, 1};
-    return lrsa_train_run(&c, &o, &single, e);
+    return tf_train(config, overrides, stop_after, e);
 }
 
 static void must_run(const char *config, const char *const *overrides, int64_t stop_after) {
-    lrsa_err e;
-    if (run(config, overrides, stop_after, &e)) fail_msg("training failed: %s", e.msg);
+    tf_must_train(config, overrides, stop_after);
 }
 
 /* Straight N+M steps vs N steps, stop, resume, M more: same losses and bit-identical final
@@ -77,6 +71,14 @@ static void test_resume_exact(void **state) {
 static void test_resume_exact_grad_accum(void **state) {
     (void)state;
     resume_case("resume_accum", "grad_accum: 3\n");
+}
+
+/* LoRA (the adapter and its moments are the checkpoint) with dropout, recomputation and
+ * gradient accumulation resumes bit-exactly too. */
+static void test_resume_exact_lora(void **state) {
+    (void)state;
+    resume_case("resume_lora", "lora:\n  rank: 4\n  alpha: 8\n  dropout: 0.1\n"
+                               "recompute: true\ngrad_accum: 2\n");
 }
 
 /* data.tokens_per_microbatch derives the accumulation from tokens: 512 in micro-batches of 256
@@ -235,6 +237,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_exact),
         cmocka_unit_test(test_resume_exact_grad_accum),
+        cmocka_unit_test(test_resume_exact_lora),
         cmocka_unit_test(test_tokens_per_microbatch),
         cmocka_unit_test(test_startup_errors),
         cmocka_unit_test(test_skip_guard),

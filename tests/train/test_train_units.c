@@ -2,6 +2,7 @@
  * YAML round trip, schedules, clipping, AdamW against a scalar reference, ZeRO shards, metrics
  * truncation on resume, SVG ticks. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +41,25 @@ static void test_config_parse(void **state) {
     lrsa_train_config d;
     lrsa_train_config_defaults(&d);
     assert_int_equal(lrsa_train_config_parse(&d, yaml, strlen(yaml), "resolved", &e), 0);
-    assert_memory_equal(&c, &d, sizeof c);
+    assert_memory_equal(&c, &d, offsetof(lrsa_train_config, key_line)); /* lines differ */
     free(yaml);
+    /* also strings a YAML reader would not give back raw: a line break (folded into a space),
+     * a control character (refused), NEL and U+2028 (line breaks too), beside plain UTF-8 */
+    static const char *const odd[] = {"a\\nb", "a\\x01b", "a\\x85b", "a\\Lb",
+                                      "caf\\u00e9\\tx\\\\\\\""};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "run_dir: \"%s\"\n", odd[i]);
+        lrsa_train_config_defaults(&c);
+        assert_int_equal(lrsa_train_config_parse(&c, text, strlen(text), "odd.yaml", &e), 0);
+        yaml = lrsa_train_config_to_yaml(&c);
+        lrsa_train_config_defaults(&d);
+        if (lrsa_train_config_parse(&d, yaml, strlen(yaml), "resolved", &e) != 0)
+            fail_msg("%s does not read back: %s", odd[i], e.msg);
+        if (strcmp(c.run_dir, d.run_dir) != 0)
+            fail_msg("%s reads back as '%s', not '%s'", odd[i], d.run_dir, c.run_dir);
+        free(yaml);
+    }
 }
 
 static void expect_error(const char *text, const char *needle1, const char *needle2) {
@@ -77,6 +95,19 @@ static void test_config_errors(void **state) {
     expect_error("model:\n  path: m\ndata:\n  train: t\nrun_dir: r\nschedule:\n  max_steps: 3\n"
                  "attention:\n  keep: 1.5\n",
                  "attention.keep", "(0, 1]");
+    /* value errors name the line the value is on */
+    expect_error("model:\n  path: m\ndata:\n  train: t\nrun_dir: r\nschedule:\n  max_steps: 3\n"
+                 "attention:\n  keep: 1.5\n",
+                 "cfg.yaml:9:", "attention.keep");
+    expect_error("model:\n  path: m\ndata:\n  train: t\nrun_dir: r\nschedule:\n  max_steps: 0\n",
+                 "cfg.yaml:7:", "schedule.max_steps");
+    expect_error("model:\n  path: m\ndata:\n  train: t\nrun_dir: r\nschedule:\n  max_steps: 3\n"
+                 "attention:\n  keep_mix: 0.5,2\n",
+                 "cfg.yaml:9:", "keep_mix");
+    /* a key given twice: both lines, whichever the reader would have kept */
+    expect_error("seed: 1\noptim:\n  lr: 1e-3\n  lr: 1e-4\n", "cfg.yaml:4:", "first on line 3");
+    expect_error("optim:\n  lr: 1e-3\nseed: 2\noptim:\n  eps: 1e-6\n", "'optim' appears twice",
+                 "first on line 1");
     /* the other LagKV hyper-parameters: lag <= 0, sink < 0, keep 0 */
     const char *base =
         "model:\n  path: m\ndata:\n  train: t\nrun_dir: r\nschedule:\n  max_steps: 3\n";
@@ -98,14 +129,23 @@ static void test_config_errors(void **state) {
     assert_non_null(strstr(e.msg, "optim.lrr"));
     assert_int_equal(lrsa_train_config_override(&c, "lr", "command line", &e), -1);
     assert_non_null(strstr(e.msg, "section.key=value"));
+    /* a value from an override is named as such, not as a line of the file */
+    const char *ok =
+        "model:\n  path: m\ndata:\n  train: t\nrun_dir: r\nschedule:\n  max_steps: 3\n";
+    lrsa_train_config_defaults(&c);
+    assert_int_equal(lrsa_train_config_parse(&c, ok, strlen(ok), "cfg.yaml", &e), 0);
+    assert_int_equal(lrsa_train_config_override(&c, "attention.keep=1.5", "command line", &e), 0);
+    assert_int_equal(lrsa_train_config_validate(&c, "cfg.yaml", &e), -1);
+    if (!strstr(e.msg, "command line: key 'attention.keep'")) fail_msg("message: %s", e.msg);
 }
 
 /* The configs we ship parse and validate. */
 static void test_shipped_configs(void **state) {
     (void)state;
     const char *files[] = {LRSA_SOURCE_DIR "/configs/smollm2-135m-lrsa.yaml",
-                           LRSA_SOURCE_DIR "/configs/tiny-test.yaml"};
-    for (int i = 0; i < 2; i++) {
+                           LRSA_SOURCE_DIR "/configs/tiny-test.yaml",
+                           LRSA_SOURCE_DIR "/configs/smollm2-135m-lora-cpu.yaml"};
+    for (int i = 0; i < 3; i++) {
         lrsa_train_config c;
         lrsa_err e;
         lrsa_train_config_defaults(&c);

@@ -12,6 +12,7 @@
 #include "base/rng.h"
 #include "data/dataset.h"
 #include "test_util.h"
+#include "train/trainer.h"
 
 void tf_write_dataset(const char *path, int n, int min_len, int max_len, uint64_t seed) {
     lrsa_rng r;
@@ -49,15 +50,25 @@ void tf_write_run(const char *dir, const char *run, const char *extra, char *con
     if (!lrsa_file_exists(train)) tf_write_dataset(train, 48, 24, 56, 11);
     if (!lrsa_file_exists(eval)) tf_write_dataset(eval, 8, 40, 56, 99);
     char text[16384];
-    snprintf(text, sizeof text,
-             "model:\n  init: random\n  config: %s/configs/tiny/config.json\n"
-             "data:\n  train: %s\n  eval: %s\n  tokens_per_batch: 256\n  eval_samples: 4\n"
-             "attention:\n  mode: lrsa\n  sink: 4\n  lag: 8\n  keep: 0.25\n"
-             "optim:\n  lr: 3.0e-3\n  weight_decay: 0.01\n"
-             "schedule:\n  warmup_steps: 2\n  max_steps: 6\n"
-             "seed: 7\nrun_dir: %s\nlog_every: 1\neval_every: 0\nckpt_every: 2\nkeep_ckpts: 2\n"
-             "%s",
-             LRSA_SOURCE_DIR, train, eval, run_dir, extra ? extra : "");
+    int n = snprintf(text, sizeof text,
+                     "model:\n  init: random\n  config: %s/configs/tiny/config.json\n"
+                     "data:\n  train: %s\n  eval: %s\n  tokens_per_batch: 256\n  eval_samples: 4\n"
+                     "attention:\n  mode: lrsa\n  sink: 4\n  lag: 8\n  keep: 0.25\n"
+                     "optim:\n  lr: 3.0e-3\n  weight_decay: 0.01\n"
+                     "schedule:\n  warmup_steps: 2\n  max_steps: 6\nrun_dir: %s\n",
+                     LRSA_SOURCE_DIR, train, eval, run_dir);
+    /* the top-level keys `extra` does not set itself (a key given twice is an error) */
+    static const char *const top[] = {"seed: 7", "log_every: 1", "eval_every: 0", "ckpt_every: 2",
+                                      "keep_ckpts: 2"};
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%.*s", (int)(strchr(top[i], ':') - top[i] + 1), top[i]);
+        char nl_key[40];
+        snprintf(nl_key, sizeof nl_key, "\n%s", key);
+        if (extra && (!strncmp(extra, key, strlen(key)) || strstr(extra, nl_key))) continue;
+        n += snprintf(text + n, sizeof text - (size_t)n, "%s\n", top[i]);
+    }
+    snprintf(text + n, sizeof text - (size_t)n, "%s", extra ? extra : "");
     lrsa_path_join(config_path, cap, dir, "config.yaml");
     lrsa_err e;
     if (lrsa_write_file_atomic(config_path, text, strlen(text), &e)) fail_msg("%s", e.msg);
@@ -70,6 +81,20 @@ void tf_load_config(lrsa_train_config *c, const char *config_path, const char *c
     for (int i = 0; overrides && overrides[i]; i++)
         if (lrsa_train_config_override(c, overrides[i], "test", &e)) fail_msg("%s", e.msg);
     if (lrsa_train_config_validate(c, config_path, &e)) fail_msg("%s", e.msg);
+}
+
+int tf_train(const char *config_path, const char *const *overrides, int64_t stop_after,
+             lrsa_err *e) {
+    lrsa_comm single = {.world = 1};
+    lrsa_train_config c;
+    tf_load_config(&c, config_path, overrides);
+    lrsa_train_opts o = {stop_after, 1};
+    return lrsa_train_run(&c, &o, &single, e);
+}
+
+void tf_must_train(const char *config_path, const char *const *overrides, int64_t stop_after) {
+    lrsa_err e;
+    if (tf_train(config_path, overrides, stop_after, &e)) fail_msg("training failed: %s", e.msg);
 }
 
 static int read_records(const char *run_dir, const char *k1, const char *k2, int64_t *steps,

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/error.h"
 #include "train/config.h"
 
 /* n samples of a copy task (vocab 96): bos, filler, a key token hidden at a random position,
@@ -18,6 +19,12 @@ void tf_write_run(const char *dir, const char *run, const char *extra, char *con
                   size_t cap);
 /* Loads config_path and applies overrides (NULL-terminated list). */
 void tf_load_config(lrsa_train_config *c, const char *config_path, const char *const *overrides);
+/* Loads config_path with overrides and trains on one rank, quietly, stopping after stop_after
+ * (0: the schedule's end). Returns lrsa_train_run's status (e set on -1). */
+int tf_train(const char *config_path, const char *const *overrides, int64_t stop_after,
+             lrsa_err *e);
+/* tf_train that fails the test with the message when training fails. */
+void tf_must_train(const char *config_path, const char *const *overrides, int64_t stop_after);
 /* Reads every {"step":..,"loss":..} of RUN_DIR/metrics.jsonl into steps/losses (cap entries);
  * returns the count. */
 int tf_read_losses(const char *run_dir, int64_t *steps, double *losses, int cap);

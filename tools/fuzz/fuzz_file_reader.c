@@ -4,29 +4,18 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "data/tokenizer.h"
+#include "fuzz_input.h"
 #include "model/safetensors.h"
 
-static const char *input_path(void) {
-    static char path[512];
-    if (!path[0]) {
-        const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-        snprintf(path, sizeof path, "%s/lrsa_fuzz_%ld", dir ? dir : "/tmp", (long)getpid());
-    }
-    return path;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    FILE *f = fopen(input_path(), "wb");
-    if (!f) return 0;
-    fwrite(data, 1, size, f);
-    fclose(f);
+    const char *path = fuzz_input_file(data, size, "reader");
+    if (!path) return 0;
     lrsa_err e;
 #if defined(FUZZ_SAFETENSORS)
     lrsa_safetensors st;
-    if (lrsa_st_open(&st, input_path(), &e) == 0) {
+    if (lrsa_st_open(&st, path, &e) == 0) {
         for (int i = 0; i < st.n; i++) {
             const lrsa_st_tensor *t = &st.tensors[i];
             uint64_t n = 1;
@@ -39,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         lrsa_st_close(&st);
     }
 #elif defined(FUZZ_TOKENIZER)
-    lrsa_tokenizer *t = lrsa_tokenizer_load(input_path(), &e);
+    lrsa_tokenizer *t = lrsa_tokenizer_load(path, &e);
     if (t) {
         lrsa_ids ids = {0};
         (void)lrsa_tokenizer_encode(t, "Hello world! 123 \xC3\xA9", 18, &ids, &e);
