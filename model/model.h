@@ -62,7 +62,22 @@ void lrsa_model_free(lrsa_model *m);
  * the per-target-token NLL (0 where weight is 0). recompute: keep only each layer's input and
  * recompute the layer during backward. */
 typedef struct lrsa_workspace lrsa_workspace;
+typedef struct lrsa_device_ops lrsa_device_ops;
+/* A workspace on the CPU (fp32, the model's table arenas). */
 lrsa_workspace *lrsa_workspace_new(void);
+/* A workspace on the device of `ops` (model/device_ops.h); every buffer of a call lives there.
+ * The same model code runs on either; only the op table differs. */
+lrsa_workspace *lrsa_workspace_new_on(const lrsa_device_ops *ops);
+const lrsa_device_ops *lrsa_workspace_ops(const lrsa_workspace *ws);
+/* Binds the weights the forward reads (act-typed: bf16 on CUDA, table layout) and the fp32
+ * gradient arena (table layout) in the workspace's device memory, instead of the table's PARAM
+ * and GRAD arenas (required off the CPU). */
+void lrsa_workspace_bind_params(lrsa_workspace *ws, void *param, float *grad);
+/* The memory plan: allocates every buffer for calls of up to B sequences of T tokens (and the
+ * LagKV selections for LRSA attention) now; a later call that would need more aborts instead of
+ * allocating inside a step. */
+void lrsa_workspace_reserve(lrsa_workspace *ws, const lrsa_model *m, int B, int T,
+                            const lrsa_attn_config *attn, int recompute);
 void lrsa_workspace_free(lrsa_workspace *ws);
 /* Testing aid: while on, LRSA mode reuses each layer's LagKV selection from the last call
  * instead of recomputing it, making the loss a smooth function of the parameters (for
@@ -98,4 +113,22 @@ void lrsa_model_layer_qkv(const lrsa_model *m, int layer, const float *x, const 
 void lrsa_model_layer_out(const lrsa_model *m, int layer, float *x, const float *att, int64_t N);
 /* logits[N, V] = lm_head(final_norm(x)). */
 void lrsa_model_final_logits(const lrsa_model *m, const float *x, int64_t N, float *logits);
+
+/* The same blocks on any device (model_blocks.c): buffers in the memory of env->ops (act-typed:
+ * fp32 on the CPU, bf16 on CUDA; logits fp32), weights from env->param (act-typed, table
+ * layout) or the table's PARAM arena when NULL. Scratch for N rows: h and tmp [N, C], gu
+ * [N, 2I], act [N, I] (qkv needs only h). */
+typedef struct lrsa_block_env {
+    const lrsa_device_ops *ops;
+    const void *param;
+    void *h, *tmp, *gu, *act;
+} lrsa_block_env;
+void lrsa_block_embed(const lrsa_model *m, const lrsa_block_env *env, const int32_t *ids, int64_t N,
+                      void *x);
+void lrsa_block_layer_qkv(const lrsa_model *m, const lrsa_block_env *env, int layer, const void *x,
+                          const int32_t *pos, int64_t N, void *qkv);
+void lrsa_block_layer_out(const lrsa_model *m, const lrsa_block_env *env, int layer, void *x,
+                          const void *att, int64_t N);
+void lrsa_block_final_logits(const lrsa_model *m, const lrsa_block_env *env, const void *x,
+                             int64_t N, float *logits);
 #endif

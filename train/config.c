@@ -400,6 +400,10 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
         char what[LRSA_PATH_MAX + 32];
         snprintf(what, sizeof what, "%s: key 'lora.targets'", where);
         if (lrsa_lora_targets_parse(c->lora_targets, &mask, what, e)) return -1;
+        /* the GPU trainer holds the model's table only (train/train_gpu.h; docs/CUDA.md) */
+        RANGE(strcmp(c->device, "cuda"), "lora.rank",
+              "is set with device: cuda, and lora is CPU-only for now: set device: cpu or remove "
+              "lora");
     }
     RANGE(c->comm_bucket_mb > 0, "comm.bucket_mb", "must be > 0");
     RANGE(c->comm_timeout_s > 0, "comm.timeout_s", "must be > 0");

@@ -11,6 +11,7 @@
 #include "base/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "model/device_ops.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
@@ -19,6 +20,7 @@
 #include "train/optim.h"
 #include "train/attn_mix.h"
 #include "train/train_eval.h"
+#include "train/train_gpu.h"
 #include "train/train_log.h"
 
 /* Set from a signal handler: the one process-wide flag of the trainer. */
@@ -43,6 +45,7 @@ typedef struct trainer {
     char base_checksum[17];
     char *lora_json;
     lrsa_workspace *ws;
+    lrsa_train_gpu *gpu; /* device: cuda (train_gpu.h); NULL on the CPU */
     lrsa_dataset train, eval;
     int have_train, have_eval;
     lrsa_loader loader;
@@ -120,16 +123,33 @@ static int setup_model(trainer *t, lrsa_err *e) {
     return 0;
 }
 
+/* device: cuda needs a CUDA build, a usable device, one rank and bf16 weights; says which is
+ * missing before anything is loaded. */
+static int check_device(trainer *t, lrsa_err *e) {
+    const lrsa_train_config *c = t->cfg;
+    if (strcmp(c->device, "cuda")) {
+        if (strcmp(c->model_dtype, "f32"))
+            return lrsa_errorf(e,
+                               "model.dtype: %s is for the GPU path; CPU training keeps fp32 "
+                               "weights, set model.dtype: f32 (or device: cuda)",
+                               c->model_dtype);
+        return 0;
+    }
+    if (lrsa_cuda_usable("device: cuda", "set device: cpu to train on the CPU", e)) return -1;
+    if (t->comm->world > 1)
+        return lrsa_errorf(e,
+                           "device: cuda trains on one GPU with one rank (%d ranks were started); "
+                           "multi-GPU training is not implemented: run without mpirun",
+                           t->comm->world);
+    if (strcmp(c->model_dtype, "bf16"))
+        return lrsa_errorf(e, "device: cuda trains bf16 weights with an fp32 master copy: set "
+                              "model.dtype: bf16");
+    return 0;
+}
+
 static int setup_inputs(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
-    if (!strcmp(c->device, "cuda"))
-        return lrsa_errorf(e, "device: cuda is not available in this build of the trainer (the "
-                              "GPU training path is not wired yet); set device: cpu");
-    if (strcmp(c->model_dtype, "f32"))
-        return lrsa_errorf(e,
-                           "model.dtype: %s is for the GPU path; CPU training keeps fp32 "
-                           "weights, set model.dtype: f32",
-                           c->model_dtype);
+    if (check_device(t, e)) return -1;
     t->attn.mode = !strcmp(c->attn_mode, "lrsa") ? LRSA_ATTN_LRSA : LRSA_ATTN_DENSE;
     t->attn.lagkv = (lrsa_lagkv_params){(int)c->attn_sink, (int)c->attn_lag, (float)c->attn_keep,
                                         (float)c->attn_value_weight};
@@ -228,6 +248,10 @@ static int setup_run_dir(trainer *t, lrsa_err *e) {
     return 0;
 }
 
+static int sample_fits(const trainer *t, int64_t idx) {
+    return t->cfg->max_len <= 0 || lrsa_dataset_len(&t->train, idx) <= t->cfg->max_len;
+}
+
 static int setup_state(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
     lrsa_table_alloc(t->trainable, LRSA_ROLE_GRAD);
@@ -258,6 +282,20 @@ static int setup_state(trainer *t, lrsa_err *e) {
             return lrsa_err_prefix(e, "checkpoint %s: ", t->resume_from);
         t->st.world_size = t->comm->world;
     }
+    if (!strcmp(c->device, "cuda")) {
+        /* one rank: the reduction is a no-op, deterministic_reduce has nothing to do and
+         * comm.overlap no other rank to overlap with (no gradient-ready hook is attached) */
+        int64_t max_T = 1;
+        for (int64_t i = 0; i < t->train.n; i++)
+            if (sample_fits(t, i) && lrsa_dataset_len(&t->train, i) > max_T)
+                max_T = lrsa_dataset_len(&t->train, i);
+        /* the memory plan holds the largest keep a sample can draw (attention.keep_mix) */
+        lrsa_attn_config plan = t->attn;
+        for (int i = 0; i < t->attn_mix.n_keeps; i++)
+            if (t->attn_mix.keeps[i] > plan.lagkv.keep) plan.lagkv.keep = t->attn_mix.keeps[i];
+        t->gpu = lrsa_train_gpu_new(&t->model, &t->opt, &plan, (int)max_T, c->recompute, e);
+        return t->gpu ? 0 : -1;
+    }
     if (c->deterministic_reduce) t->acc = lrsa_calloc((size_t)t->trainable->numel, sizeof(double));
     t->ws = lrsa_workspace_new();
     /* The buckets follow the model's readiness points (offsets in the model's table): a LoRA
@@ -274,6 +312,7 @@ static int setup_state(trainer *t, lrsa_err *e) {
 
 static int write_checkpoint(trainer *t, lrsa_err *e) {
     lrsa_tensor_table *tab = t->trainable;
+    if (t->gpu) lrsa_train_gpu_download(t->gpu, &t->model, &t->opt);
     int world = t->comm->world, root = 0, failed = 0;
     int64_t *counts = lrsa_malloc(sizeof(int64_t) * 2 * (size_t)world), *displs = counts + world;
     for (int r = 0; r < world; r++) {
@@ -335,8 +374,9 @@ static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target,
     float w = (float)(1.0 / n_target);
     for (int64_t i = 0; i < T; i++) t->weight[i] = (i > 0 && mask[i]) ? w : 0.0f;
     if (t->have_lora) t->lora.pass_key = key;
+    lrsa_workspace *ws = t->gpu ? lrsa_train_gpu_workspace(t->gpu) : t->ws;
     lrsa_attn_config attn = lrsa_attn_mix_pick(&t->attn_mix, step, idx);
-    double loss = lrsa_model_forward_backward(&t->model, t->ws, ids, t->weight, 1, (int)T, &attn,
+    double loss = lrsa_model_forward_backward(&t->model, ws, ids, t->weight, 1, (int)T, &attn,
                                               t->cfg->recompute, 1, NULL);
     if (t->acc && !(t->have_sync && lrsa_grad_sync_consumed(&t->sync))) {
         float *g = t->trainable->arena[LRSA_ROLE_GRAD];
@@ -346,10 +386,6 @@ static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target,
         }
     }
     return loss;
-}
-
-static int sample_fits(const trainer *t, int64_t idx) {
-    return t->cfg->max_len <= 0 || lrsa_dataset_len(&t->train, idx) <= t->cfg->max_len;
 }
 
 /* Test hook: LRSA_TEST_BAD_STEPS="3,4" poisons the gradient of those steps with a NaN, so a
@@ -386,7 +422,10 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
                 tokens += lrsa_dataset_len(&t->train, gb[a].samples[i]);
             }
     }
-    lrsa_table_zero(tab, LRSA_ROLE_GRAD);
+    if (t->gpu)
+        lrsa_train_gpu_zero_grad(t->gpu);
+    else
+        lrsa_table_zero(tab, LRSA_ROLE_GRAD);
     if (t->acc) memset(t->acc, 0, sizeof(double) * (size_t)tab->numel);
     float *g = tab->arena[LRSA_ROLE_GRAD];
     if (t->have_sync) lrsa_grad_sync_begin(&t->sync, g, t->acc);
@@ -409,7 +448,9 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
                 }
     for (int64_t a = 0; a < nm; a++) lrsa_global_batch_free(&gb[a]);
     free(gb);
-    if (t->have_sync) {
+    if (t->gpu) {
+        /* one rank: nothing to reduce */
+    } else if (t->have_sync) {
         if (lrsa_grad_sync_finish(&t->sync, e)) return -1;
     } else if (t->acc) {
         if (lrsa_comm_allreduce_sum_f64(t->comm, t->acc, tab->numel, e)) return -1;
@@ -422,8 +463,14 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
     r->loss = sums[0];
     r->tokens = tokens;
     r->n_target = n_target;
-    if (tab->numel > 0 && test_hook_bad_step(step)) g[0] = NAN;
-    r->gnorm = lrsa_grad_norm(g, tab->numel);
+    if (tab->numel > 0 && test_hook_bad_step(step)) {
+        if (t->gpu)
+            lrsa_train_gpu_poison_grad(t->gpu);
+        else
+            g[0] = NAN;
+    }
+    r->gnorm = t->gpu ? lrsa_train_gpu_grad_norm(t->gpu, c->clip_grad_norm)
+                      : lrsa_grad_norm(g, tab->numel);
     r->lr = lrsa_schedule_lr(c, step);
     if (!isfinite(r->loss) || !isfinite(r->gnorm)) {
         r->skipped = 1;
@@ -438,6 +485,10 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
         return 0;
     }
     t->st.bad_in_row = 0;
+    if (t->gpu) { /* clipping factor and update on the device */
+        lrsa_train_gpu_adamw(t->gpu, r->lr);
+        return 0;
+    }
     double scale = lrsa_clip_scale(r->gnorm, c->clip_grad_norm);
     lrsa_adamw_step(&t->opt, tab->arena[LRSA_ROLE_PARAM], g, r->lr, scale);
     /* ZeRO-1: every rank updated its shard; everyone gets the whole updated arena. */
@@ -457,6 +508,7 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
 static int run_eval(trainer *t, int64_t step, lrsa_err *e) {
     if (!t->have_eval || t->cfg->eval_samples == 0) return 0;
     lrsa_eval_record r;
+    if (t->gpu) lrsa_train_gpu_download(t->gpu, &t->model, &t->opt); /* evaluated on the CPU */
     int failed = lrsa_train_eval(&t->model, &t->eval, t->cfg, t->comm, &r, e) != 0;
     if (agree(t, failed, e)) return -1;
     r.step = step;
@@ -552,6 +604,7 @@ static int loop(trainer *t, lrsa_err *e) {
 static void trainer_free(trainer *t) {
     if (t->metrics) fclose(t->metrics);
     if (t->ws) lrsa_workspace_free(t->ws);
+    lrsa_train_gpu_free(t->gpu);
     if (t->have_sync) lrsa_grad_sync_free(&t->sync);
     if (t->have_loader) lrsa_loader_free(&t->loader);
     if (t->have_opt) lrsa_adamw_free(&t->opt);
