@@ -68,6 +68,9 @@ void lrsa_workspace_free(lrsa_workspace *ws);
  * instead of recomputing it, making the loss a smooth function of the parameters (for
  * finite-difference checks). The batch shape and LagKV parameters must not change. */
 void lrsa_workspace_freeze_selection(lrsa_workspace *ws, int on);
+/* The LagKV selection layer `layer` used in the last forward (lrsa_lagkv_select_cpu's layout for
+ * its B sequences), or NULL when that forward was dense. Valid until the next call. */
+const int32_t *lrsa_workspace_selection(const lrsa_workspace *ws, int layer);
 /* Gradient readiness, for reducing gradients while the backward still runs (train/grad_sync.h):
  * during a want_grad call, fn(ctx, offset) is called each time the GRAD elements from `offset`
  * to the end of the arena have received this call's last addition. The table puts the

@@ -44,12 +44,17 @@ struct lrsa_workspace {
     size_t *sel_cap;
     int n_sel;
     int freeze_sel;
+    int sel_live; /* the last forward ran in LRSA mode: sel holds its selections */
     lrsa_grads_ready_fn grads_ready; /* lrsa_workspace_on_grads_ready */
     void *grads_ready_ctx;
 };
 
 void lrsa_workspace_freeze_selection(lrsa_workspace *ws, int on) {
     ws->freeze_sel = on;
+}
+
+const int32_t *lrsa_workspace_selection(const lrsa_workspace *ws, int layer) {
+    return ws->sel_live && layer >= 0 && layer < ws->n_sel ? ws->sel[layer] : NULL;
 }
 
 void lrsa_workspace_on_grads_ready(lrsa_workspace *ws, lrsa_grads_ready_fn fn, void *ctx) {
@@ -342,6 +347,7 @@ static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tap
     const int64_t N = (int64_t)f->B * f->T, C = c->hidden_size;
     const int Ln = c->num_hidden_layers;
     const int shared = recompute || tp == NULL;
+    ws->sel_live = f->attn.mode == LRSA_ATTN_LRSA;
     ws_ensure(ws, m, N, shared ? 1 : Ln, recompute && tp ? Ln : 0);
     for (int64_t i = 0; i < N; i++) {
         LRSA_CHECK(ids[i] >= 0 && ids[i] < c->vocab_size, "token id %d at %lld outside [0, %d)",

@@ -11,6 +11,7 @@
 #include "base/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "kernels/lagkv/lagkv_visible.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
@@ -322,9 +323,32 @@ static int write_checkpoint(trainer *t, lrsa_err *e) {
     return agree(t, failed, e);
 }
 
+/* Needle kept rate of the sample just run in LRSA mode (sums[1] += the sample's fraction,
+ * sums[2] += 1): of its (layer, KV head, needle span) triples, the fraction in which some token of
+ * the span is visible to the query of the first answer token. Nothing for dense samples or
+ * samples without spans. */
+static void needle_kept(trainer *t, int64_t idx, const lrsa_attn_config *attn, double *sums) {
+    const int64_t *rows;
+    int64_t n_spans = lrsa_dataset_needle_spans(&t->train, idx, &rows);
+    if (attn->mode != LRSA_ATTN_LRSA || n_spans == 0) return;
+    const uint8_t *mask = lrsa_dataset_mask(&t->train, idx);
+    int64_t T = lrsa_dataset_len(&t->train, idx), q = 1;
+    while (q < T && !mask[q]) q++;
+    if (q == T) return;
+    const int layers = t->model.cfg.num_hidden_layers, Hkv = t->model.cfg.num_key_value_heads;
+    int64_t kept = 0;
+    for (int l = 0; l < layers; l++)
+        kept += lrsa_lrsa_spans_visible(lrsa_workspace_selection(t->ws, l), (int)T, Hkv,
+                                        &attn->lagkv, q, rows, n_spans);
+    sums[1] += (double)kept / (double)((int64_t)layers * Hkv * n_spans);
+    sums[2] += 1.0;
+}
+
 /* The weighted loss of one sample, its gradients added to GRAD (and moved to acc). `key`
- * identifies the sample's place in the run (step, micro-batch, sample) for LoRA dropout. */
-static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target, uint64_t key) {
+ * identifies the sample's place in the run (step, micro-batch, sample) for LoRA dropout.
+ * sums[1..2] collect the needle kept rate (needle_kept). */
+static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target, uint64_t key,
+                         double *sums) {
     const int32_t *ids = lrsa_dataset_ids(&t->train, idx);
     const uint8_t *mask = lrsa_dataset_mask(&t->train, idx);
     int64_t T = lrsa_dataset_len(&t->train, idx);
@@ -338,6 +362,7 @@ static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target,
     lrsa_attn_config attn = lrsa_attn_mix_pick(&t->attn_mix, step, idx);
     double loss = lrsa_model_forward_backward(&t->model, t->ws, ids, t->weight, 1, (int)T, &attn,
                                               t->cfg->recompute, 1, NULL);
+    needle_kept(t, idx, &attn, sums);
     if (t->acc && !(t->have_sync && lrsa_grad_sync_consumed(&t->sync))) {
         float *g = t->trainable->arena[LRSA_ROLE_GRAD];
         for (int64_t i = 0; i < t->trainable->numel; i++) {
@@ -370,6 +395,8 @@ typedef struct step_result {
     double loss, gnorm, lr;
     int64_t tokens, n_target;
     int skipped;
+    int has_needle_kept;
+    double needle_kept;
 } step_result;
 
 static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
@@ -393,7 +420,7 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
     int64_t n_calls = 0, call = 0;
     for (int64_t a = 0; a < nm; a++)
         for (int64_t i = 0; i < gb[a].n_local; i++) n_calls += sample_fits(t, gb[a].local[i]);
-    double sums[1] = {0};
+    double sums[3] = {0}; /* loss; needle kept: sum of per-sample rates, samples */
     if (n_target > 0)
         for (int64_t a = 0; a < nm; a++)
             for (int64_t i = 0; i < gb[a].n_local; i++)
@@ -405,7 +432,7 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
                                    (uint64_t)gb[a].local[i];
                     /* the last backward of the step starts the bucketed reduction */
                     if (t->have_sync && ++call == n_calls) lrsa_grad_sync_arm(&t->sync);
-                    sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target, key);
+                    sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target, key, sums);
                 }
     for (int64_t a = 0; a < nm; a++) lrsa_global_batch_free(&gb[a]);
     free(gb);
@@ -417,9 +444,11 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
     } else if (lrsa_comm_allreduce_sum_f32(t->comm, g, tab->numel, e)) {
         return -1;
     }
-    if (lrsa_comm_allreduce_sum_f64(t->comm, sums, 1, e)) return -1;
+    if (lrsa_comm_allreduce_sum_f64(t->comm, sums, 3, e)) return -1;
     memset(r, 0, sizeof *r);
     r->loss = sums[0];
+    r->has_needle_kept = sums[2] > 0;
+    r->needle_kept = sums[2] > 0 ? sums[1] / sums[2] : 0.0;
     r->tokens = tokens;
     r->n_target = n_target;
     if (tab->numel > 0 && test_hook_bad_step(step)) g[0] = NAN;
@@ -520,6 +549,8 @@ static int loop(trainer *t, lrsa_err *e) {
             .n_target = r.n_target,
             .skipped_total = t->st.bad_total,
             .skipped = r.skipped,
+            .has_needle_kept = r.has_needle_kept,
+            .needle_kept = r.needle_kept,
         };
         if (t->comm->rank == 0 && (step % c->log_every == 0 || step == last || r.skipped)) {
             if (!t->opts->quiet) lrsa_log_step_line(stdout, &rec);
