@@ -129,40 +129,18 @@ int lrsa_dataset_writer_add_span(lrsa_dataset_writer *w, int64_t i, int64_t star
     return 0;
 }
 
-/* /needle_spans int64 [m, 3], only when some sample has a span (files without spans stay as they
- * were). Rows are already in (sample, start) order: add_span checks it. */
-static int write_spans(hid_t file, const lrsa_dataset_writer *w, const char *path, lrsa_err *e) {
-    if (w->n_spans == 0) return 0;
-    const char *name = "needle_spans";
-    hsize_t dims[2] = {(hsize_t)w->n_spans, 3};
-    hid_t space = -1, dcpl = -1, ds = -1;
-    int rc = -1;
-    LRSA_H5_TRY(space = H5Screate_simple(2, dims, NULL), path, name, e);
-    LRSA_H5_TRY(dcpl = H5Pcreate(H5P_DATASET_CREATE), path, name, e);
-    LRSA_H5_TRY(H5Pset_obj_track_times(dcpl, 0), path, name, e);
-    LRSA_H5_TRY(ds = H5Dcreate2(file, name, H5T_STD_I64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
-                path, name, e);
-    LRSA_H5_TRY(H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->spans), path, name,
-                e);
-    rc = 0;
-fail:
-    if (ds >= 0) H5Dclose(ds);
-    if (dcpl >= 0) H5Pclose(dcpl);
-    if (space >= 0) H5Sclose(space);
-    return rc;
-}
-
-/* A chunked, shuffled and deflated 1-D dataset (chunk size capped by the data size). */
-static int write_1d(hid_t file, const char *name, hid_t file_type, hid_t mem_type, int64_t n,
-                    const void *data, int compress, const char *path, lrsa_err *e) {
-    hsize_t dims[1] = {(hsize_t)n};
+/* A 1-D dataset of n entries (cols = 0) or a 2-D one of n rows of cols; compress: chunked,
+ * shuffled and deflated (1-D only; chunk size capped by the data size). */
+static int write_table(hid_t file, const char *name, hid_t file_type, hid_t mem_type, int64_t n,
+                       int cols, const void *data, int compress, const char *path, lrsa_err *e) {
+    hsize_t dims[2] = {(hsize_t)n, (hsize_t)cols};
     hsize_t chunk[1] = {(hsize_t)(n < 65536 ? (n > 0 ? n : 1) : 65536)};
     hid_t space = -1, dcpl = -1, ds = -1;
     int rc = -1;
-    LRSA_H5_TRY(space = H5Screate_simple(1, dims, NULL), path, name, e);
+    LRSA_H5_TRY(space = H5Screate_simple(cols > 0 ? 2 : 1, dims, NULL), path, name, e);
     LRSA_H5_TRY(dcpl = H5Pcreate(H5P_DATASET_CREATE), path, name, e);
     LRSA_H5_TRY(H5Pset_obj_track_times(dcpl, 0), path, name, e);
-    if (compress && n > 0) {
+    if (compress && n > 0 && cols == 0) {
         LRSA_H5_TRY(H5Pset_chunk(dcpl, 1, chunk), path, name, e);
         LRSA_H5_TRY(H5Pset_shuffle(dcpl), path, name, e);
         LRSA_H5_TRY(H5Pset_deflate(dcpl, 4), path, name, e);
@@ -177,6 +155,14 @@ fail:
     if (dcpl >= 0) H5Pclose(dcpl);
     if (space >= 0) H5Sclose(space);
     return rc;
+}
+
+/* /needle_spans int64 [m, 3], only when some sample has a span (files without spans stay as they
+ * were). Rows are already in (sample, start) order: add_span checks it. */
+static int write_spans(hid_t file, const lrsa_dataset_writer *w, const char *path, lrsa_err *e) {
+    if (w->n_spans == 0) return 0;
+    return write_table(file, "needle_spans", H5T_STD_I64LE, H5T_NATIVE_INT64, w->n_spans, 3,
+                       w->spans, 0, path, e);
 }
 
 /* Strings are written fixed-length (null-padded): they live in the object header, which the 1.10
@@ -278,14 +264,14 @@ static int write_tasks(hid_t file, const lrsa_dataset_writer *w, const char *roo
 
 static int write_all(hid_t file, const lrsa_dataset_writer *w, const lrsa_dataset_meta *m,
                      const char *path, lrsa_err *e) {
-    if (write_1d(file, "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, w->total, w->tokens, 1, path,
-                 e) ||
-        write_1d(file, "loss_mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, w->total, w->mask, 1, path,
-                 e) ||
-        write_1d(file, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, w->n + 1, w->offsets, 1, path,
-                 e) ||
-        write_1d(file, "prompt_len", H5T_STD_I64LE, H5T_NATIVE_INT64, w->n, w->prompt_len, 1, path,
-                 e) ||
+    if (write_table(file, "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, w->total, 0, w->tokens, 1,
+                    path, e) ||
+        write_table(file, "loss_mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, w->total, 0, w->mask, 1,
+                    path, e) ||
+        write_table(file, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, w->n + 1, 0, w->offsets, 1,
+                    path, e) ||
+        write_table(file, "prompt_len", H5T_STD_I64LE, H5T_NATIVE_INT64, w->n, 0, w->prompt_len, 1,
+                    path, e) ||
         write_strings(file, "answers", w->answers, w->n, path, e) ||
         write_tasks(file, w, m->task, path, e) || write_spans(file, w, path, e))
         return -1;

@@ -18,6 +18,10 @@ typedef struct lrsa_step_record {
      * (layer, KV head, span) triples whose needle the answer's first query could see */
     int has_needle_kept;
     double needle_kept;
+    /* the salience loss is on: the mean of its aux over the step's samples with needle spans
+     * (the loss above includes attention.salience.weight x this) */
+    int has_salience;
+    double salience_loss;
 } lrsa_step_record;
 
 typedef struct lrsa_eval_record {

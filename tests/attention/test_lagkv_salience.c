@@ -116,6 +116,24 @@ static void test_whole_partition_and_layer(void **state) {
             want += aux_of(y, 1.0, needle + 1 + j * L);
         }
     assert_true(fabs(sum - want) < 1e-9);
+    /* its gradient lands on the right rows and heads: central differences on the fp32 inputs */
+    float dk[T * H * D], dv[T * H * D];
+    memset(dk, 0, sizeof dk);
+    memset(dv, 0, sizeof dv);
+    lrsa_lagkv_salience_layer(k, v, H * D, T, H, D, &p, needle, 1.0, dk, dv);
+    for (int i = 0; i < 2 * T * H * D; i++) {
+        float *x = i < T * H * D ? &k[i] : &v[i - T * H * D];
+        const float *g = i < T * H * D ? &dk[i] : &dv[i - T * H * D];
+        const float keep = *x, h = 1.0f / 512; /* exact in fp32 */
+        *x = keep + h;
+        double up = lrsa_lagkv_salience_layer(k, v, H * D, T, H, D, &p, needle, 1.0, NULL, NULL);
+        *x = keep - h;
+        double down = lrsa_lagkv_salience_layer(k, v, H * D, T, H, D, &p, needle, 1.0, NULL, NULL);
+        *x = keep;
+        double fd = (up - down) / (2.0 * h);
+        if (fabs(fd - *g) > 1e-3 * fmax(1.0, fabs(fd)))
+            fail_msg("layer entry %d: analytic %.7g, finite difference %.7g", i, *g, fd);
+    }
 }
 
 int main(void) {
