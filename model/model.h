@@ -83,6 +83,19 @@ void lrsa_workspace_free(lrsa_workspace *ws);
  * instead of recomputing it, making the loss a smooth function of the parameters (for
  * finite-difference checks). The batch shape and LagKV parameters must not change. */
 void lrsa_workspace_freeze_selection(lrsa_workspace *ws, int on);
+/* The LagKV selection layer `layer` used in the last forward (lrsa_lagkv_select_cpu's layout for
+ * its B sequences), or NULL when that forward was dense. Valid until the next call. */
+const int32_t *lrsa_workspace_selection(const lrsa_workspace *ws, int layer);
+/* Salience loss (kernels/lagkv/lagkv_salience.h; an lrsa extension, docs/TRAINING.md) for the
+ * following calls, which must have B = 1: needle[T] marks the answer-bearing tokens (borrowed;
+ * NULL turns it off), p gives the partitions (sink, lag) and the value weight (dense mode too).
+ * Each call then adds scale * (mean of aux over layers, KV heads and scored partitions holding a
+ * needle token) to the returned loss, and its gradient (through the LagKV scores into the
+ * post-RoPE K and V) to the parameters. The attention itself is unchanged. */
+void lrsa_workspace_set_salience(lrsa_workspace *ws, const uint8_t *needle,
+                                 const lrsa_lagkv_params *p, double scale);
+/* The last call's mean aux (0 when off or when no scored partition holds a needle token). */
+double lrsa_workspace_salience(const lrsa_workspace *ws);
 /* Gradient readiness, for reducing gradients while the backward still runs (train/grad_sync.h):
  * during a want_grad call, fn(ctx, offset) is called each time the GRAD elements from `offset`
  * to the end of the arena have received this call's last addition. The table puts the

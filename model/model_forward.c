@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/lagkv/lagkv_salience.h"
 #include "kernels/lm_head_loss/lm_head_loss.h"
 #include "model/lora_ops.h"
 #include "model/model.h"
@@ -53,12 +54,34 @@ struct lrsa_workspace {
     size_t *sel_cap;
     int n_sel;
     int freeze_sel;
+    int sel_live; /* the last forward ran in LRSA mode: sel holds its selections */
+    /* salience loss (lrsa_workspace_set_salience): needle mask, partitions, scale, and the last
+     * forward's sum of aux and number of terms per (layer, KV head) */
+    const uint8_t *sal_needle;
+    lrsa_lagkv_params sal_p;
+    double sal_scale, sal_sum;
+    int sal_terms;
     lrsa_grads_ready_fn grads_ready; /* lrsa_workspace_on_grads_ready */
     void *grads_ready_ctx;
 };
 
 void lrsa_workspace_freeze_selection(lrsa_workspace *ws, int on) {
     ws->freeze_sel = on;
+}
+
+const int32_t *lrsa_workspace_selection(const lrsa_workspace *ws, int layer) {
+    return ws->sel_live && layer >= 0 && layer < ws->n_sel ? ws->sel[layer] : NULL;
+}
+
+void lrsa_workspace_set_salience(lrsa_workspace *ws, const uint8_t *needle,
+                                 const lrsa_lagkv_params *p, double scale) {
+    ws->sal_needle = needle;
+    if (p) ws->sal_p = *p;
+    ws->sal_scale = scale;
+}
+
+double lrsa_workspace_salience(const lrsa_workspace *ws) {
+    return ws->sal_terms > 0 ? ws->sal_sum / ws->sal_terms : 0.0;
 }
 
 void lrsa_workspace_on_grads_ready(lrsa_workspace *ws, lrsa_grads_ready_fn fn, void *ctx) {
@@ -275,6 +298,7 @@ typedef struct fwd_args {
     int B, T;
     lrsa_attn_config attn;
     int train; /* a training pass: LoRA dropout on (also in the forward of a recomputed layer) */
+    int recomputing; /* the forward of a recomputed layer (its salience was already counted) */
 } fwd_args;
 
 /* A base weight's gradient, or NULL (not wanted, absent, or frozen under an adapter). */
@@ -316,6 +340,46 @@ static void proj(const fwd_args *f, int l, lrsa_lora_site site, void *u, lrsa_ta
                         lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ib), &s, N, in, out, dy, dx,
                         g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ia) : NULL,
                         g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ib) : NULL, &f->ws->lora);
+}
+
+/* The salience term of one layer: its value counted once per forward, and a tape entry that
+ * adds its gradient to the post-RoPE dK and dV. Recorded before the attention's entry, so its
+ * backward runs after the attention backward has written dqkv and before the RoPE backward. */
+typedef struct salience_ctx {
+    const float *qkv;
+    float *dqkv;
+    const uint8_t *needle;
+    lrsa_lagkv_params p;
+    int T, Hkv, D;
+    int64_t HD, QKV;
+    double g;
+} salience_ctx;
+
+static void salience_bwd(void *p) {
+    salience_ctx *c = p;
+    lrsa_lagkv_salience_layer(c->qkv + c->HD, c->qkv + c->HD + (int64_t)c->Hkv * c->D, c->QKV, c->T,
+                              c->Hkv, c->D, &c->p, c->needle, c->g, c->dqkv + c->HD,
+                              c->dqkv + c->HD + (int64_t)c->Hkv * c->D);
+}
+
+static void salience(const fwd_args *f, const float *qkv, lrsa_tape *tp) {
+    lrsa_workspace *ws = f->ws;
+    const lrsa_model_config *c = &f->m->cfg;
+    const int Hkv = c->num_key_value_heads, D = c->head_dim;
+    const int64_t HD = (int64_t)c->num_attention_heads * D, QKV = HD + 2 * (int64_t)Hkv * D;
+    LRSA_CHECK(f->B == 1, "the salience loss takes one sequence per call (B = %d)", f->B);
+    const int terms = lrsa_lagkv_salience_terms(ws->sal_needle, f->T, &ws->sal_p);
+    if (terms == 0) return;
+    if (!f->recomputing) {
+        ws->sal_sum +=
+            lrsa_lagkv_salience_layer(qkv + HD, qkv + HD + (int64_t)Hkv * D, QKV, f->T, Hkv, D,
+                                      &ws->sal_p, ws->sal_needle, 0.0, NULL, NULL);
+        ws->sal_terms += Hkv * terms;
+    }
+    if (!tp) return;
+    salience_ctx *s = lrsa_tape_push(tp, "salience", salience_bwd, sizeof *s);
+    *s = (salience_ctx){qkv, ws->dqkv, ws->sal_needle, ws->sal_p, f->T, Hkv, D, HD, QKV, 0.0};
+    s->g = ws->sal_scale / ((double)c->num_hidden_layers * Hkv * terms);
 }
 
 /* Runs layer l on the residual stream x (updated in place), saving activations in a and
@@ -360,6 +424,8 @@ static void layer_forward(const fwd_args *f, int l, layer_acts *a, void *x, lrsa
                               at(ws, a->qkv, HD + (int64_t)Hkv * D), B, T, Hkv, D, QKV, p);
         sel = ws->sel[l];
     }
+    /* CPU only: device: cuda refuses attention.salience (train/config.c) */
+    if (ws->sal_needle) salience(f, (const float *)a->qkv, tp);
     lrsa_op_attention(ops, tp, a->att, a->lse, a->qkv, &d, sel, &f->attn.lagkv, ws->datt, ws->dqkv);
     proj(f, l, LRSA_LORA_SITE_O, a->lora_u[1], tp, ws->tmp, a->att, param_of(f, L->o),
          param_of(f, L->o_bias), N, (int)HD, C, ws->dx, ws->datt, grad_of(f, L->o, g),
@@ -417,6 +483,9 @@ static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tap
     const int64_t N = (int64_t)f->B * f->T, C = c->hidden_size;
     const int Ln = c->num_hidden_layers;
     const int shared = recompute || tp == NULL;
+    ws->sel_live = f->attn.mode == LRSA_ATTN_LRSA;
+    ws->sal_sum = 0.0;
+    ws->sal_terms = 0;
     ws_ensure(ws, m, N, shared ? 1 : Ln, recompute && tp ? Ln : 0);
     for (int64_t i = 0; i < N; i++) {
         LRSA_CHECK(ids[i] >= 0 && ids[i] < c->vocab_size, "token id %d at %lld outside [0, %d)",
@@ -448,6 +517,7 @@ static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tap
             a->xin = own_xin;
             recompute_ctx *r = lrsa_tape_push(tp, "layer_recompute", recompute_bwd, sizeof *r);
             r->f = *f;
+            r->f.recomputing = 1;
             r->layer = l;
         }
     }
@@ -460,7 +530,7 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
     LRSA_CHECK(B > 0 && T > 0);
     const lrsa_model_config *c = &m->cfg;
     const lrsa_device_ops *ops = ws->ops;
-    fwd_args f = {m, ws, B, T, *attn, want_grad};
+    fwd_args f = {m, ws, B, T, *attn, want_grad, 0};
     lrsa_tape *tp = want_grad ? &ws->tape : NULL;
     if (tp) lrsa_tape_reset(tp);
     run_forward(&f, ids, recompute, tp);
@@ -481,6 +551,7 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
         grad_of(&f, m->lm_head, tp != NULL), ws->x, param_of(&f, m->final_norm),
         param_of(&f, m->lm_head), ws->targets, ws->loss_w, N, c->hidden_size, c->vocab_size,
         c->rms_norm_eps);
+    if (ws->sal_terms > 0) loss += ws->sal_scale * ws->sal_sum / ws->sal_terms;
     if (tp && ws->grads_ready)
         ws->grads_ready(ws->grads_ready_ctx, m->table.desc[m->final_norm].offset);
     if (tp) lrsa_tape_backward(tp);
@@ -500,7 +571,7 @@ void lrsa_model_logits(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids, in
     LRSA_CHECK(ws->ops->device == LRSA_CPU && !ws->param,
                "(full logits are computed on the CPU workspace only)");
     const lrsa_model_config *c = &m->cfg;
-    fwd_args f = {m, ws, B, T, *attn, 0};
+    fwd_args f = {m, ws, B, T, *attn, 0, 0};
     run_forward(&f, ids, 0, NULL);
     lrsa_lm_head_logits_cpu(logits, ws->x, param_of(&f, m->final_norm), param_of(&f, m->lm_head),
                             (int64_t)B * T, c->hidden_size, c->vocab_size, c->rms_norm_eps);

@@ -52,6 +52,7 @@ static const key_desc keys[] = {
     NUM("attention.value_weight", KEY_FLOAT, attn_value_weight, "1.0"),
     STR("attention.keep_mix", attn_keep_mix, "", NULL),
     NUM("attention.dense_mix", KEY_FLOAT, attn_dense_mix, "0"),
+    NUM("attention.salience.weight", KEY_FLOAT, attn_salience_weight, "0"),
     NUM("optim.lr", KEY_FLOAT, lr, "2e-5"),
     NUM("optim.beta1", KEY_FLOAT, beta1, "0.9"),
     NUM("optim.beta2", KEY_FLOAT, beta2, "0.95"),
@@ -247,7 +248,8 @@ static int walk_mapping(lrsa_train_config *c, yaml_document_t *doc, yaml_node_t 
         char where[LRSA_PATH_MAX + 32];
         snprintf(where, sizeof where, "%s:%d", file, line);
         if (vn->type == YAML_MAPPING_NODE) {
-            if (*prefix || !is_section(name))
+            /* sections, and sub-sections such as attention.salience */
+            if (!is_section(name))
                 return lrsa_errorf(e,
                                    "%s: unknown section '%s' (sections: model, data, attention, "
                                    "optim, schedule, lora; see configs/README.md)",
@@ -368,6 +370,13 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
     RANGE(c->attn_value_weight >= 0, "attention.value_weight", "must be >= 0");
     RANGE(c->attn_dense_mix >= 0 && c->attn_dense_mix <= 1, "attention.dense_mix",
           "must be in [0, 1]");
+    RANGE(c->attn_salience_weight >= 0 && c->attn_salience_weight <= 1e6,
+          "attention.salience.weight",
+          "must be a number >= 0 (0: off; the salience loss's weight, e.g. 0.1)");
+    /* the salience term and the needle-kept rate read the CPU workspace (docs/TRAINING.md) */
+    RANGE(c->attn_salience_weight == 0 || strcmp(c->device, "cuda"), "attention.salience.weight",
+          "is set with device: cuda, and the salience loss is CPU-only for now: set device: cpu "
+          "or attention.salience.weight: 0");
     {
         float keeps[LRSA_ATTN_MIX_MAX];
         int n;

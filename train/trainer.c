@@ -11,6 +11,7 @@
 #include "base/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "kernels/lagkv/lagkv_visible.h"
 #include "model/device_ops.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -60,6 +61,7 @@ typedef struct trainer {
     int have_sync;
     float *weight; /* loss weights of one sample */
     int64_t weight_cap;
+    uint8_t *needle; /* [weight_cap] the salience loss's needle mask of one sample */
     int64_t micro_per_step, loader_budget;
     char *config_yaml, *model_config_json;
     char ckpt_dir[LRSA_PATH_MAX + 8], metrics_path[LRSA_PATH_MAX + 16];
@@ -167,6 +169,12 @@ static int setup_inputs(trainer *t, lrsa_err *e) {
     }
     if (lrsa_dataset_open(&t->train, c->data_train, e)) return lrsa_err_prefix(e, "data.train: ");
     t->have_train = 1;
+    if (c->attn_salience_weight > 0 && !lrsa_dataset_has_needle_spans(&t->train))
+        return lrsa_errorf(e,
+                           "attention.salience.weight = %g needs needle spans, but data.train %s "
+                           "has no /needle_spans; make it with `lrsa prepare --synthetic ...` "
+                           "(docs/DATA.md) or set attention.salience.weight: 0",
+                           c->attn_salience_weight, c->data_train);
     if (c->data_eval[0]) {
         if (lrsa_dataset_open(&t->eval, c->data_eval, e)) return lrsa_err_prefix(e, "data.eval: ");
         t->have_eval = 1;
@@ -361,14 +369,68 @@ static int write_checkpoint(trainer *t, lrsa_err *e) {
     return agree(t, failed, e);
 }
 
+/* Needle kept rate of the sample just run in LRSA mode (sums[1] += the sample's fraction,
+ * sums[2] += 1): of its (layer, KV head, needle span) triples, the fraction in which some token of
+ * the span is visible to the query of the first answer token. Nothing for dense samples or
+ * samples without spans. */
+static void needle_kept(trainer *t, int64_t idx, const lrsa_attn_config *attn, double *sums) {
+    const int64_t *rows;
+    int64_t n_spans = lrsa_dataset_needle_spans(&t->train, idx, &rows);
+    if (attn->mode != LRSA_ATTN_LRSA || n_spans == 0) return;
+    const uint8_t *mask = lrsa_dataset_mask(&t->train, idx);
+    int64_t T = lrsa_dataset_len(&t->train, idx), q = 1;
+    while (q < T && !mask[q]) q++;
+    if (q == T) return;
+    const int layers = t->model.cfg.num_hidden_layers, Hkv = t->model.cfg.num_key_value_heads;
+    int64_t kept = 0;
+    for (int l = 0; l < layers; l++)
+        kept += lrsa_lrsa_spans_visible(lrsa_workspace_selection(t->ws, l), (int)T, Hkv,
+                                        &attn->lagkv, q, rows, n_spans);
+    sums[1] += (double)kept / (double)((int64_t)layers * Hkv * n_spans);
+    sums[2] += 1.0;
+}
+
+/* Samples of the global batch the salience loss applies to (0 when it is off). */
+static int64_t salience_samples(const trainer *t, const lrsa_global_batch *gb, int64_t nm) {
+    int64_t n = 0;
+    const int64_t *rows;
+    if (t->cfg->attn_salience_weight > 0)
+        for (int64_t a = 0; a < nm; a++)
+            for (int64_t i = 0; i < gb[a].n; i++)
+                n += sample_fits(t, gb[a].samples[i]) &&
+                     lrsa_dataset_needle_spans(&t->train, gb[a].samples[i], &rows) > 0;
+    return n;
+}
+
+/* Turns the salience loss on for sample idx when it applies (weight > 0, the sample has needle
+ * spans): its needle mask, LagKV's partitions, and the weight shared over the global batch's
+ * n_salience such samples, so the step adds W x (their mean aux) to the loss. */
+static int salience_on(trainer *t, int64_t idx, int64_t n_salience) {
+    const lrsa_train_config *c = t->cfg;
+    const int64_t *rows;
+    int64_t n = lrsa_dataset_needle_spans(&t->train, idx, &rows);
+    if (c->attn_salience_weight <= 0 || n == 0 || n_salience == 0) return 0;
+    int64_t T = lrsa_dataset_len(&t->train, idx);
+    memset(t->needle, 0, (size_t)T);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t p = rows[3 * i + 1]; p < rows[3 * i + 2]; p++) t->needle[p] = 1;
+    lrsa_lagkv_params p = {(int)c->attn_sink, (int)c->attn_lag, (float)c->attn_keep,
+                           (float)c->attn_value_weight};
+    lrsa_workspace_set_salience(t->ws, t->needle, &p, c->attn_salience_weight / (double)n_salience);
+    return 1;
+}
+
 /* The weighted loss of one sample, its gradients added to GRAD (and moved to acc). `key`
- * identifies the sample's place in the run (step, micro-batch, sample) for LoRA dropout. */
-static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target, uint64_t key) {
+ * identifies the sample's place in the run (step, micro-batch, sample) for LoRA dropout.
+ * sums[1..2] collect the needle kept rate (needle_kept). */
+static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target, uint64_t key,
+                         double *sums, int64_t n_salience) {
     const int32_t *ids = lrsa_dataset_ids(&t->train, idx);
     const uint8_t *mask = lrsa_dataset_mask(&t->train, idx);
     int64_t T = lrsa_dataset_len(&t->train, idx);
     if (T > t->weight_cap) {
         t->weight = lrsa_realloc(t->weight, sizeof(float) * (size_t)T);
+        t->needle = lrsa_realloc(t->needle, (size_t)T);
         t->weight_cap = T;
     }
     float w = (float)(1.0 / n_target);
@@ -376,8 +438,14 @@ static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target,
     if (t->have_lora) t->lora.pass_key = key;
     lrsa_workspace *ws = t->gpu ? lrsa_train_gpu_workspace(t->gpu) : t->ws;
     lrsa_attn_config attn = lrsa_attn_mix_pick(&t->attn_mix, step, idx);
+    int salience = salience_on(t, idx, n_salience);
     double loss = lrsa_model_forward_backward(&t->model, ws, ids, t->weight, 1, (int)T, &attn,
                                               t->cfg->recompute, 1, NULL);
+    if (!t->gpu) needle_kept(t, idx, &attn, sums); /* reads the CPU workspace's selection */
+    if (salience) {
+        sums[3] += lrsa_workspace_salience(t->ws);
+        lrsa_workspace_set_salience(t->ws, NULL, NULL, 0.0);
+    }
     if (t->acc && !(t->have_sync && lrsa_grad_sync_consumed(&t->sync))) {
         float *g = t->trainable->arena[LRSA_ROLE_GRAD];
         for (int64_t i = 0; i < t->trainable->numel; i++) {
@@ -406,6 +474,10 @@ typedef struct step_result {
     double loss, gnorm, lr;
     int64_t tokens, n_target;
     int skipped;
+    int has_needle_kept;
+    double needle_kept;
+    int has_salience;
+    double salience_loss;
 } step_result;
 
 static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
@@ -432,7 +504,9 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
     int64_t n_calls = 0, call = 0;
     for (int64_t a = 0; a < nm; a++)
         for (int64_t i = 0; i < gb[a].n_local; i++) n_calls += sample_fits(t, gb[a].local[i]);
-    double sums[1] = {0};
+    /* loss; needle kept: sum of per-sample rates, samples; salience: sum of aux */
+    double sums[4] = {0};
+    const int64_t n_salience = salience_samples(t, gb, nm);
     if (n_target > 0)
         for (int64_t a = 0; a < nm; a++)
             for (int64_t i = 0; i < gb[a].n_local; i++)
@@ -444,7 +518,8 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
                                    (uint64_t)gb[a].local[i];
                     /* the last backward of the step starts the bucketed reduction */
                     if (t->have_sync && ++call == n_calls) lrsa_grad_sync_arm(&t->sync);
-                    sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target, key);
+                    sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target, key, sums,
+                                          n_salience);
                 }
     for (int64_t a = 0; a < nm; a++) lrsa_global_batch_free(&gb[a]);
     free(gb);
@@ -458,9 +533,13 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
     } else if (lrsa_comm_allreduce_sum_f32(t->comm, g, tab->numel, e)) {
         return -1;
     }
-    if (lrsa_comm_allreduce_sum_f64(t->comm, sums, 1, e)) return -1;
+    if (lrsa_comm_allreduce_sum_f64(t->comm, sums, 4, e)) return -1;
     memset(r, 0, sizeof *r);
     r->loss = sums[0];
+    r->has_needle_kept = sums[2] > 0;
+    r->needle_kept = sums[2] > 0 ? sums[1] / sums[2] : 0.0;
+    r->has_salience = n_salience > 0;
+    r->salience_loss = n_salience > 0 ? sums[3] / (double)n_salience : 0.0;
     r->tokens = tokens;
     r->n_target = n_target;
     if (tab->numel > 0 && test_hook_bad_step(step)) {
@@ -572,6 +651,10 @@ static int loop(trainer *t, lrsa_err *e) {
             .n_target = r.n_target,
             .skipped_total = t->st.bad_total,
             .skipped = r.skipped,
+            .has_needle_kept = r.has_needle_kept,
+            .needle_kept = r.needle_kept,
+            .has_salience = r.has_salience,
+            .salience_loss = r.salience_loss,
         };
         if (t->comm->rank == 0 && (step % c->log_every == 0 || step == last || r.skipped)) {
             if (!t->opts->quiet) lrsa_log_step_line(stdout, &rec);
@@ -615,6 +698,7 @@ static void trainer_free(trainer *t) {
     if (t->have_eval) lrsa_dataset_close(&t->eval);
     free(t->acc);
     free(t->weight);
+    free(t->needle);
     free(t->config_yaml);
     free(t->model_config_json);
 }

@@ -71,8 +71,30 @@ static void test_lora_cuda_refused(void **state) {
     }
 }
 
+/* The salience loss reads the CPU workspace: refused with device: cuda, before anything is written.
+ */
+static void test_salience_cuda_refused(void **state) {
+    (void)state;
+    char dir[4096], cfg[4200], cmd[16384], run_dir[4300];
+    tu_tmpdir(dir, sizeof dir, "salience_cuda");
+    lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
+    tf_write_run(dir, "run", "device: cuda\n", cfg, sizeof cfg);
+    snprintf(cmd, sizeof cmd, "%s train %s attention.salience.weight=0.1 --quiet 2>&1", LRSA_BINARY,
+             cfg);
+    char *out = NULL;
+    int rc = tu_run(cmd, &out);
+    printf("%s", out ? out : "");
+    assert_int_not_equal(rc, 0);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "command line: key 'attention.salience.weight' is set with device: "
+                                "cuda, and the salience loss is CPU-only for now"));
+    assert_false(lrsa_file_exists(run_dir));
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_device_cuda_message),
-                                       cmocka_unit_test(test_lora_cuda_refused)};
+                                       cmocka_unit_test(test_lora_cuda_refused),
+                                       cmocka_unit_test(test_salience_cuda_refused)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
