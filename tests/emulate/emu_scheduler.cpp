@@ -13,6 +13,7 @@
 #include "emu_internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define LRSA_EMU_ASAN 1
 #endif
@@ -182,6 +183,9 @@ void fiber_main() {
 }
 
 void start_fiber(Fiber &f) {
+    // A fiber that ended never returned from its frames, so AddressSanitizer still holds their
+    // redzones as poisoned: clear the reused stack before laying out the new fiber's first frame.
+    ASAN_UNPOISON_MEMORY_REGION(stack_base(f.linear) + 4096, kStackBytes - 4096);
 #if defined(__x86_64__)
     uintptr_t top = ((uintptr_t)stack_base(f.linear) + kStackBytes) & ~(uintptr_t)15;
     void **sp = (void **)(top - 16);
