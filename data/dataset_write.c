@@ -184,16 +184,13 @@ static int write_str_attr(hid_t obj, const char *name, const char *value, const 
     hid_t type = -1, space = -1, attr = -1;
     int rc = -1;
     const char *v = value ? value : "";
-    size_t len = strlen(v);
-    char *buf = lrsa_calloc(len > 0 ? len : 1, 1); /* the type's size; no terminator (NULLPAD) */
-    memcpy(buf, v, len);
+    size_t len = strlen(v); /* the type holds len bytes (1 for ""): v has them, with its NUL */
     LRSA_H5_TRY(type = fixed_string_type(len), path, name, e);
     LRSA_H5_TRY(space = H5Screate(H5S_SCALAR), path, name, e);
     LRSA_H5_TRY(attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), path, name, e);
-    LRSA_H5_TRY(H5Awrite(attr, type, buf), path, name, e);
+    LRSA_H5_TRY(H5Awrite(attr, type, v), path, name, e);
     rc = 0;
 fail:
-    free(buf);
     if (attr >= 0) H5Aclose(attr);
     if (space >= 0) H5Sclose(space);
     if (type >= 0) H5Tclose(type);
