@@ -66,6 +66,7 @@ typedef struct sample_job {
     double nll, kept;
     int has_needle; /* the sample has needle spans: needle_kept is measured */
     double needle_kept;
+    double needle_tokens_kept; /* the share of the spans' (layer, KV head, token) rows kept */
     int64_t cnt;
     int matched;
     char *text;
@@ -125,6 +126,12 @@ static void needle_of(const lrsa_dataset *d, sample_job *j) {
     int64_t triples = (int64_t)j->c.n_layers * j->c.n_kv_heads * n;
     j->has_needle = 1;
     j->needle_kept = (double)lrsa_kv_cache_spans_kept(&j->c, rows, n) / (double)triples;
+    int64_t span_tokens = 0;
+    for (int64_t k = 0; k < n; k++) span_tokens += rows[3 * k + 2] - rows[3 * k + 1];
+    const int64_t token_rows = (int64_t)j->c.n_layers * j->c.n_kv_heads * span_tokens;
+    j->needle_tokens_kept =
+        token_rows > 0 ? (double)lrsa_kv_cache_span_tokens_kept(&j->c, rows, n) / (double)token_rows
+                       : 0.0;
 }
 
 /* A batch of samples: compress once per sample (the prompt, or the context for the agnostic
@@ -288,6 +295,7 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
                 record_sample(o, d, j->i, j->nll, j->cnt, j->matched, j->text, j->kept);
                 o->records->v[o->records->n - 1].has_needle_kept = j->has_needle;
                 o->records->v[o->records->n - 1].needle_kept = j->needle_kept;
+                o->records->v[o->records->n - 1].needle_tokens_kept = j->needle_tokens_kept;
             }
             if (o->verbose)
                 fprintf(stderr,
