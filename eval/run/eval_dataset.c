@@ -122,16 +122,8 @@ static void job_free(sample_job *j) {
 static void needle_of(const lrsa_dataset *d, sample_job *j) {
     const int64_t *rows;
     int64_t n = lrsa_dataset_needle_spans(d, j->i, &rows);
-    if (n == 0) return;
-    int64_t triples = (int64_t)j->c.n_layers * j->c.n_kv_heads * n;
-    j->has_needle = 1;
-    j->needle_kept = (double)lrsa_kv_cache_spans_kept(&j->c, rows, n) / (double)triples;
-    int64_t span_tokens = 0;
-    for (int64_t k = 0; k < n; k++) span_tokens += rows[3 * k + 2] - rows[3 * k + 1];
-    const int64_t token_rows = (int64_t)j->c.n_layers * j->c.n_kv_heads * span_tokens;
-    j->needle_tokens_kept =
-        token_rows > 0 ? (double)lrsa_kv_cache_span_tokens_kept(&j->c, rows, n) / (double)token_rows
-                       : 0.0;
+    j->has_needle =
+        lrsa_kv_cache_needle_rates(&j->c, rows, n, &j->needle_kept, &j->needle_tokens_kept);
 }
 
 /* A batch of samples: compress once per sample (the prompt, or the context for the agnostic
