@@ -271,8 +271,8 @@ def needle_section(L, cells, path):
           "The last columns compare the diagnostic run's NLL with the same model and cell in "
           "the tables above (a re-evaluation: a difference shows the two builds' arithmetic, "
           "not the model).", ""]
-    head = "| model | protocol | cache | n | needle kept (any) | needle tokens kept | match | " \
-           "NLL here | NLL above |"
+    head = "| model | protocol | cache | n | needle kept (any) | needle tokens kept | tokens " \
+           "kept: answer right / wrong | match | NLL here | NLL above |"
     L += [head, "|" + "---|" * (head.count("|") - 1)]
     for model in sorted(diag.models, key=lambda m: (model_arm(m)[0] != "base", m)):
         for cell in diag.cells:
@@ -284,10 +284,13 @@ def needle_section(L, cells, path):
             above = "-"
             if (cell, model) in cells.data and all(i in cells.data[(cell, model)] for i in idx):
                 above = "%.4f" % arm_stats(cells, cell, [model], idx)[0]
-            L.append("| %s | %s | %s | %d | %s | %s | %.3f | %.4f | %s |" %
+            right = [recs[i] for i in idx if recs[i]["string_match_all"] >= 1]
+            wrong = [recs[i] for i in idx if recs[i]["string_match_all"] < 1]
+            L.append("| %s | %s | %s | %d | %s | %s | %s / %s | %.3f | %.4f | %s |" %
                      (model, cell[2], cell_label(cell), len(idx),
                       mean_of([recs[i] for i in idx], "needle_kept"),
                       mean_of([recs[i] for i in idx], "needle_tokens_kept"),
+                      mean_of(right, "needle_tokens_kept"), mean_of(wrong, "needle_tokens_kept"),
                       arm_stats(diag, cell, [model], idx)[1], here, above))
     L.append("")
 

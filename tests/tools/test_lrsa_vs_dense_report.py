@@ -153,7 +153,9 @@ class Report(unittest.TestCase):
             extra.append({"model": "salience-s1", "press": press, "keep": keep,
                           "protocol": "query-agnostic", "samples": samples})
             # the diagnostic grid re-evaluates lrsa-s1 (same records plus needle_kept)
-            again = [dict(r, needle_kept=1.0) for r in by[("lrsa-s1", press, keep)]["samples"]]
+            again = [dict(r, needle_kept=1.0,
+                          needle_tokens_kept=0.8 if r["string_match_all"] else 0.2)
+                     for r in by[("lrsa-s1", press, keep)]["samples"]]
             needle.append({"model": "lrsa-s1", "press": press, "keep": keep,
                            "protocol": "query-agnostic", "samples": again})
         second = os.path.join(self.tmp, "salience.jsonl")
@@ -188,8 +190,9 @@ class Report(unittest.TestCase):
         diag_md = md.split("## Needle kept (diagnostic grid)")[1].split("\n## ")[0]
         drow = [ln for ln in diag_md.splitlines() if ln.startswith("| lrsa-s1") and "1/4" in ln][0]
         dcols = [c.strip() for c in drow.split("|")[1:-1]]
-        self.assertEqual((dcols[4], dcols[5]), ("1.000", "-"))  # no token-level field here
-        self.assertEqual(dcols[7], dcols[8])
+        # lrsa-s1 answers the even samples right under LagKV: token rates split 0.8 / 0.2
+        self.assertEqual((dcols[4], dcols[5], dcols[6]), ("1.000", "0.500", "0.800 / 0.200"))
+        self.assertEqual(dcols[8], dcols[9])
         # the picture has a line for the new arm; the joined grids are kept for re-analysis
         with open(os.path.join(self.out, "score_vs_keep_query-agnostic.svg")) as f:
             self.assertIn("salience-tuned", f.read())
