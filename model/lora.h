@@ -100,7 +100,8 @@ int lrsa_lora_site_cols(const lrsa_lora *a, lrsa_lora_site site);
 void lrsa_lora_merge(const lrsa_lora *a, lrsa_model *m);
 
 /* An FNV-1a-style 64-bit hash over the model's PARAM arena (8 bytes per step): identifies the base
- * weights a LoRA run was trained on (checked on resume and export). */
+ * weights a LoRA run was trained on (checked on resume and export). A base stored in bf16
+ * (model/base_bf16.h) answers the hash of its fp32 weights before rounding. */
 uint64_t lrsa_model_checksum(const lrsa_model *m);
 
 /* ---- PEFT adapter directories (adapter_config.json + adapter_model.safetensors) ------------ */

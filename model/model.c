@@ -7,6 +7,7 @@
 
 #include "base/fileio.h"
 #include "base/rng.h"
+#include "model/base_bf16.h"
 #include "model/manifest.h"
 #include "model/model_check.h"
 
@@ -167,6 +168,7 @@ int lrsa_model_save(const lrsa_model *m, const char *dir, lrsa_st_dtype dtype, l
 }
 
 void lrsa_model_free(lrsa_model *m) {
+    lrsa_base_bf16_free(m->base16);
     lrsa_table_free(&m->table);
     free(m->layers);
     free(m->inv_freq);

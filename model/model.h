@@ -25,7 +25,8 @@ typedef struct lrsa_layer_index {
     int input_norm, q, k, v, q_bias, k_bias, v_bias, o, o_bias, post_norm, gate, up, down;
 } lrsa_layer_index;
 
-struct lrsa_lora; /* model/lora.h */
+struct lrsa_lora;      /* model/lora.h */
+struct lrsa_base_bf16; /* model/base_bf16.h */
 
 typedef struct lrsa_model {
     lrsa_model_config cfg;
@@ -36,6 +37,9 @@ typedef struct lrsa_model {
     /* An attached LoRA adapter (borrowed, NULL: none). While attached the base weights are
      * frozen: gradients go to the adapter's table only (model/lora.h). */
     struct lrsa_lora *lora;
+    /* The frozen base stored in bf16 (NULL: fp32 in the table's PARAM arena). While set, the
+     * PARAM arena is freed: weights are read through model/base_bf16.h. */
+    struct lrsa_base_bf16 *base16;
 } lrsa_model;
 
 /* Builds the table for a config and allocates PARAM (zeros). */

@@ -10,6 +10,7 @@
 
 #include "kernels/lm_head_loss/lm_head_loss.h"
 #include "kernels/residual/residual.h"
+#include "model/base_bf16.h"
 #include "model/lora_ops.h"
 #include "model/model.h"
 #include "model/model_ops.h"
@@ -205,26 +206,47 @@ static float *grad_of(lrsa_model *m, int idx, int want) {
     return want && idx >= 0 && !m->lora ? lrsa_table_ptr(&m->table, LRSA_ROLE_GRAD, idx) : NULL;
 }
 static const float *param_of(const lrsa_model *m, int idx) {
-    return idx >= 0 ? lrsa_table_ptr(&m->table, LRSA_ROLE_PARAM, idx) : NULL;
+    return lrsa_model_param(m, idx);
 }
 
-/* One of a layer's four linear ops: the plain op, or with adapters on it the fused LoRA op
- * (the base weight then frozen: dw and db are NULL). u: the layer's saved adapter input. */
+/* A bf16 base (model/base_bf16.h) widens each linear op's matrix into one shared scratch right
+ * before the op; this tape entry, recorded after the op's own, runs just before the op's
+ * backward and widens the same matrix again for its dx GEMM. */
+typedef struct widen_ctx {
+    const lrsa_model *m;
+    int idx;
+    int64_t numel;
+} widen_ctx;
+
+static void widen_bwd(void *p) {
+    widen_ctx *c = p;
+    lrsa_model_linear_weight(c->m, c->idx, c->numel, NULL);
+}
+
+/* One of a layer's four linear ops, its matrix starting at tensor w_idx: the plain op, or with
+ * adapters on it the fused LoRA op (the base weight then frozen: dw and db are NULL). u: the
+ * layer's saved adapter input. */
 static void proj(const fwd_args *f, int l, lrsa_lora_site site, float *u, lrsa_tape *tp, float *y,
-                 const float *x, const float *w, const float *b, int64_t N, int in, int out,
-                 float *dy, float *dx, float *dw, float *db) {
+                 const float *x, int w_idx, const float *b, int64_t N, int in, int out, float *dy,
+                 float *dx, float *dw, float *db) {
     lrsa_lora *a = f->m->lora;
     lrsa_lora_spec s;
     int ia, ib;
+    const int64_t numel = (int64_t)out * in;
+    const float *w = lrsa_model_linear_weight(f->m, w_idx, numel, NULL);
     if (!a || !lrsa_lora_site_spec(a, &f->m->cfg, l, site, f->train, &s, &ia, &ib)) {
         lrsa_op_linear(tp, y, x, w, b, N, in, out, dy, dx, dw, db);
-        return;
+    } else {
+        const int g = tp != NULL;
+        lrsa_op_lora_linear(tp, y, u, x, w, b, lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ia),
+                            lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ib), &s, N, in, out, dy, dx,
+                            g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ia) : NULL,
+                            g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ib) : NULL, &f->ws->lora);
     }
-    const int g = tp != NULL;
-    lrsa_op_lora_linear(tp, y, u, x, w, b, lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ia),
-                        lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ib), &s, N, in, out, dy, dx,
-                        g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ia) : NULL,
-                        g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ib) : NULL, &f->ws->lora);
+    if (tp && f->m->base16) {
+        widen_ctx *c = lrsa_tape_push(tp, "widen_base", widen_bwd, sizeof *c);
+        *c = (widen_ctx){f->m, w_idx, numel};
+    }
 }
 
 /* Runs layer l on the residual stream x (updated in place), saving activations in a and
@@ -243,9 +265,8 @@ static void layer_forward(const fwd_args *f, int l, layer_acts *a, float *x, lrs
     if (a->xin != x) memcpy(a->xin, x, (size_t)(N * C) * sizeof(float));
     lrsa_op_rmsnorm(tp, a->h1, a->rstd1, a->xin, param_of(m, L->input_norm), N, C, eps, ws->dh,
                     ws->dx, grad_of(m, L->input_norm, g));
-    proj(f, l, LRSA_LORA_SITE_QKV, a->lora_u[0], tp, a->qkv, a->h1, param_of(m, L->q),
-         param_of(m, L->q_bias), N, C, (int)QKV, ws->dqkv, ws->dh, grad_of(m, L->q, g),
-         grad_of(m, L->q_bias, g));
+    proj(f, l, LRSA_LORA_SITE_QKV, a->lora_u[0], tp, a->qkv, a->h1, L->q, param_of(m, L->q_bias), N,
+         C, (int)QKV, ws->dqkv, ws->dh, grad_of(m, L->q, g), grad_of(m, L->q_bias, g));
     lrsa_op_rope(tp, a->qkv, ws->pos, m->inv_freq, N, Hq + Hkv, D, QKV, ws->dqkv);
 
     lrsa_attn_dims d = {.B = B,
@@ -287,19 +308,18 @@ static void layer_forward(const fwd_args *f, int l, layer_acts *a, float *x, lrs
         sel = ws->sel[l];
     }
     lrsa_op_attention(tp, a->att, a->lse, a->qkv, &d, sel, &f->attn.lagkv, ws->datt, ws->dqkv);
-    proj(f, l, LRSA_LORA_SITE_O, a->lora_u[1], tp, ws->tmp, a->att, param_of(m, L->o),
-         param_of(m, L->o_bias), N, (int)HD, C, ws->dx, ws->datt, grad_of(m, L->o, g),
-         grad_of(m, L->o_bias, g));
+    proj(f, l, LRSA_LORA_SITE_O, a->lora_u[1], tp, ws->tmp, a->att, L->o, param_of(m, L->o_bias), N,
+         (int)HD, C, ws->dx, ws->datt, grad_of(m, L->o, g), grad_of(m, L->o_bias, g));
     lrsa_residual_forward_cpu(x, x, ws->tmp, N * C); /* gradient: dx passes through in place */
     memcpy(a->xmid, x, (size_t)(N * C) * sizeof(float));
 
     lrsa_op_rmsnorm(tp, a->h2, a->rstd2, a->xmid, param_of(m, L->post_norm), N, C, eps, ws->dh,
                     ws->dx, grad_of(m, L->post_norm, g));
-    proj(f, l, LRSA_LORA_SITE_GATE_UP, a->lora_u[2], tp, a->gu, a->h2, param_of(m, L->gate), NULL,
-         N, C, 2 * I, ws->dgu, ws->dh, grad_of(m, L->gate, g), NULL);
+    proj(f, l, LRSA_LORA_SITE_GATE_UP, a->lora_u[2], tp, a->gu, a->h2, L->gate, NULL, N, C, 2 * I,
+         ws->dgu, ws->dh, grad_of(m, L->gate, g), NULL);
     lrsa_op_swiglu(tp, a->act, a->gu, N, I, ws->dact, ws->dgu);
-    proj(f, l, LRSA_LORA_SITE_DOWN, a->lora_u[3], tp, ws->tmp, a->act, param_of(m, L->down), NULL,
-         N, I, C, ws->dx, ws->dact, grad_of(m, L->down, g), NULL);
+    proj(f, l, LRSA_LORA_SITE_DOWN, a->lora_u[3], tp, ws->tmp, a->act, L->down, NULL, N, I, C,
+         ws->dx, ws->dact, grad_of(m, L->down, g), NULL);
     lrsa_residual_forward_cpu(x, x, ws->tmp, N * C);
 }
 
@@ -348,6 +368,8 @@ static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tap
                    ids[i], (long long)i, c->vocab_size);
         ws->pos[i] = (int32_t)(i % f->T);
     }
+    LRSA_CHECK(!tp || !m->base16 || m->lora,
+               "a base stored in bf16 is frozen: attach a LoRA adapter to train on it");
     if (tp) lrsa_table_alloc(m->lora ? &m->lora->table : &m->table, LRSA_ROLE_GRAD);
     lrsa_op_embedding(tp, ws->x, ids, param_of(m, m->embed), N, (int)C, ws->dx,
                       grad_of(m, m->embed, tp != NULL));

@@ -80,6 +80,7 @@ static const key_desc keys[] = {
     {"lora.targets", KEY_LIST, offsetof(lrsa_train_config, lora_targets),
      sizeof(((lrsa_train_config *)0)->lora_targets),
      "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]", NULL},
+    STR("lora.base_dtype", lora_base_dtype, "f32", "f32|bf16"),
     NUM("comm.overlap", KEY_BOOL, comm_overlap, "true"),
     NUM("comm.bucket_mb", KEY_FLOAT, comm_bucket_mb, "25"),
     STR("comm.reduce_dtype", comm_reduce_dtype, "fp32", "fp32|bf16"),
@@ -401,6 +402,13 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
         snprintf(what, sizeof what, "%s: key 'lora.targets'", where);
         if (lrsa_lora_targets_parse(c->lora_targets, &mask, what, e)) return -1;
     }
+    if (c->lora_rank == 0 && strcmp(c->lora_base_dtype, "f32"))
+        return lrsa_errorf(e,
+                           "%s: key 'lora.base_dtype' is %s, but it stores the frozen base of a "
+                           "LoRA run and this run trains the full model (lora.rank 0, fp32 "
+                           "weights); set lora.rank > 0 or remove lora.base_dtype",
+                           key_where(c, "lora.base_dtype", where, at, sizeof at),
+                           c->lora_base_dtype);
     RANGE(c->comm_bucket_mb > 0, "comm.bucket_mb", "must be > 0");
     RANGE(c->comm_timeout_s > 0, "comm.timeout_s", "must be > 0");
     if (c->tokens_per_microbatch > 0 && c->grad_accum != 1)

@@ -11,6 +11,7 @@
 #include "base/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "model/base_bf16.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
@@ -116,6 +117,9 @@ static int setup_model(trainer *t, lrsa_err *e) {
         t->trainable = &t->lora.table;
         lrsa_checksum_hex(lrsa_model_checksum(&t->model), t->base_checksum);
         t->lora_json = lrsa_lora_ckpt_json(&lc);
+        /* lora.base_dtype bf16: half the base's matrix memory, still computed in fp32; the
+         * checksum above is of the weights as loaded, so export merges onto those */
+        if (!strcmp(c->lora_base_dtype, "bf16")) lrsa_model_store_base_bf16(&t->model);
     }
     return 0;
 }
@@ -476,11 +480,14 @@ static int loop(trainer *t, lrsa_err *e) {
     if (t->comm->rank == 0 && !t->opts->quiet) {
         if (t->resume_from[0])
             printf("resuming from %s (step %lld)\n", t->resume_from, (long long)t->st.step);
-        if (t->have_lora)
+        if (t->have_lora) {
+            const lrsa_weight_bytes wb = lrsa_model_weight_bytes(&t->model);
             printf("LoRA rank %d, alpha %g, dropout %g on %s: %lld trainable parameters, base "
-                   "frozen (checksum %s)\n",
+                   "frozen (checksum %s), its linear matrices in %s (%.1f MB)\n",
                    t->lora.cfg.rank, t->lora.cfg.alpha, t->lora.cfg.dropout, c->lora_targets,
-                   (long long)t->lora.table.numel, t->base_checksum);
+                   (long long)t->lora.table.numel, t->base_checksum, c->lora_base_dtype,
+                   (double)wb.matrices / 1e6);
+        }
         char attn[256];
         lrsa_attn_mix_describe(&t->attn_mix, attn, sizeof attn);
         printf("training %s: %lld parameters, %d rank(s), %lld micro-batch(es) of <= %lld tokens "
