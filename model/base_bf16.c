@@ -24,12 +24,9 @@ static int64_t largest_op(const lrsa_model *m) {
     return most;
 }
 
-void lrsa_model_store_base_bf16(lrsa_model *m) {
-    LRSA_CHECK(m->base16 == NULL, "the base is already stored in bf16");
-    lrsa_tensor_table *t = &m->table;
-    LRSA_CHECK(t->arena[LRSA_ROLE_GRAD] == NULL, "a model with gradients is not frozen");
+lrsa_base_bf16 *lrsa_base_bf16_begin(const lrsa_model *m) {
+    const lrsa_tensor_table *t = &m->table;
     lrsa_base_bf16 *s = lrsa_calloc(1, sizeof *s);
-    s->checksum = lrsa_model_checksum(m);
     s->off = lrsa_malloc(sizeof(int64_t) * (size_t)(t->n > 0 ? t->n : 1));
     for (int i = 0; i < t->n; i++) {
         int64_t *n = is_matrix(&t->desc[i]) ? &s->mat_numel : &s->rest_numel;
@@ -38,21 +35,44 @@ void lrsa_model_store_base_bf16(lrsa_model *m) {
     }
     s->mat = lrsa_alloc_aligned(sizeof(uint16_t) * (size_t)(s->mat_numel + 1));
     s->rest = lrsa_alloc_aligned(sizeof(float) * (size_t)(s->rest_numel + 1));
-    for (int i = 0; i < t->n; i++) {
-        const lrsa_param_desc *d = &t->desc[i];
-        const float *w = t->arena[LRSA_ROLE_PARAM] + d->offset;
-        if (!is_matrix(d)) {
-            memcpy(s->rest + s->off[i], w, sizeof(float) * (size_t)d->numel);
-            continue;
-        }
-        uint16_t *h = s->mat + s->off[i];
-        for (int64_t j = 0; j < d->numel; j++) h[j] = lrsa_f32_to_bf16(w[j]);
-    }
     s->scratch_numel = largest_op(m);
     s->scratch = lrsa_alloc_aligned(sizeof(float) * (size_t)(s->scratch_numel + 1));
+    lrsa_checksum_init(&s->hash);
+    return s;
+}
+
+float *lrsa_base_bf16_slot(lrsa_base_bf16 *s, const lrsa_model *m, int i) {
+    return is_matrix(&m->table.desc[i]) ? s->scratch : s->rest + s->off[i];
+}
+
+void lrsa_base_bf16_put(lrsa_base_bf16 *s, const lrsa_model *m, int i) {
+    const lrsa_param_desc *d = &m->table.desc[i];
+    const float *w = lrsa_base_bf16_slot(s, m, i);
+    lrsa_checksum_update(&s->hash, w, sizeof(float) * (size_t)d->numel);
+    if (!is_matrix(d)) return;
+    uint16_t *h = s->mat + s->off[i];
+    for (int64_t j = 0; j < d->numel; j++) h[j] = lrsa_f32_to_bf16(w[j]);
+}
+
+void lrsa_base_bf16_end(lrsa_base_bf16 *s, lrsa_model *m) {
+    LRSA_CHECK(m->base16 == NULL, "the base is already stored in bf16");
+    s->checksum = lrsa_checksum_final(&s->hash);
+    m->base16 = s;
+}
+
+void lrsa_model_store_base_bf16(lrsa_model *m) {
+    lrsa_tensor_table *t = &m->table;
+    LRSA_CHECK(m->base16 == NULL, "the base is already stored in bf16");
+    LRSA_CHECK(t->arena[LRSA_ROLE_GRAD] == NULL, "a model with gradients is not frozen");
+    lrsa_base_bf16 *s = lrsa_base_bf16_begin(m);
+    for (int i = 0; i < t->n; i++) {
+        memcpy(lrsa_base_bf16_slot(s, m, i), lrsa_table_ptr(t, LRSA_ROLE_PARAM, i),
+               sizeof(float) * (size_t)t->desc[i].numel);
+        lrsa_base_bf16_put(s, m, i);
+    }
     free(t->arena[LRSA_ROLE_PARAM]);
     t->arena[LRSA_ROLE_PARAM] = NULL;
-    m->base16 = s;
+    lrsa_base_bf16_end(s, m);
 }
 
 void lrsa_base_bf16_free(lrsa_base_bf16 *s) {

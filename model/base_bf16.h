@@ -16,6 +16,7 @@
 #define LRSA_MODEL_BASE_BF16_H
 #include <stdint.h>
 
+#include "model/lora.h"
 #include "model/model.h"
 
 typedef struct lrsa_base_bf16 {
@@ -25,7 +26,8 @@ typedef struct lrsa_base_bf16 {
     int64_t mat_numel, rest_numel;
     float *scratch; /* one fused matrix widened to fp32 (forward and backward, one op at a time) */
     int64_t scratch_numel;
-    uint64_t checksum; /* lrsa_model_checksum of the fp32 weights before rounding */
+    uint64_t checksum;        /* lrsa_model_checksum of the fp32 weights before rounding */
+    lrsa_checksum_state hash; /* the checksum while the store fills */
 } lrsa_base_bf16;
 
 /* Moves m's weights into the store above (m->base16) and frees the table's PARAM arena. The
@@ -33,6 +35,15 @@ typedef struct lrsa_base_bf16 {
  * is frozen from then on: it has no fp32 matrices to train. */
 void lrsa_model_store_base_bf16(lrsa_model *m);
 void lrsa_base_bf16_free(lrsa_base_bf16 *s);
+
+/* Filling a store tensor by tensor (lrsa_model_load_base_bf16 and the function above): begin
+ * sizes it for m's table; for each tensor in table order, write its fp32 weights at slot(i) (in
+ * place for the fp32 tensors, the scratch for a matrix) and call put(i), which hashes them and
+ * rounds a matrix to bf16; end attaches the store to m. */
+lrsa_base_bf16 *lrsa_base_bf16_begin(const lrsa_model *m);
+float *lrsa_base_bf16_slot(lrsa_base_bf16 *s, const lrsa_model *m, int i);
+void lrsa_base_bf16_put(lrsa_base_bf16 *s, const lrsa_model *m, int i);
+void lrsa_base_bf16_end(lrsa_base_bf16 *s, lrsa_model *m);
 
 /* Tensor idx's fp32 weights (NULL for idx < 0). With a bf16 base, only non-matrix tensors have
  * them: a matrix aborts with a message pointing to lrsa_model_linear_weight. */

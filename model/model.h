@@ -52,6 +52,10 @@ void lrsa_model_init_random(lrsa_model *m, uint64_t seed, float std);
  * lm_head.weight copy of the embedding's shape; rotary inv_freq buffers are ignored.
  * m->cfg.defaults_used lists the fields that took Hugging Face's defaults. */
 int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e);
+/* lrsa_model_load for a frozen LoRA base stored in bf16 (model/base_bf16.h): each matrix is
+ * rounded as it is read, so its fp32 weights never exist all at once (one matrix at a time) and
+ * the peak is the bf16 store, not the fp32 model. The same checks and messages. */
+int lrsa_model_load_base_bf16(lrsa_model *m, const char *dir, lrsa_err *e);
 /* Writes config.json + model.safetensors (F32, BF16 or F16) into dir (created), atomically
  * per file. The result loads in Hugging Face transformers. */
 int lrsa_model_save(const lrsa_model *m, const char *dir, lrsa_st_dtype dtype, lrsa_err *e);

@@ -101,7 +101,10 @@ static int setup_model(trainer *t, lrsa_err *e) {
         lrsa_model_init_random(&t->model, (uint64_t)c->seed, (float)c->model_init_std);
         snprintf(cfg_path, sizeof cfg_path, "%s", c->model_config);
     } else {
-        if (lrsa_model_load(&t->model, c->model_path, e)) return lrsa_err_prefix(e, "model.path: ");
+        /* lora.base_dtype bf16: the base's matrices rounded as they load (no fp32 copy of them) */
+        const int bf16 = c->lora_rank > 0 && !strcmp(c->lora_base_dtype, "bf16");
+        if ((bf16 ? lrsa_model_load_base_bf16 : lrsa_model_load)(&t->model, c->model_path, e))
+            return lrsa_err_prefix(e, "model.path: ");
         t->have_model = 1;
         lrsa_path_join(cfg_path, sizeof cfg_path, c->model_path, "config.json");
     }
@@ -115,11 +118,12 @@ static int setup_model(trainer *t, lrsa_err *e) {
         lrsa_lora_init(&t->lora, (uint64_t)c->seed ^ 0x6c6f7261ULL);
         t->model.lora = &t->lora;
         t->trainable = &t->lora.table;
+        /* lora.base_dtype bf16 on a random base: rounded now. The checksum is always the one of
+         * the fp32 weights as loaded, so resume and export check (and merge onto) those. */
+        if (!strcmp(c->lora_base_dtype, "bf16") && !t->model.base16)
+            lrsa_model_store_base_bf16(&t->model);
         lrsa_checksum_hex(lrsa_model_checksum(&t->model), t->base_checksum);
         t->lora_json = lrsa_lora_ckpt_json(&lc);
-        /* lora.base_dtype bf16: half the base's matrix memory, still computed in fp32; the
-         * checksum above is of the weights as loaded, so export merges onto those */
-        if (!strcmp(c->lora_base_dtype, "bf16")) lrsa_model_store_base_bf16(&t->model);
     }
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "block_forward.h"
 #include "model/base_bf16.h"
 #include "model/lora.h"
@@ -217,9 +218,56 @@ static void test_weight_bytes_halve(void **state) {
     lrsa_model_free(&m);
 }
 
+/* Loading straight into the store (each matrix rounded as it is read, no PARAM arena) gives
+ * the store that rounding a loaded fp32 model gives, byte for byte, with the same checksum; the
+ * checksum in pieces is the checksum of the whole. */
+static void test_streamed_load(void **state) {
+    (void)state;
+    lrsa_model a, b, f32;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/parity/llama_gqa", LRSA_TEST_DATA);
+    lrsa_err e;
+    if (lrsa_model_load_base_bf16(&a, dir, &e)) fail_msg("%s", e.msg);
+    load_base(&b);
+    load_base(&f32);
+    lrsa_model_store_base_bf16(&b);
+    assert_null(a.table.arena[LRSA_ROLE_PARAM]);
+    const lrsa_base_bf16 *x = a.base16, *y = b.base16;
+    assert_int_equal(x->mat_numel, y->mat_numel);
+    assert_int_equal(x->rest_numel, y->rest_numel);
+    assert_memory_equal(x->mat, y->mat, sizeof(uint16_t) * (size_t)x->mat_numel);
+    assert_memory_equal(x->rest, y->rest, sizeof(float) * (size_t)x->rest_numel);
+    assert_true(x->checksum == y->checksum && x->checksum == lrsa_model_checksum(&f32));
+    lrsa_model_free(&b);
+    /* a directory without weights: the loader's error, and the half-filled store is freed */
+    char nodir[4096];
+    tu_tmpdir(nodir, sizeof nodir, "bf16_noweights");
+    char src[4200], dst[4200];
+    snprintf(src, sizeof src, "%s/config.json", dir);
+    snprintf(dst, sizeof dst, "%s/config.json", nodir);
+    char *text = lrsa_read_file(src, NULL, &e);
+    assert_non_null(text);
+    assert_int_equal(lrsa_write_file_atomic(dst, text, strlen(text), &e), 0);
+    free(text);
+    assert_int_equal(lrsa_model_load_base_bf16(&b, nodir, &e), -1);
+    unsigned char bytes[37];
+    for (int i = 0; i < 37; i++) bytes[i] = (unsigned char)(i * 29 + 3);
+    lrsa_checksum_state whole, parts;
+    lrsa_checksum_init(&whole);
+    lrsa_checksum_update(&whole, bytes, sizeof bytes);
+    lrsa_checksum_init(&parts);
+    const size_t cuts[] = {0, 3, 5, 5, 14, 37};
+    for (int i = 0; i + 1 < 6; i++)
+        lrsa_checksum_update(&parts, bytes + cuts[i], cuts[i + 1] - cuts[i]);
+    assert_true(lrsa_checksum_final(&whole) == lrsa_checksum_final(&parts));
+    lrsa_model_free(&a);
+    lrsa_model_free(&f32);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_weight_bytes_halve),
+        cmocka_unit_test(test_streamed_load),
         cmocka_unit_test(test_exact_on_representable_base),
         cmocka_unit_test(test_equals_fp32_on_rounded_weights),
     };
