@@ -1,5 +1,6 @@
 /* Reading and validating "lrsa-qa-v1" HDF5 datasets (the whole file is loaded into memory). */
 #include <hdf5.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,13 +134,16 @@ static int read_1d(hid_t file, const char *name, hid_t mem_type, size_t elem, in
     return rc;
 }
 
-/* Reads the 1-D dataset /name of d->n variable-length strings into *out (malloc'd copies). */
+/* Reads the 1-D string dataset /name of d->n entries into *out (malloc'd copies). Files are
+ * written with fixed-length strings; variable-length ones (files written before that change) are
+ * still read. */
 static int read_strings(hid_t file, const char *name, const lrsa_dataset *d, char ***out,
                         const char *path, lrsa_err *e) {
     int64_t len = 0;
     hid_t ds = open_1d(file, name, &len, path, e), type = -1, ftype = -1;
     int rc = -1;
     char **tmp = NULL;
+    char *packed = NULL;
     if (ds < 0) return -1;
     if (len != d->n) {
         lrsa_errorf(e,
@@ -149,14 +153,15 @@ static int read_strings(hid_t file, const char *name, const lrsa_dataset *d, cha
         goto fail;
     }
     LRSA_H5_TRY(ftype = H5Dget_type(ds), path, name, e);
-    if (H5Tget_class(ftype) != H5T_STRING || H5Tis_variable_str(ftype) <= 0) {
-        lrsa_errorf(e, "%s: dataset /%s must hold variable-length strings", path, name);
+    if (H5Tget_class(ftype) != H5T_STRING) {
+        lrsa_errorf(e, "%s: dataset /%s must hold strings; re-create the file with `lrsa prepare`",
+                    path, name);
         goto fail;
     }
-    LRSA_H5_TRY(type = H5Tcopy(ftype), path, name, e);
-    tmp = lrsa_calloc((size_t)(len > 0 ? len : 1), sizeof(char *));
     *out = lrsa_calloc((size_t)(len > 0 ? len : 1), sizeof(char *));
-    if (len > 0) {
+    if (len > 0 && H5Tis_variable_str(ftype) > 0) {
+        tmp = lrsa_calloc((size_t)len, sizeof(char *));
+        LRSA_H5_TRY(type = H5Tcopy(ftype), path, name, e);
         LRSA_H5_TRY(H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp), path, name, e);
         for (int64_t i = 0; i < len; i++) (*out)[i] = lrsa_strdup(tmp[i] ? tmp[i] : "");
         hid_t space = H5Dget_space(ds);
@@ -164,10 +169,25 @@ static int read_strings(hid_t file, const char *name, const lrsa_dataset *d, cha
             H5Dvlen_reclaim(type, space, H5P_DEFAULT, tmp);
             H5Sclose(space);
         }
+    } else if (len > 0) {
+        /* Read as null-terminated strings one byte wider than the file's, so each ends in 0. */
+        size_t width = H5Tget_size(ftype) + 1;
+        if (width < 2 || (size_t)len > SIZE_MAX / width) {
+            lrsa_errorf(e, "%s: dataset /%s has an impossible string size; re-create the file",
+                        path, name);
+            goto fail;
+        }
+        packed = lrsa_calloc((size_t)len * width, 1);
+        LRSA_H5_TRY(type = H5Tcopy(H5T_C_S1), path, name, e);
+        LRSA_H5_TRY(H5Tset_size(type, width), path, name, e);
+        LRSA_H5_TRY(H5Tset_cset(type, H5Tget_cset(ftype)), path, name, e);
+        LRSA_H5_TRY(H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, packed), path, name, e);
+        for (int64_t i = 0; i < len; i++) (*out)[i] = lrsa_strdup(packed + (size_t)i * width);
     }
     rc = 0;
 fail:
     free(tmp);
+    free(packed);
     if (type >= 0) H5Tclose(type);
     if (ftype >= 0) H5Tclose(ftype);
     H5Dclose(ds);

@@ -124,19 +124,35 @@ fail:
     return rc;
 }
 
+/* Strings are written fixed-length (null-padded): they live in the object header, which the 1.10
+ * format checksums, instead of HDF5's global heap, which has no checksum and whose damage makes
+ * libhdf5 1.10 loop or crash inside H5Aread/H5Dread (found by fuzzing the reader, docs/DATA.md). */
+static hid_t fixed_string_type(size_t longest) {
+    hid_t type = H5Tcopy(H5T_C_S1);
+    if (type < 0) return -1;
+    if (H5Tset_size(type, longest > 0 ? longest : 1) < 0 ||
+        H5Tset_strpad(type, H5T_STR_NULLPAD) < 0 || H5Tset_cset(type, H5T_CSET_UTF8) < 0) {
+        H5Tclose(type);
+        return -1;
+    }
+    return type;
+}
+
 static int write_str_attr(hid_t obj, const char *name, const char *value, const char *path,
                           lrsa_err *e) {
     hid_t type = -1, space = -1, attr = -1;
     int rc = -1;
     const char *v = value ? value : "";
-    LRSA_H5_TRY(type = H5Tcopy(H5T_C_S1), path, name, e);
-    LRSA_H5_TRY(H5Tset_size(type, H5T_VARIABLE), path, name, e);
-    LRSA_H5_TRY(H5Tset_cset(type, H5T_CSET_UTF8), path, name, e);
+    size_t len = strlen(v);
+    char *buf = lrsa_calloc(len > 0 ? len : 1, 1); /* the type's size; no terminator (NULLPAD) */
+    memcpy(buf, v, len);
+    LRSA_H5_TRY(type = fixed_string_type(len), path, name, e);
     LRSA_H5_TRY(space = H5Screate(H5S_SCALAR), path, name, e);
     LRSA_H5_TRY(attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), path, name, e);
-    LRSA_H5_TRY(H5Awrite(attr, type, &v), path, name, e);
+    LRSA_H5_TRY(H5Awrite(attr, type, buf), path, name, e);
     rc = 0;
 fail:
+    free(buf);
     if (attr >= 0) H5Aclose(attr);
     if (space >= 0) H5Sclose(space);
     if (type >= 0) H5Tclose(type);
@@ -158,23 +174,32 @@ fail:
     return rc;
 }
 
-/* A 1-D dataset of n variable-length UTF-8 strings (/answers, /sample_task). */
+/* A 1-D dataset of n fixed-length UTF-8 strings (/answers, /sample_task), each padded with zeros
+ * to the longest one (why fixed-length: fixed_string_type). */
 static int write_strings(hid_t file, const char *name, char *const *strs, int64_t n,
                          const char *path, lrsa_err *e) {
     hid_t type = -1, space = -1, dcpl = -1, ds = -1;
     int rc = -1;
     hsize_t dims[1] = {(hsize_t)n};
-    LRSA_H5_TRY(type = H5Tcopy(H5T_C_S1), path, name, e);
-    LRSA_H5_TRY(H5Tset_size(type, H5T_VARIABLE), path, name, e);
-    LRSA_H5_TRY(H5Tset_cset(type, H5T_CSET_UTF8), path, name, e);
+    size_t longest = 0;
+    for (int64_t i = 0; i < n; i++) {
+        size_t len = strlen(strs[i] ? strs[i] : "");
+        if (len > longest) longest = len;
+    }
+    size_t width = longest > 0 ? longest : 1;
+    char *packed = lrsa_calloc((size_t)(n > 0 ? n : 1) * width, 1);
+    for (int64_t i = 0; i < n; i++)
+        if (strs[i]) memcpy(packed + (size_t)i * width, strs[i], strlen(strs[i]));
+    LRSA_H5_TRY(type = fixed_string_type(longest), path, name, e);
     LRSA_H5_TRY(space = H5Screate_simple(1, dims, NULL), path, name, e);
     LRSA_H5_TRY(dcpl = H5Pcreate(H5P_DATASET_CREATE), path, name, e);
     LRSA_H5_TRY(H5Pset_obj_track_times(dcpl, 0), path, name, e);
     LRSA_H5_TRY(ds = H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), path,
                 name, e);
-    LRSA_H5_TRY(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, strs), path, name, e);
+    LRSA_H5_TRY(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, packed), path, name, e);
     rc = 0;
 fail:
+    free(packed);
     if (ds >= 0) H5Dclose(ds);
     if (dcpl >= 0) H5Pclose(dcpl);
     if (space >= 0) H5Sclose(space);
@@ -229,12 +254,16 @@ int lrsa_dataset_writer_commit(lrsa_dataset_writer *w, const char *path,
                            path);
     char tmp[4200];
     lrsa_tmp_name(tmp, sizeof tmp, path);
-    hid_t fcpl = -1, file = -1;
+    hid_t fcpl = -1, fapl = -1, file = -1;
     int rc = -1;
     LRSA_H5_TRY(fcpl = H5Pcreate(H5P_FILE_CREATE), path, "(file creation)", e);
     LRSA_H5_TRY(H5Pset_obj_track_times(fcpl, 0), path, "(file creation)", e);
+    /* The 1.10 format checksums object headers (where the strings are): damage is detected. */
+    LRSA_H5_TRY(fapl = H5Pcreate(H5P_FILE_ACCESS), path, "(file creation)", e);
+    LRSA_H5_TRY(H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110), path,
+                "(file creation)", e);
     H5E_BEGIN_TRY {
-        file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+        file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
     }
     H5E_END_TRY;
     if (file < 0) {
@@ -255,6 +284,7 @@ int lrsa_dataset_writer_commit(lrsa_dataset_writer *w, const char *path,
     rc = 0;
 fail:
     if (file >= 0) H5Fclose(file);
+    if (fapl >= 0) H5Pclose(fapl);
     if (fcpl >= 0) H5Pclose(fcpl);
     if (rc != 0) unlink(tmp);
     return rc;

@@ -4,7 +4,8 @@
 Reads the evaluation grid's results.jsonl (one row per model x press x budget x protocol cell,
 each with its per-sample records), the training runs' metrics.jsonl, and writes into OUT_DIR:
   report.md        the tables (models x caches), LRSA minus dense with 95 % paired bootstrap
-                   intervals over the held-out samples (seeds pooled), per task, run facts
+                   intervals over the held-out samples (seeds pooled), per task, where the
+                   NLL difference comes from (by which arm answers right), run facts
   score_vs_keep_<protocol>.svg   string match and answer NLL vs LagKV keep, one line per model
   training_curves.svg            training loss (and held-out NLL) of every tuned run
   results.jsonl    the grid rows the tables were made from (for re-analysis)
@@ -169,6 +170,40 @@ def paired_boot(cells, cell, lrsa, dense, idx):
         return out
 
     return lrsa_stats.paired_bootstrap(per_sample(lrsa), per_sample(dense))
+
+
+OUTCOMES = (("both", "both right"), ("dense", "dense only right"), ("lrsa", "LRSA only right"),
+            ("neither", "neither right"))
+
+
+def outcome_split(cells, cell, lrsa, dense, idx):
+    """Splits the per-sample NLL difference (LRSA minus dense, nats per answer token, unweighted
+    by tokens) by which arm's greedy answer is right (string match of every part), one pair per
+    sample and seed (dense-sN with lrsa-sN). Each outcome gets its count, its mean difference
+    and its contribution to the overall mean (count x mean / all pairs: the contributions add up
+    to the overall mean). Shows whether a lower NLL comes from samples the model answers or from
+    ones it fails anyway."""
+    pairs = []
+    for d in dense:
+        seed = model_arm(d)[1]
+        lm = next((m for m in lrsa if model_arm(m)[1] == seed), None)
+        if lm is None:
+            continue
+        for i in idx:
+            dr, lr = cells.data[(cell, d)][i], cells.data[(cell, lm)][i]
+            dn, ln = dr["answer_nll_sum"] / max(dr["answer_tokens"], 1), \
+                lr["answer_nll_sum"] / max(lr["answer_tokens"], 1)
+            dok, lok = dr["string_match_all"] >= 1, lr["string_match_all"] >= 1
+            kind = "both" if dok and lok else "dense" if dok else "lrsa" if lok else "neither"
+            pairs.append((kind, ln - dn))
+    if not pairs:
+        return None
+    out = {"pairs": len(pairs), "mean": sum(v for _, v in pairs) / len(pairs)}
+    for kind, _ in OUTCOMES:
+        vals = [v for k, v in pairs if k == kind]
+        out[kind] = {"n": len(vals), "mean": sum(vals) / len(vals) if vals else None,
+                     "contribution": sum(vals) / len(pairs)}
+    return out
 
 
 def fmt_ci(t, digits=3, pct=False):
@@ -458,6 +493,32 @@ def main():
                           fmt_ci(b["match"], pct=True)))
         L.append("")
 
+    # Table 4: where the NLL difference comes from
+    L += ["## Where the NLL difference comes from", "",
+          "Each held-out sample and seed pair (dense-sN with lrsa-sN) is put in one group by "
+          "which greedy answer is right; per group: pairs, mean LRSA minus dense NLL (nats per "
+          "answer token, per sample, unweighted by tokens) and its contribution to the overall "
+          "mean (pairs x mean / all pairs; the contributions add up to the overall mean). A "
+          "lower LRSA NLL that sits in *neither right* is better-spread probability on answers "
+          "both models get wrong, not more retrieval.", ""]
+    head = "| protocol | cache | pairs | mean diff |" + "".join(
+        " %s: n, mean, contribution |" % label for _, label in OUTCOMES)
+    L += [head, "|" + "---|" * (head.count("|") - 1)]
+    outcomes = {}
+    for cell in cells.cells:
+        o = outcome_split(cells, cell, lrsa, dense, cells.samples(cell, dense + lrsa))
+        if not o:
+            continue
+        outcomes[cell] = o
+        parts = ""
+        for kind, _ in OUTCOMES:
+            g = o[kind]
+            parts += (" %d, %+.3f, %+.3f |" % (g["n"], g["mean"], g["contribution"])
+                      if g["n"] else " 0 |")
+        L.append("| %s | %s | %d | %+.3f |%s" % (cell[2], cell_label(cell), o["pairs"],
+                                                   o["mean"], parts))
+    L.append("")
+
     # Pictures
     pics = []
     for proto in sorted({c[2] for c in cells.cells}):
@@ -484,7 +545,8 @@ def main():
     js = {"cells": [{"protocol": c[2], "cache": cell_label(c), "press": c[0], "keep": c[1],
                      "n": d["n"], "nll_diff": d["nll"], "match_diff": d["match"],
                      "dense_nll": summary[c][1], "lrsa_nll": summary[c][2],
-                     "dense_match": summary[c][4], "lrsa_match": summary[c][5]}
+                     "dense_match": summary[c][4], "lrsa_match": summary[c][5],
+                     "outcomes": outcomes.get(c)}
                     for c, d in diffs.items() if c in summary]}
     write_atomic(os.path.join(a.out, "summary.json"), json.dumps(js, indent=1) + "\n")
     print("lrsa_vs_dense_report: wrote %s" % os.path.join(a.out, "report.md"))

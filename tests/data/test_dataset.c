@@ -269,10 +269,100 @@ static void test_sample_tasks(void **state) {
     assert_non_null(strstr(e.msg, mixed));
     replace_sample_task(mixed, 3, 0);
     assert_int_equal(lrsa_dataset_open(&d, mixed, &e), -1);
-    assert_non_null(strstr(e.msg, "/sample_task must hold variable-length strings"));
+    assert_non_null(strstr(e.msg, "/sample_task must hold strings"));
     replace_sample_task(mixed, 3, 1);
     if (lrsa_dataset_open(&d, mixed, &e) != 0) fail_msg("%s", e.msg);
     assert_string_equal(lrsa_dataset_sample_task(&d, 1), "b");
+    lrsa_dataset_close(&d);
+}
+
+/* Asserts that the attribute or dataset `name` of f holds fixed-length strings. */
+static void assert_fixed_string(hid_t type, const char *name) {
+    if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0)
+        fail_msg("%s is not a fixed-length string", name);
+}
+
+/* Strings are written fixed-length (no global heap: libhdf5 crashes on a damaged one) in the 1.10
+ * file format (checksummed object headers); answers of different lengths, empty included, come
+ * back exactly. */
+static void test_strings_fixed_length(void **state) {
+    char dir[1024], path[1100];
+    tu_tmpdir(dir, sizeof dir, "dataset_fixed");
+    snprintf(path, sizeof path, "%s/fixed.h5", dir);
+    const char *answers[3] = {"7", "a much longer answer \xe2\x9c\x93 with UTF-8", ""};
+    lrsa_dataset_writer *w = lrsa_dataset_writer_new();
+    lrsa_err e;
+    for (int s = 0; s < 3; s++) {
+        int32_t ids[4] = {1, 2, 3, 4};
+        uint8_t mask[4] = {0, 0, 1, 1};
+        if (lrsa_dataset_writer_add(w, ids, mask, 4, 2, answers[s], &e) != 0) fail_msg("%s", e.msg);
+    }
+    const lrsa_dataset_meta meta = {"", "chatml-smollm", "unit test", "passkey", 64};
+    if (lrsa_dataset_writer_commit(w, path, &meta, &e) != 0) fail_msg("%s", e.msg);
+    lrsa_dataset_writer_free(w);
+
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    H5F_info2_t info;
+    assert_true(H5Fget_info2(f, &info) >= 0);
+    assert_true(info.super.version >= 3); /* the 1.10 format: superblock v3, checksummed */
+    const char *attrs[5] = {"format", "tokenizer_checksum", "chat_template", "source", "task"};
+    for (int i = 0; i < 5; i++) {
+        hid_t a = H5Aopen(f, attrs[i], H5P_DEFAULT);
+        assert_true(a >= 0);
+        hid_t t = H5Aget_type(a);
+        assert_fixed_string(t, attrs[i]);
+        H5Tclose(t);
+        H5Aclose(a);
+    }
+    hid_t ds = H5Dopen2(f, "answers", H5P_DEFAULT);
+    hid_t t = H5Dget_type(ds);
+    assert_fixed_string(t, "/answers");
+    H5Tclose(t);
+    H5Dclose(ds);
+    H5Fclose(f);
+
+    lrsa_dataset d;
+    if (lrsa_dataset_open(&d, path, &e) != 0) fail_msg("%s", e.msg);
+    for (int s = 0; s < 3; s++) assert_string_equal(lrsa_dataset_answer(&d, s), answers[s]);
+    assert_string_equal(d.tokenizer_checksum, "");
+    assert_string_equal(d.task, "passkey");
+    lrsa_dataset_close(&d);
+}
+
+/* Replaces /answers with variable-length strings, as files written before the fixed-length change
+ * hold them. */
+static void replace_answers_vlen(const char *path, const char *const *v, int64_t n) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    assert_true(H5Ldelete(f, "answers", H5P_DEFAULT) >= 0);
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t space = H5Screate_simple(1, dims, NULL), type = H5Tcopy(H5T_C_S1);
+    assert_true(H5Tset_size(type, H5T_VARIABLE) >= 0);
+    assert_true(H5Tset_cset(type, H5T_CSET_UTF8) >= 0);
+    hid_t ds = H5Dcreate2(f, "answers", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    assert_true(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    H5Dclose(ds);
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Fclose(f);
+}
+
+/* Files written with variable-length strings (before the change) are still read. */
+static void test_reads_variable_length_strings(void **state) {
+    char dir[1024], path[1100];
+    tu_tmpdir(dir, sizeof dir, "dataset_vlen");
+    snprintf(path, sizeof path, "%s/vlen.h5", dir);
+    lrsa_dataset_writer *w = make_writer();
+    lrsa_err e;
+    assert_int_equal(lrsa_dataset_writer_commit(w, path, &META, &e), 0);
+    lrsa_dataset_writer_free(w);
+    const char *v[3] = {"old one", "", "old three \xc3\xa9"};
+    replace_answers_vlen(path, v, 3);
+    lrsa_dataset d;
+    if (lrsa_dataset_open(&d, path, &e) != 0) fail_msg("%s", e.msg);
+    for (int s = 0; s < 3; s++) assert_string_equal(lrsa_dataset_answer(&d, s), v[s]);
     lrsa_dataset_close(&d);
 }
 
@@ -284,6 +374,8 @@ int main(void) {
         cmocka_unit_test(test_commit_into_missing_dir_fails_cleanly),
         cmocka_unit_test(test_open_validates),
         cmocka_unit_test(test_sample_tasks),
+        cmocka_unit_test(test_strings_fixed_length),
+        cmocka_unit_test(test_reads_variable_length_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,6 +112,25 @@ class Report(unittest.TestCase):
         for name in ("score_vs_keep_query-agnostic.svg", "training_curves.svg"):
             ET.parse(os.path.join(self.out, name))  # well-formed SVG
             self.assertIn("](%s)" % name, md)
+        # Where the NLL difference comes from: under LagKV LRSA is right on even samples and
+        # dense never, so the pairs split into "LRSA only" (even) and "neither" (odd), per seed.
+        o = got["outcomes"]
+        self.assertEqual(o["pairs"], 2 * N)
+        self.assertEqual((o["both"]["n"], o["dense"]["n"], o["lrsa"]["n"], o["neither"]["n"]),
+                         (0, 0, N, N))
+        diffs = {"lrsa": [], "neither": []}
+        for s in (1, 2):
+            for i in range(N):
+                d, l_ = (by["%s-s%d" % (arm, s)]["samples"][i] for arm in ("dense", "lrsa"))
+                diffs["lrsa" if i % 2 == 0 else "neither"].append(l_["answer_nll"] - d["answer_nll"])
+        for kind, vals in diffs.items():
+            self.assertAlmostEqual(o[kind]["mean"], sum(vals) / len(vals), places=12)
+            self.assertAlmostEqual(o[kind]["contribution"], sum(vals) / (2 * N), places=12)
+        self.assertAlmostEqual(o["mean"], o["lrsa"]["contribution"] + o["neither"]["contribution"],
+                               places=12)
+        full = cells[("none", 1.0)]["outcomes"]
+        self.assertEqual(full["both"]["n"], 2 * N)  # everyone right with the full cache
+        self.assertIn("## Where the NLL difference comes from", md)
         with open(os.path.join(self.out, "results.jsonl")) as f:
             self.assertEqual(sum(1 for line in f if line.strip().endswith("}")), len(rows))
 
