@@ -7,7 +7,8 @@
  * right before a linear op's GEMMs (its forward, and the dx GEMM of its backward) the one fused
  * matrix it needs is widened into a scratch buffer sized for the largest fused matrix, so the
  * extra memory is one matrix, not the model. Widening bf16 -> fp32 is exact: a run on the stored
- * base equals an fp32 run on the rounded weights bit for bit.
+ * base equals an fp32 run on the rounded weights bit for bit. The scratch is the model's: one
+ * training forward/backward at a time per model (the block-level API widens into its own).
  *
  * Why not OpenBLAS's cblas_sbgemm: Debian 12's libopenblas (0.3.21) declares it in cblas.h but
  * does not export it (built without BUILD_BFLOAT16), and it would round the activations to bf16
