@@ -104,6 +104,7 @@ static int write_json(const char *path, const char *model_dir, const char *data_
     }
     if (o->want_match) cJSON_AddNumberToObject(row, "match_accuracy", r->match_rate);
     cJSON_AddNumberToObject(row, "kept_fraction", r->kept_fraction);
+    if (r->n_needle > 0) cJSON_AddNumberToObject(row, "needle_kept", r->needle_kept);
     cJSON_AddNumberToObject(row, "seconds", r->seconds);
     cJSON_AddItemToObject(row, "samples", lrsa_sample_records_json(recs));
     cJSON_AddItemToArray(rows, row);
@@ -226,6 +227,10 @@ static int run(int argc, char **argv, lrsa_err *e) {
     printf("%-34s %-8s %-8s %8lld %12s %10s %7.1f%% %8.1f\n", pdesc,
            lrsa_press_protocol_name(press.protocol), lrsa_press_prefill_label(&eff),
            (long long)r.n_samples, nll, match, 100.0 * r.kept_fraction, r.seconds);
+    if (r.n_needle > 0)
+        printf("needle kept: %.3f of (layer, KV head, needle) triples, mean over %lld samples with "
+               "needle spans\n",
+               r.needle_kept, (long long)r.n_needle);
     if (json_path && write_json(json_path, model_dir, data_path, &press, &o, &r, &recs, e) != 0)
         goto done;
     rc = 0;

@@ -10,7 +10,9 @@
 #include "cli/commands.h"
 #include "eval/press/press_kvzip.h"
 #include "eval/run/generate.h"
+#include "eval/run/generate_gpu.h"
 #include "eval/run/press_notes.h"
+#include "model/device_ops.h"
 #include "model/lora.h"
 
 static const char *GENERATE_HELP =
@@ -33,7 +35,10 @@ static const char *GENERATE_HELP =
     "  --max-new N          at most N new tokens (default 256)\n"
     "  --temperature t      0 = greedy (default); > 0 samples\n"
     "  --top-p p            nucleus mass in (0, 1] (default 1)\n"
-    "  --seed s             sampling seed (default 0)\n" LRSA_PRESS_FLAGS_HELP;
+    "  --seed s             sampling seed (default 0)\n"
+    "  --device cpu|cuda    where the cache and the model run (default cpu); cuda: the full\n"
+    "                       cache or --press lagkv, --protocol aware only (never run on a\n"
+    "                       GPU yet)\n" LRSA_PRESS_FLAGS_HELP;
 
 typedef struct stream_state {
     lrsa_stream_decoder dec;
@@ -52,6 +57,7 @@ static int print_token(void *user, int32_t id) {
 
 static int run(int argc, char **argv, lrsa_err *e) {
     const char *model_dir = NULL, *prompt = NULL, *system = NULL, *v = NULL, *adapter = NULL;
+    const char *device = "cpu";
     lrsa_press_config press;
     lrsa_press_defaults(&press);
     lrsa_gen_options g = {.max_new = 256, .temperature = 0.0f, .top_p = 1.0f, .seed = 0};
@@ -84,6 +90,10 @@ static int run(int argc, char **argv, lrsa_err *e) {
                 return -1;
             if (!(g.top_p > 0 && g.top_p <= 1))
                 return lrsa_errorf(e, "--top-p: %g is outside (0, 1]", g.top_p);
+        } else if (strcmp(f, "--device") == 0) {
+            if (lrsa_flag_value(argc, argv, &i, &device, e)) return -1;
+            if (strcmp(device, "cpu") && strcmp(device, "cuda"))
+                return lrsa_errorf(e, "--device: '%s' is not cpu or cuda", device);
         } else if (strcmp(f, "--seed") == 0) {
             if (lrsa_flag_value(argc, argv, &i, &v, e) ||
                 lrsa_flag_int(f, v, 0, 0x7fffffffffffffffLL, &n, e))
@@ -96,6 +106,11 @@ static int run(int argc, char **argv, lrsa_err *e) {
     if (!model_dir) return lrsa_errorf(e, "generate: --model DIR is required");
     if (!prompt) return lrsa_errorf(e, "generate: --prompt TEXT is required");
     if (lrsa_press_check(&press, e) != 0) return -1;
+    const int on_gpu = !strcmp(device, "cuda");
+    if (on_gpu && press.protocol == LRSA_PROTOCOL_AGNOSTIC)
+        return lrsa_errorf(e, "--device cuda compresses the whole prompt (--protocol aware); "
+                              "--protocol agnostic runs on the CPU for now: use --device cpu");
+    if (on_gpu && lrsa_cuda_usable("--device cuda", "use --device cpu", e)) return -1;
 
     lrsa_model m;
     if (lrsa_model_load_adapted(&m, model_dir, adapter, e) != 0) return -1;
@@ -143,9 +158,23 @@ static int run(int argc, char **argv, lrsa_err *e) {
     lrsa_press_spec spec;
     lrsa_press_config_spec(&press, &spec);
     lrsa_press_warn_lengths(&spec, &split, 1, split < ids.n ? "context" : "prompt");
-    if (lrsa_press_cache_init(&c, &m, &spec, e) != 0) goto done;
     stream_state ss;
     lrsa_stream_decoder_init(&ss.dec, tok, 1);
+    if (on_gpu) {
+        char stats[256];
+        if (lrsa_generate_gpu(&m, &spec, ids.v, ids.n, &g, print_token, &ss, &res, stats,
+                              sizeof stats, e) != 0)
+            goto done;
+        char tail[1024];
+        int nt = lrsa_stream_decoder_flush(&ss.dec, tail, sizeof(tail));
+        if (nt > 0) fwrite(tail, 1, (size_t)nt, stdout);
+        fprintf(stdout,
+                "\n--\nprompt %lld tokens, generated %lld; %s\nprefill %.2f s, decode %.2f s\n",
+                (long long)ids.n, (long long)res.n, stats, res.prefill_s, res.decode_s);
+        rc = 0;
+        goto done;
+    }
+    if (lrsa_press_cache_init(&c, &m, &spec, e) != 0) goto done;
     logits = lrsa_malloc((size_t)m.cfg.vocab_size * sizeof(float));
     double t0 = lrsa_now();
     if (lrsa_press_compress(&m, &c, &spec, ids.v, split, logits, 0, NULL, e) != 0) goto done;

@@ -200,6 +200,75 @@ static int read_sample_tasks(hid_t file, lrsa_dataset *d, const char *path, lrsa
     return read_strings(file, "sample_task", d, &d->sample_task, path, e);
 }
 
+/* /needle_spans is optional: int64 [m, 3] rows (sample, start, end) sorted by (sample, start),
+ * each span inside its sample. Builds d->span_first. */
+static int read_needle_spans(hid_t file, lrsa_dataset *d, const char *path, lrsa_err *e) {
+    if (H5Lexists(file, "needle_spans", H5P_DEFAULT) <= 0) return 0;
+    const char *fix = "re-create the file with `lrsa prepare --synthetic` (or drop /needle_spans)";
+    hid_t ds = -1, space = -1;
+    int rc = -1;
+    hsize_t dims[2] = {0, 0};
+    H5E_BEGIN_TRY {
+        ds = H5Dopen2(file, "needle_spans", H5P_DEFAULT);
+    }
+    H5E_END_TRY;
+    if (ds < 0) return lrsa_errorf(e, "%s: cannot open dataset /needle_spans; %s", path, fix);
+    space = H5Dget_space(ds);
+    if (space < 0 || H5Sget_simple_extent_ndims(space) != 2 ||
+        H5Sget_simple_extent_dims(space, dims, NULL) < 0 || dims[1] != 3 ||
+        dims[0] > (hsize_t)(INT64_MAX / 24)) {
+        lrsa_errorf(e, "%s: dataset /needle_spans must be int64 [m, 3] (sample, start, end); %s",
+                    path, fix);
+        goto fail;
+    }
+    d->n_spans = (int64_t)dims[0];
+    d->needle_spans = lrsa_malloc((size_t)(d->n_spans > 0 ? d->n_spans : 1) * 3 * sizeof(int64_t));
+    if (d->n_spans > 0) {
+        herr_t st;
+        H5E_BEGIN_TRY {
+            st = H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, d->needle_spans);
+        }
+        H5E_END_TRY;
+        if (st < 0) {
+            lrsa_errorf(e, "%s: cannot read dataset /needle_spans (wrong type or corrupt); %s",
+                        path, fix);
+            goto fail;
+        }
+    }
+    d->span_first = lrsa_calloc((size_t)d->n + 1, sizeof(int64_t));
+    for (int64_t r = 0; r < d->n_spans; r++) {
+        const int64_t *row = d->needle_spans + 3 * r;
+        if (row[0] < 0 || row[0] >= d->n) {
+            lrsa_errorf(e, "%s: /needle_spans row %lld names sample %lld, but there are %lld; %s",
+                        path, (long long)r, (long long)row[0], (long long)d->n, fix);
+            goto fail;
+        }
+        int64_t len = d->offsets[row[0] + 1] - d->offsets[row[0]];
+        if (row[1] < 0 || row[2] <= row[1] || row[2] > len) {
+            lrsa_errorf(e,
+                        "%s: /needle_spans row %lld: span [%lld, %lld) is outside sample %lld's "
+                        "%lld tokens; %s",
+                        path, (long long)r, (long long)row[1], (long long)row[2], (long long)row[0],
+                        (long long)len, fix);
+            goto fail;
+        }
+        if (r > 0 && (row[-3] > row[0] || (row[-3] == row[0] && row[-2] > row[1]))) {
+            lrsa_errorf(e,
+                        "%s: /needle_spans is not sorted by (sample, start) at row %lld; sort "
+                        "its rows or %s",
+                        path, (long long)r, fix);
+            goto fail;
+        }
+        d->span_first[row[0] + 1]++;
+    }
+    for (int64_t i = 0; i < d->n; i++) d->span_first[i + 1] += d->span_first[i];
+    rc = 0;
+fail:
+    if (space >= 0) H5Sclose(space);
+    H5Dclose(ds);
+    return rc;
+}
+
 static int validate(const lrsa_dataset *d, const char *path, lrsa_err *e) {
     if (d->offsets[0] != 0)
         return lrsa_errorf(e, "%s: /offsets[0] is %lld, must be 0", path, (long long)d->offsets[0]);
@@ -289,7 +358,8 @@ int lrsa_dataset_open(lrsa_dataset *d, const char *path, lrsa_err *e) {
                 e) ||
         read_1d(file, "prompt_len", H5T_NATIVE_INT64, 8, d->n, (void **)&d->prompt_len, path, e) ||
         read_strings(file, "answers", d, &d->answers, path, e) ||
-        read_sample_tasks(file, d, path, e) || validate(d, path, e))
+        read_sample_tasks(file, d, path, e) || validate(d, path, e) ||
+        read_needle_spans(file, d, path, e))
         goto fail;
     rc = 0;
 fail:
@@ -306,6 +376,8 @@ void lrsa_dataset_close(lrsa_dataset *d) {
     if (d->sample_task)
         for (int64_t i = 0; i < d->n; i++) free(d->sample_task[i]);
     free(d->sample_task);
+    free(d->needle_spans);
+    free(d->span_first);
     free(d->tokens);
     free(d->loss_mask);
     free(d->offsets);
@@ -340,6 +412,15 @@ const char *lrsa_dataset_answer(const lrsa_dataset *d, int64_t i) {
 }
 const char *lrsa_dataset_sample_task(const lrsa_dataset *d, int64_t i) {
     return d->sample_task ? d->sample_task[i] : d->task;
+}
+int64_t lrsa_dataset_needle_spans(const lrsa_dataset *d, int64_t i, const int64_t **rows) {
+    *rows = NULL;
+    if (!d->span_first) return 0;
+    *rows = d->needle_spans + 3 * d->span_first[i];
+    return d->span_first[i + 1] - d->span_first[i];
+}
+int lrsa_dataset_has_needle_spans(const lrsa_dataset *d) {
+    return d->needle_spans != NULL;
 }
 int64_t lrsa_dataset_n_target(const lrsa_dataset *d, int64_t i) {
     int64_t s = 0;

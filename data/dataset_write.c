@@ -20,6 +20,8 @@ struct lrsa_dataset_writer {
     char **answers;
     char **tasks; /* [n] per-sample task tags (NULL = untagged) */
     int64_t n, cap_samples;
+    int64_t *spans; /* [n_spans * 3] needle spans (sample, start, end), in the order added */
+    int64_t n_spans, cap_spans;
 };
 
 lrsa_dataset_writer *lrsa_dataset_writer_new(void) {
@@ -45,6 +47,7 @@ void lrsa_dataset_writer_free(lrsa_dataset_writer *w) {
     free(w->offsets);
     free(w->tokens);
     free(w->mask);
+    free(w->spans);
     free(w);
 }
 
@@ -97,17 +100,47 @@ int lrsa_dataset_writer_add(lrsa_dataset_writer *w, const int32_t *ids, const ui
     return 0;
 }
 
-/* A chunked, shuffled and deflated 1-D dataset (chunk size capped by the data size). */
-static int write_1d(hid_t file, const char *name, hid_t file_type, hid_t mem_type, int64_t n,
-                    const void *data, int compress, const char *path, lrsa_err *e) {
-    hsize_t dims[1] = {(hsize_t)n};
+int lrsa_dataset_writer_add_span(lrsa_dataset_writer *w, int64_t i, int64_t start, int64_t end,
+                                 lrsa_err *e) {
+    if (i < 0 || i >= w->n)
+        return lrsa_errorf(e, "needle span for sample %lld: no such sample (%lld written)",
+                           (long long)i, (long long)w->n);
+    int64_t len = w->offsets[i + 1] - w->offsets[i];
+    if (start < 0 || end <= start || end > len)
+        return lrsa_errorf(e, "needle span [%lld, %lld) of sample %lld is outside its %lld tokens",
+                           (long long)start, (long long)end, (long long)i, (long long)len);
+    if (w->n_spans > 0) {
+        const int64_t *last = w->spans + 3 * (w->n_spans - 1);
+        if (last[0] > i || (last[0] == i && last[1] > start))
+            return lrsa_errorf(e,
+                               "needle span [%lld, %lld) of sample %lld added after the span "
+                               "[%lld, %lld) of sample %lld; add spans in (sample, start) order",
+                               (long long)start, (long long)end, (long long)i, (long long)last[1],
+                               (long long)last[2], (long long)last[0]);
+    }
+    if (w->n_spans == w->cap_spans) {
+        w->cap_spans = w->cap_spans ? 2 * w->cap_spans : 64;
+        w->spans = lrsa_realloc(w->spans, (size_t)w->cap_spans * 3 * sizeof(int64_t));
+    }
+    int64_t *row = w->spans + 3 * w->n_spans++;
+    row[0] = i;
+    row[1] = start;
+    row[2] = end;
+    return 0;
+}
+
+/* A 1-D dataset of n entries (cols = 0) or a 2-D one of n rows of cols; compress: chunked,
+ * shuffled and deflated (1-D only; chunk size capped by the data size). */
+static int write_table(hid_t file, const char *name, hid_t file_type, hid_t mem_type, int64_t n,
+                       int cols, const void *data, int compress, const char *path, lrsa_err *e) {
+    hsize_t dims[2] = {(hsize_t)n, (hsize_t)cols};
     hsize_t chunk[1] = {(hsize_t)(n < 65536 ? (n > 0 ? n : 1) : 65536)};
     hid_t space = -1, dcpl = -1, ds = -1;
     int rc = -1;
-    LRSA_H5_TRY(space = H5Screate_simple(1, dims, NULL), path, name, e);
+    LRSA_H5_TRY(space = H5Screate_simple(cols > 0 ? 2 : 1, dims, NULL), path, name, e);
     LRSA_H5_TRY(dcpl = H5Pcreate(H5P_DATASET_CREATE), path, name, e);
     LRSA_H5_TRY(H5Pset_obj_track_times(dcpl, 0), path, name, e);
-    if (compress && n > 0) {
+    if (compress && n > 0 && cols == 0) {
         LRSA_H5_TRY(H5Pset_chunk(dcpl, 1, chunk), path, name, e);
         LRSA_H5_TRY(H5Pset_shuffle(dcpl), path, name, e);
         LRSA_H5_TRY(H5Pset_deflate(dcpl, 4), path, name, e);
@@ -122,6 +155,14 @@ fail:
     if (dcpl >= 0) H5Pclose(dcpl);
     if (space >= 0) H5Sclose(space);
     return rc;
+}
+
+/* /needle_spans int64 [m, 3], only when some sample has a span (files without spans stay as they
+ * were). Rows are already in (sample, start) order: add_span checks it. */
+static int write_spans(hid_t file, const lrsa_dataset_writer *w, const char *path, lrsa_err *e) {
+    if (w->n_spans == 0) return 0;
+    return write_table(file, "needle_spans", H5T_STD_I64LE, H5T_NATIVE_INT64, w->n_spans, 3,
+                       w->spans, 0, path, e);
 }
 
 /* Strings are written fixed-length (null-padded): they live in the object header, which the 1.10
@@ -143,16 +184,13 @@ static int write_str_attr(hid_t obj, const char *name, const char *value, const 
     hid_t type = -1, space = -1, attr = -1;
     int rc = -1;
     const char *v = value ? value : "";
-    size_t len = strlen(v);
-    char *buf = lrsa_calloc(len > 0 ? len : 1, 1); /* the type's size; no terminator (NULLPAD) */
-    memcpy(buf, v, len);
+    size_t len = strlen(v); /* the type holds len bytes (1 for ""): v has them, with its NUL */
     LRSA_H5_TRY(type = fixed_string_type(len), path, name, e);
     LRSA_H5_TRY(space = H5Screate(H5S_SCALAR), path, name, e);
     LRSA_H5_TRY(attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), path, name, e);
-    LRSA_H5_TRY(H5Awrite(attr, type, buf), path, name, e);
+    LRSA_H5_TRY(H5Awrite(attr, type, v), path, name, e);
     rc = 0;
 fail:
-    free(buf);
     if (attr >= 0) H5Aclose(attr);
     if (space >= 0) H5Sclose(space);
     if (type >= 0) H5Tclose(type);
@@ -223,16 +261,16 @@ static int write_tasks(hid_t file, const lrsa_dataset_writer *w, const char *roo
 
 static int write_all(hid_t file, const lrsa_dataset_writer *w, const lrsa_dataset_meta *m,
                      const char *path, lrsa_err *e) {
-    if (write_1d(file, "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, w->total, w->tokens, 1, path,
-                 e) ||
-        write_1d(file, "loss_mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, w->total, w->mask, 1, path,
-                 e) ||
-        write_1d(file, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, w->n + 1, w->offsets, 1, path,
-                 e) ||
-        write_1d(file, "prompt_len", H5T_STD_I64LE, H5T_NATIVE_INT64, w->n, w->prompt_len, 1, path,
-                 e) ||
+    if (write_table(file, "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, w->total, 0, w->tokens, 1,
+                    path, e) ||
+        write_table(file, "loss_mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, w->total, 0, w->mask, 1,
+                    path, e) ||
+        write_table(file, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, w->n + 1, 0, w->offsets, 1,
+                    path, e) ||
+        write_table(file, "prompt_len", H5T_STD_I64LE, H5T_NATIVE_INT64, w->n, 0, w->prompt_len, 1,
+                    path, e) ||
         write_strings(file, "answers", w->answers, w->n, path, e) ||
-        write_tasks(file, w, m->task, path, e))
+        write_tasks(file, w, m->task, path, e) || write_spans(file, w, path, e))
         return -1;
     if (write_str_attr(file, "format", LRSA_DATASET_FORMAT, path, e) ||
         write_str_attr(file, "tokenizer_checksum", m->tokenizer_checksum, path, e) ||

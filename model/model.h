@@ -70,12 +70,40 @@ void lrsa_model_free(lrsa_model *m);
  * the per-target-token NLL (0 where weight is 0). recompute: keep only each layer's input and
  * recompute the layer during backward. */
 typedef struct lrsa_workspace lrsa_workspace;
+typedef struct lrsa_device_ops lrsa_device_ops;
+/* A workspace on the CPU (fp32, the model's table arenas). */
 lrsa_workspace *lrsa_workspace_new(void);
+/* A workspace on the device of `ops` (model/device_ops.h); every buffer of a call lives there.
+ * The same model code runs on either; only the op table differs. */
+lrsa_workspace *lrsa_workspace_new_on(const lrsa_device_ops *ops);
+const lrsa_device_ops *lrsa_workspace_ops(const lrsa_workspace *ws);
+/* Binds the weights the forward reads (act-typed: bf16 on CUDA, table layout) and the fp32
+ * gradient arena (table layout) in the workspace's device memory, instead of the table's PARAM
+ * and GRAD arenas (required off the CPU). */
+void lrsa_workspace_bind_params(lrsa_workspace *ws, void *param, float *grad);
+/* The memory plan: allocates every buffer for calls of up to B sequences of T tokens (and the
+ * LagKV selections for LRSA attention) now; a later call that would need more aborts instead of
+ * allocating inside a step. */
+void lrsa_workspace_reserve(lrsa_workspace *ws, const lrsa_model *m, int B, int T,
+                            const lrsa_attn_config *attn, int recompute);
 void lrsa_workspace_free(lrsa_workspace *ws);
 /* Testing aid: while on, LRSA mode reuses each layer's LagKV selection from the last call
  * instead of recomputing it, making the loss a smooth function of the parameters (for
  * finite-difference checks). The batch shape and LagKV parameters must not change. */
 void lrsa_workspace_freeze_selection(lrsa_workspace *ws, int on);
+/* The LagKV selection layer `layer` used in the last forward (lrsa_lagkv_select_cpu's layout for
+ * its B sequences), or NULL when that forward was dense. Valid until the next call. */
+const int32_t *lrsa_workspace_selection(const lrsa_workspace *ws, int layer);
+/* Salience loss (kernels/lagkv/lagkv_salience.h; an lrsa extension, docs/TRAINING.md) for the
+ * following calls, which must have B = 1: needle[T] marks the answer-bearing tokens (borrowed;
+ * NULL turns it off), p gives the partitions (sink, lag) and the value weight (dense mode too).
+ * Each call then adds scale * (mean of aux over layers, KV heads and scored partitions holding a
+ * needle token) to the returned loss, and its gradient (through the LagKV scores into the
+ * post-RoPE K and V) to the parameters. The attention itself is unchanged. */
+void lrsa_workspace_set_salience(lrsa_workspace *ws, const uint8_t *needle,
+                                 const lrsa_lagkv_params *p, double scale);
+/* The last call's mean aux (0 when off or when no scored partition holds a needle token). */
+double lrsa_workspace_salience(const lrsa_workspace *ws);
 /* Gradient readiness, for reducing gradients while the backward still runs (train/grad_sync.h):
  * during a want_grad call, fn(ctx, offset) is called each time the GRAD elements from `offset`
  * to the end of the arena have received this call's last addition. The table puts the
@@ -106,4 +134,26 @@ void lrsa_model_layer_qkv(const lrsa_model *m, int layer, const float *x, const 
 void lrsa_model_layer_out(const lrsa_model *m, int layer, float *x, const float *att, int64_t N);
 /* logits[N, V] = lm_head(final_norm(x)). */
 void lrsa_model_final_logits(const lrsa_model *m, const float *x, int64_t N, float *logits);
+
+/* The same blocks on any device (model_blocks.c): buffers in the memory of env->ops (act-typed:
+ * fp32 on the CPU, bf16 on CUDA; logits fp32), weights from env->param (act-typed, table
+ * layout) or the host model's when NULL. Scratch for N rows: h and tmp [N, C], gu [N, 2I], act
+ * [N, I] (qkv needs only h). wide: with a host model whose base is stored in bf16
+ * (model/base_bf16.h), where each linear op's matrix is widened to fp32 right before the op
+ * (lrsa_model_weight_bytes(m).scratch bytes; the caller's, so calls sharing a model do not share
+ * it); unused otherwise. */
+typedef struct lrsa_block_env {
+    const lrsa_device_ops *ops;
+    const void *param;
+    void *h, *tmp, *gu, *act;
+    float *wide;
+} lrsa_block_env;
+void lrsa_block_embed(const lrsa_model *m, const lrsa_block_env *env, const int32_t *ids, int64_t N,
+                      void *x);
+void lrsa_block_layer_qkv(const lrsa_model *m, const lrsa_block_env *env, int layer, const void *x,
+                          const int32_t *pos, int64_t N, void *qkv);
+void lrsa_block_layer_out(const lrsa_model *m, const lrsa_block_env *env, int layer, void *x,
+                          const void *att, int64_t N);
+void lrsa_block_final_logits(const lrsa_model *m, const lrsa_block_env *env, const void *x,
+                             int64_t N, float *logits);
 #endif

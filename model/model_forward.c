@@ -8,49 +8,81 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/lagkv/lagkv_salience.h"
 #include "kernels/lm_head_loss/lm_head_loss.h"
-#include "kernels/residual/residual.h"
 #include "model/base_bf16.h"
 #include "model/lora_ops.h"
 #include "model/model.h"
 #include "model/model_ops.h"
 
-/* One layer's saved activations (what its backward reads). */
+/* One layer's saved activations (what its backward reads); act-typed unless fp32. */
 typedef struct layer_acts {
-    float *xin;        /* layer input (input of input_layernorm) */
-    float *rstd1, *h1; /* input norm statistics and output */
-    float *qkv;        /* fused projections, q and k rotated */
-    float *att, *lse;  /* attention output [N, Hq*D] and logsumexp [B*Hq*T] */
-    float *xmid;       /* residual after attention (input of post_attention_layernorm) */
-    float *rstd2, *h2; /* post norm statistics and output */
-    float *gu, *act;   /* gate_up output [N, 2I], swiglu output [N, I] */
-    float *lora_u[LRSA_LORA_NUM_SITES]; /* adapter inputs x A^T of each linear op (LoRA only) */
+    void *xin;      /* layer input (input of input_layernorm) */
+    float *rstd1;   /* input norm statistics (fp32) */
+    void *h1;       /* input norm output */
+    void *qkv;      /* fused projections, q and k rotated */
+    void *att;      /* attention output [N, Hq*D] */
+    float *lse;     /* logsumexp [B*Hq*T] (fp32) */
+    void *xmid;     /* residual after attention (input of post_attention_layernorm) */
+    float *rstd2;   /* post norm statistics (fp32) */
+    void *h2;       /* post norm output */
+    void *gu, *act; /* gate_up output [N, 2I], swiglu output [N, I] */
+    void *lora_u[LRSA_LORA_NUM_SITES]; /* adapter inputs x A^T of each linear op (LoRA only) */
 } layer_acts;
 
 struct lrsa_workspace {
+    const lrsa_device_ops *ops;
+    void *param; /* bound weights (act-typed, table layout) or NULL: the table's PARAM arena */
+    float *grad; /* bound fp32 gradients (table layout) or NULL: the table's GRAD arena */
+    int planned; /* reserve() ran: growing later would allocate inside a step, which is a bug */
     int64_t cap_N;
     int n_acts;                             /* 1 (shared: recompute or no grad) or num_layers */
     int64_t C, QKV, HD, I;                  /* sizes the buffers were made for */
     int64_t lora_cols[LRSA_LORA_NUM_SITES]; /* adapter widths they were made for (0: none) */
-    lrsa_lora_scratch lora;
+    lrsa_lora_scratch lora;                 /* act-typed */
     layer_acts *acts;
-    float *saved_xin; /* recompute: every layer's input [L, N, C] */
+    void *saved_xin; /* recompute: every layer's input [L, N, C] */
     int saved_layers;
-    float *x, *tmp, *xrec, *dx, *dh, *dqkv, *datt, *dgu, *dact;
-    float *loss_w, *nll_rows;
-    int32_t *pos, *targets;
+    void *x, *tmp, *xrec, *dx, *dh, *dqkv, *datt, *dgu, *dact;
+    float *loss_w, *nll_rows;     /* device */
+    int32_t *ids, *pos, *targets; /* device */
+    float *h_loss_w, *h_nll;      /* host staging */
+    int32_t *h_pos, *h_targets;   /* host staging */
     lrsa_tape tape, inner;
-    /* LagKV selection per layer (LRSA mode), kept across calls so it can be frozen */
+    /* LagKV selection per layer (LRSA mode, device memory), kept across calls so it can be
+     * frozen */
     int32_t **sel;
     size_t *sel_cap;
     int n_sel;
     int freeze_sel;
+    int sel_live; /* the last forward ran in LRSA mode: sel holds its selections */
+    /* salience loss (lrsa_workspace_set_salience): needle mask, partitions, scale, and the last
+     * forward's sum of aux and number of terms per (layer, KV head) */
+    const uint8_t *sal_needle;
+    lrsa_lagkv_params sal_p;
+    double sal_scale, sal_sum;
+    int sal_terms;
     lrsa_grads_ready_fn grads_ready; /* lrsa_workspace_on_grads_ready */
     void *grads_ready_ctx;
 };
 
 void lrsa_workspace_freeze_selection(lrsa_workspace *ws, int on) {
     ws->freeze_sel = on;
+}
+
+const int32_t *lrsa_workspace_selection(const lrsa_workspace *ws, int layer) {
+    return ws->sel_live && layer >= 0 && layer < ws->n_sel ? ws->sel[layer] : NULL;
+}
+
+void lrsa_workspace_set_salience(lrsa_workspace *ws, const uint8_t *needle,
+                                 const lrsa_lagkv_params *p, double scale) {
+    ws->sal_needle = needle;
+    if (p) ws->sal_p = *p;
+    ws->sal_scale = scale;
+}
+
+double lrsa_workspace_salience(const lrsa_workspace *ws) {
+    return ws->sal_terms > 0 ? ws->sal_sum / ws->sal_terms : 0.0;
 }
 
 void lrsa_workspace_on_grads_ready(lrsa_workspace *ws, lrsa_grads_ready_fn fn, void *ctx) {
@@ -70,50 +102,75 @@ int lrsa_model_grad_ready_offsets(const lrsa_model *m, int64_t *out) {
     return n;
 }
 
-lrsa_workspace *lrsa_workspace_new(void) {
+lrsa_workspace *lrsa_workspace_new_on(const lrsa_device_ops *ops) {
     lrsa_workspace *ws = lrsa_calloc(1, sizeof *ws);
+    ws->ops = ops;
     lrsa_tape_init(&ws->tape);
     lrsa_tape_init(&ws->inner);
     return ws;
 }
 
-static void *abuf(int64_t n, size_t es) {
-    return lrsa_alloc_aligned((size_t)(n > 0 ? n : 1) * es);
+lrsa_workspace *lrsa_workspace_new(void) {
+    return lrsa_workspace_new_on(lrsa_device_ops_cpu());
 }
 
-static void free_acts(layer_acts *a) {
-    free(a->xin);
-    free(a->rstd1);
-    free(a->h1);
-    free(a->qkv);
-    free(a->att);
-    free(a->lse);
-    free(a->xmid);
-    free(a->rstd2);
-    free(a->h2);
-    free(a->gu);
-    free(a->act);
-    for (int s = 0; s < LRSA_LORA_NUM_SITES; s++) free(a->lora_u[s]);
+const lrsa_device_ops *lrsa_workspace_ops(const lrsa_workspace *ws) {
+    return ws->ops;
+}
+
+void lrsa_workspace_bind_params(lrsa_workspace *ws, void *param, float *grad) {
+    ws->param = param;
+    ws->grad = grad;
+}
+
+static void *abuf(const lrsa_workspace *ws, int64_t n, size_t es) {
+    return ws->ops->alloc(ws->ops->ctx, (size_t)(n > 0 ? n : 1) * es);
+}
+
+static void dfree(const lrsa_workspace *ws, void *p) {
+    if (p) ws->ops->free(ws->ops->ctx, p);
+}
+
+static void free_acts(const lrsa_workspace *ws, layer_acts *a) {
+    void *p[] = {a->xin,  a->rstd1, a->h1, a->qkv, a->att, a->lse,
+                 a->xmid, a->rstd2, a->h2, a->gu,  a->act};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) dfree(ws, p[i]);
+    for (int s = 0; s < LRSA_LORA_NUM_SITES; s++) dfree(ws, a->lora_u[s]);
     memset(a, 0, sizeof *a);
 }
 
 static void free_buffers(lrsa_workspace *ws) {
-    for (int i = 0; i < ws->n_acts; i++) free_acts(&ws->acts[i]);
+    for (int i = 0; i < ws->n_acts; i++) free_acts(ws, &ws->acts[i]);
     free(ws->acts);
     ws->acts = NULL;
     ws->n_acts = 0;
-    float **f[] = {&ws->saved_xin, &ws->x,    &ws->tmp, &ws->xrec, &ws->dx,     &ws->dh,
-                   &ws->dqkv,      &ws->datt, &ws->dgu, &ws->dact, &ws->loss_w, &ws->nll_rows};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        free(*f[i]);
-        *f[i] = NULL;
+    void **d[] = {&ws->saved_xin,
+                  &ws->x,
+                  &ws->tmp,
+                  &ws->xrec,
+                  &ws->dx,
+                  &ws->dh,
+                  &ws->dqkv,
+                  &ws->datt,
+                  &ws->dgu,
+                  &ws->dact,
+                  (void **)&ws->loss_w,
+                  (void **)&ws->nll_rows,
+                  (void **)&ws->ids,
+                  (void **)&ws->pos,
+                  (void **)&ws->targets,
+                  (void **)&ws->lora.t,
+                  (void **)&ws->lora.xd};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
+        dfree(ws, *d[i]);
+        *d[i] = NULL;
     }
-    free(ws->pos);
-    free(ws->targets);
-    free(ws->lora.t);
-    free(ws->lora.xd);
-    ws->lora.t = ws->lora.xd = NULL;
-    ws->pos = ws->targets = NULL;
+    void **h[] = {(void **)&ws->h_loss_w, (void **)&ws->h_nll, (void **)&ws->h_pos,
+                  (void **)&ws->h_targets};
+    for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
+        free(*h[i]);
+        *h[i] = NULL;
+    }
     ws->cap_N = 0;
     ws->saved_layers = 0;
 }
@@ -123,14 +180,14 @@ void lrsa_workspace_free(lrsa_workspace *ws) {
     free_buffers(ws);
     lrsa_tape_free(&ws->tape);
     lrsa_tape_free(&ws->inner);
-    for (int i = 0; i < ws->n_sel; i++) free(ws->sel[i]);
+    for (int i = 0; i < ws->n_sel; i++) dfree(ws, ws->sel[i]);
     free(ws->sel);
     free(ws->sel_cap);
     free(ws);
 }
 
 /* Makes sure the buffers hold N rows for this model; reallocates only when they must grow, so
- * a training loop with a fixed batch shape allocates once. */
+ * a training loop with a fixed batch shape allocates once (and a planned workspace never). */
 static void ws_ensure(lrsa_workspace *ws, const lrsa_model *m, int64_t N, int n_acts,
                       int saved_layers) {
     const lrsa_model_config *c = &m->cfg;
@@ -145,10 +202,17 @@ static void ws_ensure(lrsa_workspace *ws, const lrsa_model *m, int64_t N, int n_
     }
     if (same_shape && ws->cap_N >= N && ws->n_acts >= n_acts && ws->saved_layers >= saved_layers)
         return;
+    LRSA_CHECK(!ws->planned,
+               "the %s workspace was planned for %lld tokens (%d activation sets, %d saved "
+               "inputs) and this call needs %lld (%d, %d): allocating now would allocate "
+               "inside a step",
+               ws->ops->name, (long long)ws->cap_N, ws->n_acts, ws->saved_layers, (long long)N,
+               n_acts, saved_layers);
     int64_t cap = same_shape && ws->cap_N > N ? ws->cap_N : N;
     if (same_shape && ws->n_acts > n_acts) n_acts = ws->n_acts;
     if (same_shape && ws->saved_layers > saved_layers) saved_layers = ws->saved_layers;
     free_buffers(ws);
+    const size_t A = ws->ops->act_bytes;
     ws->C = C, ws->QKV = QKV, ws->HD = HD, ws->I = I;
     memcpy(ws->lora_cols, lora_cols, sizeof lora_cols);
     ws->cap_N = cap;
@@ -156,41 +220,77 @@ static void ws_ensure(lrsa_workspace *ws, const lrsa_model *m, int64_t N, int n_
     ws->acts = lrsa_calloc((size_t)n_acts, sizeof *ws->acts);
     for (int i = 0; i < n_acts; i++) {
         layer_acts *a = &ws->acts[i];
-        a->xin = abuf(cap * C, 4);
-        a->rstd1 = abuf(cap, 4);
-        a->h1 = abuf(cap * C, 4);
-        a->qkv = abuf(cap * QKV, 4);
-        a->att = abuf(cap * HD, 4);
-        a->lse = abuf(cap * Hq, 4);
-        a->xmid = abuf(cap * C, 4);
-        a->rstd2 = abuf(cap, 4);
-        a->h2 = abuf(cap * C, 4);
-        a->gu = abuf(cap * 2 * I, 4);
-        a->act = abuf(cap * I, 4);
+        a->xin = abuf(ws, cap * C, A);
+        a->rstd1 = abuf(ws, cap, 4);
+        a->h1 = abuf(ws, cap * C, A);
+        a->qkv = abuf(ws, cap * QKV, A);
+        a->att = abuf(ws, cap * HD, A);
+        a->lse = abuf(ws, cap * Hq, 4);
+        a->xmid = abuf(ws, cap * C, A);
+        a->rstd2 = abuf(ws, cap, 4);
+        a->h2 = abuf(ws, cap * C, A);
+        a->gu = abuf(ws, cap * 2 * I, A);
+        a->act = abuf(ws, cap * I, A);
         for (int s = 0; s < LRSA_LORA_NUM_SITES; s++)
-            if (lora_cols[s]) a->lora_u[s] = abuf(cap * lora_cols[s], 4);
+            if (lora_cols[s]) a->lora_u[s] = abuf(ws, cap * lora_cols[s], A);
     }
     if (m->lora) {
         int64_t widest = C > HD ? C : HD;
         if (I > widest) widest = I;
-        ws->lora.t = abuf(cap * LRSA_LORA_MAX_GROUPS * m->lora->cfg.rank, 4);
-        if (m->lora->cfg.dropout > 0) ws->lora.xd = abuf(cap * widest, 4);
+        ws->lora.t = abuf(ws, cap * LRSA_LORA_MAX_GROUPS * m->lora->cfg.rank, A);
+        if (m->lora->cfg.dropout > 0) ws->lora.xd = abuf(ws, cap * widest, A);
     }
     ws->saved_layers = saved_layers;
-    if (saved_layers) ws->saved_xin = abuf((int64_t)saved_layers * cap * C, 4);
-    ws->x = abuf(cap * C, 4);
-    ws->tmp = abuf(cap * C, 4);
-    ws->xrec = abuf(cap * C, 4);
-    ws->dx = abuf(cap * C, 4);
-    ws->dh = abuf(cap * C, 4);
-    ws->dqkv = abuf(cap * QKV, 4);
-    ws->datt = abuf(cap * HD, 4);
-    ws->dgu = abuf(cap * 2 * I, 4);
-    ws->dact = abuf(cap * I, 4);
-    ws->loss_w = abuf(cap, 4);
-    ws->nll_rows = abuf(cap, 4);
-    ws->pos = abuf(cap, 4);
-    ws->targets = abuf(cap, 4);
+    if (saved_layers) ws->saved_xin = abuf(ws, (int64_t)saved_layers * cap * C, A);
+    void **big[] = {&ws->x, &ws->tmp, &ws->xrec, &ws->dx, &ws->dh};
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) *big[i] = abuf(ws, cap * C, A);
+    ws->dqkv = abuf(ws, cap * QKV, A);
+    ws->datt = abuf(ws, cap * HD, A);
+    ws->dgu = abuf(ws, cap * 2 * I, A);
+    ws->dact = abuf(ws, cap * I, A);
+    ws->loss_w = abuf(ws, cap, 4);
+    ws->nll_rows = abuf(ws, cap, 4);
+    ws->ids = abuf(ws, cap, 4);
+    ws->pos = abuf(ws, cap, 4);
+    ws->targets = abuf(ws, cap, 4);
+    ws->h_loss_w = lrsa_malloc(sizeof(float) * (size_t)cap);
+    ws->h_nll = lrsa_malloc(sizeof(float) * (size_t)cap);
+    ws->h_pos = lrsa_malloc(sizeof(int32_t) * (size_t)cap);
+    ws->h_targets = lrsa_malloc(sizeof(int32_t) * (size_t)cap);
+}
+
+/* The LagKV selection buffer of every layer, sized for B sequences of T tokens. */
+static void ws_ensure_sel(lrsa_workspace *ws, int layers, int B, int T, int Hkv,
+                          const lrsa_lagkv_params *p) {
+    size_t need = (size_t)B * Hkv * (size_t)lrsa_lagkv_num_scored(T, p) * (size_t)lrsa_lagkv_k(p);
+    if (need == 0) need = 1;
+    if (ws->n_sel < layers) {
+        ws->sel = lrsa_realloc(ws->sel, (size_t)layers * sizeof *ws->sel);
+        ws->sel_cap = lrsa_realloc(ws->sel_cap, (size_t)layers * sizeof(size_t));
+        for (int i = ws->n_sel; i < layers; i++) {
+            ws->sel[i] = NULL;
+            ws->sel_cap[i] = 0;
+        }
+        ws->n_sel = layers;
+    }
+    for (int l = 0; l < layers; l++) {
+        if (ws->sel_cap[l] >= need) continue;
+        LRSA_CHECK(!ws->freeze_sel, "frozen selection does not fit this call");
+        LRSA_CHECK(!ws->planned, "the LagKV selection buffers were planned for fewer tokens");
+        dfree(ws, ws->sel[l]);
+        ws->sel[l] = abuf(ws, (int64_t)need, sizeof(int32_t));
+        ws->sel_cap[l] = need;
+    }
+}
+
+void lrsa_workspace_reserve(lrsa_workspace *ws, const lrsa_model *m, int B, int T,
+                            const lrsa_attn_config *attn, int recompute) {
+    const int Ln = m->cfg.num_hidden_layers;
+    ws->planned = 0;
+    ws_ensure(ws, m, (int64_t)B * T, recompute ? 1 : Ln, recompute ? Ln : 0);
+    if (attn->mode == LRSA_ATTN_LRSA)
+        ws_ensure_sel(ws, Ln, B, T, m->cfg.num_key_value_heads, &attn->lagkv);
+    ws->planned = 1;
 }
 
 typedef struct fwd_args {
@@ -199,18 +299,31 @@ typedef struct fwd_args {
     int B, T;
     lrsa_attn_config attn;
     int train; /* a training pass: LoRA dropout on (also in the forward of a recomputed layer) */
+    int recomputing; /* the forward of a recomputed layer (its salience was already counted) */
 } fwd_args;
 
 /* A base weight's gradient, or NULL (not wanted, absent, or frozen under an adapter). */
-static float *grad_of(lrsa_model *m, int idx, int want) {
-    return want && idx >= 0 && !m->lora ? lrsa_table_ptr(&m->table, LRSA_ROLE_GRAD, idx) : NULL;
+static float *grad_of(const fwd_args *f, int idx, int want) {
+    if (!want || idx < 0 || f->m->lora) return NULL;
+    if (f->ws->grad) return f->ws->grad + f->m->table.desc[idx].offset;
+    return lrsa_table_ptr(&f->m->table, LRSA_ROLE_GRAD, idx);
 }
-static const float *param_of(const lrsa_model *m, int idx) {
-    return lrsa_model_param(m, idx);
+/* A non-matrix weight (norms, biases, embedding, LM head): the device's act-typed copy when the
+ * workspace has one, else the host's fp32 (a bf16-stored base keeps these in fp32). */
+static const void *param_of(const fwd_args *f, int idx) {
+    if (idx < 0) return NULL;
+    if (f->ws->param)
+        return (const char *)f->ws->param +
+               (size_t)f->m->table.desc[idx].offset * f->ws->ops->act_bytes;
+    return lrsa_model_param(f->m, idx);
+}
+/* Element i of an act-typed buffer. */
+static void *at(const lrsa_workspace *ws, void *p, int64_t i) {
+    return (char *)p + (size_t)i * ws->ops->act_bytes;
 }
 
-/* A bf16 base (model/base_bf16.h) widens each linear op's matrix into one shared scratch right
- * before the op; this tape entry, recorded after the op's own, runs just before the op's
+/* A bf16 base (model/base_bf16.h) widens each linear op's matrix into the store's one scratch
+ * right before the op; this tape entry, recorded after the op's own, runs just before the op's
  * backward and widens the same matrix again for its dx GEMM. */
 typedef struct widen_ctx {
     const lrsa_model *m;
@@ -223,22 +336,33 @@ static void widen_bwd(void *p) {
     lrsa_model_linear_weight(c->m, c->idx, c->numel, NULL);
 }
 
+/* The matrix of a linear op starting at tensor idx (numel elements: a fused op spans q, k, v or
+ * gate, up): the device's copy, the host's fp32, or a bf16 base's widened into its scratch. */
+static const void *weight_of(const fwd_args *f, int idx, int64_t numel) {
+    if (f->ws->param || !f->m->base16) return param_of(f, idx);
+    return lrsa_model_linear_weight(f->m, idx, numel, NULL);
+}
+
 /* One of a layer's four linear ops, its matrix starting at tensor w_idx: the plain op, or with
  * adapters on it the fused LoRA op (the base weight then frozen: dw and db are NULL). u: the
  * layer's saved adapter input. */
-static void proj(const fwd_args *f, int l, lrsa_lora_site site, float *u, lrsa_tape *tp, float *y,
-                 const float *x, int w_idx, const float *b, int64_t N, int in, int out, float *dy,
-                 float *dx, float *dw, float *db) {
+static void proj(const fwd_args *f, int l, lrsa_lora_site site, void *u, lrsa_tape *tp, void *y,
+                 const void *x, int w_idx, const void *b, int64_t N, int in, int out, void *dy,
+                 void *dx, float *dw, float *db) {
+    const lrsa_device_ops *ops = f->ws->ops;
     lrsa_lora *a = f->m->lora;
     lrsa_lora_spec s;
     int ia, ib;
     const int64_t numel = (int64_t)out * in;
-    const float *w = lrsa_model_linear_weight(f->m, w_idx, numel, NULL);
+    const void *w = weight_of(f, w_idx, numel);
     if (!a || !lrsa_lora_site_spec(a, &f->m->cfg, l, site, f->train, &s, &ia, &ib)) {
-        lrsa_op_linear(tp, y, x, w, b, N, in, out, dy, dx, dw, db);
+        lrsa_op_linear(ops, tp, y, x, w, b, N, in, out, dy, dx, dw, db);
     } else {
+        /* the adapter's weights live in its host table: CPU only (docs/CUDA.md) */
+        LRSA_CHECK(ops->lora_linear_fwd && !f->ws->param,
+                   "(a LoRA adapter is attached and the %s op table has no LoRA op)", ops->name);
         const int g = tp != NULL;
-        lrsa_op_lora_linear(tp, y, u, x, w, b, lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ia),
+        lrsa_op_lora_linear(ops, tp, y, u, x, w, b, lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ia),
                             lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ib), &s, N, in, out, dy, dx,
                             g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ia) : NULL,
                             g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ib) : NULL, &f->ws->lora);
@@ -249,11 +373,52 @@ static void proj(const fwd_args *f, int l, lrsa_lora_site site, float *u, lrsa_t
     }
 }
 
+/* The salience term of one layer: its value counted once per forward, and a tape entry that
+ * adds its gradient to the post-RoPE dK and dV. Recorded before the attention's entry, so its
+ * backward runs after the attention backward has written dqkv and before the RoPE backward. */
+typedef struct salience_ctx {
+    const float *qkv;
+    float *dqkv;
+    const uint8_t *needle;
+    lrsa_lagkv_params p;
+    int T, Hkv, D;
+    int64_t HD, QKV;
+    double g;
+} salience_ctx;
+
+static void salience_bwd(void *p) {
+    salience_ctx *c = p;
+    lrsa_lagkv_salience_layer(c->qkv + c->HD, c->qkv + c->HD + (int64_t)c->Hkv * c->D, c->QKV, c->T,
+                              c->Hkv, c->D, &c->p, c->needle, c->g, c->dqkv + c->HD,
+                              c->dqkv + c->HD + (int64_t)c->Hkv * c->D);
+}
+
+static void salience(const fwd_args *f, const float *qkv, lrsa_tape *tp) {
+    lrsa_workspace *ws = f->ws;
+    const lrsa_model_config *c = &f->m->cfg;
+    const int Hkv = c->num_key_value_heads, D = c->head_dim;
+    const int64_t HD = (int64_t)c->num_attention_heads * D, QKV = HD + 2 * (int64_t)Hkv * D;
+    LRSA_CHECK(f->B == 1, "the salience loss takes one sequence per call (B = %d)", f->B);
+    const int terms = lrsa_lagkv_salience_terms(ws->sal_needle, f->T, &ws->sal_p);
+    if (terms == 0) return;
+    if (!f->recomputing) {
+        ws->sal_sum +=
+            lrsa_lagkv_salience_layer(qkv + HD, qkv + HD + (int64_t)Hkv * D, QKV, f->T, Hkv, D,
+                                      &ws->sal_p, ws->sal_needle, 0.0, NULL, NULL);
+        ws->sal_terms += Hkv * terms;
+    }
+    if (!tp) return;
+    salience_ctx *s = lrsa_tape_push(tp, "salience", salience_bwd, sizeof *s);
+    *s = (salience_ctx){qkv, ws->dqkv, ws->sal_needle, ws->sal_p, f->T, Hkv, D, HD, QKV, 0.0};
+    s->g = ws->sal_scale / ((double)c->num_hidden_layers * Hkv * terms);
+}
+
 /* Runs layer l on the residual stream x (updated in place), saving activations in a and
  * recording backward calls on tp when non-NULL. */
-static void layer_forward(const fwd_args *f, int l, layer_acts *a, float *x, lrsa_tape *tp) {
+static void layer_forward(const fwd_args *f, int l, layer_acts *a, void *x, lrsa_tape *tp) {
     lrsa_model *m = f->m;
     lrsa_workspace *ws = f->ws;
+    const lrsa_device_ops *ops = ws->ops;
     const lrsa_model_config *c = &m->cfg;
     const lrsa_layer_index *L = &m->layers[l];
     const int B = f->B, T = f->T, C = c->hidden_size, D = c->head_dim, Hq = c->num_attention_heads,
@@ -261,13 +426,14 @@ static void layer_forward(const fwd_args *f, int l, layer_acts *a, float *x, lrs
     const int64_t N = (int64_t)B * T, QKV = (int64_t)(Hq + 2 * Hkv) * D, HD = (int64_t)Hq * D;
     const int g = tp != NULL;
     const float eps = c->rms_norm_eps;
+    const size_t NC = (size_t)(N * C) * ops->act_bytes;
 
-    if (a->xin != x) memcpy(a->xin, x, (size_t)(N * C) * sizeof(float));
-    lrsa_op_rmsnorm(tp, a->h1, a->rstd1, a->xin, param_of(m, L->input_norm), N, C, eps, ws->dh,
-                    ws->dx, grad_of(m, L->input_norm, g));
-    proj(f, l, LRSA_LORA_SITE_QKV, a->lora_u[0], tp, a->qkv, a->h1, L->q, param_of(m, L->q_bias), N,
-         C, (int)QKV, ws->dqkv, ws->dh, grad_of(m, L->q, g), grad_of(m, L->q_bias, g));
-    lrsa_op_rope(tp, a->qkv, ws->pos, m->inv_freq, N, Hq + Hkv, D, QKV, ws->dqkv);
+    if (a->xin != x) ops->copy(ops->ctx, a->xin, x, NC);
+    lrsa_op_rmsnorm(ops, tp, a->h1, a->rstd1, a->xin, param_of(f, L->input_norm), N, C, eps, ws->dh,
+                    ws->dx, grad_of(f, L->input_norm, g));
+    proj(f, l, LRSA_LORA_SITE_QKV, a->lora_u[0], tp, a->qkv, a->h1, L->q, param_of(f, L->q_bias), N,
+         C, (int)QKV, ws->dqkv, ws->dh, grad_of(f, L->q, g), grad_of(f, L->q_bias, g));
+    lrsa_op_rope(ops, tp, a->qkv, ws->pos, m->inv_freq, N, Hq + Hkv, D, QKV, ws->dqkv);
 
     lrsa_attn_dims d = {.B = B,
                         .T = T,
@@ -281,46 +447,29 @@ static void layer_forward(const fwd_args *f, int l, layer_acts *a, float *x, lrs
     const int32_t *sel = NULL;
     if (f->attn.mode == LRSA_ATTN_LRSA) {
         const lrsa_lagkv_params *p = &f->attn.lagkv;
-        size_t need =
-            (size_t)B * Hkv * (size_t)lrsa_lagkv_num_scored(T, p) * (size_t)lrsa_lagkv_k(p);
-        if (need == 0) need = 1;
-        if (ws->n_sel < c->num_hidden_layers) {
-            ws->sel = lrsa_realloc(ws->sel, (size_t)c->num_hidden_layers * sizeof *ws->sel);
-            ws->sel_cap = lrsa_realloc(ws->sel_cap, (size_t)c->num_hidden_layers * sizeof(size_t));
-            for (int i = ws->n_sel; i < c->num_hidden_layers; i++) {
-                ws->sel[i] = NULL;
-                ws->sel_cap[i] = 0;
-            }
-            ws->n_sel = c->num_hidden_layers;
-        }
-        if (ws->freeze_sel) {
-            LRSA_CHECK(ws->sel_cap[l] >= need, "frozen selection does not fit this call");
-        } else {
-            if (ws->sel_cap[l] < need) {
-                free(ws->sel[l]);
-                ws->sel[l] = lrsa_malloc(need * sizeof(int32_t));
-                ws->sel_cap[l] = need;
-            }
-            /* no gradient flows through the selection (lagkv-lrsa.md) */
-            lrsa_lagkv_select_cpu(ws->sel[l], NULL, a->qkv + HD, a->qkv + HD + (int64_t)Hkv * D, B,
-                                  T, Hkv, D, QKV, p);
-        }
+        ws_ensure_sel(ws, c->num_hidden_layers, B, T, Hkv, p);
+        /* no gradient flows through the selection (lagkv-lrsa.md) */
+        if (!ws->freeze_sel)
+            ops->lagkv_select(ops->ctx, ws->sel[l], at(ws, a->qkv, HD),
+                              at(ws, a->qkv, HD + (int64_t)Hkv * D), B, T, Hkv, D, QKV, p);
         sel = ws->sel[l];
     }
-    lrsa_op_attention(tp, a->att, a->lse, a->qkv, &d, sel, &f->attn.lagkv, ws->datt, ws->dqkv);
-    proj(f, l, LRSA_LORA_SITE_O, a->lora_u[1], tp, ws->tmp, a->att, L->o, param_of(m, L->o_bias), N,
-         (int)HD, C, ws->dx, ws->datt, grad_of(m, L->o, g), grad_of(m, L->o_bias, g));
-    lrsa_residual_forward_cpu(x, x, ws->tmp, N * C); /* gradient: dx passes through in place */
-    memcpy(a->xmid, x, (size_t)(N * C) * sizeof(float));
+    /* CPU only: device: cuda refuses attention.salience (train/config.c) */
+    if (ws->sal_needle) salience(f, (const float *)a->qkv, tp);
+    lrsa_op_attention(ops, tp, a->att, a->lse, a->qkv, &d, sel, &f->attn.lagkv, ws->datt, ws->dqkv);
+    proj(f, l, LRSA_LORA_SITE_O, a->lora_u[1], tp, ws->tmp, a->att, L->o, param_of(f, L->o_bias), N,
+         (int)HD, C, ws->dx, ws->datt, grad_of(f, L->o, g), grad_of(f, L->o_bias, g));
+    ops->add(ops->ctx, x, x, ws->tmp, N * C); /* gradient: dx passes through in place */
+    ops->copy(ops->ctx, a->xmid, x, NC);
 
-    lrsa_op_rmsnorm(tp, a->h2, a->rstd2, a->xmid, param_of(m, L->post_norm), N, C, eps, ws->dh,
-                    ws->dx, grad_of(m, L->post_norm, g));
+    lrsa_op_rmsnorm(ops, tp, a->h2, a->rstd2, a->xmid, param_of(f, L->post_norm), N, C, eps, ws->dh,
+                    ws->dx, grad_of(f, L->post_norm, g));
     proj(f, l, LRSA_LORA_SITE_GATE_UP, a->lora_u[2], tp, a->gu, a->h2, L->gate, NULL, N, C, 2 * I,
-         ws->dgu, ws->dh, grad_of(m, L->gate, g), NULL);
-    lrsa_op_swiglu(tp, a->act, a->gu, N, I, ws->dact, ws->dgu);
+         ws->dgu, ws->dh, grad_of(f, L->gate, g), NULL);
+    lrsa_op_swiglu(ops, tp, a->act, a->gu, N, I, ws->dact, ws->dgu);
     proj(f, l, LRSA_LORA_SITE_DOWN, a->lora_u[3], tp, ws->tmp, a->act, L->down, NULL, N, I, C,
-         ws->dx, ws->dact, grad_of(m, L->down, g), NULL);
-    lrsa_residual_forward_cpu(x, x, ws->tmp, N * C);
+         ws->dx, ws->dact, grad_of(f, L->down, g), NULL);
+    ops->add(ops->ctx, x, x, ws->tmp, N * C);
 }
 
 /* A tape entry recorded before a layer's own entries: it runs once that layer's backward has
@@ -347,9 +496,9 @@ static void recompute_bwd(void *p) {
     lrsa_workspace *ws = r->f.ws;
     const int64_t NC = (int64_t)r->f.B * r->f.T * ws->C;
     layer_acts *a = &ws->acts[0];
-    float *own_xin = a->xin;
-    a->xin = ws->saved_xin + (int64_t)r->layer * NC;
-    memcpy(ws->xrec, a->xin, (size_t)NC * sizeof(float));
+    void *own_xin = a->xin;
+    a->xin = at(ws, ws->saved_xin, (int64_t)r->layer * NC);
+    ws->ops->copy(ws->ops->ctx, ws->xrec, a->xin, (size_t)NC * ws->ops->act_bytes);
     layer_forward(&r->f, r->layer, a, ws->xrec, &ws->inner);
     lrsa_tape_backward(&ws->inner);
     a->xin = own_xin;
@@ -358,21 +507,28 @@ static void recompute_bwd(void *p) {
 static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tape *tp) {
     lrsa_model *m = f->m;
     lrsa_workspace *ws = f->ws;
+    const lrsa_device_ops *ops = ws->ops;
     const lrsa_model_config *c = &m->cfg;
     const int64_t N = (int64_t)f->B * f->T, C = c->hidden_size;
     const int Ln = c->num_hidden_layers;
     const int shared = recompute || tp == NULL;
+    ws->sel_live = f->attn.mode == LRSA_ATTN_LRSA;
+    ws->sal_sum = 0.0;
+    ws->sal_terms = 0;
     ws_ensure(ws, m, N, shared ? 1 : Ln, recompute && tp ? Ln : 0);
     for (int64_t i = 0; i < N; i++) {
         LRSA_CHECK(ids[i] >= 0 && ids[i] < c->vocab_size, "token id %d at %lld outside [0, %d)",
                    ids[i], (long long)i, c->vocab_size);
-        ws->pos[i] = (int32_t)(i % f->T);
+        ws->h_pos[i] = (int32_t)(i % f->T);
     }
     LRSA_CHECK(!tp || !m->base16 || m->lora,
                "a base stored in bf16 is frozen: attach a LoRA adapter to train on it");
-    if (tp) lrsa_table_alloc(m->lora ? &m->lora->table : &m->table, LRSA_ROLE_GRAD);
-    lrsa_op_embedding(tp, ws->x, ids, param_of(m, m->embed), N, (int)C, ws->dx,
-                      grad_of(m, m->embed, tp != NULL));
+    LRSA_CHECK(!m->base16 || !ws->param, "a base stored in bf16 runs on the CPU only");
+    ops->upload(ops->ctx, ws->ids, ids, sizeof(int32_t) * (size_t)N);
+    ops->upload(ops->ctx, ws->pos, ws->h_pos, sizeof(int32_t) * (size_t)N);
+    if (tp && !ws->grad) lrsa_table_alloc(m->lora ? &m->lora->table : &m->table, LRSA_ROLE_GRAD);
+    lrsa_op_embedding(ops, tp, ws->x, ws->ids, param_of(f, m->embed), N, (int)C, c->vocab_size,
+                      ws->dx, grad_of(f, m->embed, tp != NULL));
     for (int l = 0; l < Ln; l++) {
         if (tp && ws->grads_ready) {
             ready_ctx *r = lrsa_tape_push(tp, "grads_ready", grads_ready_bwd, sizeof *r);
@@ -387,12 +543,13 @@ static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tap
         } else {
             /* recompute: keep only the input, shared buffers for the rest */
             layer_acts *a = &ws->acts[0];
-            float *own_xin = a->xin;
-            a->xin = ws->saved_xin + (int64_t)l * N * C;
+            void *own_xin = a->xin;
+            a->xin = at(ws, ws->saved_xin, (int64_t)l * N * C);
             layer_forward(f, l, a, ws->x, NULL);
             a->xin = own_xin;
             recompute_ctx *r = lrsa_tape_push(tp, "layer_recompute", recompute_bwd, sizeof *r);
             r->f = *f;
+            r->f.recomputing = 1;
             r->layer = l;
         }
     }
@@ -404,7 +561,8 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
                                    float *nll_out) {
     LRSA_CHECK(B > 0 && T > 0);
     const lrsa_model_config *c = &m->cfg;
-    fwd_args f = {m, ws, B, T, *attn, want_grad};
+    const lrsa_device_ops *ops = ws->ops;
+    fwd_args f = {m, ws, B, T, *attn, want_grad, 0};
     lrsa_tape *tp = want_grad ? &ws->tape : NULL;
     if (tp) lrsa_tape_reset(tp);
     run_forward(&f, ids, recompute, tp);
@@ -415,31 +573,38 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
         for (int t = 0; t < T; t++) {
             int64_t i = (int64_t)b * T + t;
             int last = t == T - 1;
-            ws->targets[i] = last ? 0 : ids[i + 1];
-            ws->loss_w[i] = last ? 0.f : loss_weight[i + 1];
+            ws->h_targets[i] = last ? 0 : ids[i + 1];
+            ws->h_loss_w[i] = last ? 0.f : loss_weight[i + 1];
         }
-    double loss = lrsa_lm_head_loss_cpu(
-        ws->nll_rows, tp ? ws->dx : NULL, grad_of(m, m->final_norm, tp != NULL),
-        grad_of(m, m->lm_head, tp != NULL), ws->x, param_of(m, m->final_norm),
-        param_of(m, m->lm_head), ws->targets, ws->loss_w, N, c->hidden_size, c->vocab_size,
+    ops->upload(ops->ctx, ws->targets, ws->h_targets, sizeof(int32_t) * (size_t)N);
+    ops->upload(ops->ctx, ws->loss_w, ws->h_loss_w, sizeof(float) * (size_t)N);
+    double loss = ops->lm_head_loss(
+        ops->ctx, ws->nll_rows, tp ? ws->dx : NULL, grad_of(&f, m->final_norm, tp != NULL),
+        grad_of(&f, m->lm_head, tp != NULL), ws->x, param_of(&f, m->final_norm),
+        param_of(&f, m->lm_head), ws->targets, ws->loss_w, N, c->hidden_size, c->vocab_size,
         c->rms_norm_eps);
+    if (ws->sal_terms > 0) loss += ws->sal_scale * ws->sal_sum / ws->sal_terms;
     if (tp && ws->grads_ready)
         ws->grads_ready(ws->grads_ready_ctx, m->table.desc[m->final_norm].offset);
     if (tp) lrsa_tape_backward(tp);
     if (tp && ws->grads_ready) ws->grads_ready(ws->grads_ready_ctx, 0);
-    if (nll_out)
+    if (nll_out) {
+        ops->download(ops->ctx, ws->h_nll, ws->nll_rows, sizeof(float) * (size_t)N);
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T; t++)
-                nll_out[(int64_t)b * T + t] = t == 0 ? 0.f : ws->nll_rows[(int64_t)b * T + t - 1];
+                nll_out[(int64_t)b * T + t] = t == 0 ? 0.f : ws->h_nll[(int64_t)b * T + t - 1];
+    }
     return loss;
 }
 
 void lrsa_model_logits(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids, int B, int T,
                        const lrsa_attn_config *attn, float *logits) {
     LRSA_CHECK(B > 0 && T > 0);
+    LRSA_CHECK(ws->ops->device == LRSA_CPU && !ws->param,
+               "(full logits are computed on the CPU workspace only)");
     const lrsa_model_config *c = &m->cfg;
-    fwd_args f = {m, ws, B, T, *attn, 0};
+    fwd_args f = {m, ws, B, T, *attn, 0, 0};
     run_forward(&f, ids, 0, NULL);
-    lrsa_lm_head_logits_cpu(logits, ws->x, param_of(m, m->final_norm), param_of(m, m->lm_head),
+    lrsa_lm_head_logits_cpu(logits, ws->x, param_of(&f, m->final_norm), param_of(&f, m->lm_head),
                             (int64_t)B * T, c->hidden_size, c->vocab_size, c->rms_norm_eps);
 }

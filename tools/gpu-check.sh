@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Every GPU check of the project in one call, for a session that is lent a GPU for a few
-# minutes: build for the local GPU only, run the GPU tests (label `gpu`), then every GPU
-# benchmark, and keep all output in one folder.
+# minutes: build for the local GPU only, run the GPU tests (label `gpu`: the kernels, a whole
+# model step against the CPU, `lrsa train` device cuda vs cpu with checkpoints across devices,
+# the GPU KV cache), two of them once more under compute-sanitizer, then every GPU benchmark,
+# and keep all output in one folder. Not yet done (issue 17 item 7): building from carried
+# Debian .debs on a machine that is not Debian, the PyTorch/transformers comparisons.
 #
 #   bash tools/gpu-check.sh [OUT_DIR]        # default OUT_DIR: runs/gpu-check
 #
@@ -30,6 +33,26 @@ log "GPU tests (ctest -L gpu)"
 (cd "$BUILD" && ctest -L gpu --output-on-failure --timeout 300) >"$OUT/tests.log" 2>&1
 log "tests rc=$?: $(grep -E 'tests passed|tests failed' "$OUT/tests.log" | tail -1)"
 grep -E "\*\*\*|Failed|Skipped" "$OUT/tests.log" | tee -a "$OUT/summary.txt"
+
+# The attention tests once more with the fp32 CUDA-core forward (the default is tensor cores):
+# both forwards must pass against the same CPU references.
+for t in test_gpu_attention test_gpu_lrsa_attention; do
+  LRSA_ATTN_FP32_FORWARD=1 timeout 300 "$BUILD/tests/gpu/$t" >"$OUT/${t}_fp32_forward.log" 2>&1
+  log "$t with LRSA_ATTN_FP32_FORWARD=1 rc=$?"
+done
+
+# Once under compute-sanitizer (memcheck): the whole-model step and the GPU KV cache exercise
+# every kernel of training and inference.
+if command -v compute-sanitizer >/dev/null; then
+  for t in test_gpu_model_step test_gpu_kv_cache; do
+    log "compute-sanitizer memcheck $t"
+    compute-sanitizer --tool memcheck --error-exitcode 99 "$BUILD/tests/gpu/$t" \
+      >"$OUT/sanitizer_$t.log" 2>&1
+    log "$t under compute-sanitizer rc=$?: $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer_$t.log" | tail -1)"
+  done
+else
+  log "compute-sanitizer not found: skipped"
+fi
 
 if [ -z "${LRSA_SKIP_BENCH:-}" ]; then
   for b in "$BUILD"/bench/bench_gpu_*; do

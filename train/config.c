@@ -52,6 +52,7 @@ static const key_desc keys[] = {
     NUM("attention.value_weight", KEY_FLOAT, attn_value_weight, "1.0"),
     STR("attention.keep_mix", attn_keep_mix, "", NULL),
     NUM("attention.dense_mix", KEY_FLOAT, attn_dense_mix, "0"),
+    NUM("attention.salience.weight", KEY_FLOAT, attn_salience_weight, "0"),
     NUM("optim.lr", KEY_FLOAT, lr, "2e-5"),
     NUM("optim.beta1", KEY_FLOAT, beta1, "0.9"),
     NUM("optim.beta2", KEY_FLOAT, beta2, "0.95"),
@@ -248,7 +249,8 @@ static int walk_mapping(lrsa_train_config *c, yaml_document_t *doc, yaml_node_t 
         char where[LRSA_PATH_MAX + 32];
         snprintf(where, sizeof where, "%s:%d", file, line);
         if (vn->type == YAML_MAPPING_NODE) {
-            if (*prefix || !is_section(name))
+            /* sections, and sub-sections such as attention.salience */
+            if (!is_section(name))
                 return lrsa_errorf(e,
                                    "%s: unknown section '%s' (sections: model, data, attention, "
                                    "optim, schedule, lora; see configs/README.md)",
@@ -369,6 +371,13 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
     RANGE(c->attn_value_weight >= 0, "attention.value_weight", "must be >= 0");
     RANGE(c->attn_dense_mix >= 0 && c->attn_dense_mix <= 1, "attention.dense_mix",
           "must be in [0, 1]");
+    RANGE(c->attn_salience_weight >= 0 && c->attn_salience_weight <= 1e6,
+          "attention.salience.weight",
+          "must be a number >= 0 (0: off; the salience loss's weight, e.g. 0.1)");
+    /* the salience term and the needle-kept rate read the CPU workspace (docs/TRAINING.md) */
+    RANGE(c->attn_salience_weight == 0 || strcmp(c->device, "cuda"), "attention.salience.weight",
+          "is set with device: cuda, and the salience loss is CPU-only for now: set device: cpu "
+          "or attention.salience.weight: 0");
     {
         float keeps[LRSA_ATTN_MIX_MAX];
         int n;
@@ -401,6 +410,14 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
         char what[LRSA_PATH_MAX + 32];
         snprintf(what, sizeof what, "%s: key 'lora.targets'", where);
         if (lrsa_lora_targets_parse(c->lora_targets, &mask, what, e)) return -1;
+        /* the bf16 store is host memory widened on the CPU (model/base_bf16.h; docs/LORA.md) */
+        RANGE(strcmp(c->lora_base_dtype, "bf16") || strcmp(c->device, "cuda"), "lora.base_dtype",
+              "is bf16 with device: cuda, and a bf16-stored base (like lora) is CPU-only for now: "
+              "set device: cpu");
+        /* the GPU trainer holds the model's table only (train/train_gpu.h; docs/CUDA.md) */
+        RANGE(strcmp(c->device, "cuda"), "lora.rank",
+              "is set with device: cuda, and lora is CPU-only for now: set device: cpu or remove "
+              "lora");
     }
     if (c->lora_rank == 0 && strcmp(c->lora_base_dtype, "f32"))
         return lrsa_errorf(e,

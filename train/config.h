@@ -28,8 +28,9 @@ typedef struct lrsa_train_config {
     char attn_mode[8]; /* dense | lrsa */
     int64_t attn_sink, attn_lag;
     double attn_keep, attn_value_weight;
-    char attn_keep_mix[128]; /* "" or a list of keep fractions drawn per sample */
-    double attn_dense_mix;   /* share of LRSA-mode samples trained dense */
+    char attn_keep_mix[128];     /* "" or a list of keep fractions drawn per sample */
+    double attn_dense_mix;       /* share of LRSA-mode samples trained dense */
+    double attn_salience_weight; /* W of the salience loss (0: off; docs/TRAINING.md) */
     /* optim */
     double lr, beta1, beta2, eps, weight_decay;
     /* schedule */

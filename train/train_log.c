@@ -28,9 +28,15 @@ void lrsa_log_step_line(FILE *f, const lrsa_step_record *r) {
             (long long)r->step, (long long)r->max_steps, r->loss, r->gnorm,
             (long long)r->skipped_total, eta);
     } else {
-        fprintf(f, "step %lld/%lld | loss %.4f | gnorm %.3g | lr %.1e | %.0f tok/s | ETA %s\n",
-                (long long)r->step, (long long)r->max_steps, r->loss, r->gnorm, r->lr, r->tok_per_s,
-                eta);
+        char needle[80] = "";
+        int k = 0;
+        if (r->has_needle_kept)
+            k = snprintf(needle, sizeof needle, " | needle kept %.3f", r->needle_kept);
+        if (r->has_salience)
+            snprintf(needle + k, sizeof needle - (size_t)k, " | salience %.4f", r->salience_loss);
+        fprintf(f, "step %lld/%lld | loss %.4f | gnorm %.3g | lr %.1e%s | %.0f tok/s | ETA %s\n",
+                (long long)r->step, (long long)r->max_steps, r->loss, r->gnorm, r->lr, needle,
+                r->tok_per_s, eta);
     }
     fflush(f);
 }
@@ -61,6 +67,8 @@ int lrsa_metrics_append_step(FILE *f, const lrsa_step_record *r) {
     num(f, "lr", r->lr);
     num(f, "tok_per_s", r->tok_per_s);
     num(f, "elapsed_s", r->elapsed_s);
+    if (r->has_needle_kept) num(f, "needle_kept", r->needle_kept);
+    if (r->has_salience) num(f, "salience_loss", r->salience_loss);
     fprintf(f, ",\"tokens\":%lld,\"n_target\":%lld,\"skipped\":%s,\"skipped_total\":%lld}\n",
             (long long)r->tokens, (long long)r->n_target, r->skipped ? "true" : "false",
             (long long)r->skipped_total);

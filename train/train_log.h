@@ -14,6 +14,14 @@ typedef struct lrsa_step_record {
     double loss, gnorm, lr, tok_per_s, eta_s, elapsed_s;
     int64_t tokens, n_target, skipped_total;
     int skipped; /* this step was skipped (non-finite) */
+    /* LRSA samples with needle spans in this step: the mean over them of the fraction of
+     * (layer, KV head, span) triples whose needle the answer's first query could see */
+    int has_needle_kept;
+    double needle_kept;
+    /* the salience loss is on: the mean of its aux over the step's samples with needle spans
+     * (the loss above includes attention.salience.weight x this) */
+    int has_salience;
+    double salience_loss;
 } lrsa_step_record;
 
 typedef struct lrsa_eval_record {

@@ -11,7 +11,9 @@
 #include "base/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "kernels/lagkv/lagkv_visible.h"
 #include "model/base_bf16.h"
+#include "model/device_ops.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
@@ -20,6 +22,7 @@
 #include "train/optim.h"
 #include "train/attn_mix.h"
 #include "train/train_eval.h"
+#include "train/train_gpu.h"
 #include "train/train_log.h"
 
 /* Set from a signal handler: the one process-wide flag of the trainer. */
@@ -44,6 +47,7 @@ typedef struct trainer {
     char base_checksum[17];
     char *lora_json;
     lrsa_workspace *ws;
+    lrsa_train_gpu *gpu; /* device: cuda (train_gpu.h); NULL on the CPU */
     lrsa_dataset train, eval;
     int have_train, have_eval;
     lrsa_loader loader;
@@ -58,6 +62,7 @@ typedef struct trainer {
     int have_sync;
     float *weight; /* loss weights of one sample */
     int64_t weight_cap;
+    uint8_t *needle; /* [weight_cap] the salience loss's needle mask of one sample */
     int64_t micro_per_step, loader_budget;
     char *config_yaml, *model_config_json;
     char ckpt_dir[LRSA_PATH_MAX + 8], metrics_path[LRSA_PATH_MAX + 16];
@@ -128,16 +133,33 @@ static int setup_model(trainer *t, lrsa_err *e) {
     return 0;
 }
 
+/* device: cuda needs a CUDA build, a usable device, one rank and bf16 weights; says which is
+ * missing before anything is loaded. */
+static int check_device(trainer *t, lrsa_err *e) {
+    const lrsa_train_config *c = t->cfg;
+    if (strcmp(c->device, "cuda")) {
+        if (strcmp(c->model_dtype, "f32"))
+            return lrsa_errorf(e,
+                               "model.dtype: %s is for the GPU path; CPU training keeps fp32 "
+                               "weights, set model.dtype: f32 (or device: cuda)",
+                               c->model_dtype);
+        return 0;
+    }
+    if (lrsa_cuda_usable("device: cuda", "set device: cpu to train on the CPU", e)) return -1;
+    if (t->comm->world > 1)
+        return lrsa_errorf(e,
+                           "device: cuda trains on one GPU with one rank (%d ranks were started); "
+                           "multi-GPU training is not implemented: run without mpirun",
+                           t->comm->world);
+    if (strcmp(c->model_dtype, "bf16"))
+        return lrsa_errorf(e, "device: cuda trains bf16 weights with an fp32 master copy: set "
+                              "model.dtype: bf16");
+    return 0;
+}
+
 static int setup_inputs(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
-    if (!strcmp(c->device, "cuda"))
-        return lrsa_errorf(e, "device: cuda is not available in this build of the trainer (the "
-                              "GPU training path is not wired yet); set device: cpu");
-    if (strcmp(c->model_dtype, "f32"))
-        return lrsa_errorf(e,
-                           "model.dtype: %s is for the GPU path; CPU training keeps fp32 "
-                           "weights, set model.dtype: f32",
-                           c->model_dtype);
+    if (check_device(t, e)) return -1;
     t->attn.mode = !strcmp(c->attn_mode, "lrsa") ? LRSA_ATTN_LRSA : LRSA_ATTN_DENSE;
     t->attn.lagkv = (lrsa_lagkv_params){(int)c->attn_sink, (int)c->attn_lag, (float)c->attn_keep,
                                         (float)c->attn_value_weight};
@@ -155,6 +177,12 @@ static int setup_inputs(trainer *t, lrsa_err *e) {
     }
     if (lrsa_dataset_open(&t->train, c->data_train, e)) return lrsa_err_prefix(e, "data.train: ");
     t->have_train = 1;
+    if (c->attn_salience_weight > 0 && !lrsa_dataset_has_needle_spans(&t->train))
+        return lrsa_errorf(e,
+                           "attention.salience.weight = %g needs needle spans, but data.train %s "
+                           "has no /needle_spans; make it with `lrsa prepare --synthetic ...` "
+                           "(docs/DATA.md) or set attention.salience.weight: 0",
+                           c->attn_salience_weight, c->data_train);
     if (c->data_eval[0]) {
         if (lrsa_dataset_open(&t->eval, c->data_eval, e)) return lrsa_err_prefix(e, "data.eval: ");
         t->have_eval = 1;
@@ -236,6 +264,10 @@ static int setup_run_dir(trainer *t, lrsa_err *e) {
     return 0;
 }
 
+static int sample_fits(const trainer *t, int64_t idx) {
+    return t->cfg->max_len <= 0 || lrsa_dataset_len(&t->train, idx) <= t->cfg->max_len;
+}
+
 static int setup_state(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
     lrsa_table_alloc(t->trainable, LRSA_ROLE_GRAD);
@@ -266,6 +298,20 @@ static int setup_state(trainer *t, lrsa_err *e) {
             return lrsa_err_prefix(e, "checkpoint %s: ", t->resume_from);
         t->st.world_size = t->comm->world;
     }
+    if (!strcmp(c->device, "cuda")) {
+        /* one rank: the reduction is a no-op, deterministic_reduce has nothing to do and
+         * comm.overlap no other rank to overlap with (no gradient-ready hook is attached) */
+        int64_t max_T = 1;
+        for (int64_t i = 0; i < t->train.n; i++)
+            if (sample_fits(t, i) && lrsa_dataset_len(&t->train, i) > max_T)
+                max_T = lrsa_dataset_len(&t->train, i);
+        /* the memory plan holds the largest keep a sample can draw (attention.keep_mix) */
+        lrsa_attn_config plan = t->attn;
+        for (int i = 0; i < t->attn_mix.n_keeps; i++)
+            if (t->attn_mix.keeps[i] > plan.lagkv.keep) plan.lagkv.keep = t->attn_mix.keeps[i];
+        t->gpu = lrsa_train_gpu_new(&t->model, &t->opt, &plan, (int)max_T, c->recompute, e);
+        return t->gpu ? 0 : -1;
+    }
     if (c->deterministic_reduce) t->acc = lrsa_calloc((size_t)t->trainable->numel, sizeof(double));
     t->ws = lrsa_workspace_new();
     /* The buckets follow the model's readiness points (offsets in the model's table): a LoRA
@@ -282,6 +328,7 @@ static int setup_state(trainer *t, lrsa_err *e) {
 
 static int write_checkpoint(trainer *t, lrsa_err *e) {
     lrsa_tensor_table *tab = t->trainable;
+    if (t->gpu) lrsa_train_gpu_download(t->gpu, &t->model, &t->opt);
     int world = t->comm->world, root = 0, failed = 0;
     int64_t *counts = lrsa_malloc(sizeof(int64_t) * 2 * (size_t)world), *displs = counts + world;
     for (int r = 0; r < world; r++) {
@@ -330,22 +377,83 @@ static int write_checkpoint(trainer *t, lrsa_err *e) {
     return agree(t, failed, e);
 }
 
+/* Needle kept rate of the sample just run in LRSA mode (sums[1] += the sample's fraction,
+ * sums[2] += 1): of its (layer, KV head, needle span) triples, the fraction in which some token of
+ * the span is visible to the query of the first answer token. Nothing for dense samples or
+ * samples without spans. */
+static void needle_kept(trainer *t, int64_t idx, const lrsa_attn_config *attn, double *sums) {
+    const int64_t *rows;
+    int64_t n_spans = lrsa_dataset_needle_spans(&t->train, idx, &rows);
+    if (attn->mode != LRSA_ATTN_LRSA || n_spans == 0) return;
+    const uint8_t *mask = lrsa_dataset_mask(&t->train, idx);
+    int64_t T = lrsa_dataset_len(&t->train, idx), q = 1;
+    while (q < T && !mask[q]) q++;
+    if (q == T) return;
+    const int layers = t->model.cfg.num_hidden_layers, Hkv = t->model.cfg.num_key_value_heads;
+    int64_t kept = 0;
+    for (int l = 0; l < layers; l++)
+        kept += lrsa_lrsa_spans_visible(lrsa_workspace_selection(t->ws, l), (int)T, Hkv,
+                                        &attn->lagkv, q, rows, n_spans);
+    sums[1] += (double)kept / (double)((int64_t)layers * Hkv * n_spans);
+    sums[2] += 1.0;
+}
+
+/* Samples of the global batch the salience loss applies to (0 when it is off). */
+static int64_t salience_samples(const trainer *t, const lrsa_global_batch *gb, int64_t nm) {
+    int64_t n = 0;
+    const int64_t *rows;
+    if (t->cfg->attn_salience_weight > 0)
+        for (int64_t a = 0; a < nm; a++)
+            for (int64_t i = 0; i < gb[a].n; i++)
+                n += sample_fits(t, gb[a].samples[i]) &&
+                     lrsa_dataset_needle_spans(&t->train, gb[a].samples[i], &rows) > 0;
+    return n;
+}
+
+/* Turns the salience loss on for sample idx when it applies (weight > 0, the sample has needle
+ * spans): its needle mask, LagKV's partitions, and the weight shared over the global batch's
+ * n_salience such samples, so the step adds W x (their mean aux) to the loss. */
+static int salience_on(trainer *t, int64_t idx, int64_t n_salience) {
+    const lrsa_train_config *c = t->cfg;
+    const int64_t *rows;
+    int64_t n = lrsa_dataset_needle_spans(&t->train, idx, &rows);
+    if (c->attn_salience_weight <= 0 || n == 0 || n_salience == 0) return 0;
+    int64_t T = lrsa_dataset_len(&t->train, idx);
+    memset(t->needle, 0, (size_t)T);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t p = rows[3 * i + 1]; p < rows[3 * i + 2]; p++) t->needle[p] = 1;
+    lrsa_lagkv_params p = {(int)c->attn_sink, (int)c->attn_lag, (float)c->attn_keep,
+                           (float)c->attn_value_weight};
+    lrsa_workspace_set_salience(t->ws, t->needle, &p, c->attn_salience_weight / (double)n_salience);
+    return 1;
+}
+
 /* The weighted loss of one sample, its gradients added to GRAD (and moved to acc). `key`
- * identifies the sample's place in the run (step, micro-batch, sample) for LoRA dropout. */
-static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target, uint64_t key) {
+ * identifies the sample's place in the run (step, micro-batch, sample) for LoRA dropout.
+ * sums[1..2] collect the needle kept rate (needle_kept). */
+static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target, uint64_t key,
+                         double *sums, int64_t n_salience) {
     const int32_t *ids = lrsa_dataset_ids(&t->train, idx);
     const uint8_t *mask = lrsa_dataset_mask(&t->train, idx);
     int64_t T = lrsa_dataset_len(&t->train, idx);
     if (T > t->weight_cap) {
         t->weight = lrsa_realloc(t->weight, sizeof(float) * (size_t)T);
+        t->needle = lrsa_realloc(t->needle, (size_t)T);
         t->weight_cap = T;
     }
     float w = (float)(1.0 / n_target);
     for (int64_t i = 0; i < T; i++) t->weight[i] = (i > 0 && mask[i]) ? w : 0.0f;
     if (t->have_lora) t->lora.pass_key = key;
+    lrsa_workspace *ws = t->gpu ? lrsa_train_gpu_workspace(t->gpu) : t->ws;
     lrsa_attn_config attn = lrsa_attn_mix_pick(&t->attn_mix, step, idx);
-    double loss = lrsa_model_forward_backward(&t->model, t->ws, ids, t->weight, 1, (int)T, &attn,
+    int salience = salience_on(t, idx, n_salience);
+    double loss = lrsa_model_forward_backward(&t->model, ws, ids, t->weight, 1, (int)T, &attn,
                                               t->cfg->recompute, 1, NULL);
+    if (!t->gpu) needle_kept(t, idx, &attn, sums); /* reads the CPU workspace's selection */
+    if (salience) {
+        sums[3] += lrsa_workspace_salience(t->ws);
+        lrsa_workspace_set_salience(t->ws, NULL, NULL, 0.0);
+    }
     if (t->acc && !(t->have_sync && lrsa_grad_sync_consumed(&t->sync))) {
         float *g = t->trainable->arena[LRSA_ROLE_GRAD];
         for (int64_t i = 0; i < t->trainable->numel; i++) {
@@ -354,10 +462,6 @@ static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target,
         }
     }
     return loss;
-}
-
-static int sample_fits(const trainer *t, int64_t idx) {
-    return t->cfg->max_len <= 0 || lrsa_dataset_len(&t->train, idx) <= t->cfg->max_len;
 }
 
 /* Test hook: LRSA_TEST_BAD_STEPS="3,4" poisons the gradient of those steps with a NaN, so a
@@ -378,6 +482,10 @@ typedef struct step_result {
     double loss, gnorm, lr;
     int64_t tokens, n_target;
     int skipped;
+    int has_needle_kept;
+    double needle_kept;
+    int has_salience;
+    double salience_loss;
 } step_result;
 
 static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
@@ -394,14 +502,19 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
                 tokens += lrsa_dataset_len(&t->train, gb[a].samples[i]);
             }
     }
-    lrsa_table_zero(tab, LRSA_ROLE_GRAD);
+    if (t->gpu)
+        lrsa_train_gpu_zero_grad(t->gpu);
+    else
+        lrsa_table_zero(tab, LRSA_ROLE_GRAD);
     if (t->acc) memset(t->acc, 0, sizeof(double) * (size_t)tab->numel);
     float *g = tab->arena[LRSA_ROLE_GRAD];
     if (t->have_sync) lrsa_grad_sync_begin(&t->sync, g, t->acc);
     int64_t n_calls = 0, call = 0;
     for (int64_t a = 0; a < nm; a++)
         for (int64_t i = 0; i < gb[a].n_local; i++) n_calls += sample_fits(t, gb[a].local[i]);
-    double sums[1] = {0};
+    /* loss; needle kept: sum of per-sample rates, samples; salience: sum of aux */
+    double sums[4] = {0};
+    const int64_t n_salience = salience_samples(t, gb, nm);
     if (n_target > 0)
         for (int64_t a = 0; a < nm; a++)
             for (int64_t i = 0; i < gb[a].n_local; i++)
@@ -413,11 +526,14 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
                                    (uint64_t)gb[a].local[i];
                     /* the last backward of the step starts the bucketed reduction */
                     if (t->have_sync && ++call == n_calls) lrsa_grad_sync_arm(&t->sync);
-                    sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target, key);
+                    sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target, key, sums,
+                                          n_salience);
                 }
     for (int64_t a = 0; a < nm; a++) lrsa_global_batch_free(&gb[a]);
     free(gb);
-    if (t->have_sync) {
+    if (t->gpu) {
+        /* one rank: nothing to reduce */
+    } else if (t->have_sync) {
         if (lrsa_grad_sync_finish(&t->sync, e)) return -1;
     } else if (t->acc) {
         if (lrsa_comm_allreduce_sum_f64(t->comm, t->acc, tab->numel, e)) return -1;
@@ -425,13 +541,23 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
     } else if (lrsa_comm_allreduce_sum_f32(t->comm, g, tab->numel, e)) {
         return -1;
     }
-    if (lrsa_comm_allreduce_sum_f64(t->comm, sums, 1, e)) return -1;
+    if (lrsa_comm_allreduce_sum_f64(t->comm, sums, 4, e)) return -1;
     memset(r, 0, sizeof *r);
     r->loss = sums[0];
+    r->has_needle_kept = sums[2] > 0;
+    r->needle_kept = sums[2] > 0 ? sums[1] / sums[2] : 0.0;
+    r->has_salience = n_salience > 0;
+    r->salience_loss = n_salience > 0 ? sums[3] / (double)n_salience : 0.0;
     r->tokens = tokens;
     r->n_target = n_target;
-    if (tab->numel > 0 && test_hook_bad_step(step)) g[0] = NAN;
-    r->gnorm = lrsa_grad_norm(g, tab->numel);
+    if (tab->numel > 0 && test_hook_bad_step(step)) {
+        if (t->gpu)
+            lrsa_train_gpu_poison_grad(t->gpu);
+        else
+            g[0] = NAN;
+    }
+    r->gnorm = t->gpu ? lrsa_train_gpu_grad_norm(t->gpu, c->clip_grad_norm)
+                      : lrsa_grad_norm(g, tab->numel);
     r->lr = lrsa_schedule_lr(c, step);
     if (!isfinite(r->loss) || !isfinite(r->gnorm)) {
         r->skipped = 1;
@@ -446,6 +572,10 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
         return 0;
     }
     t->st.bad_in_row = 0;
+    if (t->gpu) { /* clipping factor and update on the device */
+        lrsa_train_gpu_adamw(t->gpu, r->lr);
+        return 0;
+    }
     double scale = lrsa_clip_scale(r->gnorm, c->clip_grad_norm);
     lrsa_adamw_step(&t->opt, tab->arena[LRSA_ROLE_PARAM], g, r->lr, scale);
     /* ZeRO-1: every rank updated its shard; everyone gets the whole updated arena. */
@@ -465,6 +595,7 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
 static int run_eval(trainer *t, int64_t step, lrsa_err *e) {
     if (!t->have_eval || t->cfg->eval_samples == 0) return 0;
     lrsa_eval_record r;
+    if (t->gpu) lrsa_train_gpu_download(t->gpu, &t->model, &t->opt); /* evaluated on the CPU */
     int failed = lrsa_train_eval(&t->model, &t->eval, t->cfg, t->comm, &r, e) != 0;
     if (agree(t, failed, e)) return -1;
     r.step = step;
@@ -531,6 +662,10 @@ static int loop(trainer *t, lrsa_err *e) {
             .n_target = r.n_target,
             .skipped_total = t->st.bad_total,
             .skipped = r.skipped,
+            .has_needle_kept = r.has_needle_kept,
+            .needle_kept = r.needle_kept,
+            .has_salience = r.has_salience,
+            .salience_loss = r.salience_loss,
         };
         if (t->comm->rank == 0 && (step % c->log_every == 0 || step == last || r.skipped)) {
             if (!t->opts->quiet) lrsa_log_step_line(stdout, &rec);
@@ -563,6 +698,7 @@ static int loop(trainer *t, lrsa_err *e) {
 static void trainer_free(trainer *t) {
     if (t->metrics) fclose(t->metrics);
     if (t->ws) lrsa_workspace_free(t->ws);
+    lrsa_train_gpu_free(t->gpu);
     if (t->have_sync) lrsa_grad_sync_free(&t->sync);
     if (t->have_loader) lrsa_loader_free(&t->loader);
     if (t->have_opt) lrsa_adamw_free(&t->opt);
@@ -573,6 +709,7 @@ static void trainer_free(trainer *t) {
     if (t->have_eval) lrsa_dataset_close(&t->eval);
     free(t->acc);
     free(t->weight);
+    free(t->needle);
     free(t->config_yaml);
     free(t->model_config_json);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "data/synthetic/needle_spans.h"
 #include "data/synthetic/plan.h"
 #include "data/synthetic/synthetic.h"
 #include "data/synthetic/tasks.h"
@@ -87,6 +88,18 @@ static int build(const lrsa_sample_builder *b, const char *user, const char *ans
     return lrsa_sample_build(b, msgs, 2, s, e);
 }
 
+/* The answer-bearing needles' token spans of the sample just added (the writer's last). */
+static int add_needle_spans(lrsa_dataset_writer *w, const lrsa_tokenizer *tok, const lrsa_sample *s,
+                            const lrsa_synth_item *it, lrsa_err *e) {
+    int64_t spans[LRSA_SYNTH_MAX_NEEDLES][2];
+    int n = 0;
+    if (lrsa_synth_needle_spans(tok, s->ids.v, s->prompt_len, it, spans, &n, e) != 0) return -1;
+    int64_t i = lrsa_dataset_writer_count(w) - 1;
+    for (int j = 0; j < n; j++)
+        if (lrsa_dataset_writer_add_span(w, i, spans[j][0], spans[j][1], e) != 0) return -1;
+    return 0;
+}
+
 static int one_sample(const lrsa_synth_config *cfg, const char *task, int64_t length,
                       const lrsa_sample_builder *b, const lrsa_haystack *h, int32_t *cache,
                       lrsa_rng *r, int64_t index, lrsa_dataset_writer *w, lrsa_err *e) {
@@ -152,6 +165,7 @@ static int one_sample(const lrsa_synth_config *cfg, const char *task, int64_t le
         if (rc != 0) break;
         if (s.ids.n <= length || k == 0) {
             rc = lrsa_dataset_writer_add(w, s.ids.v, s.mask.v, s.ids.n, s.prompt_len, it.answer, e);
+            if (rc == 0) rc = add_needle_spans(w, b->tok, &s, &it, e);
             lrsa_sample_free(&s);
             break;
         }

@@ -103,6 +103,7 @@ static void passkey(lrsa_rng *r, double depth, lrsa_synth_item *it) {
              "The pass key is %ld. Remember it. %ld is the pass key.", k, k);
     it->depth[0] = depth;
     it->n_needles = 1;
+    it->answer_needle[0] = 1;
     snprintf(it->question, sizeof it->question,
              "What is the pass key? Answer with the number only.");
     snprintf(it->answer, sizeof it->answer, "%ld", k);
@@ -138,6 +139,9 @@ static void niah(const char *task, lrsa_rng *r, double depth, lrsa_synth_item *i
         it->depth[slot_of[i]] = d[slot_of[i]];
     }
     it->n_needles = n;
+    /* Answer-bearing: key 0 (asked), every value of the one key, or both asked keys. */
+    for (int i = 0; i < n; i++)
+        it->answer_needle[slot_of[i]] = i == 0 || multivalue || (multiquery && i == 1);
     if (multivalue) {
         /* All values of the one key, in the order they appear. */
         size_t len = 0;
@@ -192,6 +196,7 @@ static void vartrack(lrsa_rng *r, double depth, lrsa_synth_item *it) {
             snprintf(it->needles[i], sizeof it->needles[i], "VAR %s = VAR %s.", names[i],
                      names[i - 1]);
         it->depth[i] = d[i];
+        it->answer_needle[i] = 1; /* the answer lists every variable of the chain */
         len += (size_t)snprintf(it->answer + len, sizeof it->answer - len, "%s%s", i ? ", " : "",
                                 names[i]);
     }
@@ -233,6 +238,7 @@ static void factqa(lrsa_rng *r, double depth, lrsa_synth_item *it) {
         it->depth[slot_of[i]] = d[slot_of[i]];
     }
     it->n_needles = 3;
+    it->answer_needle[slot_of[0]] = 1;
     if (lrsa_rng_below(r, 2) == 0) {
         snprintf(it->question, sizeof it->question,
                  "In which city was %s born? Answer with the name only.", person[0]);
@@ -241,6 +247,7 @@ static void factqa(lrsa_rng *r, double depth, lrsa_synth_item *it) {
         snprintf(it->question, sizeof it->question,
                  "In which country was %s born? Answer with the name only.", person[0]);
         snprintf(it->answer, sizeof it->answer, "%s", country);
+        it->answer_needle[slot_of[1]] = 1; /* the country comes from the city's fact */
     }
 }
 

@@ -152,6 +152,20 @@ int64_t lrsa_kv_cache_kept_rows(const lrsa_kv_cache *c) {
     return s;
 }
 
+int64_t lrsa_kv_cache_spans_kept(const lrsa_kv_cache *c, const int64_t *rows, int64_t n_spans) {
+    int64_t kept = 0;
+    for (int64_t h = 0; h < (int64_t)c->n_layers * c->n_kv_heads; h++) {
+        const lrsa_kv_head *hd = &c->heads[h];
+        for (int64_t i = 0; i < n_spans; i++) {
+            int any = 0;
+            for (int64_t r = 0; r < hd->len && !any; r++)
+                any = hd->pos[r] >= rows[3 * i + 1] && hd->pos[r] < rows[3 * i + 2];
+            kept += any;
+        }
+    }
+    return kept;
+}
+
 int64_t lrsa_kv_cache_max_len(const lrsa_kv_cache *c) {
     int64_t m = 0;
     for (int64_t i = 0; i < (int64_t)c->n_layers * c->n_kv_heads; i++)

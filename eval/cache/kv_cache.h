@@ -70,7 +70,11 @@ void lrsa_kv_cache_truncate(lrsa_kv_cache *c, int64_t p);
 
 /* Statistics. Bytes per kept token = n_layers * n_kv_heads * 2 * D * sizeof(float). */
 int64_t lrsa_kv_cache_kept_rows(const lrsa_kv_cache *c); /* summed over layers and heads */
-int64_t lrsa_kv_cache_max_len(const lrsa_kv_cache *c);   /* longest (layer, head) */
+/* Number of (layer, KV head, span) triples whose rows include at least one original position of
+ * the span [rows[3i+1], rows[3i+2]) (rows as the dataset's /needle_spans: sample, start, end):
+ * whether compression kept some token of each needle. */
+int64_t lrsa_kv_cache_spans_kept(const lrsa_kv_cache *c, const int64_t *rows, int64_t n_spans);
+int64_t lrsa_kv_cache_max_len(const lrsa_kv_cache *c); /* longest (layer, head) */
 size_t lrsa_kv_cache_bytes_per_token(const lrsa_kv_cache *c);
 /* Live K/V bytes: sum over heads of len * 2 * D * sizeof(float). */
 size_t lrsa_kv_cache_live_bytes(const lrsa_kv_cache *c);

@@ -64,6 +64,8 @@ typedef struct sample_job {
     int has_c, has_g;
     float *logits; /* [V] after the compressed prefix */
     double nll, kept;
+    int has_needle; /* the sample has needle spans: needle_kept is measured */
+    double needle_kept;
     int64_t cnt;
     int matched;
     char *text;
@@ -114,6 +116,17 @@ static void job_free(sample_job *j) {
     free(j->text);
 }
 
+/* The needle kept rate of a sample with spans, on its freshly compressed prefix: the cache the
+ * answer's first token is fed into (what its query sees, besides itself). */
+static void needle_of(const lrsa_dataset *d, sample_job *j) {
+    const int64_t *rows;
+    int64_t n = lrsa_dataset_needle_spans(d, j->i, &rows);
+    if (n == 0) return;
+    int64_t triples = (int64_t)j->c.n_layers * j->c.n_kv_heads * n;
+    j->has_needle = 1;
+    j->needle_kept = (double)lrsa_kv_cache_spans_kept(&j->c, rows, n) / (double)triples;
+}
+
 /* A batch of samples: compress once per sample (the prompt, or the context for the agnostic
  * protocol), then the answer NLL and the greedy answer on that cache. A frozen or full cache is
  * trimmed back to the compressed part between them; a cache that compresses while decoding
@@ -139,6 +152,7 @@ static int eval_batch(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
         logits[b] = j->logits;
     }
     if (rc == 0) rc = lrsa_press_compress_batch(m, B, caches, s, ids, split, logits, 0, NULL, e);
+    for (int b = 0; b < B && rc == 0; b++) needle_of(d, &jobs[b]);
     for (int b = 0; b < B && rc == 0; b++) {
         sample_job *j = &jobs[b];
         if (press->protocol == LRSA_PROTOCOL_AGNOSTIC) lrsa_press_freeze(&j->c);
@@ -241,7 +255,7 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
                             press->protocol == LRSA_PROTOCOL_AGNOSTIC ? "context" : "prompt");
     free(lens);
     double t0 = lrsa_now();
-    double kept_sum = 0.0;
+    double kept_sum = 0.0, needle_sum = 0.0;
     const int B = o->batch > 1 ? o->batch : 1, V = m->cfg.vocab_size;
     sample_job *jobs = lrsa_malloc((size_t)B * sizeof *jobs);
     int rc = 0;
@@ -266,7 +280,15 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
             r->nll_tokens += j->cnt;
             r->n_match += j->matched > 0;
             kept_sum += j->kept;
-            if (o->records) record_sample(o, d, j->i, j->nll, j->cnt, j->matched, j->text, j->kept);
+            if (j->has_needle) {
+                r->n_needle++;
+                needle_sum += j->needle_kept;
+            }
+            if (o->records) {
+                record_sample(o, d, j->i, j->nll, j->cnt, j->matched, j->text, j->kept);
+                o->records->v[o->records->n - 1].has_needle_kept = j->has_needle;
+                o->records->v[o->records->n - 1].needle_kept = j->needle_kept;
+            }
             if (o->verbose)
                 fprintf(stderr,
                         "sample %lld: len %lld  answer NLL %.4f over %lld tokens  match %d\n",
@@ -284,6 +306,7 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
     r->mean_nll = r->nll_tokens ? r->nll_sum / (double)r->nll_tokens : 0.0;
     r->match_rate = (double)r->n_match / (double)n;
     r->kept_fraction = kept_sum / (double)n;
+    r->needle_kept = r->n_needle > 0 ? needle_sum / (double)r->n_needle : 0.0;
     r->seconds = lrsa_now() - t0;
     return 0;
 }

@@ -53,6 +53,11 @@ typedef struct lrsa_eval_result {
     double match_rate;    /* n_match / n_samples */
     double kept_fraction; /* mean over samples of kept rows / (rows of an uncompressed cache),
                              measured after the answer was fed */
+    /* Samples with needle spans (/needle_spans): how many, and the mean over them of the
+     * fraction of (layer, KV head, span) triples in which the compressed prompt cache the answer
+     * is fed into still holds a token of the span (0 samples: not measured) */
+    int64_t n_needle;
+    double needle_kept;
     double seconds;
 } lrsa_eval_result;
 

@@ -172,6 +172,29 @@ int lrsa_generate_from(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *pro
     return rc;
 }
 
+int lrsa_generate_decode(lrsa_gen_step_fn feed, void *ctx, int V, float *logits,
+                         const lrsa_gen_options *o, lrsa_token_fn on_token, void *user,
+                         lrsa_gen_result *res) {
+    lrsa_rng rng;
+    lrsa_rng_seed(&rng, o->seed);
+    res->ids = lrsa_malloc((size_t)(o->max_new > 0 ? o->max_new : 1) * sizeof(int32_t));
+    double t1 = lrsa_now();
+    for (int step = 0; step < o->max_new; step++) {
+        int32_t id = lrsa_sample_token(logits, V, o->temperature, o->top_p, &rng);
+        if (is_stop(o, id)) {
+            res->stopped = 1;
+            break;
+        }
+        res->ids[res->n++] = id;
+        if (on_token && on_token(user, id) != 0) break;
+        if (step + 1 == o->max_new) break; /* no forward for a token nobody will sample after */
+        feed(ctx, id, logits);
+        res->decode_steps++;
+    }
+    res->decode_s = lrsa_now() - t1;
+    return 0;
+}
+
 int lrsa_generate(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *prompt, int64_t n,
                   lrsa_prefill_mode mode, const lrsa_gen_options *o, lrsa_token_fn on_token,
                   void *user, lrsa_gen_result *res, lrsa_err *e) {

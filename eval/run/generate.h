@@ -61,6 +61,14 @@ typedef struct lrsa_gen_seq {
  * cached_forward.h); prefill_s and decode_s are the batch's (shared) times. */
 int lrsa_generate_from_batch(const lrsa_model *m, lrsa_gen_seq *seqs, int B, lrsa_err *e);
 
+/* The decoding loop of one sequence on any cache (the GPU cache uses it; the CPU caches
+ * decode in batches, lrsa_generate_from_batch): samples from `logits` (the prompt's last logits;
+ * overwritten), and feeds each sampled token through feed(ctx, id, logits), which must write the
+ * next logits [V]. Stops at a stop id, at max_new, or when on_token returns non-zero. */
+typedef void (*lrsa_gen_step_fn)(void *ctx, int32_t id, float *logits);
+int lrsa_generate_decode(lrsa_gen_step_fn feed, void *ctx, int V, float *logits,
+                         const lrsa_gen_options *o, lrsa_token_fn on_token, void *user,
+                         lrsa_gen_result *res);
 /* The next token from logits[V]: argmax (ties to the lower id) when temperature <= 0, else a
  * draw from softmax(logits / temperature) restricted to the smallest set of most likely tokens
  * whose probability reaches top_p. */

@@ -1,20 +1,22 @@
 // The tiled attention kernels shared by dense causal attention (attention_cuda.cu) and LRSA
 // attention (kernels/lrsa_attention/lrsa_attention_cuda.cu). Device code; not a C header.
 //
-// fp32 math on CUDA cores (no tensor cores yet): tiles are staged in shared memory as fp32; each
-// block owns a tile of query rows and walks key tiles with one online softmax. A block's query
-// rows are (query head of the group, position) pairs, so all query heads of a GQA group share the
-// K/V tile loads. Keys come from two segments: the gathered LRSA prefix C (unmasked up to the
-// row's prefix length) and the original K/V (the causal band from the row's band start). Dense
-// attention is the band alone, starting at 0. The backward is: delta = rowsum(dout*out); dQ per
-// query tile; dK/dV per key tile walking every head of the group. No atomics anywhere (runs are
-// deterministic) and no [T, T] buffer.
+// The forward runs on tensor cores (attention_mma_cuda.cuh); the fp32 kernels below are the
+// backward and the fp32 forward (LRSA_ATTN_FP32_FORWARD=1). fp32 kernels: tiles are staged in
+// shared memory as fp32; each block owns a tile of query rows and walks key tiles with one online
+// softmax. A block's query rows are (query head of the group, position) pairs, so all query heads
+// of a GQA group share the K/V tile loads. Keys come from two segments: the gathered LRSA prefix C
+// (unmasked up to the row's prefix length) and the original K/V (the causal band from the row's
+// band start). Dense attention is the band alone, starting at 0. The backward is: delta =
+// rowsum(dout*out); dQ per query tile; dK/dV per key tile walking every head of the group. No
+// atomics anywhere (runs are deterministic) and no [T, T] buffer.
 #ifndef LRSA_KERNELS_ATTENTION_KERNELS_CUDA_CUH
 #define LRSA_KERNELS_ATTENTION_KERNELS_CUDA_CUH
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "kernels/device/cuda_check.h"
 
@@ -432,6 +434,10 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
+} // namespace lrsa_attn_cuda
+#include "kernels/attention/attention_mma_cuda.cuh"
+namespace lrsa_attn_cuda {
+
 // Checks the shapes the kernels support; aborts naming the bad one (a caller bug, never input).
 inline void check_dims(const lrsa_attn_dims *d) {
     int grouped = d->Hkv > 0 && d->Hq >= d->Hkv && d->Hq / d->Hkv * d->Hkv == d->Hq;
@@ -458,10 +464,30 @@ template <typename K> void allow_smem(K kernel, size_t bytes, const char *what) 
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
 }
 
+// The forward runs on tensor cores (attention_mma_cuda.cuh); LRSA_ATTN_FP32_FORWARD=1 in the
+// environment selects the fp32 CUDA-core kernel above instead (a cross-check on a first GPU).
+inline bool fp32_forward() {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("LRSA_ATTN_FP32_FORWARD");
+        v = e && e[0] == '1';
+    }
+    return v == 1;
+}
+
 template <int D>
 void forward_launch(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                     const bf16 *ck, const bf16 *cv, const lrsa_attn_dims &d, const Vis &vis,
                     cudaStream_t st) {
+    if (!fp32_forward()) {
+        size_t smem = MmaSmem<D>::bytes;
+        allow_smem(attn_fwd_mma_kernel<D>, smem, "attention forward (tensor cores)");
+        int bqp = kRows / (d.Hq / d.Hkv);
+        dim3 grid((unsigned)((d.T + bqp - 1) / bqp), (unsigned)d.Hkv, (unsigned)d.B);
+        attn_fwd_mma_kernel<D><<<grid, kMmaThreads, smem, st>>>(out, lse, q, k, v, ck, cv, d, vis);
+        CUDA_CHECK(cudaGetLastError());
+        return;
+    }
     using TL = Tiles<D>;
     size_t smem = sizeof(float) * ((size_t)kRows * D + TL::BK * (D + 1) + TL::BK * D +
                                    kRows * (TL::BK + 1) + 3 * kRows);

@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+/* Whether this binary was built with CUDA (nvcc found at configure time). */
+int lrsa_cuda_built(void);
 /* Number of usable CUDA devices: 0 without CUDA support, without a driver, or without a GPU. */
 int lrsa_cuda_device_count(void);
 /* One line describing device 0 (name, SMs, memory) or why there is none. */

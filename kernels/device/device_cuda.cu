@@ -7,6 +7,10 @@ extern "C" {
 #include <cuda_runtime.h>
 #include <stdio.h>
 
+extern "C" int lrsa_cuda_built(void) {
+    return 1;
+}
+
 extern "C" int lrsa_cuda_device_count(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {

@@ -83,6 +83,77 @@ static double depth_of(const char *prompt, const char *needle) {
     return (double)(at - ctx) / (double)(end - ctx);
 }
 
+/* The question's key ("... for KEY mentioned ...") of a niah sample: the question follows the
+ * context's last blank line. */
+static void question_key(const char *prompt, char *key, size_t cap) {
+    const char *q = NULL;
+    for (const char *p = prompt; (p = strstr(p, "\n\n")); p++) q = p;
+    assert_non_null(q);
+    q = strstr(q, " for ");
+    assert_non_null(q);
+    q += 5;
+    size_t n = strcspn(q, " ");
+    snprintf(key, cap, "%.*s", (int)n, q);
+}
+
+/* /needle_spans: each span lies in the prompt, decodes to text holding the answer-bearing needle
+ * (key and value), and is tight (dropping its first or last token loses part of the needle).
+ * passkey, niah-single, niah-multikey: one span, the asked needle; niah-multivalue: one span per
+ * value, in answer order; vartrack: the four assignments; every task: the spans' texts hold every
+ * part of the answer. */
+static void check_spans(const char *task, const lrsa_dataset *d, int64_t i, const char *prompt) {
+    const int64_t *rows;
+    int64_t n = lrsa_dataset_needle_spans(d, i, &rows);
+    const char *answer = lrsa_dataset_answer(d, i);
+    int64_t expect = !strcmp(task, "niah-multivalue") || !strcmp(task, "vartrack") ? 4
+                     : !strcmp(task, "niah-multiquery")                            ? 2
+                     : !strcmp(task, "factqa")                                     ? n
+                                                                                   : 1;
+    assert_int_equal(n, expect);
+    if (!strcmp(task, "factqa")) assert_true(n >= 1 && n <= 2); /* city, or city and country */
+    char all[4096] = "";
+    char parts[256];
+    snprintf(parts, sizeof parts, "%s", answer);
+    char *save = NULL, *part = strtok_r(parts, ", ", &save);
+    for (int64_t j = 0; j < n; j++) {
+        const int64_t *r = rows + 3 * j;
+        assert_int_equal(r[0], i);
+        assert_true(r[1] >= 0 && r[1] < r[2] && r[2] <= lrsa_dataset_prompt_len(d, i));
+        const int32_t *ids = lrsa_dataset_ids(d, i);
+        char *text = lrsa_tokenizer_decode(tok, ids + r[1], r[2] - r[1], 0);
+        char *head = lrsa_tokenizer_decode(tok, ids + r[1] + 1, r[2] - r[1] - 1, 0);
+        char *tail = lrsa_tokenizer_decode(tok, ids + r[1], r[2] - r[1] - 1, 0);
+        const char *marker = !strcmp(task, "passkey")    ? "The pass key is"
+                             : !strcmp(task, "vartrack") ? "VAR "
+                             : !strcmp(task, "factqa")   ? "city of"
+                                                         : "One of the special magic numbers for";
+        if (!strstr(text, marker)) fail_msg("%s sample %lld span %lld: '%s'", task, i, j, text);
+        if (!strcmp(task, "passkey") || !strncmp(task, "niah-", 5))
+            assert_null(strstr(head, marker)); /* the first token starts the needle */
+        assert_true(text[strlen(text) - 1] == '.');
+        assert_true(tail[strlen(tail) - 1] != '.'); /* the last token ends it */
+        if (!strcmp(task, "niah-multivalue") || !strcmp(task, "vartrack")) {
+            /* span j holds part j of the answer */
+            assert_non_null(part);
+            if (!strstr(text, part)) fail_msg("%s span %lld '%s' lacks '%s'", task, j, text, part);
+            part = strtok_r(NULL, ", ", &save);
+        }
+        if (!strncmp(task, "niah-", 5) && j == 0 && strcmp(task, "niah-multiquery") != 0) {
+            char key[64], want[128];
+            question_key(prompt, key, sizeof key);
+            snprintf(want, sizeof want, "for %s is: ", key);
+            if (!strstr(text, want)) fail_msg("%s span '%s' is not about %s", task, text, key);
+        }
+        snprintf(all + strlen(all), sizeof all - strlen(all), "%s|", text);
+        free(text);
+        free(head);
+        free(tail);
+    }
+    snprintf(parts, sizeof parts, "%s", answer);
+    for (char *p = strtok_r(parts, ", ", &save); p; p = strtok_r(NULL, ", ", &save))
+        if (!strstr(all, p)) fail_msg("%s sample %lld: no span holds '%s' (%s)", task, i, p, all);
+}
+
 static void check_task(const char *task) {
     static const double depths[3] = {0.1, 0.5, 0.9};
     char *path = gen(task, task, "--depths 0.1,0.5,0.9 --seed 3");
@@ -137,6 +208,7 @@ static void check_task(const char *task) {
                 fail_msg("%s sample %lld: needle at %.3f, asked for %.2f", task, (long long)i, pos,
                          depths[i % 3]);
         }
+        check_spans(task, &d, i, prompt);
         free(prompt);
         free(rest);
     }

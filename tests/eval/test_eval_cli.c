@@ -11,6 +11,7 @@
 #include "base/fileio.h"
 #include "data/dataset.h"
 #include "eval/run/answer_nll.h"
+#include "kernels/device/device.h"
 #include "test_util.h"
 #include "tiny_model.h"
 
@@ -187,6 +188,18 @@ static void test_generate_command(void **state) {
     assert_non_null(strstr(outs[0], "lagkv(S=2,L=8,r=0.5"));
     free(outs[0]);
     free(outs[1]);
+    /* --device cuda names what is missing (this model's head_dim 16 where a GPU exists) */
+    snprintf(cmd, sizeof(cmd),
+             "%s generate --model %s --prompt 'hi' --max-new 4 --press lagkv --device cuda 2>&1",
+             LRSA_BINARY, model_dir);
+    char *out = NULL;
+    assert_int_not_equal(tu_run(cmd, &out), 0);
+    assert_non_null(out);
+    const char *want = !lrsa_cuda_built() ? "--device cuda: this lrsa was built without CUDA"
+                       : lrsa_cuda_device_count() == 0 ? "--device cuda: no CUDA device"
+                                                       : "head_dim 64 and 128";
+    if (!strstr(out, want)) fail_msg("'%s' lacks '%s'", out, want);
+    free(out);
 }
 
 int main(void) {

@@ -26,6 +26,17 @@ static int report(const char *what, double err, double tol) {
     return !ok;
 }
 
+/* For gradients that are zero in exact arithmetic: every element within 1e-4 of 0 (the inputs
+ * are O(1), so rounding leaves about 1e-6). NaN fails. */
+static int report_zero(const char *what, const float *x, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fabs(x[i]) > m || isnan(x[i]) ? fabs(x[i]) : m;
+    int ok = m <= 1e-4;
+    printf("  %-4s max |x| %.3e (0 in exact arithmetic, tol 1e-4) %s\n", what, m,
+           ok ? "ok" : "FAIL");
+    return !ok;
+}
+
 /* Copies the [B*T] rows of `heads` heads at column offset col out of a strided buffer. */
 static void gather_heads(float *dst, const float *src, int64_t rows, int64_t stride, int64_t col,
                          int64_t width) {
@@ -142,12 +153,16 @@ static int run_case(const attn_case *c, uint64_t seed) {
         gdk_f = gk_f;
         gdv_f = gv_f;
     }
+    /* With one key the softmax has no gradient: dq and dk are 0 up to rounding on both sides,
+     * so a relative error means nothing; their size is bounded instead (found by emulation). */
     gather_heads(a, gdq_f, rows, qs, 0, qw);
     gather_heads(r, dq, rows, qs, 0, qw);
-    bad |= report("dq", tu_rel_err(a, r, rows * qw), 1e-2);
+    bad |=
+        T == 1 ? report_zero("dq", a, rows * qw) : report("dq", tu_rel_err(a, r, rows * qw), 1e-2);
     gather_heads(a, gdk_f, rows, ks, 0, kw);
     gather_heads(r, dk, rows, ks, 0, kw);
-    bad |= report("dk", tu_rel_err(a, r, rows * kw), 1e-2);
+    bad |=
+        T == 1 ? report_zero("dk", a, rows * kw) : report("dk", tu_rel_err(a, r, rows * kw), 1e-2);
     gather_heads(a, gdv_f, rows, ks, 0, kw);
     gather_heads(r, dv, rows, ks, 0, kw);
     bad |= report("dv", tu_rel_err(a, r, rows * kw), 1e-2);

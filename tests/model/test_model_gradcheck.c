@@ -60,9 +60,10 @@ static void make_model(lrsa_model *m, int tied, int bias) {
 }
 
 /* lc == NULL: the full model; else a LoRA adapter with random A and B (B = 0 would hide dA) is
- * attached and only its tensors are checked. */
-static void run_check_lora(lrsa_attn_config attn, int tied, int bias, int T,
-                           const lrsa_lora_config *lc) {
+ * attached and only its tensors are checked. needle (may be NULL): the salience loss is on, with
+ * that needle mask (one sequence then, as it requires). */
+static void run_check_full(lrsa_attn_config attn, int tied, int bias, int T,
+                           const lrsa_lora_config *lc, const uint8_t *needle) {
     lrsa_model m;
     make_model(&m, tied, bias);
     lrsa_lora lora;
@@ -78,7 +79,7 @@ static void run_check_lora(lrsa_attn_config attn, int tied, int bias, int T,
         m.lora = &lora;
         tab = &lora.table;
     }
-    const int B = 2;
+    const int B = needle ? 1 : 2;
     int32_t *ids = malloc((size_t)B * T * sizeof(int32_t));
     float *w = calloc((size_t)B * T, sizeof(float));
     lrsa_rng r;
@@ -88,9 +89,18 @@ static void run_check_lora(lrsa_attn_config attn, int tied, int bias, int T,
         if (i % T != 0 && lrsa_rng_uniform(&r) < 0.8f) w[i] = 0.1f;
     }
     lrsa_workspace *ws = lrsa_workspace_new();
+    if (needle) lrsa_workspace_set_salience(ws, needle, &attn.lagkv, 0.8);
     lrsa_table_alloc(tab, LRSA_ROLE_GRAD);
     lrsa_table_zero(tab, LRSA_ROLE_GRAD);
-    lrsa_model_forward_backward(&m, ws, ids, w, B, T, &attn, 0, 1, NULL);
+    double loss = lrsa_model_forward_backward(&m, ws, ids, w, B, T, &attn, 0, 1, NULL);
+    if (needle) { /* not vacuous: the term is there, and it is part of the loss */
+        double aux = lrsa_workspace_salience(ws);
+        assert_true(aux > 0.05);
+        lrsa_workspace *plain = lrsa_workspace_new();
+        double ce = lrsa_model_forward_backward(&m, plain, ids, w, B, T, &attn, 0, 0, NULL);
+        lrsa_workspace_free(plain);
+        assert_true(fabs(loss - (ce + 0.8 * aux)) < 1e-5);
+    }
     if (lc) assert_null(m.table.arena[LRSA_ROLE_GRAD]); /* the base is frozen: no gradients */
     /* the analytic gradient, kept aside: with dropout the loss below is a training pass, which
      * adds to GRAD again */
@@ -144,7 +154,12 @@ static void run_check_lora(lrsa_attn_config attn, int tied, int bias, int T,
 }
 
 static void run_check(lrsa_attn_config attn, int tied, int bias, int T) {
-    run_check_lora(attn, tied, bias, T, NULL);
+    run_check_full(attn, tied, bias, T, NULL, NULL);
+}
+
+static void run_check_lora(lrsa_attn_config attn, int tied, int bias, int T,
+                           const lrsa_lora_config *lc) {
+    run_check_full(attn, tied, bias, T, lc, NULL);
 }
 
 static void test_gradcheck_dense(void **state) {
@@ -168,6 +183,27 @@ static void test_gradcheck_lrsa(void **state) {
     a.lagkv.keep = 0.67f;
     a.lagkv.value_weight = 1.f;
     run_check(a, 0, 1, 13);
+}
+
+/* The salience loss (issue 19) in LRSA mode: its gradient through the LagKV scores
+ * into K and V, then RoPE and the projections, passes the same check. T = 17, sink 1, lag 4:
+ * needles in scored partitions 0 (one token) and 1 (two tokens). */
+static void test_gradcheck_salience(void **state) {
+    (void)state;
+    lrsa_attn_config a;
+    memset(&a, 0, sizeof a);
+    a.mode = LRSA_ATTN_LRSA;
+    a.lagkv.sink = 1;
+    a.lagkv.lag = 4;
+    a.lagkv.keep = 0.5f;
+    a.lagkv.value_weight = 1.f;
+    const uint8_t needle[17] = {0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+    run_check_full(a, 0, 1, 17, NULL, needle);
+    /* Not checked here: dense mode. The same case in dense mode (2026-12-06) passed every tensor
+     * but one input_layernorm coordinate, at 1.05e-2 (w = 1) and 1.06e-2 (w = 0.5) against the
+     * 1e-2 bound, and a 3x smaller step drowned unrelated tensors in fp32 noise. The salience
+     * term is computed and differentiated by the same code in both modes (its kernel is checked
+     * exactly in test_lagkv_salience); dense mode trains in test_train_needle. Open question. */
 }
 
 /* LoRA on all seven projections (dense attention, q/k/v biases frozen with the base), then on a
@@ -201,6 +237,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradcheck_dense),
         cmocka_unit_test(test_gradcheck_lrsa),
+        cmocka_unit_test(test_gradcheck_salience),
         cmocka_unit_test(test_gradcheck_lora),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

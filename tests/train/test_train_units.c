@@ -104,6 +104,30 @@ static void test_config_errors(void **state) {
     expect_error("model:\n  path: m\ndata:\n  train: t\nrun_dir: r\nschedule:\n  max_steps: 3\n"
                  "attention:\n  keep_mix: 0.5,2\n",
                  "cfg.yaml:9:", "keep_mix");
+    /* the salience loss's sub-section (issue 19): a bad weight names the key and its line */
+    expect_error("model:\n  path: m\ndata:\n  train: t\nrun_dir: r\nschedule:\n  max_steps: 3\n"
+                 "attention:\n  salience:\n    weight: -0.5\n",
+                 "cfg.yaml:10:", "attention.salience.weight");
+    expect_error("attention:\n  salience:\n    wieght: 1\n", "attention.salience.wieght", NULL);
+    expect_error("attention:\n  sparsity:\n    weight: 1\n", "unknown section 'attention.sparsity'",
+                 NULL);
+    {
+        const char *ok = "model:\n  path: m\ndata:\n  train: t\nrun_dir: r\nschedule:\n  "
+                         "max_steps: 3\nattention:\n  mode: dense\n  salience:\n    weight: 0.25\n";
+        lrsa_train_config c;
+        lrsa_err e;
+        lrsa_train_config_defaults(&c);
+        assert_true(c.attn_salience_weight == 0.0); /* off by default */
+        assert_int_equal(lrsa_train_config_parse(&c, ok, strlen(ok), "cfg.yaml", &e), 0);
+        assert_int_equal(lrsa_train_config_validate(&c, "cfg.yaml", &e), 0);
+        assert_true(c.attn_salience_weight == 0.25);
+        char *yaml = lrsa_train_config_to_yaml(&c); /* the resolved YAML reads back */
+        lrsa_train_config d;
+        lrsa_train_config_defaults(&d);
+        assert_int_equal(lrsa_train_config_parse(&d, yaml, strlen(yaml), "resolved", &e), 0);
+        assert_true(d.attn_salience_weight == 0.25);
+        free(yaml);
+    }
     /* a key given twice: both lines, whichever the reader would have kept */
     expect_error("seed: 1\noptim:\n  lr: 1e-3\n  lr: 1e-4\n", "cfg.yaml:4:", "first on line 3");
     expect_error("optim:\n  lr: 1e-3\nseed: 2\noptim:\n  eps: 1e-6\n", "'optim' appears twice",
