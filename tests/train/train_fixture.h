@@ -32,6 +32,9 @@ int tf_read_losses(const char *run_dir, int64_t *steps, double *losses, int cap)
 int tf_read_evals(const char *run_dir, int64_t *steps, double *full, double *lagkv, int cap);
 /* Whether two checkpoint files hold bit-identical weights and moments. */
 int tf_ckpts_equal(const char *a, const char *b);
+/* Largest |a - b| over the weights (/param/...) of two checkpoints of one model (infinity when
+ * their tensors differ in shape or none is found; NaN wins). */
+double tf_ckpts_param_max_diff(const char *a, const char *b);
 /* Number of entries in a directory (-1 if it does not exist). */
 int tf_count_entries(const char *dir);
 
