@@ -78,7 +78,7 @@ enum cudaStreamCaptureMode {
     cudaStreamCaptureModeRelaxed = 2,
 };
 
-#define cudaStreamNonBlocking 0x01
+#define cudaStreamNonBlocking  0x01
 #define cudaEventDisableTiming 0x02
 
 typedef struct cudaDeviceProp {
