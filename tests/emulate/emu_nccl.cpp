@@ -8,6 +8,9 @@
 // to nearest even per addition; with two ranks that is the one rounding NCCL makes. Only
 // communicators of one rank or of all of MPI_COMM_WORLD are made. The stand-in exists in
 // emulation only; the real build links NCCL.
+// MPI's C API only (Open MPI's mpi.h would bring its C++ bindings, which need another library)
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <climits>
