@@ -127,6 +127,26 @@ int tf_read_losses(const char *run_dir, int64_t *steps, double *losses, int cap)
     return read_records(run_dir, "loss", NULL, steps, losses, NULL, cap);
 }
 
+int tf_compare_losses(const char *what, const char *run_a, const char *run_b, int from, int to,
+                      double tol) {
+    int64_t sa[32], sb[32];
+    double la[32], lb[32];
+    int na = tf_read_losses(run_a, sa, la, 32), nb = tf_read_losses(run_b, sb, lb, 32);
+    double worst = 0;
+    int seen = 0;
+    for (int i = 0; i < na; i++)
+        for (int j = 0; j < nb; j++)
+            if (sa[i] == sb[j] && sa[i] >= from && sa[i] <= to) {
+                double d = fabs(la[i] - lb[j]) / fabs(lb[j]);
+                worst = !(d <= worst) ? d : worst; /* NaN wins */
+                seen++;
+            }
+    int ok = seen == to - from + 1 && worst <= tol;
+    printf("%-4s %s: steps %d-%d, worst loss rel diff %.2e (tol %.0e)\n", ok ? "ok" : "FAIL", what,
+           from, to, worst, tol);
+    return ok;
+}
+
 int tf_read_evals(const char *run_dir, int64_t *steps, double *full, double *lagkv, int cap) {
     return read_records(run_dir, "eval_nll_full", "eval_nll_lagkv", steps, full, lagkv, cap);
 }
