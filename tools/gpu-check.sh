@@ -2,6 +2,7 @@
 # Every GPU check of the project in one call, for a session that is lent a GPU for a few
 # minutes: build for the local GPU only, run the GPU tests (label `gpu`: the kernels, a whole
 # model step against the CPU, `lrsa train` device cuda vs cpu with checkpoints across devices,
+# data-parallel `lrsa train` device cuda under mpirun against one GPU (issue 18),
 # the GPU KV cache), two of them once more under compute-sanitizer, then every GPU benchmark,
 # and keep all output in one folder. Not yet done (issue 17 item 7): building from carried
 # Debian .debs on a machine that is not Debian, the PyTorch/transformers comparisons.
@@ -64,8 +65,18 @@ if [ -z "${LRSA_SKIP_BENCH:-}" ]; then
   done
 fi
 # ---- Issue 18 (NCCL) -------------------------------------------------------------------------
-# ctest -L gpu above ran the NCCL tests: test_gpu_nccl and test_gpu_zero as one rank (one GPU),
-# and their _2ranks twins under mpiexec (they exit 77 with fewer than 2 GPUs). Here the NCCL
+# ctest -L gpu above ran the NCCL tests: test_gpu_nccl, test_gpu_zero and the data-parallel
+# trainer test_gpu_train_dp as one rank (one GPU), and their _2ranks twins under mpiexec (they
+# exit 77 with fewer than 2 GPUs). The trainer's per-step comparison is kept in its own log:
+if command -v mpirun >/dev/null && [ -x "$BUILD/tests/gpu/test_gpu_train_dp_2ranks" ]; then
+  NP=$(nvidia-smi -L 2>/dev/null | wc -l)
+  [ "$NP" -gt 2 ] && NP=2
+  [ "$NP" -lt 1 ] && NP=1
+  timeout 600 mpirun --allow-run-as-root -np "$NP" "$BUILD/tests/gpu/test_gpu_train_dp_2ranks" \
+    >"$OUT/train_dp_${NP}ranks.log" 2>&1
+  log "test_gpu_train_dp on $NP rank(s) rc=$? (77: skipped): $(grep -c '^ok' "$OUT/train_dp_${NP}ranks.log") ok, $(grep -c '^FAIL' "$OUT/train_dp_${NP}ranks.log") FAIL"
+fi
+# Here the NCCL
 # all-reduce bus bandwidth and the step's scaling; NCCL comes from NCCL_ROOT, the CUDA toolkit
 # or the Python environment's nvidia-nccl wheel (CMakeLists.txt).
 if [ -z "${LRSA_SKIP_BENCH:-}" ] && [ -x "$BUILD/bench/bench_comm" ]; then

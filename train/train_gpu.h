@@ -1,40 +1,68 @@
 /* The GPU side of a training run (device: cuda): the model's memory plan on the device, made
  * once before step 1 from the host state (the tensor table's fp32 weights and the optimizer's
  * moments, fresh or read from a checkpoint):
- *   fp32 master weights, their bf16 copy (what the forward reads), fp32 gradients, the AdamW
- *   moments, and the workspace of the op table (activations, per-layer recomputation buffers,
- *   kernel workspaces), sized for the longest sequence of the run.
- * A step is then: zero the gradients, forward+backward of each sample through the one model code
- * on the CUDA op table, the gradient norm and clipping factor on the device, the fused AdamW
- * update that also writes the bf16 copy. Checkpoints and evaluation download the master weights
- * and moments into the host state, so the HDF5 checkpoint is the CPU trainer's format (a GPU
- * checkpoint resumes on the CPU and the reverse). One GPU, one rank. */
+ *   the bf16 weights (what the forward reads), fp32 gradients, the workspace of the op table
+ *   (activations, per-layer recomputation buffers, kernel workspaces), sized for the longest
+ *   sequence of the run, and the fp32 master weights and AdamW moments: whole on one GPU, or
+ *   this rank's ZeRO-1 shard of them in data parallel (zero_gpu.h).
+ * A step is then: zero the gradients, forward+backward of each local sample through the one
+ * model code on the CUDA op table (in data parallel the last backward's readiness callbacks
+ * start the gradient buckets' reduce-scatter on a separate stream), the gradient norm and
+ * clipping factor on the device, the fused AdamW update that also writes the bf16 copy (and in
+ * data parallel the all-gather of the bf16 weights). Checkpoints and evaluation download the
+ * master weights and moments into the host state (gathering the shards), so the HDF5 checkpoint
+ * is the CPU trainer's format: a GPU checkpoint resumes on the CPU, on one GPU or on any number
+ * of ranks, and the reverse. Work runs on the current CUDA device (in data parallel the one
+ * lrsa_nccl_init chose by local rank). Status: compiled, never run on a GPU. */
 #ifndef LRSA_TRAIN_TRAIN_GPU_H
 #define LRSA_TRAIN_TRAIN_GPU_H
 #include <stdint.h>
 
 #include "base/error.h"
 #include "model/model.h"
+#include "train/comm.h"
 #include "train/optim.h"
 
 typedef struct lrsa_train_gpu lrsa_train_gpu;
 
-/* Builds the device state for sequences of up to max_T tokens (one at a time). NULL with the
- * reason in e when the build has no CUDA or the machine no usable device. */
+/* Data parallel over an lrsa_comm with an NCCL communicator (lrsa_nccl_init): ZeRO-1. */
+typedef struct lrsa_train_gpu_dp {
+    const lrsa_comm *comm;
+    int64_t bucket_elems; /* at least this many gradients per reduce-scatter bucket */
+    int reduce_bf16;      /* comm.reduce_dtype: bf16 */
+    int overlap;          /* comm.overlap: buckets start during the last backward */
+} lrsa_train_gpu_dp;
+
+/* Builds the device state for sequences of up to max_T tokens (one at a time). opt is the host
+ * optimizer over the whole arena (lo = 0, hi = numel: its moments are whole, also in data
+ * parallel, where each rank keeps its shard of them on the device). dp NULL: one GPU. NULL with
+ * the reason in e when the build has no CUDA or the machine no usable device, or (data
+ * parallel) the engine cannot be made. */
 lrsa_train_gpu *lrsa_train_gpu_new(lrsa_model *m, const lrsa_adamw *opt,
                                    const lrsa_attn_config *attn, int max_T, int recompute,
-                                   lrsa_err *e);
+                                   const lrsa_train_gpu_dp *dp, lrsa_err *e);
 void lrsa_train_gpu_free(lrsa_train_gpu *g);
 /* The workspace to pass to lrsa_model_forward_backward (gradients accumulate on the device). */
 lrsa_workspace *lrsa_train_gpu_workspace(lrsa_train_gpu *g);
 void lrsa_train_gpu_zero_grad(lrsa_train_gpu *g);
-/* Test hook of the trainer: makes gradient element 0 NaN. */
+/* Data parallel: the next backward is this rank's last of the step (its readiness callbacks
+ * start the gradient buckets). No-op on one GPU. */
+void lrsa_train_gpu_arm(lrsa_train_gpu *g);
+/* Data parallel: reduce-scatters the buckets not yet started and makes the compute stream wait
+ * for the reduction. Every rank calls it once per step. No-op on one GPU. */
+int lrsa_train_gpu_reduce(lrsa_train_gpu *g, lrsa_err *e);
+/* Test hook of the trainer: makes gradient element 0 (data parallel: this rank's first reduced
+ * element) NaN. */
 void lrsa_train_gpu_poison_grad(lrsa_train_gpu *g);
-/* Global gradient norm (double; the clipping factor for max_norm is kept on the device). */
-double lrsa_train_gpu_grad_norm(lrsa_train_gpu *g, double max_norm);
-/* AdamW with the clipping factor of the last grad_norm call, learning rate lr. */
-void lrsa_train_gpu_adamw(lrsa_train_gpu *g, double lr);
-/* Copies the fp32 master weights into the table's PARAM arena and the moments into opt->m/v
- * (and opt->t), for a checkpoint, an evaluation or an export. */
-void lrsa_train_gpu_download(lrsa_train_gpu *g, lrsa_model *m, lrsa_adamw *opt);
+/* Global gradient norm into *norm (the clipping factor for max_norm is kept on the device). */
+int lrsa_train_gpu_grad_norm(lrsa_train_gpu *g, double max_norm, double *norm, lrsa_err *e);
+/* AdamW with the clipping factor of the last grad_norm call, learning rate lr (and, data
+ * parallel, the all-gather of the updated bf16 weights). */
+int lrsa_train_gpu_adamw(lrsa_train_gpu *g, double lr, lrsa_err *e);
+/* Copies the fp32 master weights into the table's PARAM arena and, when opt is not NULL, the
+ * moments into opt->m/v and the step count into opt->t, for a checkpoint, an evaluation or an
+ * export. Data parallel: gathered on rank `root` only, or on every rank (root = -1); every rank
+ * calls it. */
+int lrsa_train_gpu_download(lrsa_train_gpu *g, lrsa_model *m, lrsa_adamw *opt, int root,
+                            lrsa_err *e);
 #endif

@@ -17,6 +17,7 @@
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/comm_nccl.h"
 #include "train/grad_sync.h"
 #include "train/lora_ckpt.h"
 #include "train/optim.h"
@@ -133,8 +134,14 @@ static int setup_model(trainer *t, lrsa_err *e) {
     return 0;
 }
 
-/* device: cuda needs a CUDA build, a usable device, one rank and bf16 weights; says which is
- * missing before anything is loaded. */
+/* Whether device: cuda trains data-parallel (ZeRO-1 over NCCL): under a launcher (mpirun, srun),
+ * also with one rank, so `mpirun -np 1` runs the same engine as N ranks. */
+static int gpu_data_parallel(const trainer *t) {
+    return !strcmp(t->cfg->device, "cuda") && (t->comm->world > 1 || t->comm->mpi);
+}
+
+/* device: cuda needs a CUDA build, a usable device, bf16 weights and, under a launcher, NCCL;
+ * says which is missing before anything is loaded. */
 static int check_device(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
     if (strcmp(c->device, "cuda")) {
@@ -146,15 +153,24 @@ static int check_device(trainer *t, lrsa_err *e) {
         return 0;
     }
     if (lrsa_cuda_usable("device: cuda", "set device: cpu to train on the CPU", e)) return -1;
-    if (t->comm->world > 1)
+    if (gpu_data_parallel(t) && !lrsa_nccl_built())
         return lrsa_errorf(e,
-                           "device: cuda trains on one GPU with one rank (%d ranks were started); "
-                           "multi-GPU training is not implemented: run without mpirun",
-                           t->comm->world);
+                           "device: cuda with %d rank(s) started by %s trains data-parallel over "
+                           "NCCL, and this lrsa was built without NCCL: rebuild it with NCCL "
+                           "(NCCL_ROOT=..., docs/TRAINING.md), or run one process without "
+                           "mpirun/srun for one GPU",
+                           t->comm->world, t->comm->launcher[0] ? t->comm->launcher : "a launcher");
     if (strcmp(c->model_dtype, "bf16"))
         return lrsa_errorf(e, "device: cuda trains bf16 weights with an fp32 master copy: set "
                               "model.dtype: bf16");
     return 0;
+}
+
+/* device: cuda under a launcher: the job's NCCL communicator; each rank takes the GPU its local
+ * rank names (lrsa_nccl_init, collective: every rank calls it, and it agrees on a failure). */
+static int setup_nccl(trainer *t, lrsa_err *e) {
+    if (!gpu_data_parallel(t)) return 0;
+    return lrsa_nccl_init(t->comm, t->cfg->comm_timeout_s, e);
 }
 
 static int setup_inputs(trainer *t, lrsa_err *e) {
@@ -271,8 +287,11 @@ static int sample_fits(const trainer *t, int64_t idx) {
 static int setup_state(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
     lrsa_table_alloc(t->trainable, LRSA_ROLE_GRAD);
-    lrsa_adamw_init(&t->opt, t->trainable, t->comm->rank, t->comm->world, c->beta1, c->beta2,
-                    c->eps, c->weight_decay);
+    /* The GPU keeps its ZeRO-1 shard of the moments on the device (its own bucket layout): the
+     * host optimizer holds them whole, for reading and writing checkpoints. */
+    const int dp = gpu_data_parallel(t);
+    lrsa_adamw_init(&t->opt, t->trainable, dp ? 0 : t->comm->rank, dp ? 1 : t->comm->world,
+                    c->beta1, c->beta2, c->eps, c->weight_decay);
     t->have_opt = 1;
     if (c->tokens_per_microbatch > 0) {
         t->loader_budget = c->tokens_per_microbatch;
@@ -299,8 +318,9 @@ static int setup_state(trainer *t, lrsa_err *e) {
         t->st.world_size = t->comm->world;
     }
     if (!strcmp(c->device, "cuda")) {
-        /* one rank: the reduction is a no-op, deterministic_reduce has nothing to do and
-         * comm.overlap no other rank to overlap with (no gradient-ready hook is attached) */
+        /* One process: no reduction. Under a launcher: ZeRO-1 over NCCL, buckets reduce-scattered
+         * during the last backward (comm.overlap), in comm.reduce_dtype; deterministic_reduce
+         * is the CPU path's double accumulation and does not apply. */
         int64_t max_T = 1;
         for (int64_t i = 0; i < t->train.n; i++)
             if (sample_fits(t, i) && lrsa_dataset_len(&t->train, i) > max_T)
@@ -309,7 +329,11 @@ static int setup_state(trainer *t, lrsa_err *e) {
         lrsa_attn_config plan = t->attn;
         for (int i = 0; i < t->attn_mix.n_keeps; i++)
             if (t->attn_mix.keeps[i] > plan.lagkv.keep) plan.lagkv.keep = t->attn_mix.keeps[i];
-        t->gpu = lrsa_train_gpu_new(&t->model, &t->opt, &plan, (int)max_T, c->recompute, e);
+        int64_t bucket = (int64_t)(c->comm_bucket_mb * 1e6 / sizeof(float));
+        lrsa_train_gpu_dp par = {t->comm, bucket, !strcmp(c->comm_reduce_dtype, "bf16"),
+                                 c->comm_overlap};
+        t->gpu = lrsa_train_gpu_new(&t->model, &t->opt, &plan, (int)max_T, c->recompute,
+                                    dp ? &par : NULL, e);
         return t->gpu ? 0 : -1;
     }
     if (c->deterministic_reduce) t->acc = lrsa_calloc((size_t)t->trainable->numel, sizeof(double));
@@ -328,8 +352,9 @@ static int setup_state(trainer *t, lrsa_err *e) {
 
 static int write_checkpoint(trainer *t, lrsa_err *e) {
     lrsa_tensor_table *tab = t->trainable;
-    if (t->gpu) lrsa_train_gpu_download(t->gpu, &t->model, &t->opt);
     int world = t->comm->world, root = 0, failed = 0;
+    /* the GPU path gathers the whole weights and moments on root */
+    if (t->gpu && lrsa_train_gpu_download(t->gpu, &t->model, &t->opt, root, e)) failed = 1;
     int64_t *counts = lrsa_malloc(sizeof(int64_t) * 2 * (size_t)world), *displs = counts + world;
     for (int r = 0; r < world; r++) {
         int64_t lo, hi;
@@ -337,14 +362,15 @@ static int write_checkpoint(trainer *t, lrsa_err *e) {
         counts[r] = hi - lo;
         displs[r] = lo;
     }
-    /* One rank: the moments are already whole, write them in place. */
-    int single = world == 1;
+    /* One rank, or the GPU path: the moments are already whole, write them in place. */
+    int single = world == 1 || t->gpu;
     float *m = single ? t->opt.m : NULL, *v = single ? t->opt.v : NULL;
     if (!single && t->comm->rank == root) {
         m = lrsa_malloc(sizeof(float) * (size_t)(tab->numel ? tab->numel : 1));
         v = lrsa_malloc(sizeof(float) * (size_t)(tab->numel ? tab->numel : 1));
     }
-    int rc = single ? 0 : lrsa_comm_gatherv_f32(t->comm, t->opt.m, m, counts, displs, root, e);
+    int rc =
+        single || failed ? 0 : lrsa_comm_gatherv_f32(t->comm, t->opt.m, m, counts, displs, root, e);
     if (!rc && !single) rc = lrsa_comm_gatherv_f32(t->comm, t->opt.v, v, counts, displs, root, e);
     if (rc) failed = 1;
     if (!failed && t->comm->rank == root) {
@@ -525,14 +551,15 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
                                    ((uint64_t)step << 24) ^ ((uint64_t)a << 56) ^
                                    (uint64_t)gb[a].local[i];
                     /* the last backward of the step starts the bucketed reduction */
-                    if (t->have_sync && ++call == n_calls) lrsa_grad_sync_arm(&t->sync);
+                    if (++call == n_calls && t->have_sync) lrsa_grad_sync_arm(&t->sync);
+                    if (call == n_calls && t->gpu) lrsa_train_gpu_arm(t->gpu);
                     sums[0] += run_sample(t, step, gb[a].local[i], (double)n_target, key, sums,
                                           n_salience);
                 }
     for (int64_t a = 0; a < nm; a++) lrsa_global_batch_free(&gb[a]);
     free(gb);
     if (t->gpu) {
-        /* one rank: nothing to reduce */
+        if (lrsa_train_gpu_reduce(t->gpu, e)) return -1; /* no-op on one GPU */
     } else if (t->have_sync) {
         if (lrsa_grad_sync_finish(&t->sync, e)) return -1;
     } else if (t->acc) {
@@ -556,8 +583,11 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
         else
             g[0] = NAN;
     }
-    r->gnorm = t->gpu ? lrsa_train_gpu_grad_norm(t->gpu, c->clip_grad_norm)
-                      : lrsa_grad_norm(g, tab->numel);
+    if (t->gpu) {
+        if (lrsa_train_gpu_grad_norm(t->gpu, c->clip_grad_norm, &r->gnorm, e)) return -1;
+    } else {
+        r->gnorm = lrsa_grad_norm(g, tab->numel);
+    }
     r->lr = lrsa_schedule_lr(c, step);
     if (!isfinite(r->loss) || !isfinite(r->gnorm)) {
         r->skipped = 1;
@@ -572,10 +602,8 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
         return 0;
     }
     t->st.bad_in_row = 0;
-    if (t->gpu) { /* clipping factor and update on the device */
-        lrsa_train_gpu_adamw(t->gpu, r->lr);
-        return 0;
-    }
+    if (t->gpu) /* clipping factor and update on the device */
+        return lrsa_train_gpu_adamw(t->gpu, r->lr, e);
     double scale = lrsa_clip_scale(r->gnorm, c->clip_grad_norm);
     lrsa_adamw_step(&t->opt, tab->arena[LRSA_ROLE_PARAM], g, r->lr, scale);
     /* ZeRO-1: every rank updated its shard; everyone gets the whole updated arena. */
@@ -595,7 +623,8 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
 static int run_eval(trainer *t, int64_t step, lrsa_err *e) {
     if (!t->have_eval || t->cfg->eval_samples == 0) return 0;
     lrsa_eval_record r;
-    if (t->gpu) lrsa_train_gpu_download(t->gpu, &t->model, &t->opt); /* evaluated on the CPU */
+    /* evaluated on the CPU, every rank its part: the weights on every rank */
+    if (t->gpu && lrsa_train_gpu_download(t->gpu, &t->model, NULL, -1, e)) return -1;
     int failed = lrsa_train_eval(&t->model, &t->eval, t->cfg, t->comm, &r, e) != 0;
     if (agree(t, failed, e)) return -1;
     r.step = step;
@@ -723,6 +752,7 @@ int lrsa_train_run(const lrsa_train_config *cfg, const lrsa_train_opts *opts, lr
     t.comm = comm;
     t.config_yaml = lrsa_train_config_to_yaml(cfg);
     int rc = agree(&t, setup_inputs(&t, e) != 0, e);
+    if (!rc) rc = agree(&t, setup_nccl(&t, e) != 0, e);
     if (!rc) rc = agree(&t, setup_resume(&t, e) != 0, e);
     if (!rc) rc = agree(&t, setup_state(&t, e) != 0, e);
     /* Only now, with every input checked, does rank 0 create anything on disk. */

@@ -3,7 +3,9 @@
 // 0xFF on allocation: code that relies on fresh memory being zero fails here), synchronous
 // streams, host-clock events, graphs as recorded launch lists, and the launch checks of the real
 // runtime (block and grid sizes, dynamic shared memory above 48 KiB only after opting in).
-// LRSA_EMU_DEVICES=0 in the environment makes it report no device.
+// LRSA_EMU_DEVICES=N in the environment makes it report N devices (0: none; default 1); they all
+// share the host memory, so a device only says which one a rank chose (the data-parallel tests run
+// 2 ranks on 2 emulated devices).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -41,10 +43,16 @@ cudaError_t set_error(cudaError_t e) {
     return e;
 }
 
-bool devices_present() {
+int device_count() {
     const char *v = getenv("LRSA_EMU_DEVICES");
-    return !v || atoi(v) > 0;
+    return !v ? 1 : (atoi(v) > 0 ? atoi(v) : 0);
 }
+
+bool devices_present() {
+    return device_count() > 0;
+}
+
+int current_device = 0;
 
 // The allocation holding [p, p + bytes), or allocations.end().
 std::map<uintptr_t, size_t>::const_iterator find_range(const void *p, size_t bytes) {
@@ -145,21 +153,23 @@ uint64_t lrsa_emu_launch_count(void) {
 }
 
 cudaError_t cudaGetDeviceCount(int *count) {
-    *count = devices_present() ? 1 : 0;
+    *count = device_count();
     return devices_present() ? cudaSuccess : set_error(cudaErrorNoDevice);
 }
 
 cudaError_t cudaGetDevice(int *device) {
-    *device = 0;
+    *device = current_device;
     return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device) {
-    return device == 0 && devices_present() ? cudaSuccess : set_error(cudaErrorInvalidDevice);
+    if (device < 0 || device >= device_count()) return set_error(cudaErrorInvalidDevice);
+    current_device = device;
+    return cudaSuccess;
 }
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device) {
-    if (device != 0 || !devices_present()) return set_error(cudaErrorInvalidDevice);
+    if (device < 0 || device >= device_count()) return set_error(cudaErrorInvalidDevice);
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "lrsa CUDA emulation on the host (H100 limits)");
     p->totalGlobalMem = kTotalMem;
@@ -343,6 +353,11 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     return cudaSuccess;
 }
 
+cudaError_t cudaStreamQuery(cudaStream_t stream) {
+    (void)stream;
+    return cudaSuccess;
+}
+
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags) {
     (void)stream, (void)event, (void)flags;
     return cudaSuccess;
@@ -351,6 +366,11 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
 cudaError_t cudaEventCreate(cudaEvent_t *event) {
     *event = (cudaEvent_t) new Event();
     return cudaSuccess;
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned flags) {
+    (void)flags;
+    return cudaEventCreate(event);
 }
 
 cudaError_t cudaEventDestroy(cudaEvent_t event) {

@@ -40,22 +40,7 @@ static void must_run(const char *config, const char *const *overrides, int64_t s
 /* Compares steps [from, to] of two runs' metrics. */
 static void compare(const char *what, const char *run_a, const char *run_b, int from, int to,
                     double tol) {
-    int64_t sa[16], sb[16];
-    double la[16], lb[16];
-    int na = tf_read_losses(run_a, sa, la, 16), nb = tf_read_losses(run_b, sb, lb, 16);
-    double worst = 0;
-    int seen = 0;
-    for (int i = 0; i < na; i++)
-        for (int j = 0; j < nb; j++)
-            if (sa[i] == sb[j] && sa[i] >= from && sa[i] <= to) {
-                double d = fabs(la[i] - lb[j]) / fabs(lb[j]);
-                worst = !(d <= worst) ? d : worst;
-                seen++;
-            }
-    int ok = seen == to - from + 1 && worst <= tol;
-    printf("%-4s %s: steps %d-%d, worst loss rel diff %.2e (tol %.0e)\n", ok ? "ok" : "FAIL", what,
-           from, to, worst, tol);
-    failures += !ok;
+    failures += !tf_compare_losses(what, run_a, run_b, from, to, tol);
 }
 
 int main(void) {

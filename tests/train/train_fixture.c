@@ -127,6 +127,26 @@ int tf_read_losses(const char *run_dir, int64_t *steps, double *losses, int cap)
     return read_records(run_dir, "loss", NULL, steps, losses, NULL, cap);
 }
 
+int tf_compare_losses(const char *what, const char *run_a, const char *run_b, int from, int to,
+                      double tol) {
+    int64_t sa[32], sb[32];
+    double la[32], lb[32];
+    int na = tf_read_losses(run_a, sa, la, 32), nb = tf_read_losses(run_b, sb, lb, 32);
+    double worst = 0;
+    int seen = 0;
+    for (int i = 0; i < na; i++)
+        for (int j = 0; j < nb; j++)
+            if (sa[i] == sb[j] && sa[i] >= from && sa[i] <= to) {
+                double d = fabs(la[i] - lb[j]) / fabs(lb[j]);
+                worst = !(d <= worst) ? d : worst; /* NaN wins */
+                seen++;
+            }
+    int ok = seen == to - from + 1 && worst <= tol;
+    printf("%-4s %s: steps %d-%d, worst loss rel diff %.2e (tol %.0e)\n", ok ? "ok" : "FAIL", what,
+           from, to, worst, tol);
+    return ok;
+}
+
 int tf_read_evals(const char *run_dir, int64_t *steps, double *full, double *lagkv, int cap) {
     return read_records(run_dir, "eval_nll_full", "eval_nll_lagkv", steps, full, lagkv, cap);
 }
@@ -180,6 +200,45 @@ int tf_ckpts_equal(const char *a, const char *b) {
     H5Fclose(fa);
     H5Fclose(fb);
     return eq && c.equal && c.count > 0;
+}
+
+typedef struct diff_ctx {
+    hid_t other;
+    double worst;
+    int count;
+} diff_ctx;
+
+static herr_t diff_param(hid_t g, const char *name, const H5L_info_t *info, void *p) {
+    (void)info;
+    diff_ctx *c = p;
+    float *x = NULL, *y = NULL;
+    int64_t nx = read_ds(g, name, &x), ny = read_ds(c->other, name, &y);
+    if (nx < 0 || nx != ny) {
+        c->worst = INFINITY;
+    } else {
+        for (int64_t i = 0; i < nx; i++) {
+            double d = fabs((double)x[i] - (double)y[i]);
+            c->worst = !(d <= c->worst) ? d : c->worst; /* NaN wins */
+        }
+        c->count++;
+    }
+    free(x);
+    free(y);
+    return 0;
+}
+
+double tf_ckpts_param_max_diff(const char *a, const char *b) {
+    hid_t fa = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT),
+          fb = H5Fopen(b, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(fa >= 0 && fb >= 0);
+    hid_t ga = H5Gopen2(fa, "param", H5P_DEFAULT), gb = H5Gopen2(fb, "param", H5P_DEFAULT);
+    diff_ctx c = {gb, 0.0, 0};
+    H5Literate(ga, H5_INDEX_NAME, H5_ITER_INC, NULL, diff_param, &c);
+    H5Gclose(ga);
+    H5Gclose(gb);
+    H5Fclose(fa);
+    H5Fclose(fb);
+    return c.count > 0 ? c.worst : INFINITY;
 }
 
 int tf_count_entries(const char *dir) {

@@ -28,10 +28,17 @@ void tf_must_train(const char *config_path, const char *const *overrides, int64_
 /* Reads every {"step":..,"loss":..} of RUN_DIR/metrics.jsonl into steps/losses (cap entries);
  * returns the count. */
 int tf_read_losses(const char *run_dir, int64_t *steps, double *losses, int cap);
+/* Prints "ok"/"FAIL" with `what` and the worst relative loss difference of steps [from, to]
+ * between two runs' metrics; 1 when every step is in both and within tol. */
+int tf_compare_losses(const char *what, const char *run_a, const char *run_b, int from, int to,
+                      double tol);
 /* Reads the eval records: returns the count, fills step, full and lagkv NLLs. */
 int tf_read_evals(const char *run_dir, int64_t *steps, double *full, double *lagkv, int cap);
 /* Whether two checkpoint files hold bit-identical weights and moments. */
 int tf_ckpts_equal(const char *a, const char *b);
+/* Largest |a - b| over the weights (/param/...) of two checkpoints of one model (infinity when
+ * their tensors differ in shape or none is found; NaN wins). */
+double tf_ckpts_param_max_diff(const char *a, const char *b);
 /* Number of entries in a directory (-1 if it does not exist). */
 int tf_count_entries(const char *dir);
 
