@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/hash.h"
 #include "model/quant.h"
 
 /* Arrays nest in the format; real files use one level. The cap keeps recursion bounded. */
@@ -227,12 +228,6 @@ static int rd_value(cursor *c, uint32_t type, lrsa_gguf_value *v, int depth, con
 }
 
 /* ---- a small string hash set for duplicate detection and lookup ---- */
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 typedef struct name_index {
     int64_t *slot; /* -1 empty, else an index into names */
     uint64_t cap;
@@ -241,7 +236,7 @@ typedef struct name_index {
 /* Returns the existing index with the same name, or inserts idx and returns -1. */
 static int64_t index_insert(name_index *ix, char *const *names, size_t stride, int64_t idx) {
     const char *name = *(char *const *)((const char *)names + stride * (size_t)idx);
-    uint64_t h = hash_str(name) & (ix->cap - 1);
+    uint64_t h = lrsa_fnv1a64_str(name) & (ix->cap - 1);
     while (ix->slot[h] >= 0) {
         const char *other = *(char *const *)((const char *)names + stride * (size_t)ix->slot[h]);
         if (strcmp(other, name) == 0) return ix->slot[h];
