@@ -57,29 +57,16 @@ static void check_tokenizer(const char *name) {
     lrsa_tokenizer_free(t);
 }
 
-static void test_gpt2(void **state) {
-    (void)state;
-    check_tokenizer("gpt2");
-}
-static void test_smollm(void **state) {
-    (void)state;
-    check_tokenizer("smollm");
-}
-static void test_llama3(void **state) {
-    (void)state;
-    check_tokenizer("llama3");
-}
-static void test_qwen2(void **state) {
-    (void)state;
-    check_tokenizer("qwen2");
+static void test_fixture(void **state) {
+    check_tokenizer(*state);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gpt2),
-        cmocka_unit_test(test_smollm),
-        cmocka_unit_test(test_llama3),
-        cmocka_unit_test(test_qwen2),
+        TOK_FIXTURE_TEST("test_gpt2", test_fixture, "gpt2"),
+        TOK_FIXTURE_TEST("test_smollm", test_fixture, "smollm"),
+        TOK_FIXTURE_TEST("test_llama3", test_fixture, "llama3"),
+        TOK_FIXTURE_TEST("test_qwen2", test_fixture, "qwen2"),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

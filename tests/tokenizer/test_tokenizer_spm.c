@@ -175,21 +175,8 @@ static void check_variant(const char *name) {
     lrsa_tokenizer_free(t);
 }
 
-static void test_llama2(void **state) {
-    (void)state;
-    check_variant("llama2");
-}
-static void test_metaspace_first(void **state) {
-    (void)state;
-    check_variant("metaspace_first");
-}
-static void test_metaspace_always_split(void **state) {
-    (void)state;
-    check_variant("metaspace_always");
-}
-static void test_metaspace_never(void **state) {
-    (void)state;
-    check_variant("metaspace_never");
+static void test_variant(void **state) {
+    check_variant(*state);
 }
 
 /* Llama 2 pipeline: plain text decodes back to itself (but a literal "▁" comes back as a
@@ -432,10 +419,10 @@ static void test_gguf_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_llama2),
-        cmocka_unit_test(test_metaspace_first),
-        cmocka_unit_test(test_metaspace_always_split),
-        cmocka_unit_test(test_metaspace_never),
+        TOK_FIXTURE_TEST("test_llama2", test_variant, "llama2"),
+        TOK_FIXTURE_TEST("test_metaspace_first", test_variant, "metaspace_first"),
+        TOK_FIXTURE_TEST("test_metaspace_always_split", test_variant, "metaspace_always"),
+        TOK_FIXTURE_TEST("test_metaspace_never", test_variant, "metaspace_never"),
         cmocka_unit_test(test_llama2_round_trip_and_bos),
         cmocka_unit_test(test_gguf_llama_vocab),
         cmocka_unit_test(test_cut_at_metaspace_is_exact),

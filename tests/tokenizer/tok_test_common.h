@@ -10,6 +10,11 @@
 #include "data/tokenizer.h"
 #include "test_util.h"
 
+/* A cmocka test `name` that runs fn with *state = the fixture name (one test per fixture of a
+ * parity check, no wrapper function per fixture). */
+#define TOK_FIXTURE_TEST(name, fn, fixture)                                                        \
+    { name, fn, NULL, NULL, (void *)(fixture) }
+
 #define TOK_MARKER    "\n__lrsa_tokenizer_case__\n"
 #define TOK_MAX_CASES 256
 
