@@ -33,13 +33,8 @@
 # a quiet 2-core machine; see docs/reports/lrsa-vs-dense/README.md, "How it was sized".
 set -euo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-cd "$REPO"
-case "${1:-}" in -h | --help)
-    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" # the header comment
-    exit 0
-    ;;
-esac
+LRSA_JOB=lrsa-vs-dense
+. "$(dirname "$0")/lib.sh" "$@" # REPO, --help, T0, elapsed, step, say, die, build_lrsa
 
 BUILD=${LRSA_BUILD_DIR:-build}
 RUN=${LRSA_RUN_DIR:-runs/lrsa-vs-dense}
@@ -62,17 +57,6 @@ export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$(nproc)}
 SINK=16
 LAG=64
 
-T0=$(date +%s)
-elapsed() {
-    local s=$(($(date +%s) - T0))
-    printf '%dm%02ds' $((s / 60)) $((s % 60))
-}
-step() { printf '\n== [%s] %s\n' "$(elapsed)" "$*"; }
-say() { echo "lrsa-vs-dense: $*"; }
-die() {
-    echo "lrsa-vs-dense: error: $*" >&2
-    exit 1
-}
 for arm in $ARMS; do
     [ -f "$RECIPE-$arm.yaml" ] || die "missing recipe $RECIPE-$arm.yaml (LRSA_RECIPE_PREFIX)"
 done
@@ -82,11 +66,7 @@ record_time() { echo "$(($(date +%s) - T0))" >>"$RUN/wall_seconds"; }
 trap record_time EXIT
 
 step "1/6 dependencies and build ($BUILD/, Release)"
-bash tools/install-deps.sh
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" --target lrsa -j "$(nproc)"
-LRSA="$REPO/$BUILD/lrsa"
-[ -x "$LRSA" ] || die "the build did not produce $LRSA"
+build_lrsa "$BUILD"
 say "CPU: $(nproc) cores, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS"
 LRSA_BIN="$LRSA" bash tools/fetch-model.sh
 sh tools/fetch-haystack.sh || die "no essays: the disjoint train/held-out split needs them"
