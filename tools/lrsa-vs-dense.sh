@@ -50,7 +50,10 @@ RECIPE=${LRSA_RECIPE_PREFIX:-configs/recipes/lrsa-vs-dense}
 # The tuned arms; dense and lrsa are the control experiment, any further arm ARM (its recipe
 # $RECIPE-ARM.yaml, e.g. salience) is a variant of the method the report sets against both.
 ARMS=${LRSA_ARMS:-dense lrsa}
-case " $ARMS " in *" dense "*" lrsa "*) ;; *) echo "lrsa-vs-dense: error: LRSA_ARMS='$ARMS' must hold dense and lrsa (in that order), then any further arms" >&2; exit 2 ;; esac
+case " $ARMS " in
+*" dense "*" lrsa "*) ;;
+*) die "LRSA_ARMS='$ARMS' must hold dense and lrsa (in that order), then any further arms" ;;
+esac
 MODEL=models/smollm2-135m-instruct
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$(nproc)}
 # LagKV as the LRSA arm trains it (S, L); the grid sweeps r.
