@@ -16,6 +16,8 @@
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define LRSA_EMU_ASAN 1
+#else
+#define ASAN_UNPOISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size)) // nothing to clear
 #endif
 #if !defined(__x86_64__)
 #include <ucontext.h>
