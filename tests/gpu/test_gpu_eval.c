@@ -1,25 +1,36 @@
 /* `lrsa eval --device cuda` (eval/run/eval_gpu.h) against the CPU evaluator on the same samples:
- * three synthetic passkey samples (the fixture SmolLM tokenizer) and a tiny head_dim-64 model,
- * under the full cache, LagKV chunked and one-shot (query-aware) and LagKV chunked query-agnostic
- * (the frozen GPU cache), with the answer NLL and the greedy answer in one run, as `lrsa eval
- * --metrics nll,match` does.
+ * two short chat samples (context, a blank line, the question; a 3-4 token answer; the fixture
+ * SmolLM tokenizer) and a tiny head_dim-64 model, under the full cache, LagKV (sink 4, lag 16,
+ * keep 0.25: events in the prefill and while answering) chunked and one-shot (query-aware) and
+ * LagKV chunked query-agnostic (the frozen GPU cache), with the answer NLL and a 6-token greedy
+ * answer in one run, as `lrsa eval --metrics nll,match` does; then the eval grid with device: cpu
+ * and device: cuda. Kept short: emulation is slow (about 20 s of CPU).
  *
  * Part A, the records of lrsa_eval_dataset on each device: same samples, answer token counts and
  * kept fractions (the cache structure does not depend on the arithmetic), and the per-token answer
  * NLL within NLL_TOL. Why NLL_TOL = 5e-2 nats: the GPU keeps weights, activations and K/V rows in
- * bf16, so its logits differ from the CPU's fp32 ones by up to 3e-2 of their norm
- * (test_gpu_kv_cache: about 20 bf16 roundings of 2^-9 on a path to a logit); a token's NLL is
- * logsumexp(logits) minus its logit, so it moves by at most twice the largest logit error, and this
- * model's logits are O(1) (norm about 1 per token of a 1359-entry vector: the largest entry error
- * measured in part B is printed); 5e-2 nats is 0.7% of the NLL of about 7.2 (ln 1359).
+ * bf16 (rounding 2^-9 relative), so its logits are within 3e-2 of the CPU's fp32 ones by norm
+ * (test_gpu_kv_cache's bound; about 20 roundings lie on a path to a logit), with largest entry
+ * errors of 4e-2 to 8e-2 here (part B prints them). A token's NLL, logsumexp minus the target's
+ * logit, moves by at most twice the largest entry error in the worst case, but the errors of the
+ * entries largely cancel between the two terms: 1.6e-3 to 6.5e-3 nats per token were measured in
+ * emulation (2026-12-06). 5e-2 is about 8x that and 0.6% of the NLL (about 8 nats), while a real
+ * difference in what is cached shows far above it (LagKV with lag 8 here, where the GPU's
+ * selections on its own keys flipped rows, moved the NLL by up to 0.2 nats).
+ *
+ * LagKV selects on the GPU's bf16 keys, so a near-tie may keep another row than the CPU: the kept
+ * positions must agree on at least 97% of the rows (test_gpu_kv_cache's floor), and a sample
+ * whose caches differ at all is left out of the NLL, logits and prediction comparisons (each
+ * configuration must compare at least one sample).
  *
  * Part B, the greedy answers: a bf16 near-tie may make the GPU pick another token than the CPU, so
  * texts need not be equal; what must hold is that every token the GPU picked is the CPU's argmax
- * up to the logit error measured at that step. Both devices are teacher-forced with the GPU's
- * answer: at each step the GPU's logits are within 3e-2 (norm-relative) of the CPU's, the GPU's
- * token is the argmax of its own logits, and the CPU's argmax beats it by at most twice the
- * largest logit error of the step. When no step of a sample had a CPU top-2 gap within that error
- * (no near-tie), the CPU must have made the same choices, so part A's predictions must be equal.
+ * up to the logit error measured at that step. The GPU cache decodes greedily again (its tokens
+ * must decode to part A's GPU prediction) while the CPU cache is fed the same tokens: at each
+ * step the GPU's logits are within 3e-2 (norm-relative) of the CPU's, and the CPU's argmax beats
+ * the GPU's token by at most twice the largest logit error of the step. When no step of a sample
+ * had a CPU top-2 gap within that error (no near-tie), the CPU must have made the same choices,
+ * so part A's predictions must be equal.
  *
  * And the refusals: a press the GPU cache does not run (SnapKV) fails naming --device cpu. */
 #include <math.h>
@@ -49,8 +60,8 @@ int main(void) {
 #include "gpu_tiny_model.h"
 #include "test_util.h"
 
-enum { N_SAMPLES = 3, V = 1359 };
-static const double NLL_TOL = 5e-2, LOGIT_TOL = 3e-2;
+enum { N_SAMPLES = 2, V = 1359, MAX_NEW = 6 };
+static const double NLL_TOL = 5e-2, LOGIT_TOL = 3e-2, AGREE_MIN = 0.97;
 static int failures = 0;
 
 static void expect(int ok, const char *what, double v, double tol) {
@@ -70,6 +81,7 @@ static void records(ctx *x, const lrsa_press_config *press, int cuda, lrsa_sampl
     lrsa_eval_options o = {0};
     o.n_samples = N_SAMPLES;
     o.want_nll = o.want_match = 1;
+    o.max_new = MAX_NEW;
     o.tok = x->tok;
     o.stop_ids = x->stop;
     o.n_stop = x->n_stop;
@@ -84,44 +96,46 @@ static void records(ctx *x, const lrsa_press_config *press, int cuda, lrsa_sampl
     }
 }
 
-static int32_t argmax(const float *x) {
-    return lrsa_argmax(x, V);
+/* The share of the CPU cache's kept rows whose original position the GPU cache holds at the same
+ * row of the same head (1 when both compressed alike). */
+static double same_rows(const ctx *x, lrsa_kv_cache *cc, const lrsa_kv_cache_gpu *gc) {
+    int64_t rows = 0, match = 0;
+    int32_t *pos = malloc(sizeof(int32_t) * (size_t)(lrsa_kv_cache_gpu_seen(gc) + 1));
+    for (int l = 0; l < x->m.cfg.num_hidden_layers; l++)
+        for (int g = 0; g < x->m.cfg.num_key_value_heads; g++) {
+            const lrsa_kv_head *h = lrsa_kv_cache_head(cc, l, g);
+            const int64_t len = lrsa_kv_cache_gpu_head(gc, l, g, pos, NULL);
+            rows += h->len > len ? h->len : len;
+            for (int64_t r = 0; r < len && r < h->len; r++) match += pos[r] == h->pos[r];
+        }
+    free(pos);
+    return rows ? (double)match / (double)rows : 1.0;
 }
 
-/* Part B for one sample: the GPU's greedy answer, then both devices teacher-forced with it.
- * Returns 1 when some step was a near-tie (the CPU's top two within the step's error). */
-static int greedy_check(ctx *x, const lrsa_press_config *press, int64_t i, const char *name) {
+/* Part B for one sample: the GPU decodes greedily while the CPU is fed its tokens. Returns 1 when
+ * some step was a near-tie (the CPU's top two within the step's error). *agree: the share of kept
+ * rows at the same positions on both devices after the prefix or after the answer, the smaller
+ * (LagKV's selections; 1 without). */
+static int greedy_check(ctx *x, const lrsa_press_config *press, int64_t i, const char *gpu_text,
+                        const char *name, double *agree) {
     const lrsa_press_spec *s = &press->spec;
     const lrsa_lagkv_params *p = s->method == LRSA_PRESS_LAGKV ? &s->lagkv : NULL;
     const int32_t *ids = lrsa_dataset_ids(&x->d, i);
-    const int64_t pl = lrsa_dataset_prompt_len(&x->d, i), len = lrsa_dataset_len(&x->d, i);
+    const int64_t pl = lrsa_dataset_prompt_len(&x->d, i);
     const int64_t split =
         press->protocol == LRSA_PROTOCOL_AGNOSTIC ? lrsa_press_question_start(x->tok, ids, pl) : pl;
-    lrsa_gpu_sample g = {0};
-    g.ids = ids;
-    g.mask = lrsa_dataset_mask(&x->d, i);
-    g.len = len;
-    g.prompt_len = pl;
-    g.split = split;
-    g.want_match = 1;
-    g.gen.max_new = lrsa_eval_max_new(0, &x->d, i);
-    g.gen.stop_ids = x->stop;
-    g.gen.n_stop = x->n_stop;
-    int64_t mt = 0, mc = 0, mf = 0;
-    lrsa_gpu_sample_plan(&g, s, press->protocol, &mt, &mc, &mf);
     lrsa_err e = {{0}};
-    lrsa_kv_cache_gpu *gc = lrsa_kv_cache_gpu_new(&x->m, p, mt, mc, mf, &e);
-    if (!gc || lrsa_gpu_sample_run(&x->m, gc, s, press->protocol, &g, &e) != 0) {
+    lrsa_kv_cache_gpu *gc = lrsa_kv_cache_gpu_new(&x->m, p, pl + MAX_NEW, pl, pl + MAX_NEW, &e);
+    lrsa_kv_cache cc;
+    if (!gc || lrsa_press_cache_init(&cc, &x->m, s, &e) != 0) {
         fprintf(stderr, "%s\n", e.msg);
         exit(1);
     }
-    lrsa_kv_cache cc;
-    if (lrsa_press_cache_init(&cc, &x->m, s, &e) != 0) exit(1);
     float *lc = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
-    lrsa_kv_cache_gpu_reset(gc);
     if (lrsa_prefill(&x->m, &cc, ids, split, s->prefill, lc, 0, &e) ||
         lrsa_kv_cache_gpu_prefill(gc, ids, split, s->prefill, lg, 0, &e))
         exit(1);
+    *agree = same_rows(x, &cc, gc);
     if (split < pl) {
         lrsa_press_freeze(&cc);
         lrsa_kv_cache_gpu_freeze(gc);
@@ -129,16 +143,14 @@ static int greedy_check(ctx *x, const lrsa_press_config *press, int64_t i, const
         lrsa_kv_cache_gpu_forward(gc, ids + split, pl - split, lg, 0);
     }
     double worst_rel = 0, worst_abs = 0, worst_gap = 0;
-    int near_tie = 0, consistent = 1, explained = 1;
-    const int64_t steps = g.answer.n + (g.answer.stopped ? 1 : 0);
-    for (int64_t t = 0; t < steps; t++) {
+    int near_tie = 0, explained = 1, n = 0;
+    int32_t out[MAX_NEW];
+    for (int t = 0; t < MAX_NEW; t++) {
         double rel = tu_rel_err(lg, lc, V), mx = 0;
         for (int k = 0; k < V; k++) mx = fmax(mx, fabs((double)lg[k] - lc[k]));
         worst_rel = fmax(worst_rel, rel);
         worst_abs = fmax(worst_abs, mx);
-        const int32_t pick = argmax(lg); /* the GPU's choice (a stop id at the last step) */
-        if (t < g.answer.n) consistent &= pick == g.answer.ids[t];
-        const int32_t best = argmax(lc);
+        const int32_t pick = lrsa_argmax(lg, V), best = lrsa_argmax(lc, V);
         float second = -INFINITY;
         for (int k = 0; k < V; k++)
             if (k != best && lc[k] > second) second = lc[k];
@@ -146,27 +158,40 @@ static int greedy_check(ctx *x, const lrsa_press_config *press, int64_t i, const
         worst_gap = fmax(worst_gap, gap);
         explained &= gap <= 2 * mx;
         near_tie |= (double)lc[best] - second <= 2 * mx;
-        if (t < g.answer.n) {
-            int32_t id = g.answer.ids[t];
-            lrsa_cached_forward(&x->m, &cc, &id, 1, lc, 0);
-            lrsa_kv_cache_gpu_forward(gc, &id, 1, lg, 0);
-        }
+        int stop = 0;
+        for (int k = 0; k < x->n_stop; k++) stop |= pick == x->stop[k];
+        if (stop) break;
+        out[n++] = pick;
+        if (n == MAX_NEW) break; /* no forward for a token nobody samples after */
+        lrsa_cached_forward(&x->m, &cc, &pick, 1, lc, 0);
+        lrsa_kv_cache_gpu_forward(gc, &pick, 1, lg, 0);
     }
-    char what[200];
+    const double agree_end = same_rows(x, &cc, gc);
+    char what[200], *text = lrsa_tokenizer_decode(x->tok, out, n, 1);
     snprintf(what, sizeof what,
-             "%s sample %lld: greedy logits rel err over %lld steps (largest entry error %.2e)",
-             name, (long long)i, (long long)steps, worst_abs);
-    expect(worst_rel <= LOGIT_TOL, what, worst_rel, LOGIT_TOL);
-    snprintf(what, sizeof what, "%s sample %lld: GPU tokens are its logits' argmax", name,
-             (long long)i);
-    expect(consistent, what, consistent, 1);
+             "%s sample %lld: kept rows at the CPU's positions after the prefix (%.4f after the "
+             "answer)",
+             name, (long long)i, agree_end);
+    expect(*agree >= AGREE_MIN, what, *agree, AGREE_MIN);
+    snprintf(what, sizeof what, "%s sample %lld: greedy decode again gives the eval's GPU answer",
+             name, (long long)i);
+    int same = text && !strcmp(text, gpu_text);
+    expect(same, what, same, 1);
+    snprintf(what, sizeof what,
+             "%s sample %lld: greedy logits rel err over %d tokens (largest entry error %.2e)",
+             name, (long long)i, n, worst_abs);
+    if (agree_end == 1)
+        expect(worst_rel <= LOGIT_TOL, what, worst_rel, LOGIT_TOL);
+    else /* a row the other device dropped: not a bf16 difference any more */
+        printf("     %s: %.3g, not checked: the caches kept different rows\n", what, worst_rel);
+    if (agree_end < *agree) *agree = agree_end;
     snprintf(what, sizeof what,
              "%s sample %lld: CPU argmax beats the GPU's token by at most 2x the step's error",
              name, (long long)i);
     expect(explained, what, worst_gap, 2 * worst_abs);
+    free(text);
     free(lc);
     free(lg);
-    free(g.answer.ids);
     lrsa_kv_cache_free(&cc);
     lrsa_kv_cache_gpu_free(gc);
     return near_tie;
@@ -181,28 +206,39 @@ static void compare(ctx *x, const lrsa_press_config *press, const char *name) {
     snprintf(what, sizeof what, "%s: %d records on each device", name, N_SAMPLES);
     expect(same, what, (double)rg.n, N_SAMPLES);
     double worst = 0;
-    int structure = 1;
+    int structure = 1, checked_all = 1, checked = 0;
     for (int64_t i = 0; i < rc.n && i < rg.n; i++) {
         const lrsa_sample_record *a = &rc.v[i], *b = &rg.v[i];
         structure &= a->index == b->index && a->answer_tokens == b->answer_tokens &&
                      a->answer_tokens > 0 && a->kept_fraction == b->kept_fraction &&
                      a->has_needle_kept == b->has_needle_kept && b->has_answer && b->max_new > 0;
-        worst = fmax(worst, fabs(a->nll_sum - b->nll_sum) / (double)a->answer_tokens);
+        double agree = 1;
+        const int tie = greedy_check(x, press, a->index, b->prediction, name, &agree);
+        if (agree == 1)
+            worst = fmax(worst, fabs(a->nll_sum - b->nll_sum) / (double)a->answer_tokens);
+        else
+            checked_all = 0;
+        checked += agree == 1;
         printf("     %s sample %lld: NLL/token cpu %.5f gpu %.5f, kept %.4f, needle kept cpu %.3f "
                "gpu %.3f, prediction cpu '%s' gpu '%s'\n",
                name, (long long)a->index, a->nll_sum / a->answer_tokens,
                b->nll_sum / b->answer_tokens, b->kept_fraction, a->needle_kept, b->needle_kept,
                a->prediction, b->prediction);
-        if (greedy_check(x, press, a->index, name) == 0) {
+        if (!tie && agree == 1) {
             snprintf(what, sizeof what, "%s sample %lld: no near-tie, so equal predictions", name,
                      (long long)a->index);
             int eq = !strcmp(a->prediction, b->prediction);
             expect(eq, what, eq, 1);
         }
     }
+    /* LagKV selects on the GPU's own keys: a near-tie may flip a kept row (the 0.97 floor
+     * above), and a sample whose caches differ is not compared; at least one must be */
+    snprintf(what, sizeof what, "%s: samples whose caches kept the same rows (compared)", name);
+    expect(checked >= 1, what, checked, 1);
     snprintf(what, sizeof what, "%s: samples, answer tokens and kept fractions equal", name);
     expect(structure, what, structure, 1);
-    snprintf(what, sizeof what, "%s: answer NLL per token, |gpu - cpu| (nats)", name);
+    snprintf(what, sizeof what, "%s: answer NLL per token, |gpu - cpu| (nats)%s", name,
+             checked_all ? "" : " over the samples whose caches kept the same rows");
     expect(worst <= NLL_TOL, what, worst, NLL_TOL);
     lrsa_sample_records_free(&rc);
     lrsa_sample_records_free(&rg);
@@ -240,11 +276,11 @@ static void grid(const char *dir, const char *model_dir, const char *data) {
                      "models: [{name: tiny, path: %s}]\n"
                      "methods: [none, {name: lagkv, sink: 4, lag: 16}]\n"
                      "budgets: {keep: [0.25]}\n"
-                     "tasks: [{file: %s, n: 2, name: passkey}]\n"
+                     "tasks: [{file: %s, n: 2, name: qa, max_new: %d}]\n"
                      "protocols: [query-aware, query-agnostic]\n"
                      "batch: 2\n"
                      "device: cpu\n",
-                     dir, model_dir, data);
+                     dir, model_dir, data, MAX_NEW);
     lrsa_err e = {{0}};
     if (lrsa_write_file_atomic(cfg, text, (size_t)n, &e)) exit(1);
     char run_cuda[1200], dev[32] = "device=cuda", quiet[] = "--quiet", eval[] = "eval";
@@ -301,6 +337,42 @@ static void refusal(ctx *x) {
     expect(ok, "SnapKV with the GPU cache refused, naming --device cpu", ok, 1);
 }
 
+/* Two chat samples: user "CONTEXT\n\nQUESTION", assistant ANSWER (masked), with a needle span
+ * over the context's first words. */
+static int write_samples(const lrsa_tokenizer *tok, const char *path, lrsa_err *e) {
+    static const char *ctx_text[N_SAMPLES] = {
+        "The pass key is 4821. Remember it, the garden is green and the river runs past the old "
+        "mill where the baker sells bread every morning.",
+        "Anna keeps the blue key in the kitchen drawer. The weather was cold, so the children "
+        "stayed inside and read books by the fire all day."};
+    static const char *question[N_SAMPLES] = {"What is the pass key?", "Where is the blue key?"};
+    static const char *answer[N_SAMPLES] = {"4821", "In the kitchen drawer."};
+    const lrsa_chat_format fmt = lrsa_chat_detect(tok);
+    lrsa_dataset_writer *w = lrsa_dataset_writer_new();
+    int rc = 0;
+    for (int i = 0; i < N_SAMPLES && rc == 0; i++) {
+        char user[512];
+        snprintf(user, sizeof user, "%s\n\n%s", ctx_text[i], question[i]);
+        lrsa_chat_msg msgs[2] = {{"user", user}, {"assistant", answer[i]}};
+        lrsa_ids prompt = {0}, ids = {0};
+        lrsa_mask mask = {0};
+        rc = lrsa_chat_build(tok, fmt, msgs, 1, 1, &prompt, NULL, e) ||
+             lrsa_chat_build(tok, fmt, msgs, 2, 0, &ids, &mask, e) ||
+             lrsa_dataset_writer_add(w, ids.v, mask.v, ids.n, prompt.n, answer[i], e) ||
+             lrsa_dataset_writer_add_span(w, i, 3, 8, e);
+        lrsa_ids_free(&prompt);
+        lrsa_ids_free(&ids);
+        lrsa_mask_free(&mask);
+    }
+    lrsa_dataset_meta meta = {.tokenizer_checksum = lrsa_tokenizer_checksum(tok),
+                              .chat_template = lrsa_chat_format_name(fmt),
+                              .source = "test",
+                              .task = "qa"};
+    if (rc == 0) rc = lrsa_dataset_writer_commit(w, path, &meta, e);
+    lrsa_dataset_writer_free(w);
+    return rc;
+}
+
 int main(void) {
     char desc[256];
     lrsa_cuda_describe(desc, sizeof desc);
@@ -308,10 +380,10 @@ int main(void) {
         printf("skipped: %s\n", desc);
         return 77;
     }
-    char dir[1024], model_dir[1100], data[1100], cmd[4096];
+    char dir[1024], model_dir[1100], data[1100], cmd[1200];
     tu_tmpdir(dir, sizeof dir, "gpu_eval");
     snprintf(model_dir, sizeof model_dir, "%s/model", dir);
-    snprintf(data, sizeof data, "%s/passkey.h5", dir);
+    snprintf(data, sizeof data, "%s/qa.h5", dir);
     ctx x;
     gtm_create_vocab(&x.m, 1, 0, 23, 0.1f, V);
     lrsa_err e = {{0}};
@@ -324,17 +396,11 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "%s/tokenizer.json", model_dir);
     if (!tj || lrsa_write_file_atomic(cmd, tj, n, &e)) return 1;
     free(tj);
-    snprintf(cmd, sizeof cmd,
-             "LRSA_CACHE=%s/nocache %s prepare --model %s --synthetic passkey --n %d --length 256 "
-             "--seed 5 --out %s 2>&1",
-             dir, LRSA_BINARY, model_dir, N_SAMPLES, data);
-    char *out = NULL;
-    if (tu_run(cmd, &out) != 0) {
-        fprintf(stderr, "prepare: %s\n", out ? out : "");
+    if (!(x.tok = lrsa_tokenizer_load_dir(model_dir, &e)) || write_samples(x.tok, data, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
         return 1;
     }
-    free(out);
-    if (lrsa_dataset_open(&x.d, data, &e) || !(x.tok = lrsa_tokenizer_load_dir(model_dir, &e))) {
+    if (lrsa_dataset_open(&x.d, data, &e)) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;
     }
