@@ -30,7 +30,8 @@
  * step the GPU's logits are within 3e-2 (norm-relative) of the CPU's, and the CPU's argmax beats
  * the GPU's token by at most twice the largest logit error of the step. When no step of a sample
  * had a CPU top-2 gap within that error (no near-tie), the CPU must have made the same choices,
- * so part A's predictions must be equal.
+ * so part A's predictions must be equal. Under the query-agnostic protocol, lrsa_generate_gpu
+ * (`lrsa generate --device cuda --protocol agnostic`) must decode the same tokens.
  *
  * And the refusals: a press the GPU cache does not run (SnapKV) fails naming --device cpu. */
 #include <math.h>
@@ -56,6 +57,7 @@ int main(void) {
 #include "eval/run/eval_dataset.h"
 #include "eval/run/eval_gpu.h"
 #include "eval/run/generate.h"
+#include "eval/run/generate_gpu.h"
 #include "eval/run/grid.h"
 #include "gpu_tiny_model.h"
 #include "test_util.h"
@@ -167,6 +169,18 @@ static int greedy_check(ctx *x, const lrsa_press_config *press, int64_t i, const
         lrsa_kv_cache_gpu_forward(gc, &pick, 1, lg, 0);
     }
     const double agree_end = same_rows(x, &cc, gc);
+    if (split < pl) { /* `lrsa generate --device cuda --protocol agnostic` decodes the same */
+        lrsa_gen_options go = {.max_new = MAX_NEW, .stop_ids = x->stop, .n_stop = x->n_stop};
+        lrsa_gen_result res = {0};
+        char stats[256], gw[200];
+        int ok = lrsa_generate_gpu(&x->m, s, ids, pl, split, &go, NULL, NULL, &res, stats,
+                                   sizeof stats, &e) == 0 &&
+                 res.n == n && (n == 0 || !memcmp(res.ids, out, sizeof(int32_t) * (size_t)n));
+        snprintf(gw, sizeof gw, "%s sample %lld: lrsa_generate_gpu (agnostic) gives these tokens",
+                 name, (long long)i);
+        expect(ok, gw, ok, 1);
+        free(res.ids);
+    }
     char what[200], *text = lrsa_tokenizer_decode(x->tok, out, n, 1);
     snprintf(what, sizeof what,
              "%s sample %lld: kept rows at the CPU's positions after the prefix (%.4f after the "
