@@ -237,6 +237,7 @@ static int gpu_jobs(const lrsa_model *m, const lrsa_dataset *d, const lrsa_press
         j->kept = g.kept;
         j->has_needle = g.n_needle > 0;
         j->needle_kept = g.needle_kept;
+        j->needle_tokens_kept = g.needle_tokens_kept;
         if (o->want_match) {
             j->text = lrsa_tokenizer_decode(o->tok, g.answer.ids, g.answer.n, 1);
             j->matched = lrsa_answer_matches(j->text ? j->text : "", lrsa_dataset_answer(d, j->i));

@@ -74,24 +74,25 @@ static size_t max_sz(size_t a, size_t b) {
     return a > b ? a : b;
 }
 
-/* The needle kept rate on the freshly compressed prefix (the CPU's lrsa_kv_cache_spans_kept). */
-static double needle_kept(const lrsa_model *m, const lrsa_kv_cache_gpu *c, const int64_t *rows,
-                          int64_t n) {
+/* The needle rates on the freshly compressed prefix: the CPU's lrsa_kv_cache_needle_rates on a
+ * host view of the GPU cache's kept positions. */
+static void needle_rates(const lrsa_model *m, const lrsa_kv_cache_gpu *c, lrsa_gpu_sample *s) {
     const int Ln = m->cfg.num_hidden_layers, Hkv = m->cfg.num_key_value_heads;
-    int32_t *pos = lrsa_malloc(sizeof(int32_t) * (size_t)(lrsa_kv_cache_gpu_seen(c) + 1));
-    int64_t kept = 0;
+    lrsa_kv_cache view = {0};
+    view.n_layers = Ln;
+    view.n_kv_heads = Hkv;
+    view.head_dim = m->cfg.head_dim;
+    view.seen = lrsa_kv_cache_gpu_seen(c);
+    view.heads = lrsa_calloc((size_t)Ln * Hkv, sizeof(lrsa_kv_head));
     for (int l = 0; l < Ln; l++)
         for (int g = 0; g < Hkv; g++) {
-            const int64_t len = lrsa_kv_cache_gpu_head(c, l, g, pos, NULL);
-            for (int64_t i = 0; i < n; i++) {
-                int any = 0;
-                for (int64_t r = 0; r < len && !any; r++)
-                    any = pos[r] >= rows[3 * i + 1] && pos[r] < rows[3 * i + 2];
-                kept += any;
-            }
+            lrsa_kv_head *h = lrsa_kv_cache_head(&view, l, g);
+            h->pos = lrsa_malloc(sizeof(int32_t) * (size_t)(view.seen + 1));
+            h->len = h->cap = lrsa_kv_cache_gpu_head(c, l, g, h->pos, NULL);
         }
-    free(pos);
-    return (double)kept / (double)((int64_t)Ln * Hkv * n);
+    lrsa_kv_cache_needle_rates(&view, s->needle, s->n_needle, &s->needle_kept,
+                               &s->needle_tokens_kept);
+    lrsa_kv_cache_free(&view); /* frees the positions (no K/V rows were copied) */
 }
 
 /* Teacher forcing on c: the question ids[split..first) in one forward, then each answer token
@@ -124,7 +125,7 @@ int lrsa_gpu_sample_run(const lrsa_model *m, lrsa_kv_cache_gpu *c, const lrsa_pr
     s->nll = 0.0;
     s->nll_tokens = 0;
     s->kept = 1.0;
-    s->needle_kept = 0.0;
+    s->needle_kept = s->needle_tokens_kept = 0.0;
     s->peak_bytes = 0;
     memset(&s->answer, 0, sizeof s->answer);
     lrsa_kv_cache_gpu_reset(c);
@@ -138,7 +139,7 @@ int lrsa_gpu_sample_run(const lrsa_model *m, lrsa_kv_cache_gpu *c, const lrsa_pr
         for (int g = 0; g < Hkv; g++)
             s->head_kept[l * Hkv + g] =
                 (double)lrsa_kv_cache_gpu_head(c, l, g, NULL, NULL) / (double)s->split;
-    if (rc == 0 && s->n_needle > 0) s->needle_kept = needle_kept(m, c, s->needle, s->n_needle);
+    if (rc == 0 && s->n_needle > 0) needle_rates(m, c, s);
     if (rc == 0 && proto == LRSA_PROTOCOL_AGNOSTIC) lrsa_kv_cache_gpu_freeze(c);
     /* both answers start from the compressed prefix: keep a copy for the second */
     const int both = s->want_nll && s->want_match;

@@ -24,19 +24,20 @@ typedef struct lrsa_gpu_sample {
     const uint8_t *mask;
     int64_t len, prompt_len, split;
     int want_nll, want_match;
-    lrsa_gen_options gen;   /* the greedy answer's budget and stop ids (want_match) */
-    const int64_t *needle;  /* the sample's needle spans (sample, start, end) rows, or NULL */
-    int64_t n_needle;       /* spans */
-    double nll;             /* out: summed NLL of the answer tokens */
-    int64_t nll_tokens;     /* out */
-    double kept;            /* out: kept rows / rows of an uncompressed cache (as the CPU's) */
-    double needle_kept;     /* out: (layer, KV head, span) triples holding a needle token */
-    lrsa_gen_result answer; /* out: the greedy answer (answer.ids malloc'd, caller frees) */
-    double *head_kept;      /* NULL or [layers * KV heads], out: rows / prefix tokens per head
-                               after the press (the CPU press's per-head kept fraction) */
-    double prefill_s;       /* out: the prefix's prefill under the press */
-    size_t peak_bytes;      /* out: live K/V bytes (bf16 rows) after the answer NLL and after
-                               the greedy answer, the larger */
+    lrsa_gen_options gen;      /* the greedy answer's budget and stop ids (want_match) */
+    const int64_t *needle;     /* the sample's needle spans (sample, start, end) rows, or NULL */
+    int64_t n_needle;          /* spans */
+    double nll;                /* out: summed NLL of the answer tokens */
+    int64_t nll_tokens;        /* out */
+    double kept;               /* out: kept rows / rows of an uncompressed cache (as the CPU's) */
+    double needle_kept;        /* out: (layer, KV head, span) triples holding a needle token */
+    double needle_tokens_kept; /* out: (layer, KV head, span token) rows kept (as the CPU's) */
+    lrsa_gen_result answer;    /* out: the greedy answer (answer.ids malloc'd, caller frees) */
+    double *head_kept;         /* NULL or [layers * KV heads], out: rows / prefix tokens per head
+                                  after the press (the CPU press's per-head kept fraction) */
+    double prefill_s;          /* out: the prefix's prefill under the press */
+    size_t peak_bytes;         /* out: live K/V bytes (bf16 rows) after the answer NLL and after
+                                  the greedy answer, the larger */
 } lrsa_gpu_sample;
 
 /* The token counts a cache for these samples must be planned for (lrsa_kv_cache_gpu_new):

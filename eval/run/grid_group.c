@@ -411,6 +411,8 @@ static int run_method_gpu(const lrsa_grid_config *c, lrsa_grid_model_ctx *mc, lr
                 .want_nll = 1,
                 .want_match = 1,
                 .gen = {.max_new = s->max_new, .stop_ids = mc->stop, .n_stop = mc->n_stop},
+                .needle = s->spans,
+                .n_needle = s->n_spans,
                 .head_kept = bt->kf + (int64_t)b * H};
             lrsa_gpu_sample_plan(&gs[b], &sb, g->proto, &max_tokens, &max_chunk, &max_frozen);
         }
@@ -425,8 +427,10 @@ static int run_method_gpu(const lrsa_grid_config *c, lrsa_grid_model_ctx *mc, lr
             answer_out o = {gs[b].nll, gs[b].nll_tokens,
                             lrsa_tokenizer_decode(mc->tok, gs[b].answer.ids, gs[b].answer.n, 1),
                             gs[b].peak_bytes, lrsa_now() - t0 - gs[b].prefill_s};
+            const needle_rates nr = {bt->s[b].n_spans > 0, gs[b].needle_kept,
+                                     gs[b].needle_tokens_kept};
             cell_add(x, &o, &bt->s[b], gs[b].head_kept, H, (double)bt->s[b].qs * token_bytes,
-                     gs[b].prefill_s, 0, 0, gs[b].prefill_s);
+                     gs[b].prefill_s, 0, 0, gs[b].prefill_s, nr);
             free(o.text);
             free(gs[b].answer.ids);
             gs[b].answer.ids = NULL;
