@@ -16,6 +16,8 @@
 #include "eval/run/eval_dataset.h"
 #include "eval/run/grid.h"
 #include "eval/run/prefill.h"
+#include "eval/run/eval_gpu.h"
+#include "model/device_ops.h"
 #include "model/lora.h"
 
 /* --batch's default in the help below */
@@ -25,7 +27,8 @@ static const char *EVAL_HELP =
     "usage: lrsa eval --model DIR [--adapter DIR] --data FILE.h5 [--n N] [--metrics nll,match]\n"
     "                 [--press NAME --keep r|--tokens N ...press flags below]\n"
     "                 [--protocol aware|agnostic] [--prefill chunked|oneshot]\n"
-    "                 [--max-new N] [--batch N] [--json OUT.json] [--verbose]\n"
+    "                 [--max-new N] [--batch N] [--device cpu|cuda] [--json OUT.json]\n"
+    "                 [--verbose]\n"
     "       lrsa eval CONFIG.yaml [key=value ...]   a grid of models x presses x budgets x\n"
     "                 tasks (see lrsa eval CONFIG.yaml --help, docs/EVAL.md)\n"
     "\n"
@@ -45,6 +48,10 @@ static const char *EVAL_HELP =
     "  --batch N            samples evaluated together, their forwards shared (default 4;\n"
     "                       memory grows with N; results equal N = 1's up to float\n"
     "                       rounding, docs/EVAL.md \"Batched evaluation\")\n"
+    "  --device cpu|cuda    where the model and the cache run (default cpu); cuda: the full\n"
+    "                       cache or --press lagkv (chunked or one-shot), either protocol,\n"
+    "                       one sample at a time, bf16 on the GPU (never run on a GPU yet;\n"
+    "                       docs/CUDA.md)\n"
     "  --json FILE          also write the results as JSON: the aggregate row plus a\n"
     "                       \"samples\" array, one record per sample (index, task, answer\n"
     "                       NLL sum and mean, string match all/part, prediction, kept\n"
@@ -152,6 +159,11 @@ static int run(int argc, char **argv, lrsa_err *e) {
             if (lrsa_flag_value(argc, argv, &i, &v, e) ||
                 parse_metrics(v, &o.want_nll, &o.want_match, e))
                 return -1;
+        } else if (strcmp(f, "--device") == 0) {
+            if (lrsa_flag_value(argc, argv, &i, &v, e)) return -1;
+            if (strcmp(v, "cpu") && strcmp(v, "cuda"))
+                return lrsa_errorf(e, "--device: '%s' is not cpu or cuda", v);
+            o.device_cuda = !strcmp(v, "cuda");
         } else if (strcmp(f, "--verbose") == 0) {
             o.verbose = 1;
         } else {
@@ -161,6 +173,9 @@ static int run(int argc, char **argv, lrsa_err *e) {
     if (!model_dir) return lrsa_errorf(e, "eval: --model DIR is required");
     if (!data_path) return lrsa_errorf(e, "eval: --data FILE.h5 is required");
     if (lrsa_press_check(&press, e) != 0) return -1;
+    /* before anything is loaded: a press the GPU cache cannot run, then no usable GPU */
+    if (o.device_cuda && lrsa_press_gpu_check(&press.spec, "--device cuda", e) != 0) return -1;
+    if (o.device_cuda && lrsa_cuda_usable("--device cuda", "use --device cpu", e)) return -1;
     /* a results file that cannot be written must fail now, not after the whole run */
     if (json_path && lrsa_check_output_file(json_path, "--json", e) != 0) return -1;
     if (!o.verbose && isatty(fileno(stderr))) o.progress = stderr; /* logs stay clean */

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "eval/press/press_kvzip.h"
 #include "eval/run/generate.h"
+#include "eval/run/eval_gpu.h"
 #include "eval/run/generate_gpu.h"
 #include "eval/run/press_notes.h"
 #include "model/device_ops.h"
@@ -37,8 +38,8 @@ static const char *GENERATE_HELP =
     "  --top-p p            nucleus mass in (0, 1] (default 1)\n"
     "  --seed s             sampling seed (default 0)\n"
     "  --device cpu|cuda    where the cache and the model run (default cpu); cuda: the full\n"
-    "                       cache or --press lagkv, --protocol aware only (never run on a\n"
-    "                       GPU yet)\n" LRSA_PRESS_FLAGS_HELP;
+    "                       cache or --press lagkv, either protocol (never run on a GPU "
+    "yet)\n" LRSA_PRESS_FLAGS_HELP;
 
 typedef struct stream_state {
     lrsa_stream_decoder dec;
@@ -107,9 +108,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
     if (!prompt) return lrsa_errorf(e, "generate: --prompt TEXT is required");
     if (lrsa_press_check(&press, e) != 0) return -1;
     const int on_gpu = !strcmp(device, "cuda");
-    if (on_gpu && press.protocol == LRSA_PROTOCOL_AGNOSTIC)
-        return lrsa_errorf(e, "--device cuda compresses the whole prompt (--protocol aware); "
-                              "--protocol agnostic runs on the CPU for now: use --device cpu");
+    if (on_gpu && lrsa_press_gpu_check(&press.spec, "--device cuda", e)) return -1;
     if (on_gpu && lrsa_cuda_usable("--device cuda", "use --device cpu", e)) return -1;
 
     lrsa_model m;
@@ -162,7 +161,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
     lrsa_stream_decoder_init(&ss.dec, tok, 1);
     if (on_gpu) {
         char stats[256];
-        if (lrsa_generate_gpu(&m, &spec, ids.v, ids.n, &g, print_token, &ss, &res, stats,
+        if (lrsa_generate_gpu(&m, &spec, ids.v, ids.n, split, &g, print_token, &ss, &res, stats,
                               sizeof stats, e) != 0)
             goto done;
         char tail[1024];

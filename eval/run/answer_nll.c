@@ -16,10 +16,8 @@ double lrsa_token_nll(const float *logits, int V, int32_t target) {
     return log(s) + mx - logits[target];
 }
 
-/* The first and last answer tokens (target-side mask; token 0 is never predicted), with the
- * checks every answer-NLL entry shares. */
-static int answer_span(const lrsa_model *m, const int32_t *ids, const uint8_t *mask, int64_t n,
-                       int64_t *first, int64_t *last, lrsa_err *e) {
+int lrsa_answer_span(const lrsa_model *m, const int32_t *ids, const uint8_t *mask, int64_t n,
+                     int64_t *first, int64_t *last, lrsa_err *e) {
     if (n < 2)
         return lrsa_errorf(e,
                            "answer NLL: the sample has %lld tokens; need at least 2 "
@@ -87,7 +85,7 @@ int lrsa_answer_nll_from(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *i
 /* The checks of one sample of lrsa_answer_nll_from_batch; *first, *last its answer span. */
 static int check_from(const lrsa_model *m, const lrsa_nll_seq *q, int64_t *first, int64_t *last,
                       lrsa_err *e) {
-    if (answer_span(m, q->ids, q->mask, q->n, first, last, e) != 0) return -1;
+    if (lrsa_answer_span(m, q->ids, q->mask, q->n, first, last, e) != 0) return -1;
     if (q->done < 1 || q->done > *first)
         return lrsa_errorf(e,
                            "answer NLL: the cache holds %lld tokens, but the answer starts at "
@@ -141,7 +139,7 @@ int lrsa_answer_nll_cache(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *
     *nll_sum = 0.0;
     *n_tokens = 0;
     int64_t first, last;
-    if (answer_span(m, ids, mask, n, &first, &last, e) != 0) return -1;
+    if (lrsa_answer_span(m, ids, mask, n, &first, &last, e) != 0) return -1;
     float *logits = lrsa_malloc((size_t)m->cfg.vocab_size * sizeof(float));
     int rc = lrsa_prefill(m, c, ids, first, mode, logits, 0, e);
     if (rc == 0) rc = lrsa_answer_nll_from(m, c, ids, mask, n, first, logits, nll_sum, n_tokens, e);
@@ -155,7 +153,7 @@ int lrsa_answer_nll_press(const lrsa_model *m, const int32_t *ids, const uint8_t
     *nll_sum = 0.0;
     *n_tokens = 0;
     int64_t first, last;
-    if (answer_span(m, ids, mask, n, &first, &last, e) != 0) return -1;
+    if (lrsa_answer_span(m, ids, mask, n, &first, &last, e) != 0) return -1;
     int64_t split = first;
     if (press->protocol == LRSA_PROTOCOL_AGNOSTIC) {
         if (context_len < 1 || context_len > first)

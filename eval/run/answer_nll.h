@@ -50,6 +50,12 @@ int lrsa_answer_nll_from(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *i
                          const uint8_t *mask, int64_t n, int64_t done, const float *logits_done,
                          double *nll_sum, int64_t *n_tokens, lrsa_err *e);
 
+/* The first and last answer tokens of ids[0..n) (target-side mask; token 0 is never predicted),
+ * with the checks every answer-NLL entry shares (a prompt and an answer, ids in the vocabulary
+ * up to the last answer token). */
+int lrsa_answer_span(const lrsa_model *m, const int32_t *ids, const uint8_t *mask, int64_t n,
+                     int64_t *first, int64_t *last, lrsa_err *e);
+
 /* ---- Several samples at once (batched evaluation) ---- */
 /* Teacher forcing of one sequence: from the logits after ids[from-1], scores ids[t] where
  * mask[t] for t in [from, to) and feeds ids[t] whenever a later position is scored. */

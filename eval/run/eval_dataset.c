@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
+#include "eval/run/eval_gpu.h"
 #include "eval/run/generate.h"
 #include "eval/run/press_notes.h"
 #include "eval/press/press.h"
@@ -201,6 +202,73 @@ static int eval_batch(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
     return rc;
 }
 
+/* The GPU's view of a job (eval_gpu.h); its outputs are read back by gpu_jobs. */
+static lrsa_gpu_sample gpu_sample_of(const lrsa_dataset *d, const lrsa_eval_options *o,
+                                     const sample_job *j) {
+    lrsa_gpu_sample g = {0};
+    g.ids = j->ids;
+    g.mask = j->mask;
+    g.len = j->len;
+    g.prompt_len = j->prompt_len;
+    g.split = j->split;
+    g.want_nll = o->want_nll;
+    g.want_match = o->want_match;
+    g.gen.max_new = lrsa_eval_max_new(o->max_new, d, j->i);
+    g.gen.stop_ids = o->stop_ids;
+    g.gen.n_stop = o->n_stop;
+    g.n_needle = lrsa_dataset_needle_spans(d, j->i, &g.needle);
+    return g;
+}
+
+/* The jobs of a batch on the GPU cache, one sample at a time (--device cuda). */
+static int gpu_jobs(const lrsa_model *m, const lrsa_dataset *d, const lrsa_press_config *press,
+                    const lrsa_press_spec *s, const lrsa_eval_options *o, lrsa_kv_cache_gpu *c,
+                    sample_job *jobs, int B, lrsa_err *e) {
+    for (int b = 0; b < B; b++) {
+        sample_job *j = &jobs[b];
+        lrsa_gpu_sample g = gpu_sample_of(d, o, j);
+        int rc = lrsa_gpu_sample_run(m, c, s, press->protocol, &g, e);
+        if (rc != 0) {
+            free(g.answer.ids);
+            return B > 1 ? lrsa_err_prefix(e, "(sample %lld) ", (long long)j->i) : -1;
+        }
+        j->nll = g.nll;
+        j->cnt = g.nll_tokens;
+        j->kept = g.kept;
+        j->has_needle = g.n_needle > 0;
+        j->needle_kept = g.needle_kept;
+        j->needle_tokens_kept = g.needle_tokens_kept;
+        if (o->want_match) {
+            j->text = lrsa_tokenizer_decode(o->tok, g.answer.ids, g.answer.n, 1);
+            j->matched = lrsa_answer_matches(j->text ? j->text : "", lrsa_dataset_answer(d, j->i));
+        }
+        free(g.answer.ids);
+    }
+    return 0;
+}
+
+/* The GPU cache for every sample of the run (planned for the longest), or NULL with e set. */
+static lrsa_kv_cache_gpu *gpu_cache_for(const lrsa_model *m, const lrsa_dataset *d,
+                                        const lrsa_press_config *press, const lrsa_press_spec *s,
+                                        const lrsa_eval_options *o, int64_t n, lrsa_err *e) {
+    if (lrsa_press_gpu_check(s, "--device cuda", e) != 0) return NULL;
+    int64_t max_tokens = 0, max_chunk = 0, max_frozen = 0;
+    for (int64_t i = 0; i < n; i++) {
+        sample_job j = {.i = i,
+                        .ids = lrsa_dataset_ids(d, i),
+                        .mask = lrsa_dataset_mask(d, i),
+                        .len = lrsa_dataset_len(d, i),
+                        .prompt_len = lrsa_dataset_prompt_len(d, i),
+                        .split = sample_split(d, i, press, o)};
+        if (j.split < 1) continue; /* job_setup reports it */
+        lrsa_gpu_sample g = gpu_sample_of(d, o, &j);
+        lrsa_gpu_sample_plan(&g, s, press->protocol, &max_tokens, &max_chunk, &max_frozen);
+    }
+    if (max_tokens < 1) max_tokens = max_chunk = 1;
+    return lrsa_kv_cache_gpu_new(m, s->method == LRSA_PRESS_LAGKV ? &s->lagkv : NULL, max_tokens,
+                                 max_chunk, max_frozen, e);
+}
+
 static void record_sample(const lrsa_eval_options *o, const lrsa_dataset *d, int64_t i, double nll,
                           int64_t cnt, int matched, const char *text, double kept) {
     lrsa_sample_record *rec = lrsa_sample_records_push(o->records);
@@ -253,6 +321,8 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
     lrsa_press_warn_lengths(&s, lens, n,
                             press->protocol == LRSA_PROTOCOL_AGNOSTIC ? "context" : "prompt");
     free(lens);
+    lrsa_kv_cache_gpu *gc = NULL;
+    if (o->device_cuda && !(gc = gpu_cache_for(m, d, press, &s, o, n, e))) return -1;
     double t0 = lrsa_now();
     double kept_sum = 0.0, needle_sum = 0.0;
     const int B = o->batch > 1 ? o->batch : 1, V = m->cfg.vocab_size;
@@ -266,7 +336,8 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
             rc = job_setup(d, i0 + ready, press, o, V, &jobs[ready], e);
             if (rc != 0) lrsa_err_prefix(e, "%s, sample %lld: ", d->path, (long long)(i0 + ready));
         }
-        if (rc == 0 && eval_batch(m, d, press, &s, o, jobs, nb, e) != 0) {
+        if (rc == 0 && (gc ? gpu_jobs(m, d, press, &s, o, gc, jobs, nb, e)
+                           : eval_batch(m, d, press, &s, o, jobs, nb, e)) != 0) {
             if (nb == 1)
                 rc = lrsa_err_prefix(e, "%s, sample %lld: ", d->path, (long long)i0);
             else
@@ -298,6 +369,7 @@ int lrsa_eval_dataset(const lrsa_model *m, const lrsa_dataset *d, const lrsa_pre
         for (int b = 0; b < ready; b++) job_free(&jobs[b]);
     }
     free(jobs);
+    lrsa_kv_cache_gpu_free(gc);
     if (rc != 0) return -1;
     if (o->progress)
         fprintf(o->progress, "\reval: %lld samples in %.1f s%24s\n", (long long)n, lrsa_now() - t0,

@@ -42,6 +42,8 @@ typedef struct lrsa_eval_options {
                        place before each sample */
     lrsa_sample_records *records; /* when set, one record per sample is appended */
     int batch; /* samples per forward (<= 1: one at a time); docs/EVAL.md "Batched evaluation" */
+    int device_cuda; /* the model and the cache on the GPU (lrsa eval --device cuda): the full
+                        cache and LagKV only, one sample at a time (eval/run/eval_gpu.h) */
 } lrsa_eval_options;
 
 typedef struct lrsa_eval_result {

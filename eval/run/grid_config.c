@@ -577,7 +577,7 @@ static int parse_enum_list(yaml_document_t *doc, yaml_node_t *n, const char *w, 
 }
 
 static const char TOP_KEYS[] =
-    "run_dir haystack models methods budgets tasks protocols prefill max_new batch";
+    "run_dir haystack models methods budgets tasks protocols prefill max_new batch device";
 
 /* One top-level key (file or override). sub: the part after "key." for overrides, or NULL. */
 static int top_key(lrsa_grid_config *c, yaml_document_t *doc, const char *key, const char *sub,
@@ -625,6 +625,14 @@ static int top_key(lrsa_grid_config *c, yaml_document_t *doc, const char *key, c
             return lrsa_errorf(e, "%s: batch must be in [1, %d] (samples per forward)", w,
                                LRSA_EVAL_BATCH_MAX);
         c->batch = (int)x;
+        return 0;
+    }
+    if (!strcmp(key, "device")) {
+        const char *d = scalar(v);
+        if (!d || (strcmp(d, "cpu") && strcmp(d, "cuda")))
+            return lrsa_errorf(e, "%s: device must be cpu or cuda", w);
+        c->device_cuda = !strcmp(d, "cuda");
+        c->device_line = line_of(file, v);
         return 0;
     }
     return unknown_key(w, key, "top-level", TOP_KEYS, e);

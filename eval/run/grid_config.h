@@ -11,6 +11,7 @@
  *   prefill:  [chunked]
  *   max_new: 32
  *   batch: 4                             # samples per forward (memory grows with it)
+ *   device: cpu                          # or cuda: the GPU cache (methods none and lagkv)
  *
  * Everything is validated when the config is loaded (lrsa_grid_config_validate), before any
  * model is read: unknown keys (with the closest valid key as a suggestion), wrong types, bad
@@ -80,8 +81,10 @@ typedef struct lrsa_grid_config {
     int n_protocols;
     lrsa_prefill_mode prefill[2];
     int n_prefill;
-    int max_new; /* generation budget per answer */
-    int batch;   /* samples evaluated together, one forward for all (LRSA_EVAL_BATCH default) */
+    int max_new;     /* generation budget per answer */
+    int batch;       /* samples evaluated together, one forward for all (LRSA_EVAL_BATCH default) */
+    int device_cuda; /* device: cuda, the model and the cache on the GPU (eval/run/eval_gpu.h) */
+    int device_line; /* as lrsa_grid_model's */
 } lrsa_grid_config;
 
 /* Loads a YAML file (defaults for absent optional keys). */

@@ -11,6 +11,8 @@
 #include "base/fileio.h"
 #include "eval/press/press.h"
 #include "eval/run/eval_dataset.h"
+#include "eval/run/eval_gpu.h"
+#include "kernels/device/device_buffer.h"
 #include "eval/run/generate.h"
 #include "eval/run/grid_group.h"
 #include "eval/run/grid_results.h"
@@ -380,10 +382,70 @@ static int run_budget(const lrsa_grid_config *c, lrsa_grid_model_ctx *mc, lrsa_g
     return rc;
 }
 
+/* device: cuda. Every pending budget of one method (none or lagkv: checked with the config),
+ * each sample on the GPU cache one at a time (eval/run/eval_gpu.h): the prefix under the press
+ * (the context, then frozen, when query-agnostic), the answer NLL, then the greedy answer from
+ * the same prefix. A cache (the weights uploaded with it) per budget and batch. Byte figures are
+ * the GPU's bf16 rows (half the CPU's fp32 bytes for the same rows). */
+static int run_method_gpu(const lrsa_grid_config *c, lrsa_grid_model_ctx *mc, lrsa_grid_group *g,
+                          batch *bt, int mi, lrsa_err *e) {
+    const lrsa_model *m = &mc->m;
+    const int NB = c->n_budgets, n = bt->n, H = bt->H;
+    const size_t token_bytes = (size_t)H * 2 * (size_t)m->cfg.head_dim * sizeof(lrsa_bf16);
+    lrsa_gpu_sample *gs = lrsa_calloc((size_t)n, sizeof *gs);
+    int rc = 0;
+    for (int bi = 0; bi < NB && rc == 0; bi++) {
+        lrsa_grid_cell *x = &g->cells[mi * NB + bi];
+        if (!x->pending) continue;
+        lrsa_press_spec sb;
+        lrsa_grid_spec_at(&c->methods[mi], &c->budgets[bi], g->prefill, &sb);
+        int64_t max_tokens = 0, max_chunk = 0, max_frozen = 0;
+        for (int b = 0; b < n; b++) {
+            const sample_view *s = &bt->s[b];
+            gs[b] = (lrsa_gpu_sample){
+                .ids = s->ids,
+                .mask = s->mask,
+                .len = s->n,
+                .prompt_len = s->prompt_len,
+                .split = s->qs,
+                .want_nll = 1,
+                .want_match = 1,
+                .gen = {.max_new = s->max_new, .stop_ids = mc->stop, .n_stop = mc->n_stop},
+                .needle = s->spans,
+                .n_needle = s->n_spans,
+                .head_kept = bt->kf + (int64_t)b * H};
+            lrsa_gpu_sample_plan(&gs[b], &sb, g->proto, &max_tokens, &max_chunk, &max_frozen);
+        }
+        lrsa_kv_cache_gpu *gc =
+            lrsa_kv_cache_gpu_new(m, sb.method == LRSA_PRESS_LAGKV ? &sb.lagkv : NULL, max_tokens,
+                                  max_chunk, max_frozen, e);
+        if (!gc) rc = -1;
+        for (int b = 0; b < n && rc == 0; b++) {
+            const double t0 = lrsa_now();
+            rc = lrsa_gpu_sample_run(m, gc, &sb, g->proto, &gs[b], e);
+            if (rc != 0) break;
+            answer_out o = {gs[b].nll, gs[b].nll_tokens,
+                            lrsa_tokenizer_decode(mc->tok, gs[b].answer.ids, gs[b].answer.n, 1),
+                            gs[b].peak_bytes, lrsa_now() - t0 - gs[b].prefill_s};
+            const needle_rates nr = {bt->s[b].n_spans > 0, gs[b].needle_kept,
+                                     gs[b].needle_tokens_kept};
+            cell_add(x, &o, &bt->s[b], gs[b].head_kept, H, (double)bt->s[b].qs * token_bytes,
+                     gs[b].prefill_s, 0, 0, gs[b].prefill_s, nr);
+            free(o.text);
+            free(gs[b].answer.ids);
+            gs[b].answer.ids = NULL;
+        }
+        lrsa_kv_cache_gpu_free(gc);
+    }
+    free(gs);
+    return rc;
+}
+
 /* One method for every sample of the batch: the shared prefill (sweepable presses and the full
  * cache), then its pending budgets. */
 static int run_method(const lrsa_grid_config *c, lrsa_grid_model_ctx *mc, lrsa_grid_group *g,
                       batch *bt, int mi, lrsa_err *e) {
+    if (c->device_cuda) return run_method_gpu(c, mc, g, bt, mi, e);
     const int NB = c->n_budgets, n = bt->n;
     int first_b = -1;
     for (int bi = 0; bi < NB && first_b < 0; bi++)

@@ -47,6 +47,7 @@ cJSON *lrsa_grid_cell_row(const lrsa_grid_config *c, const lrsa_grid_group *g,
     lrsa_press_spec ran; /* the mode that actually ran: one forward for every press but LagKV */
     lrsa_grid_spec_at(m, b, g->prefill, &ran);
     cJSON_AddStringToObject(r, "prefill_ran", lrsa_press_prefill_label(&ran));
+    cJSON_AddStringToObject(r, "device", c->device_cuda ? "cuda" : "cpu");
     cJSON_AddStringToObject(r, "task", t->name);
     if (t->synthetic[0]) {
         cJSON_AddStringToObject(r, "synthetic", t->synthetic);

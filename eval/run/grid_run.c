@@ -21,6 +21,7 @@
 #include "eval/press/press.h"
 #include "eval/press/press_kvzip.h"
 #include "eval/run/sample_records.h"
+#include "model/device_ops.h"
 
 static const char GRID_HELP[] =
     "usage: lrsa eval CONFIG.yaml [key=value ...] [--dry-run] [--quiet]\n"
@@ -176,6 +177,9 @@ static int run(int argc, char **argv, lrsa_err *e) {
             rc = lrsa_grid_config_override(c, argv[i], e);
     }
     if (rc == 0) rc = lrsa_grid_config_validate(c, e);
+    if (rc == 0 && c->device_cuda && !dry) /* before anything is written */
+        rc =
+            lrsa_cuda_usable("device: cuda", "set device: cpu (or device=cpu after the config)", e);
     if (rc != 0) {
         free(c);
         return -1;

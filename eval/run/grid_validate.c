@@ -54,6 +54,16 @@ int lrsa_grid_config_validate(const lrsa_grid_config *c, lrsa_err *e) {
                 return lrsa_errorf(e, "%s: method '%s': compresskv_file %s does not exist", f,
                                    m->label, m->compresskv_file);
         }
+        if (c->device_cuda && m->spec.method != LRSA_PRESS_NONE &&
+            m->spec.method != LRSA_PRESS_LAGKV) {
+            char dw[LRSA_GRID_PATH + 32];
+            return lrsa_errorf(e,
+                               "%s: method '%s' (%s) runs on the CPU only, and %s sets device: "
+                               "cuda (the GPU cache runs none and lagkv); set device: cpu or "
+                               "drop the method",
+                               f, m->label, lrsa_press_method_name(m->spec.method),
+                               lrsa_grid_where(c, c->device_line, dw, sizeof dw));
+        }
         for (int b = 0; b < c->n_budgets; b++) {
             if (m->spec.method == LRSA_PRESS_LAGKV && c->budgets[b].tokens > 0)
                 return lrsa_errorf(e,

@@ -22,12 +22,18 @@ struct lrsa_kv_cache_gpu {
     const lrsa_model *m;
     lrsa_device_ops *ops;
     cudaStream_t st;
-    int L, Hq, Hkv, D, C, V, compress;
+    int L, Hq, Hkv, D, C, V;
+    int lagkv_on, compress; // LagKV configured; compressing now (0 once frozen)
     lrsa_lagkv_params lagkv;
     int64_t max_tokens, max_chunk, cap, seen;
     int64_t *len, *base; // host, [L*Hkv]
     bf16 *k, *v;         // [L*Hkv*cap*D]
     int32_t *pos;        // [L*Hkv*cap]
+    // lrsa_kv_cache_gpu_save's copy: rows (allocated at the first save), lengths, bases, state
+    bf16 *save_k, *save_v;
+    int32_t *save_pos;
+    int64_t *save_len, *save_base, save_seen;
+    int save_compress, saved;
     bf16 *sk, *sv;       // compaction scratch [cap*D]
     int32_t *spos, *sel; // [cap], [cap]
     lrsa_bf16 *param;    // the model's weights, bf16, table layout
@@ -167,12 +173,14 @@ void head_event(lrsa_kv_cache_gpu *c, int layer, int g) {
 }
 
 // Rows one head can hold: everything for a full cache; under LagKV the sink, k rows per
-// partition that can be scored within max_tokens, the uncompressed tail (< 2L) and one chunk.
+// partition that can be scored within max_tokens, the uncompressed tail (< 2L after an event)
+// and then one chunk, or, once frozen, the max_frozen rows appended without compression.
 int64_t head_capacity(const lrsa_lagkv_params *p, int compress, int64_t max_tokens,
-                      int64_t max_chunk) {
+                      int64_t max_chunk, int64_t max_frozen) {
     if (!compress) return max_tokens;
     int64_t parts = max_tokens / p->lag + 1;
-    int64_t cap = p->sink + parts * lrsa_lagkv_k(p) + 2 * (int64_t)p->lag + max_chunk;
+    int64_t tail = max_chunk > max_frozen ? max_chunk : max_frozen;
+    int64_t cap = p->sink + parts * lrsa_lagkv_k(p) + 2 * (int64_t)p->lag + tail;
     return cap < max_tokens ? cap : max_tokens;
 }
 
@@ -181,7 +189,7 @@ int64_t head_capacity(const lrsa_lagkv_params *p, int compress, int64_t max_toke
 extern "C" lrsa_kv_cache_gpu *lrsa_kv_cache_gpu_new(const lrsa_model *m,
                                                     const lrsa_lagkv_params *lagkv,
                                                     int64_t max_tokens, int64_t max_chunk,
-                                                    lrsa_err *e) {
+                                                    int64_t max_frozen, lrsa_err *e) {
     const lrsa_model_config *cfg = &m->cfg;
     if (lagkv && lrsa_lagkv_validate(lagkv, e)) return NULL;
     if (max_chunk > max_tokens) max_chunk = max_tokens;
@@ -199,14 +207,17 @@ extern "C" lrsa_kv_cache_gpu *lrsa_kv_cache_gpu_new(const lrsa_model *m,
     c->D = cfg->head_dim;
     c->C = cfg->hidden_size;
     c->V = cfg->vocab_size;
-    c->compress = lagkv != NULL;
+    c->lagkv_on = c->compress = lagkv != NULL;
     if (lagkv) c->lagkv = *lagkv;
     c->max_tokens = max_tokens;
     c->max_chunk = max_chunk;
-    c->cap = head_capacity(&c->lagkv, c->compress, max_tokens, max_chunk);
+    c->cap = head_capacity(&c->lagkv, c->lagkv_on, max_tokens, max_chunk,
+                           max_frozen > 0 ? max_frozen : 0);
     const int64_t heads = (int64_t)c->L * c->Hkv, D = c->D, I = cfg->intermediate_size;
     c->len = (int64_t *)lrsa_calloc((size_t)heads, sizeof(int64_t));
     c->base = (int64_t *)lrsa_calloc((size_t)heads, sizeof(int64_t));
+    c->save_len = (int64_t *)lrsa_calloc((size_t)heads, sizeof(int64_t));
+    c->save_base = (int64_t *)lrsa_calloc((size_t)heads, sizeof(int64_t));
     void *(*A)(void *, size_t) = ops->alloc;
     c->k = (bf16 *)A(ops->ctx, sizeof(bf16) * (size_t)(heads * c->cap * D));
     c->v = (bf16 *)A(ops->ctx, sizeof(bf16) * (size_t)(heads * c->cap * D));
@@ -245,9 +256,15 @@ extern "C" void lrsa_kv_cache_gpu_free(lrsa_kv_cache_gpu *c) {
                     c->sel, c->param, c->env.h, c->env.tmp, c->env.gu, c->env.act,
                     c->x,   c->qkv,   c->att,   c->ids,     c->pos_in, c->logits};
     for (void *b : bufs) c->ops->free(c->ops->ctx, b);
+    if (c->save_k) {
+        void *saved[] = {c->save_k, c->save_v, c->save_pos};
+        for (void *b : saved) c->ops->free(c->ops->ctx, b);
+    }
     lrsa_device_ops_cuda_free(c->ops);
     free(c->len);
     free(c->base);
+    free(c->save_len);
+    free(c->save_base);
     free(c);
 }
 
@@ -255,9 +272,48 @@ extern "C" void lrsa_kv_cache_gpu_reset(lrsa_kv_cache_gpu *c) {
     const int64_t heads = (int64_t)c->L * c->Hkv;
     for (int64_t i = 0; i < heads; i++) {
         c->len[i] = 0;
-        c->base[i] = c->compress ? c->lagkv.sink : 0;
+        c->base[i] = c->lagkv_on ? c->lagkv.sink : 0;
     }
     c->seen = 0;
+    c->compress = c->lagkv_on;
+    c->saved = 0;
+}
+
+extern "C" void lrsa_kv_cache_gpu_freeze(lrsa_kv_cache_gpu *c) {
+    c->compress = 0;
+}
+
+extern "C" void lrsa_kv_cache_gpu_save(lrsa_kv_cache_gpu *c) {
+    const int64_t heads = (int64_t)c->L * c->Hkv;
+    const size_t rows = (size_t)(heads * c->cap), kv = sizeof(bf16) * rows * (size_t)c->D;
+    if (!c->save_k) { // allocated once, at the first save (a run that never saves pays nothing)
+        c->save_k = (bf16 *)c->ops->alloc(c->ops->ctx, kv);
+        c->save_v = (bf16 *)c->ops->alloc(c->ops->ctx, kv);
+        c->save_pos = (int32_t *)c->ops->alloc(c->ops->ctx, sizeof(int32_t) * rows);
+    }
+    CUDA_CHECK(cudaMemcpyAsync(c->save_k, c->k, kv, cudaMemcpyDeviceToDevice, c->st));
+    CUDA_CHECK(cudaMemcpyAsync(c->save_v, c->v, kv, cudaMemcpyDeviceToDevice, c->st));
+    CUDA_CHECK(cudaMemcpyAsync(c->save_pos, c->pos, sizeof(int32_t) * rows,
+                               cudaMemcpyDeviceToDevice, c->st));
+    memcpy(c->save_len, c->len, sizeof(int64_t) * (size_t)heads);
+    memcpy(c->save_base, c->base, sizeof(int64_t) * (size_t)heads);
+    c->save_seen = c->seen;
+    c->save_compress = c->compress;
+    c->saved = 1;
+}
+
+extern "C" void lrsa_kv_cache_gpu_restore(lrsa_kv_cache_gpu *c) {
+    LRSA_CHECK(c->saved, "(restore without a save since the last reset)");
+    const int64_t heads = (int64_t)c->L * c->Hkv;
+    const size_t rows = (size_t)(heads * c->cap), kv = sizeof(bf16) * rows * (size_t)c->D;
+    CUDA_CHECK(cudaMemcpyAsync(c->k, c->save_k, kv, cudaMemcpyDeviceToDevice, c->st));
+    CUDA_CHECK(cudaMemcpyAsync(c->v, c->save_v, kv, cudaMemcpyDeviceToDevice, c->st));
+    CUDA_CHECK(cudaMemcpyAsync(c->pos, c->save_pos, sizeof(int32_t) * rows,
+                               cudaMemcpyDeviceToDevice, c->st));
+    memcpy(c->len, c->save_len, sizeof(int64_t) * (size_t)heads);
+    memcpy(c->base, c->save_base, sizeof(int64_t) * (size_t)heads);
+    c->seen = c->save_seen;
+    c->compress = c->save_compress;
 }
 
 extern "C" void lrsa_kv_cache_gpu_forward(lrsa_kv_cache_gpu *c, const int32_t *ids, int64_t N,

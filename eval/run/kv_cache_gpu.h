@@ -21,13 +21,23 @@
 typedef struct lrsa_kv_cache_gpu lrsa_kv_cache_gpu;
 
 /* A cache (with the model's weights as bf16 on the device) for sequences of up to max_tokens
- * tokens fed in forwards of up to max_chunk tokens. lagkv NULL: full cache. NULL with the reason
- * in e without CUDA or a device. */
+ * tokens fed in forwards of up to max_chunk tokens; max_frozen: the tokens that may be fed after
+ * lrsa_kv_cache_gpu_freeze (0 when it is never frozen). lagkv NULL: full cache. NULL with the
+ * reason in e without CUDA or a device. */
 lrsa_kv_cache_gpu *lrsa_kv_cache_gpu_new(const lrsa_model *m, const lrsa_lagkv_params *lagkv,
-                                         int64_t max_tokens, int64_t max_chunk, lrsa_err *e);
+                                         int64_t max_tokens, int64_t max_chunk, int64_t max_frozen,
+                                         lrsa_err *e);
 void lrsa_kv_cache_gpu_free(lrsa_kv_cache_gpu *c);
-/* Empties the cache for a new sequence (keeps the allocations). */
+/* Empties the cache for a new sequence (keeps the allocations; compression on again, no save). */
 void lrsa_kv_cache_gpu_reset(lrsa_kv_cache_gpu *c);
+/* Compression off from now on (the CPU cache's lrsa_press_freeze): the query-agnostic protocol
+ * feeds the question and the answer on the compressed context without compressing them. */
+void lrsa_kv_cache_gpu_freeze(lrsa_kv_cache_gpu *c);
+/* save: copies the cache's rows (device to device, into a second set of arrays allocated at the
+ * first save) and its state; restore: puts them back, so the greedy answer starts from the
+ * cache the answer NLL started from (the CPU's clone, or its truncate of a frozen cache). */
+void lrsa_kv_cache_gpu_save(lrsa_kv_cache_gpu *c);
+void lrsa_kv_cache_gpu_restore(lrsa_kv_cache_gpu *c);
 /* Feeds N tokens at the next positions: fp32 logits (host) of every row (all_logits) or of the
  * last row, may be NULL; then runs the LagKV events that became due. */
 void lrsa_kv_cache_gpu_forward(lrsa_kv_cache_gpu *c, const int32_t *ids, int64_t N, float *logits,

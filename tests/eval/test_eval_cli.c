@@ -130,6 +130,12 @@ static void test_eval_command(void **state) {
         {"eval --model m --data x.h5 --metrics bleu", "--metrics"},
         {"eval --model m --data x.h5 --press lagkv --keep 2", "keep"},
         {"eval --model m --data x.h5 --prefill sometimes", "--prefill"},
+        {"eval --model m --data x.h5 --device gpu", "'gpu' is not cpu or cuda"},
+        /* presses the GPU cache does not run are refused before anything is loaded */
+        {"eval --model m --data x.h5 --device cuda --press snapkv",
+         "--device cuda: only the full cache and --press lagkv run on the GPU; snapkv runs on "
+         "the CPU (use --device cpu)"},
+        {"generate --model m --prompt hi --device cuda --press h2o", "h2o runs on the CPU"},
         {"generate --model m", "--prompt"},
         {"generate --prompt hi", "--model"},
         {"generate --model m --prompt hi --top-p 0", "--top-p"},
@@ -143,6 +149,18 @@ static void test_eval_command(void **state) {
             fail_msg("`%s`: rc %d, output lacks '%s': %s", bad[i].args, rc, bad[i].needle,
                      out ? out : "");
         free(out);
+    }
+    /* --device cuda with the full cache or LagKV: says what is missing here (a build without CUDA,
+     * no device), before reading the model; where a GPU is, test_gpu_eval runs it */
+    if (!lrsa_cuda_built() || lrsa_cuda_device_count() == 0) {
+        snprintf(cmd, sizeof(cmd), "%s eval --model %s --data %s --press lagkv --device cuda 2>&1",
+                 LRSA_BINARY, model_dir, data);
+        char *gpu = NULL;
+        assert_int_not_equal(tu_run(cmd, &gpu), 0);
+        const char *want = !lrsa_cuda_built() ? "--device cuda: this lrsa was built without CUDA"
+                                              : "--device cuda: no CUDA device";
+        if (!gpu || !strstr(gpu, want)) fail_msg("'%s' lacks '%s'", gpu ? gpu : "", want);
+        free(gpu);
     }
     snprintf(cmd, sizeof(cmd), "%s eval --model %s/nope --data %s 2>&1", LRSA_BINARY, dir, data);
     char *out = NULL;

@@ -1,7 +1,7 @@
-/* The tiny model of the GPU model-level tests (test_gpu_model_step, test_gpu_kv_cache): 2
- * layers, hidden 128, 4 query and 2 KV heads of head_dim 64 (what the CUDA attention supports),
- * vocabulary 300, random weights rounded to bf16 so the CPU and the GPU start from the same
- * values. Header-only. */
+/* The tiny model of the GPU model-level tests (test_gpu_model_step, test_gpu_kv_cache,
+ * test_gpu_eval): 2 layers, hidden 128, 4 query and 2 KV heads of head_dim 64 (what the CUDA
+ * attention supports), vocabulary 300 (or V), random weights rounded to bf16 so the CPU and the
+ * GPU start from the same values. Header-only. */
 #ifndef LRSA_TESTS_GPU_TINY_MODEL_H
 #define LRSA_TESTS_GPU_TINY_MODEL_H
 #include <stdio.h>
@@ -12,14 +12,16 @@
 #include "model/model.h"
 #include "test_model_util.h"
 
-/* bias: q/k/v biases (Qwen2); tied: tied LM head. Norm and bias values are perturbed around
- * their defaults so their gradients are not trivial. */
-static inline void gtm_create(lrsa_model *m, int bias, int tied, uint64_t seed, float std) {
+/* bias: q/k/v biases (Qwen2); tied: tied LM head; V: vocabulary (1359 matches the fixture SmolLM
+ * tokenizer). Norm and bias values are perturbed around their defaults so their gradients are not
+ * trivial. */
+static inline void gtm_create_vocab(lrsa_model *m, int bias, int tied, uint64_t seed, float std,
+                                    int V) {
     lrsa_model_config c;
     memset(&c, 0, sizeof c);
     c.arch = bias ? LRSA_ARCH_QWEN2 : LRSA_ARCH_LLAMA;
     strcpy(c.model_type, bias ? "qwen2" : "llama");
-    c.vocab_size = 300;
+    c.vocab_size = V;
     c.hidden_size = 128;
     c.intermediate_size = 192;
     c.num_hidden_layers = 2;
@@ -41,5 +43,9 @@ static inline void gtm_create(lrsa_model *m, int bias, int tied, uint64_t seed, 
     tu_perturb_norms_biases(m, seed ^ 0x5eed, 0.1f);
     float *p = m->table.arena[LRSA_ROLE_PARAM];
     for (int64_t j = 0; j < m->table.numel; j++) p[j] = lrsa_bf16_to_f32(lrsa_f32_to_bf16(p[j]));
+}
+
+static inline void gtm_create(lrsa_model *m, int bias, int tied, uint64_t seed, float std) {
+    gtm_create_vocab(m, bias, tied, seed, std, 300);
 }
 #endif

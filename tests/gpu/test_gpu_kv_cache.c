@@ -45,7 +45,7 @@ static void run(const lrsa_model *m, const lrsa_lagkv_params *p, const int32_t *
     lrsa_err e = {{0}};
     lrsa_kv_cache cc;
     if (lrsa_kv_cache_init(&cc, Ln, Hkv, D, p, &e)) exit(1);
-    lrsa_kv_cache_gpu *gc = lrsa_kv_cache_gpu_new(m, p, PROMPT + DECODE, 64, &e);
+    lrsa_kv_cache_gpu *gc = lrsa_kv_cache_gpu_new(m, p, PROMPT + DECODE, 64, 0, &e);
     if (!gc) {
         fprintf(stderr, "%s\n", e.msg);
         exit(1);

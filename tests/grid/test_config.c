@@ -119,6 +119,14 @@ static void test_parse_good(void **state) {
     assert_non_null(strstr(e.msg, "batch must be in [1, 256]"));
     assert_int_not_equal(lrsa_grid_config_override(c, "batch=many", &e), 0);
     assert_int_equal(c->batch, 8);
+    /* device: cpu (default) or cuda */
+    assert_int_equal(c->device_cuda, 0);
+    assert_int_equal(lrsa_grid_config_override(c, "device=cuda", &e), 0);
+    assert_int_equal(c->device_cuda, 1);
+    assert_int_not_equal(lrsa_grid_config_override(c, "device=gpu", &e), 0);
+    assert_non_null(strstr(e.msg, "device must be cpu or cuda"));
+    assert_int_equal(lrsa_grid_config_override(c, "device=cpu", &e), 0);
+    assert_int_equal(c->device_cuda, 0);
     free(c);
 }
 
