@@ -13,6 +13,7 @@
 #include "base/rng.h"
 #include "cli/cmd_util.h"
 #include "cli/commands.h"
+#include "model/base_bf16.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/optim.h"
@@ -21,7 +22,8 @@ static const char *BENCH_HELP =
     "usage: lrsa bench [--model DIR | --config small|smollm2-135m] [--T 1024] [--B 1]\n"
     "                  [--steps 3] [--loss all|last-quarter] [--recompute] [--optim]\n"
     "                  [--ids FILE] [--attn dense|lrsa --sink S --lag L --keep r\n"
-    "                  --value-weight w] [--lora-rank R [--lora-targets q_proj,v_proj,...]]\n"
+    "                  --value-weight w] [--lora-rank R [--lora-targets q_proj,v_proj,...]\n"
+    "                  [--lora-base-dtype f32|bf16]]\n"
     "       lrsa bench --mode prefill|decode --model DIR ... (`lrsa bench --mode prefill -h`)\n"
     "Times the CPU training step on random token ids (a random model for --config) and\n"
     "the OpenBLAS SGEMM rate on a [B*T, hidden] x [hidden, 2*intermediate] GEMM.\n"
@@ -29,7 +31,8 @@ static const char *BENCH_HELP =
     "betas 0.9/0.999, eps 1e-8, weight decay 0.01, as torch.optim.AdamW's defaults).\n"
     "--ids FILE: token ids (whitespace-separated, repeated to B*T) instead of random ones.\n"
     "--lora-rank R trains a rank-R LoRA adapter (alpha 2R, all seven projections unless\n"
-    "--lora-targets) on the frozen model instead of every weight.\n"
+    "--lora-targets) on the frozen model instead of every weight; --lora-base-dtype bf16\n"
+    "stores the frozen base's linear matrices in bf16 (lora.base_dtype, docs/LORA.md).\n"
     "Threads: set OPENBLAS_NUM_THREADS (the one count of every CPU kernel).\n";
 
 static void config_preset(lrsa_model_config *c, const char *name, int *ok) {
@@ -122,6 +125,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
     const char *ids_path = NULL;
     int T = 1024, B = 1, steps = 3, recompute = 0, optim = 0, lora_rank = 0;
     const char *lora_targets = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
+    const char *base_dtype = "f32";
     lrsa_attn_config attn;
     lrsa_attn_config_default(&attn);
     for (int i = 1; i < argc; i++) {
@@ -155,6 +159,8 @@ static int run(int argc, char **argv, lrsa_err *e) {
             lora_rank = atoi(v);
         else if (strcmp(a, "--lora-targets") == 0)
             lora_targets = v;
+        else if (strcmp(a, "--lora-base-dtype") == 0)
+            base_dtype = v;
         else
             return lrsa_errorf(e, "unknown flag \"%s\"; see `lrsa bench --help`", a);
     }
@@ -163,12 +169,18 @@ static int run(int argc, char **argv, lrsa_err *e) {
     lrsa_lora_config lc = {.rank = lora_rank, .alpha = 2.0 * lora_rank};
     if (lora_rank && lrsa_lora_targets_parse(lora_targets, &lc.targets, "--lora-targets", e))
         return -1;
+    const int bf16 = strcmp(base_dtype, "bf16") == 0;
+    if (!bf16 && strcmp(base_dtype, "f32") != 0)
+        return lrsa_errorf(e, "--lora-base-dtype must be f32 or bf16, not \"%s\"", base_dtype);
+    if (bf16 && !lora_rank)
+        return lrsa_errorf(e, "--lora-base-dtype bf16 stores the frozen base of a LoRA step; "
+                              "add --lora-rank R");
     if (strcmp(loss_mode, "all") != 0 && strcmp(loss_mode, "last-quarter") != 0)
         return lrsa_errorf(e, "--loss must be all or last-quarter, not \"%s\"", loss_mode);
     if (lrsa_attn_config_check(&attn, e)) return -1;
     lrsa_model m;
     if (model_dir) {
-        if (lrsa_model_load(&m, model_dir, e)) return -1;
+        if ((bf16 ? lrsa_model_load_base_bf16 : lrsa_model_load)(&m, model_dir, e)) return -1;
     } else {
         lrsa_model_config c;
         int ok;
@@ -177,6 +189,7 @@ static int run(int argc, char **argv, lrsa_err *e) {
             return lrsa_errorf(e, "--config \"%s\" is unknown; use small or smollm2-135m", preset);
         if (lrsa_model_create(&m, &c, e)) return -1;
         lrsa_model_init_random(&m, 1, 0.02f);
+        if (bf16) lrsa_model_store_base_bf16(&m);
     }
     const lrsa_model_config *c = &m.cfg;
     const int64_t N = (int64_t)B * T;
@@ -271,8 +284,10 @@ static int run(int argc, char **argv, lrsa_err *e) {
            B, T, attn.mode == LRSA_ATTN_LRSA ? "lrsa" : "dense", loss_mode, recompute,
            openblas_get_num_threads(), env ? env : "unset");
     if (lora_rank)
-        printf("training: LoRA rank %d (alpha %g) on %s, %lld trainable parameters, base frozen\n",
-               lora_rank, lc.alpha, lora_targets, (long long)trainable->numel);
+        printf("training: LoRA rank %d (alpha %g) on %s, %lld trainable parameters, base frozen, "
+               "its linear matrices in %s (%.1f MB)\n",
+               lora_rank, lc.alpha, lora_targets, (long long)trainable->numel, base_dtype,
+               (double)lrsa_model_weight_bytes(&m).matrices / 1e6);
     else
         printf("training: every weight, %lld trainable parameters\n", (long long)trainable->numel);
     printf("first step %.3f s (includes allocation); mean of %d steps %.3f s%s; loss %.4f\n", warm,

@@ -6,12 +6,6 @@
 #include "data/tokenizer_internal.h"
 
 /* FNV-1a, 64-bit: also the documented checksum hash (docs/TOKENIZER.md). */
-uint64_t lrsa_hash_bytes(const void *p, size_t n, uint64_t h) {
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ULL;
-    return h;
-}
-#define FNV_OFFSET 0xcbf29ce484222325ULL
 
 static uint32_t pow2_at_least(uint32_t x) {
     uint32_t c = 16;
@@ -35,7 +29,7 @@ void lrsa_strmap_free(lrsa_strmap *m) {
 }
 
 static uint32_t strmap_slot(const lrsa_strmap *m, const char *key, uint32_t klen) {
-    uint32_t i = (uint32_t)lrsa_hash_bytes(key, klen, FNV_OFFSET) & (m->cap - 1);
+    uint32_t i = (uint32_t)lrsa_fnv1a64(key, klen, LRSA_FNV1A64_OFFSET) & (m->cap - 1);
     while (m->keys[i] && !(m->klen[i] == klen && memcmp(m->keys[i], key, klen) == 0))
         i = (i + 1) & (m->cap - 1);
     return i;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
+#include "base/hash.h"
 #include "data/haystack.h"
 
 /* Neutral, self-written filler sentences used when no essay text is installed. They avoid
@@ -114,12 +115,7 @@ const char *lrsa_essay_split_name(lrsa_essay_split s) {
 }
 
 int lrsa_essay_is_heldout(const char *name) {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ULL;
-    }
-    return h % 4 == 0;
+    return lrsa_fnv1a64_str(name) % 4 == 0;
 }
 
 static int in_split(const char *name, lrsa_essay_split split) {

@@ -6,8 +6,6 @@
 
 #include "data/tokenizer_internal.h"
 
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-
 lrsa_tokenizer *lrsa_tokenizer_alloc(int n_vocab) {
     lrsa_tokenizer *t = lrsa_calloc(1, sizeof *t);
     t->n_vocab = n_vocab;
@@ -17,7 +15,7 @@ lrsa_tokenizer *lrsa_tokenizer_alloc(int n_vocab) {
     t->special = lrsa_calloc((size_t)n_vocab, 1);
     lrsa_strmap_init(&t->vocab, (uint32_t)n_vocab);
     lrsa_pairmap_init(&t->merges, (uint32_t)n_vocab);
-    t->merge_hash = FNV_OFFSET;
+    t->merge_hash = LRSA_FNV1A64_OFFSET;
     t->unk_id = -1;
     lrsa_piece_cache_init(&t->cache);
     return t;
@@ -98,8 +96,8 @@ int lrsa_tokenizer_add_merge(lrsa_tokenizer *t, const char *a, const char *b, in
                            "tokenizer",
                            rank, a, b);
     lrsa_pairmap_put(&t->merges, ia, ib, rank, m);
-    t->merge_hash = lrsa_hash_bytes(a, la + 1, t->merge_hash);
-    t->merge_hash = lrsa_hash_bytes(b, lb + 1, t->merge_hash);
+    t->merge_hash = lrsa_fnv1a64(a, la + 1, t->merge_hash);
+    t->merge_hash = lrsa_fnv1a64(b, lb + 1, t->merge_hash);
     t->n_merges++;
     return 0;
 }
@@ -212,51 +210,51 @@ int lrsa_tokenizer_finish(lrsa_tokenizer *t, const char *where, lrsa_err *e) {
 
     /* The checksum covers everything that changes ids: vocab (id order), merges (rank order),
      * added tokens, normalizer and pre-tokenizer stages. FNV-1a 64 in hex. */
-    uint64_t h = FNV_OFFSET;
+    uint64_t h = LRSA_FNV1A64_OFFSET;
     char num[64];
     for (int i = 0; i < t->n_vocab; i++) {
         if (!t->token[i]) continue;
         int k = snprintf(num, sizeof num, "%d\t", i);
-        h = lrsa_hash_bytes(num, (size_t)k, h);
-        h = lrsa_hash_bytes(t->token[i], strlen(t->token[i]) + 1, h);
+        h = lrsa_fnv1a64(num, (size_t)k, h);
+        h = lrsa_fnv1a64(t->token[i], strlen(t->token[i]) + 1, h);
     }
     int k = snprintf(num, sizeof num, "merges %d %016llx", t->n_merges,
                      (unsigned long long)t->merge_hash);
-    h = lrsa_hash_bytes(num, (size_t)k, h);
+    h = lrsa_fnv1a64(num, (size_t)k, h);
     for (int i = 0; i < t->n_added; i++) {
         k = snprintf(num, sizeof num, "added %d %d ", t->added[i].id, t->added[i].special);
-        h = lrsa_hash_bytes(num, (size_t)k, h);
-        h = lrsa_hash_bytes(t->added[i].content, (size_t)t->added[i].len + 1, h);
+        h = lrsa_fnv1a64(num, (size_t)k, h);
+        h = lrsa_fnv1a64(t->added[i].content, (size_t)t->added[i].len + 1, h);
     }
     k = snprintf(num, sizeof num, "nfc %d ignore_merges %d prefix %d unk %d %d", t->nfc,
                  t->ignore_merges, t->add_prefix_space, t->unk_id, t->fuse_unk);
-    h = lrsa_hash_bytes(num, (size_t)k, h);
+    h = lrsa_fnv1a64(num, (size_t)k, h);
     for (int i = 0; i < t->n_stages; i++) {
         k = snprintf(num, sizeof num, "stage %d ", (int)t->stages[i].kind);
-        h = lrsa_hash_bytes(num, (size_t)k, h);
+        h = lrsa_fnv1a64(num, (size_t)k, h);
         if (t->stages[i].pattern)
-            h = lrsa_hash_bytes(t->stages[i].pattern, strlen(t->stages[i].pattern) + 1, h);
+            h = lrsa_fnv1a64(t->stages[i].pattern, strlen(t->stages[i].pattern) + 1, h);
         if (t->stages[i].kind == LRSA_PRETOK_METASPACE) {
             k = snprintf(num, sizeof num, "prepend %d split %d", (int)t->stages[i].prepend,
                          t->stages[i].split);
-            h = lrsa_hash_bytes(num, (size_t)k, h);
+            h = lrsa_fnv1a64(num, (size_t)k, h);
         }
     }
     /* character-level tokenizers only, so that byte-level checksums stay as they were */
     if (t->char_level) {
         k = snprintf(num, sizeof num, "char_level byte_fallback %d", t->byte_fallback);
-        h = lrsa_hash_bytes(num, (size_t)k, h);
+        h = lrsa_fnv1a64(num, (size_t)k, h);
         for (int i = 0; i < t->n_norm; i++) {
             k = snprintf(num, sizeof num, "norm %d ", (int)t->norm[i].kind);
-            h = lrsa_hash_bytes(num, (size_t)k, h);
+            h = lrsa_fnv1a64(num, (size_t)k, h);
             if (t->norm[i].pattern)
-                h = lrsa_hash_bytes(t->norm[i].pattern, strlen(t->norm[i].pattern) + 1, h);
-            h = lrsa_hash_bytes(t->norm[i].content, strlen(t->norm[i].content) + 1, h);
+                h = lrsa_fnv1a64(t->norm[i].pattern, strlen(t->norm[i].pattern) + 1, h);
+            h = lrsa_fnv1a64(t->norm[i].content, strlen(t->norm[i].content) + 1, h);
         }
         for (int i = 0; i < t->n_added; i++) {
             k = snprintf(num, sizeof num, "normalized %d %d", t->added[i].id,
                          t->added[i].normalized);
-            h = lrsa_hash_bytes(num, (size_t)k, h);
+            h = lrsa_fnv1a64(num, (size_t)k, h);
         }
     }
     snprintf(t->checksum, sizeof t->checksum, "%016llx", (unsigned long long)h);

@@ -12,6 +12,7 @@
 #include <pcre2.h>
 
 #include "base/error.h"
+#include "base/hash.h"
 #include "data/ids.h"
 #include "data/tokenizer.h"
 
@@ -42,7 +43,6 @@ void lrsa_strmap_free(lrsa_strmap *m);
 /* Inserts or overwrites; the key is NOT copied (it must outlive the map). */
 void lrsa_strmap_put(lrsa_strmap *m, const char *key, uint32_t klen, int32_t val);
 int32_t lrsa_strmap_get(const lrsa_strmap *m, const char *key, uint32_t klen); /* -1 absent */
-uint64_t lrsa_hash_bytes(const void *p, size_t n, uint64_t h);
 
 typedef struct lrsa_pairmap { /* (left id, right id) -> (rank, merged id) */
     uint32_t cap, n;

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/hash.h"
 #include "model/quant.h"
 
 /* Arrays nest in the format; real files use one level. The cap keeps recursion bounded. */
@@ -227,12 +228,6 @@ static int rd_value(cursor *c, uint32_t type, lrsa_gguf_value *v, int depth, con
 }
 
 /* ---- a small string hash set for duplicate detection and lookup ---- */
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 typedef struct name_index {
     int64_t *slot; /* -1 empty, else an index into names */
     uint64_t cap;
@@ -241,7 +236,7 @@ typedef struct name_index {
 /* Returns the existing index with the same name, or inserts idx and returns -1. */
 static int64_t index_insert(name_index *ix, char *const *names, size_t stride, int64_t idx) {
     const char *name = *(char *const *)((const char *)names + stride * (size_t)idx);
-    uint64_t h = hash_str(name) & (ix->cap - 1);
+    uint64_t h = lrsa_fnv1a64_str(name) & (ix->cap - 1);
     while (ix->slot[h] >= 0) {
         const char *other = *(char *const *)((const char *)names + stride * (size_t)ix->slot[h]);
         if (strcmp(other, name) == 0) return ix->slot[h];
@@ -258,13 +253,38 @@ static void index_init(name_index *ix, int64_t n) {
     for (uint64_t i = 0; i < ix->cap; i++) ix->slot[i] = -1;
 }
 
+/* The header's count of metadata entries or tensors (`what`), each at least min_bytes long, must
+ * fit in what is left of the file: a corrupt count would otherwise allocate without bound. */
+static int check_count(cursor *c, uint64_t n, size_t min_bytes, const char *what) {
+    if (n > (c->size - c->pos) / min_bytes)
+        return lrsa_errorf(c->e,
+                           "%s: header claims %llu %s, more than the %zu bytes left can hold; "
+                           "the file is corrupt or truncated",
+                           c->name, (unsigned long long)n, what, c->size - c->pos);
+    return 0;
+}
+
+/* Reads the name of entry i (a key or a tensor name, at most max_len bytes) into names[i] (the
+ * entries are stride bytes apart, names points at the first one's name), sets *count to i + 1 so
+ * that closing frees it, and adds it to ix: an error naming `kind` when an earlier entry has the
+ * same name. `what` names the field for a read error, followed by i. */
+static int rd_unique_name(cursor *c, name_index *ix, char **names, size_t stride, uint64_t i,
+                          uint64_t max_len, int64_t *count, const char *what, const char *kind) {
+    size_t at = c->pos;
+    char field[64];
+    snprintf(field, sizeof field, "%s %llu", what, (unsigned long long)i);
+    char **name = (char **)((char *)names + stride * i);
+    if (rd_string(c, name, NULL, max_len, field)) return -1;
+    *count = (int64_t)i + 1;
+    if (index_insert(ix, names, stride, (int64_t)i) >= 0)
+        return lrsa_errorf(c->e, "%s: byte %zu: %s '%s' appears twice; the file is corrupt",
+                           c->name, at, kind, *name);
+    return 0;
+}
+
 static int parse_kvs(lrsa_gguf *g, cursor *c, uint64_t n_kv) {
     /* a KV is at least an 8-byte key length, a 4-byte type and a 1-byte value */
-    if (n_kv > (c->size - c->pos) / 13)
-        return lrsa_errorf(c->e,
-                           "%s: header claims %llu metadata entries, more than the %zu bytes "
-                           "left can hold; the file is corrupt or truncated",
-                           c->name, (unsigned long long)n_kv, c->size - c->pos);
+    if (check_count(c, n_kv, 13, "metadata entries")) return -1;
     g->kv = lrsa_calloc(n_kv ? n_kv : 1, sizeof *g->kv);
     name_index ix;
     index_init(&ix, (int64_t)n_kv);
@@ -273,25 +293,16 @@ static int parse_kvs(lrsa_gguf *g, cursor *c, uint64_t n_kv) {
         lrsa_gguf_kv *kv = &g->kv[i];
         size_t at = c->pos;
         uint32_t type;
-        char what[64];
-        snprintf(what, sizeof what, "the key of metadata entry %llu", (unsigned long long)i);
-        if (rd_string(c, &kv->key, NULL, MAX_KEY_LEN, what)) {
+        if (rd_unique_name(c, &ix, &g->kv[0].key, sizeof *g->kv, i, MAX_KEY_LEN, &g->n_kv,
+                           "the key of metadata entry", "metadata key")) {
             rc = -1;
             break;
         }
-        g->n_kv = (int64_t)i + 1;
         if (strlen(kv->key) == 0) {
             rc = lrsa_errorf(c->e,
                              "%s: byte %zu: metadata entry %llu has an empty key; the file "
                              "is corrupt",
                              c->name, at, (unsigned long long)i);
-            break;
-        }
-        if (index_insert(&ix, &g->kv[0].key, sizeof *g->kv, (int64_t)i) >= 0) {
-            rc = lrsa_errorf(c->e,
-                             "%s: byte %zu: metadata key '%s' appears twice; the file is "
-                             "corrupt",
-                             c->name, at, kv->key);
             break;
         }
         if (rd_u32(c, &type, kv->key) || rd_value(c, type, &kv->v, 0, kv->key)) rc = -1;
@@ -302,28 +313,16 @@ static int parse_kvs(lrsa_gguf *g, cursor *c, uint64_t n_kv) {
 
 static int parse_tensor_infos(lrsa_gguf *g, cursor *c, uint64_t n_tensors) {
     /* a tensor info is at least name length 8 + n_dims 4 + type 4 + offset 8 */
-    if (n_tensors > (c->size - c->pos) / 24)
-        return lrsa_errorf(c->e,
-                           "%s: header claims %llu tensors, more than the %zu bytes left can "
-                           "hold; the file is corrupt or truncated",
-                           c->name, (unsigned long long)n_tensors, c->size - c->pos);
+    if (check_count(c, n_tensors, 24, "tensors")) return -1;
     g->tensors = lrsa_calloc(n_tensors ? n_tensors : 1, sizeof *g->tensors);
     name_index ix;
     index_init(&ix, (int64_t)n_tensors);
     int rc = 0;
     for (uint64_t i = 0; i < n_tensors && rc == 0; i++) {
         lrsa_gguf_tensor *t = &g->tensors[i];
-        size_t at = c->pos;
-        char what[64];
-        snprintf(what, sizeof what, "the name of tensor %llu", (unsigned long long)i);
-        if (rd_string(c, &t->name, NULL, MAX_TENSOR_NAME, what)) {
+        if (rd_unique_name(c, &ix, &g->tensors[0].name, sizeof *g->tensors, i, MAX_TENSOR_NAME,
+                           &g->n_tensors, "the name of tensor", "tensor")) {
             rc = -1;
-            break;
-        }
-        g->n_tensors = (int64_t)i + 1;
-        if (index_insert(&ix, &g->tensors[0].name, sizeof *g->tensors, (int64_t)i) >= 0) {
-            rc = lrsa_errorf(c->e, "%s: byte %zu: tensor '%s' appears twice; the file is corrupt",
-                             c->name, at, t->name);
             break;
         }
         uint32_t nd;

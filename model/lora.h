@@ -100,8 +100,18 @@ int lrsa_lora_site_cols(const lrsa_lora *a, lrsa_lora_site site);
 void lrsa_lora_merge(const lrsa_lora *a, lrsa_model *m);
 
 /* An FNV-1a-style 64-bit hash over the model's PARAM arena (8 bytes per step): identifies the base
- * weights a LoRA run was trained on (checked on resume and export). */
+ * weights a LoRA run was trained on (checked on resume and export). A base stored in bf16
+ * (model/base_bf16.h) answers the hash of its fp32 weights before rounding. */
 uint64_t lrsa_model_checksum(const lrsa_model *m);
+/* The same hash over bytes given in pieces (the pieces' concatenation hashes as one arena). */
+typedef struct lrsa_checksum_state {
+    uint64_t h;
+    unsigned char carry[8];
+    int n_carry;
+} lrsa_checksum_state;
+void lrsa_checksum_init(lrsa_checksum_state *st);
+void lrsa_checksum_update(lrsa_checksum_state *st, const void *data, size_t n);
+uint64_t lrsa_checksum_final(const lrsa_checksum_state *st);
 
 /* ---- PEFT adapter directories (adapter_config.json + adapter_model.safetensors) ------------ */
 /* Writes dir/adapter_config.json (peft_type LORA, task_type CAUSAL_LM, r, lora_alpha,

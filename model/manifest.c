@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/fileio.h"
+#include "base/hash.h"
 
 /* FNV-1a 64 of a whole file, read in 4 MB pieces; -1 with an error when it cannot be read. */
 static int hash_file(const char *path, uint64_t *hash, int64_t *bytes, lrsa_err *e) {
@@ -15,11 +16,11 @@ static int hash_file(const char *path, uint64_t *hash, int64_t *bytes, lrsa_err 
     if (!f) return lrsa_errorf(e, "cannot open %s: %s", path, strerror(errno));
     enum { PIECE = 4 << 20 };
     unsigned char *buf = lrsa_malloc(PIECE);
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = LRSA_FNV1A64_OFFSET;
     int64_t total = 0;
     size_t got;
     while ((got = fread(buf, 1, PIECE, f)) > 0) {
-        for (size_t i = 0; i < got; i++) h = (h ^ buf[i]) * 0x100000001b3ULL;
+        h = lrsa_fnv1a64(buf, got, h);
         total += (int64_t)got;
     }
     int bad = ferror(f);

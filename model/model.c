@@ -7,6 +7,7 @@
 
 #include "base/fileio.h"
 #include "base/rng.h"
+#include "model/base_bf16.h"
 #include "model/manifest.h"
 #include "model/model_check.h"
 
@@ -18,7 +19,8 @@ static int add1(lrsa_tensor_table *t, const char *name, int64_t a, lrsa_param_ki
     return lrsa_table_add(t, name, 1, &a, k);
 }
 
-int lrsa_model_create(lrsa_model *m, const lrsa_model_config *c, lrsa_err *e) {
+/* The table for a config; the PARAM arena only when alloc_param (a bf16 base loads without). */
+static int build(lrsa_model *m, const lrsa_model_config *c, int alloc_param, lrsa_err *e) {
     memset(m, 0, sizeof *m);
     if (lrsa_config_validate(c, "model config", e)) return -1;
     m->cfg = *c;
@@ -55,10 +57,14 @@ int lrsa_model_create(lrsa_model *m, const lrsa_model_config *c, lrsa_err *e) {
     m->final_norm = add1(t, "model.norm.weight", C, LRSA_KIND_NORM);
     m->lm_head =
         c->tie_word_embeddings ? m->embed : add2(t, "lm_head.weight", V, C, LRSA_KIND_EMBEDDING);
-    lrsa_table_alloc(t, LRSA_ROLE_PARAM);
+    if (alloc_param) lrsa_table_alloc(t, LRSA_ROLE_PARAM);
     m->inv_freq = lrsa_malloc((size_t)(D / 2) * sizeof(float));
     lrsa_rope_inv_freq(m->inv_freq, (int)D, &c->rope);
     return 0;
+}
+
+int lrsa_model_create(lrsa_model *m, const lrsa_model_config *c, lrsa_err *e) {
+    return build(m, c, 1, e);
 }
 
 void lrsa_model_init_random(lrsa_model *m, uint64_t seed, float std) {
@@ -91,16 +97,19 @@ static int shape_str(char *out, size_t cap, int nd, const int64_t *s) {
     return 0;
 }
 
-int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e) {
+/* bf16: each tensor through a bf16 store's slot (model/base_bf16.h), no PARAM arena. */
+static int load(lrsa_model *m, const char *dir, int bf16, lrsa_err *e) {
     char path[4096];
     lrsa_model_config c;
     /* an exported directory's files against their checksums first (model/manifest.h) */
     if (lrsa_manifest_check(dir, e)) return -1;
     lrsa_path_join(path, sizeof path, dir, "config.json");
     if (lrsa_config_load(&c, path, e)) return -1;
-    if (lrsa_model_create(m, &c, e)) return lrsa_err_prefix(e, "%s: ", path);
+    if (build(m, &c, !bf16, e)) return lrsa_err_prefix(e, "%s: ", path);
+    lrsa_base_bf16 *store = bf16 ? lrsa_base_bf16_begin(m) : NULL;
     lrsa_st_set set;
     if (lrsa_st_set_open_dir(&set, dir, e)) {
+        lrsa_base_bf16_free(store);
         lrsa_model_free(m);
         return -1;
     }
@@ -124,7 +133,11 @@ int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e) {
             rc = lrsa_config_note_defaults(&c, e);
             break;
         }
-        rc = lrsa_st_read_f32(f, t, lrsa_table_ptr(&m->table, LRSA_ROLE_PARAM, i), e);
+        rc = lrsa_st_read_f32(f, t,
+                              store ? lrsa_base_bf16_slot(store, m, i)
+                                    : lrsa_table_ptr(&m->table, LRSA_ROLE_PARAM, i),
+                              e);
+        if (!rc && store) lrsa_base_bf16_put(store, m, i);
     }
     /* A tied model's stored lm_head copy is ignored, but must have the embedding's shape (a
      * different shape means the config does not describe this checkpoint). */
@@ -140,8 +153,20 @@ int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e) {
                              c.hidden_size, path);
     }
     lrsa_st_set_close(&set);
-    if (rc) lrsa_model_free(m);
+    if (!rc && store) lrsa_base_bf16_end(store, m);
+    if (rc) {
+        lrsa_base_bf16_free(store);
+        lrsa_model_free(m);
+    }
     return rc;
+}
+
+int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e) {
+    return load(m, dir, 0, e);
+}
+
+int lrsa_model_load_base_bf16(lrsa_model *m, const char *dir, lrsa_err *e) {
+    return load(m, dir, 1, e);
 }
 
 int lrsa_model_save(const lrsa_model *m, const char *dir, lrsa_st_dtype dtype, lrsa_err *e) {
@@ -167,6 +192,7 @@ int lrsa_model_save(const lrsa_model *m, const char *dir, lrsa_st_dtype dtype, l
 }
 
 void lrsa_model_free(lrsa_model *m) {
+    lrsa_base_bf16_free(m->base16);
     lrsa_table_free(&m->table);
     free(m->layers);
     free(m->inv_freq);

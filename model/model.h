@@ -25,7 +25,8 @@ typedef struct lrsa_layer_index {
     int input_norm, q, k, v, q_bias, k_bias, v_bias, o, o_bias, post_norm, gate, up, down;
 } lrsa_layer_index;
 
-struct lrsa_lora; /* model/lora.h */
+struct lrsa_lora;      /* model/lora.h */
+struct lrsa_base_bf16; /* model/base_bf16.h */
 
 typedef struct lrsa_model {
     lrsa_model_config cfg;
@@ -36,6 +37,9 @@ typedef struct lrsa_model {
     /* An attached LoRA adapter (borrowed, NULL: none). While attached the base weights are
      * frozen: gradients go to the adapter's table only (model/lora.h). */
     struct lrsa_lora *lora;
+    /* The frozen base stored in bf16 (NULL: fp32 in the table's PARAM arena). While set, the
+     * PARAM arena is freed: weights are read through model/base_bf16.h. */
+    struct lrsa_base_bf16 *base16;
 } lrsa_model;
 
 /* Builds the table for a config and allocates PARAM (zeros). */
@@ -48,6 +52,10 @@ void lrsa_model_init_random(lrsa_model *m, uint64_t seed, float std);
  * lm_head.weight copy of the embedding's shape; rotary inv_freq buffers are ignored.
  * m->cfg.defaults_used lists the fields that took Hugging Face's defaults. */
 int lrsa_model_load(lrsa_model *m, const char *dir, lrsa_err *e);
+/* lrsa_model_load for a frozen LoRA base stored in bf16 (model/base_bf16.h): each matrix is
+ * rounded as it is read, so its fp32 weights never exist all at once (one matrix at a time) and
+ * the peak is the bf16 store, not the fp32 model. The same checks and messages. */
+int lrsa_model_load_base_bf16(lrsa_model *m, const char *dir, lrsa_err *e);
 /* Writes config.json + model.safetensors (F32, BF16 or F16) into dir (created), atomically
  * per file. The result loads in Hugging Face transformers. */
 int lrsa_model_save(const lrsa_model *m, const char *dir, lrsa_st_dtype dtype, lrsa_err *e);
@@ -129,12 +137,16 @@ void lrsa_model_final_logits(const lrsa_model *m, const float *x, int64_t N, flo
 
 /* The same blocks on any device (model_blocks.c): buffers in the memory of env->ops (act-typed:
  * fp32 on the CPU, bf16 on CUDA; logits fp32), weights from env->param (act-typed, table
- * layout) or the table's PARAM arena when NULL. Scratch for N rows: h and tmp [N, C], gu
- * [N, 2I], act [N, I] (qkv needs only h). */
+ * layout) or the host model's when NULL. Scratch for N rows: h and tmp [N, C], gu [N, 2I], act
+ * [N, I] (qkv needs only h). wide: with a host model whose base is stored in bf16
+ * (model/base_bf16.h), where each linear op's matrix is widened to fp32 right before the op
+ * (lrsa_model_weight_bytes(m).scratch bytes; the caller's, so calls sharing a model do not share
+ * it); unused otherwise. */
 typedef struct lrsa_block_env {
     const lrsa_device_ops *ops;
     const void *param;
     void *h, *tmp, *gu, *act;
+    float *wide;
 } lrsa_block_env;
 void lrsa_block_embed(const lrsa_model *m, const lrsa_block_env *env, const int32_t *ids, int64_t N,
                       void *x);

@@ -10,6 +10,7 @@
 
 #include "kernels/lagkv/lagkv_salience.h"
 #include "kernels/lm_head_loss/lm_head_loss.h"
+#include "model/base_bf16.h"
 #include "model/lora_ops.h"
 #include "model/model.h"
 #include "model/model_ops.h"
@@ -307,39 +308,69 @@ static float *grad_of(const fwd_args *f, int idx, int want) {
     if (f->ws->grad) return f->ws->grad + f->m->table.desc[idx].offset;
     return lrsa_table_ptr(&f->m->table, LRSA_ROLE_GRAD, idx);
 }
+/* A non-matrix weight (norms, biases, embedding, LM head): the device's act-typed copy when the
+ * workspace has one, else the host's fp32 (a bf16-stored base keeps these in fp32). */
 static const void *param_of(const fwd_args *f, int idx) {
     if (idx < 0) return NULL;
     if (f->ws->param)
         return (const char *)f->ws->param +
                (size_t)f->m->table.desc[idx].offset * f->ws->ops->act_bytes;
-    return lrsa_table_ptr(&f->m->table, LRSA_ROLE_PARAM, idx);
+    return lrsa_model_param(f->m, idx);
 }
 /* Element i of an act-typed buffer. */
 static void *at(const lrsa_workspace *ws, void *p, int64_t i) {
     return (char *)p + (size_t)i * ws->ops->act_bytes;
 }
 
-/* One of a layer's four linear ops: the plain op, or with adapters on it the fused LoRA op
- * (the base weight then frozen: dw and db are NULL). u: the layer's saved adapter input. */
+/* A bf16 base (model/base_bf16.h) widens each linear op's matrix into the store's one scratch
+ * right before the op; this tape entry, recorded after the op's own, runs just before the op's
+ * backward and widens the same matrix again for its dx GEMM. */
+typedef struct widen_ctx {
+    const lrsa_model *m;
+    int idx;
+    int64_t numel;
+} widen_ctx;
+
+static void widen_bwd(void *p) {
+    widen_ctx *c = p;
+    lrsa_model_linear_weight(c->m, c->idx, c->numel, NULL);
+}
+
+/* The matrix of a linear op starting at tensor idx (numel elements: a fused op spans q, k, v or
+ * gate, up): the device's copy, the host's fp32, or a bf16 base's widened into its scratch. */
+static const void *weight_of(const fwd_args *f, int idx, int64_t numel) {
+    if (f->ws->param || !f->m->base16) return param_of(f, idx);
+    return lrsa_model_linear_weight(f->m, idx, numel, NULL);
+}
+
+/* One of a layer's four linear ops, its matrix starting at tensor w_idx: the plain op, or with
+ * adapters on it the fused LoRA op (the base weight then frozen: dw and db are NULL). u: the
+ * layer's saved adapter input. */
 static void proj(const fwd_args *f, int l, lrsa_lora_site site, void *u, lrsa_tape *tp, void *y,
-                 const void *x, const void *w, const void *b, int64_t N, int in, int out, void *dy,
+                 const void *x, int w_idx, const void *b, int64_t N, int in, int out, void *dy,
                  void *dx, float *dw, float *db) {
     const lrsa_device_ops *ops = f->ws->ops;
     lrsa_lora *a = f->m->lora;
     lrsa_lora_spec s;
     int ia, ib;
+    const int64_t numel = (int64_t)out * in;
+    const void *w = weight_of(f, w_idx, numel);
     if (!a || !lrsa_lora_site_spec(a, &f->m->cfg, l, site, f->train, &s, &ia, &ib)) {
         lrsa_op_linear(ops, tp, y, x, w, b, N, in, out, dy, dx, dw, db);
-        return;
+    } else {
+        /* the adapter's weights live in its host table: CPU only (docs/CUDA.md) */
+        LRSA_CHECK(ops->lora_linear_fwd && !f->ws->param,
+                   "(a LoRA adapter is attached and the %s op table has no LoRA op)", ops->name);
+        const int g = tp != NULL;
+        lrsa_op_lora_linear(ops, tp, y, u, x, w, b, lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ia),
+                            lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ib), &s, N, in, out, dy, dx,
+                            g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ia) : NULL,
+                            g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ib) : NULL, &f->ws->lora);
     }
-    /* the adapter's weights live in its host table: CPU only (docs/CUDA.md) */
-    LRSA_CHECK(ops->lora_linear_fwd && !f->ws->param,
-               "(a LoRA adapter is attached and the %s op table has no LoRA op)", ops->name);
-    const int g = tp != NULL;
-    lrsa_op_lora_linear(ops, tp, y, u, x, w, b, lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ia),
-                        lrsa_table_ptr(&a->table, LRSA_ROLE_PARAM, ib), &s, N, in, out, dy, dx,
-                        g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ia) : NULL,
-                        g ? lrsa_table_ptr(&a->table, LRSA_ROLE_GRAD, ib) : NULL, &f->ws->lora);
+    if (tp && f->m->base16) {
+        widen_ctx *c = lrsa_tape_push(tp, "widen_base", widen_bwd, sizeof *c);
+        *c = (widen_ctx){f->m, w_idx, numel};
+    }
 }
 
 /* The salience term of one layer: its value counted once per forward, and a tape entry that
@@ -400,9 +431,8 @@ static void layer_forward(const fwd_args *f, int l, layer_acts *a, void *x, lrsa
     if (a->xin != x) ops->copy(ops->ctx, a->xin, x, NC);
     lrsa_op_rmsnorm(ops, tp, a->h1, a->rstd1, a->xin, param_of(f, L->input_norm), N, C, eps, ws->dh,
                     ws->dx, grad_of(f, L->input_norm, g));
-    proj(f, l, LRSA_LORA_SITE_QKV, a->lora_u[0], tp, a->qkv, a->h1, param_of(f, L->q),
-         param_of(f, L->q_bias), N, C, (int)QKV, ws->dqkv, ws->dh, grad_of(f, L->q, g),
-         grad_of(f, L->q_bias, g));
+    proj(f, l, LRSA_LORA_SITE_QKV, a->lora_u[0], tp, a->qkv, a->h1, L->q, param_of(f, L->q_bias), N,
+         C, (int)QKV, ws->dqkv, ws->dh, grad_of(f, L->q, g), grad_of(f, L->q_bias, g));
     lrsa_op_rope(ops, tp, a->qkv, ws->pos, m->inv_freq, N, Hq + Hkv, D, QKV, ws->dqkv);
 
     lrsa_attn_dims d = {.B = B,
@@ -427,19 +457,18 @@ static void layer_forward(const fwd_args *f, int l, layer_acts *a, void *x, lrsa
     /* CPU only: device: cuda refuses attention.salience (train/config.c) */
     if (ws->sal_needle) salience(f, (const float *)a->qkv, tp);
     lrsa_op_attention(ops, tp, a->att, a->lse, a->qkv, &d, sel, &f->attn.lagkv, ws->datt, ws->dqkv);
-    proj(f, l, LRSA_LORA_SITE_O, a->lora_u[1], tp, ws->tmp, a->att, param_of(f, L->o),
-         param_of(f, L->o_bias), N, (int)HD, C, ws->dx, ws->datt, grad_of(f, L->o, g),
-         grad_of(f, L->o_bias, g));
+    proj(f, l, LRSA_LORA_SITE_O, a->lora_u[1], tp, ws->tmp, a->att, L->o, param_of(f, L->o_bias), N,
+         (int)HD, C, ws->dx, ws->datt, grad_of(f, L->o, g), grad_of(f, L->o_bias, g));
     ops->add(ops->ctx, x, x, ws->tmp, N * C); /* gradient: dx passes through in place */
     ops->copy(ops->ctx, a->xmid, x, NC);
 
     lrsa_op_rmsnorm(ops, tp, a->h2, a->rstd2, a->xmid, param_of(f, L->post_norm), N, C, eps, ws->dh,
                     ws->dx, grad_of(f, L->post_norm, g));
-    proj(f, l, LRSA_LORA_SITE_GATE_UP, a->lora_u[2], tp, a->gu, a->h2, param_of(f, L->gate), NULL,
-         N, C, 2 * I, ws->dgu, ws->dh, grad_of(f, L->gate, g), NULL);
+    proj(f, l, LRSA_LORA_SITE_GATE_UP, a->lora_u[2], tp, a->gu, a->h2, L->gate, NULL, N, C, 2 * I,
+         ws->dgu, ws->dh, grad_of(f, L->gate, g), NULL);
     lrsa_op_swiglu(ops, tp, a->act, a->gu, N, I, ws->dact, ws->dgu);
-    proj(f, l, LRSA_LORA_SITE_DOWN, a->lora_u[3], tp, ws->tmp, a->act, param_of(f, L->down), NULL,
-         N, I, C, ws->dx, ws->dact, grad_of(f, L->down, g), NULL);
+    proj(f, l, LRSA_LORA_SITE_DOWN, a->lora_u[3], tp, ws->tmp, a->act, L->down, NULL, N, I, C,
+         ws->dx, ws->dact, grad_of(f, L->down, g), NULL);
     ops->add(ops->ctx, x, x, ws->tmp, N * C);
 }
 
@@ -492,6 +521,9 @@ static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tap
                    ids[i], (long long)i, c->vocab_size);
         ws->h_pos[i] = (int32_t)(i % f->T);
     }
+    LRSA_CHECK(!tp || !m->base16 || m->lora,
+               "a base stored in bf16 is frozen: attach a LoRA adapter to train on it");
+    LRSA_CHECK(!m->base16 || !ws->param, "a base stored in bf16 runs on the CPU only");
     ops->upload(ops->ctx, ws->ids, ids, sizeof(int32_t) * (size_t)N);
     ops->upload(ops->ctx, ws->pos, ws->h_pos, sizeof(int32_t) * (size_t)N);
     if (tp && !ws->grad) lrsa_table_alloc(m->lora ? &m->lora->table : &m->table, LRSA_ROLE_GRAD);

@@ -27,18 +27,14 @@
 #   LRSA_HELDOUT_TASK [niah-multiquery]   LRSA_LENGTHS [512:1024]
 #   LRSA_N_TRAIN [400]  LRSA_N_EVAL_PER_TASK [8]   LRSA_PROTOCOLS ["query-agnostic"]
 #   LRSA_RECIPE_PREFIX [configs/recipes/lrsa-vs-dense]  (…-dense.yaml and …-lrsa.yaml)
+#   LRSA_ARMS ["dense lrsa"]  ("dense lrsa salience": also the salience-loss arm, …-salience.yaml)
 #   OPENBLAS_NUM_THREADS [all cores]
 # Sizing (2-core CPU): the defaults (one seed per arm, one protocol) are what fits about 2 hours on
 # a quiet 2-core machine; see docs/reports/lrsa-vs-dense/README.md, "How it was sized".
 set -euo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-cd "$REPO"
-case "${1:-}" in -h | --help)
-    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" # the header comment
-    exit 0
-    ;;
-esac
+LRSA_JOB=lrsa-vs-dense
+. "$(dirname "$0")/lib.sh" "$@" # REPO, --help, T0, elapsed, step, say, die, build_lrsa
 
 BUILD=${LRSA_BUILD_DIR:-build}
 RUN=${LRSA_RUN_DIR:-runs/lrsa-vs-dense}
@@ -51,24 +47,20 @@ N_TRAIN=${LRSA_N_TRAIN:-400}
 N_EVAL_PER_TASK=${LRSA_N_EVAL_PER_TASK:-8}
 PROTOCOLS=${LRSA_PROTOCOLS:-query-agnostic}
 RECIPE=${LRSA_RECIPE_PREFIX:-configs/recipes/lrsa-vs-dense}
+# The tuned arms; dense and lrsa are the control experiment, any further arm ARM (its recipe
+# $RECIPE-ARM.yaml, e.g. salience) is a variant of the method the report sets against both.
+ARMS=${LRSA_ARMS:-dense lrsa}
+case " $ARMS " in
+*" dense "*" lrsa "*) ;;
+*) die "LRSA_ARMS='$ARMS' must hold dense and lrsa (in that order), then any further arms" ;;
+esac
 MODEL=models/smollm2-135m-instruct
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$(nproc)}
 # LagKV as the LRSA arm trains it (S, L); the grid sweeps r.
 SINK=16
 LAG=64
 
-T0=$(date +%s)
-elapsed() {
-    local s=$(($(date +%s) - T0))
-    printf '%dm%02ds' $((s / 60)) $((s % 60))
-}
-step() { printf '\n== [%s] %s\n' "$(elapsed)" "$*"; }
-say() { echo "lrsa-vs-dense: $*"; }
-die() {
-    echo "lrsa-vs-dense: error: $*" >&2
-    exit 1
-}
-for arm in dense lrsa; do
+for arm in $ARMS; do
     [ -f "$RECIPE-$arm.yaml" ] || die "missing recipe $RECIPE-$arm.yaml (LRSA_RECIPE_PREFIX)"
 done
 mkdir -p "$RUN"
@@ -77,11 +69,7 @@ record_time() { echo "$(($(date +%s) - T0))" >>"$RUN/wall_seconds"; }
 trap record_time EXIT
 
 step "1/6 dependencies and build ($BUILD/, Release)"
-bash tools/install-deps.sh
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" --target lrsa -j "$(nproc)"
-LRSA="$REPO/$BUILD/lrsa"
-[ -x "$LRSA" ] || die "the build did not produce $LRSA"
+build_lrsa "$BUILD"
 say "CPU: $(nproc) cores, OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS"
 LRSA_BIN="$LRSA" bash tools/fetch-model.sh
 sh tools/fetch-haystack.sh || die "no essays: the disjoint train/held-out split needs them"
@@ -97,9 +85,9 @@ mkdir -p "$RUN/data"
 [ -f "$EVAL_H5" ] || "$LRSA" prepare --model "$MODEL" --synthetic "$TRAIN_TASKS,$HELDOUT_TASK" \
     --n "$N_EVAL" --length "$LENGTHS" --essays heldout --seed 2 --out "$EVAL_H5"
 
-step "3/6 fine-tunes: seeds $SEEDS x {dense, lrsa}"
+step "3/6 fine-tunes: seeds $SEEDS x {$ARMS}"
 for seed in $SEEDS; do
-    for arm in dense lrsa; do
+    for arm in $ARMS; do
         dir=$RUN/train/$arm-s$seed
         if [ -f "$dir/done" ]; then
             say "have $dir"
@@ -115,7 +103,7 @@ done
 step "4/6 export (f32)"
 MODELS_YAML="  - {name: base, path: $MODEL}"
 for seed in $SEEDS; do
-    for arm in dense lrsa; do
+    for arm in $ARMS; do
         dir=$RUN/train/$arm-s$seed
         exp=$RUN/models/$arm-s$seed
         ckpt=$(ls "$dir"/ckpt/step_*.h5 | sort | tail -n1)
@@ -165,9 +153,9 @@ record_time
 trap - EXIT
 wall=$(awk '{s += $1} END {print s}' "$RUN/wall_seconds")
 python3 - "$RUN/facts.json" "$wall" "$TRAIN_TASKS" "$HELDOUT_TASK" "$LENGTHS" "$N_TRAIN" \
-    "$N_EVAL" "$RECIPE" "$SEEDS" "$PROTOCOLS" "$*" <<'PY'
+    "$N_EVAL" "$RECIPE" "$SEEDS" "$PROTOCOLS" "$*" "$ARMS" <<'PY'
 import json, os, platform, subprocess, sys, time
-out, wall, tasks, held, lengths, ntr, nev, recipe, seeds, protos, extra = sys.argv[1:]
+out, wall, tasks, held, lengths, ntr, nev, recipe, seeds, protos, extra, arms = sys.argv[1:]
 def sh(c):
     return subprocess.run(["sh", "-c", c], capture_output=True, text=True).stdout.strip()
 cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
@@ -182,7 +170,8 @@ facts = {
         w // 3600, w % 3600 // 60, sh("cut -d' ' -f1-3 /proc/loadavg")),
     "train_data": "%s training samples, tasks %s, lengths %s tokens, `train` essays, seed 1" % (ntr, tasks, lengths),
     "eval_data": "%s held-out samples (tasks %s + %s, equal counts), `heldout` essays, seed 2" % (nev, tasks, held),
-    "recipes": "`%s-dense.yaml` / `%s-lrsa.yaml`, seeds %s; protocols %s" % (recipe, recipe, seeds, protos),
+    "recipes": "%s, seeds %s; protocols %s" % (
+        " / ".join("`%s-%s.yaml`" % (recipe, a) for a in arms.split()), seeds, protos),
     "heldout_task": held,
 }
 tmp = out + ".tmp"

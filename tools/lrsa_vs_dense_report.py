@@ -5,15 +5,18 @@ Reads the evaluation grid's results.jsonl (one row per model x press x budget x 
 each with its per-sample records), the training runs' metrics.jsonl, and writes into OUT_DIR:
   report.md        the tables (models x caches), LRSA minus dense with 95 % paired bootstrap
                    intervals over the held-out samples (seeds pooled), per task, where the
-                   NLL difference comes from (by which arm answers right), run facts
+                   NLL difference comes from (by which arm answers right), further method
+                   arms (models named ARM-sN, e.g. salience-s1) against LRSA and dense of the
+                   same seeds, needle_kept from a diagnostic grid, run facts
   score_vs_keep_<protocol>.svg   string match and answer NLL vs LagKV keep, one line per model
   training_curves.svg            training loss (and held-out NLL) of every tuned run
   results.jsonl    the grid rows the tables were made from (for re-analysis)
 
 Standard library only (CI machines and the device machine have python3 without numpy).
 
-  python3 tools/lrsa_vs_dense_report.py --grid RUN/eval/results.jsonl --runs RUN/train \
-      --out docs/reports/lrsa-vs-dense [--facts RUN/facts.json]
+  python3 tools/lrsa_vs_dense_report.py --grid RUN/eval/results.jsonl [--grid MORE.jsonl ...] \
+      --runs RUN/train --out docs/reports/lrsa-vs-dense [--facts RUN/facts.json] \
+      [--needle-grid DIAG/results.jsonl]
 
 Statistics: for a cell and an arm (dense or lrsa), the arm's answer NLL is the token-weighted
 mean over its seeds and the held-out samples (nats per answer token), its match the mean over
@@ -206,6 +209,92 @@ def outcome_split(cells, cell, lrsa, dense, idx):
     return out
 
 
+def mean_of(recs, key):
+    """The mean of a per-sample field over the records that carry it, or '-'."""
+    vals = [r[key] for r in recs if key in r]
+    return "%.3f" % (sum(vals) / len(vals)) if vals else "-"
+
+
+def method_arms(cells):
+    """Arms other than base, dense and lrsa (e.g. salience-s1): variants of the method."""
+    return sorted({model_arm(m)[0] for m in cells.models} - {"base", "dense", "lrsa"})
+
+
+def method_section(L, cells, dense, lrsa):
+    """One table per further method arm X: its NLL and match, X minus LRSA and X minus dense
+    with paired bootstrap intervals, each against the other arm's runs of the seeds X has (same
+    data order), and X's mean needle_kept where its records carry it."""
+    for arm in method_arms(cells):
+        xs = cells.arm_models(arm)
+        seeds = sorted({model_arm(m)[1] for m in xs})
+        ls = [m for m in lrsa if model_arm(m)[1] in seeds]
+        ds = [m for m in dense if model_arm(m)[1] in seeds]
+        if not ls or not ds:
+            continue
+        L += ["## Method arm `%s` (seeds %s)" % (arm, ", ".join(map(str, seeds))), "",
+              "Against the LRSA and dense runs of the same seeds (%s; same data order), 95 %% "
+              "paired bootstrap over the held-out samples. Negative NLL and positive match "
+              "differences favour `%s`. needle kept: the fraction of (layer, KV head, needle "
+              "span) where the answer's first query still sees a token of the needle (any), "
+              "and the fraction of the needles' tokens it sees (tokens)." %
+              (", ".join(ls + ds), arm), ""]
+        head = ("| protocol | cache | n | %s NLL | %s match | minus LRSA: NLL [95 %% CI] | "
+                "match, points | minus dense: NLL [95 %% CI] | match, points | needle kept: any / "
+                "tokens |"
+                % (arm, arm))
+        L += [head, "|" + "---|" * (head.count("|") - 1)]
+        for cell in cells.cells:
+            idx = cells.samples(cell, xs + ls + ds)
+            if not idx:
+                continue
+            xn, xm = arm_stats(cells, cell, xs, idx)
+            vl = paired_boot(cells, cell, xs, ls, idx)
+            vd = paired_boot(cells, cell, xs, ds, idx)
+            recs = [cells.data[(cell, m)][i] for m in xs for i in idx]
+            L.append("| %s | %s | %d | %.4f | %.3f | %s | %s | %s | %s | %s / %s |" %
+                     (cell[2], cell_label(cell), len(idx), xn, xm, fmt_ci(vl["nll"]),
+                      fmt_ci(vl["match"], pct=True), fmt_ci(vd["nll"]),
+                      fmt_ci(vd["match"], pct=True), mean_of(recs, "needle_kept"),
+                      mean_of(recs, "needle_tokens_kept")))
+        L.append("")
+
+
+def needle_section(L, cells, path):
+    """needle_kept of the models of a diagnostic grid, and its NLL beside the same model and
+    cell in the main grid (equal up to the build's floating-point order if both are the same
+    model and data)."""
+    diag = Cells(read_jsonl(path))
+    L += ["## Needle kept (diagnostic grid)", "",
+          "needle kept: the fraction of (layer, KV head, needle span) where the answer's first "
+          "query still sees at least one token of an answer-bearing needle, and the fraction "
+          "of the needles' tokens it sees, means over samples. "
+          "The last columns compare the diagnostic run's NLL with the same model and cell in "
+          "the tables above (a re-evaluation: a difference shows the two builds' arithmetic, "
+          "not the model).", ""]
+    head = "| model | protocol | cache | n | needle kept (any) | needle tokens kept | tokens " \
+           "kept: answer right / wrong | match | NLL here | NLL above |"
+    L += [head, "|" + "---|" * (head.count("|") - 1)]
+    for model in sorted(diag.models, key=lambda m: (model_arm(m)[0] != "base", m)):
+        for cell in diag.cells:
+            recs = diag.data.get((cell, model))
+            if not recs:
+                continue
+            idx = sorted(recs)
+            here = arm_stats(diag, cell, [model], idx)[0]
+            above = "-"
+            if (cell, model) in cells.data and all(i in cells.data[(cell, model)] for i in idx):
+                above = "%.4f" % arm_stats(cells, cell, [model], idx)[0]
+            right = [recs[i] for i in idx if recs[i]["string_match_all"] >= 1]
+            wrong = [recs[i] for i in idx if recs[i]["string_match_all"] < 1]
+            L.append("| %s | %s | %s | %d | %s | %s | %s / %s | %.3f | %.4f | %s |" %
+                     (model, cell[2], cell_label(cell), len(idx),
+                      mean_of([recs[i] for i in idx], "needle_kept"),
+                      mean_of([recs[i] for i in idx], "needle_tokens_kept"),
+                      mean_of(right, "needle_tokens_kept"), mean_of(wrong, "needle_tokens_kept"),
+                      arm_stats(diag, cell, [model], idx)[1], here, above))
+    L.append("")
+
+
 def fmt_ci(t, digits=3, pct=False):
     if pct:
         return "%+.1f [%+.1f, %+.1f]" % (100 * t[0], 100 * t[1], 100 * t[2])
@@ -217,6 +306,7 @@ def fmt_ci(t, digits=3, pct=False):
 # SVG (hand-written: a few polylines, axes and a legend)
 # ------------------------------------------------------------------------------------------
 COLORS = {"base": "#777777", "dense": "#1f77b4", "lrsa": "#d62728"}
+EXTRA_COLORS = ["#2ca02c", "#9467bd", "#ff7f0e"]  # further method arms, in name order
 DASHES = ["", "6,3", "2,2", "8,3,2,3"]
 
 
@@ -315,6 +405,9 @@ def score_vs_keep(cells, protocol, out_dir):
     groups = [("base", cells.arm_models("base")), ("dense-tuned", cells.arm_models("dense")),
               ("LRSA-tuned", cells.arm_models("lrsa"))]
     colors = [COLORS["base"], COLORS["dense"], COLORS["lrsa"]]
+    for k, arm in enumerate(method_arms(cells)):
+        groups.append(("%s-tuned" % arm, cells.arm_models(arm)))
+        colors.append(EXTRA_COLORS[k % len(EXTRA_COLORS)])
     panels = []
     for metric, ylabel in (("match", "string match (all parts)"),
                            ("nll", "answer NLL (nats/token)")):
@@ -325,8 +418,8 @@ def score_vs_keep(cells, protocol, out_dir):
             pts = []
             for kp in keeps:
                 cell = cells.full_cell(protocol) if kp == 1.0 else ("lagkv", kp, protocol)
-                if cell not in cells.cells:
-                    continue
+                if any((cell, m) not in cells.data for m in models):
+                    continue  # e.g. an arm evaluated on part of the grid only
                 idx = cells.samples(cell, models)
                 nll, match = arm_stats(cells, cell, models, idx)
                 pts.append((kp, match if metric == "match" else nll))
@@ -340,11 +433,12 @@ def score_vs_keep(cells, protocol, out_dir):
     return name
 
 
-def training_curves(runs_dir, out_dir):
-    if not runs_dir or not os.path.isdir(runs_dir):
+def training_curves(runs_dirs, out_dir):
+    runs = sorted((name, d) for d in runs_dirs or [] if os.path.isdir(d) for name in os.listdir(d))
+    if not runs:
         return None, {}
     loss_series, eval_series, finals = [], [], {}
-    for k, name in enumerate(sorted(os.listdir(runs_dir))):
+    for name, runs_dir in runs:
         path = os.path.join(runs_dir, name, "metrics.jsonl")
         if not os.path.isfile(path):
             continue
@@ -374,16 +468,26 @@ def training_curves(runs_dir, out_dir):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--grid", required=True, help="the evaluation grid's results.jsonl")
-    ap.add_argument("--runs", help="the directory holding the training runs (dense-s1, ...)")
+    ap.add_argument("--grid", required=True, action="append",
+                    help="an evaluation grid's results.jsonl (repeat to join grids run apart, "
+                    "e.g. a method arm evaluated later; cells are matched by press, budget and "
+                    "protocol, models by name)")
+    ap.add_argument("--needle-grid", help="a diagnostic grid (results.jsonl) whose records carry "
+                    "needle_kept (held-out data with needle spans): its models' needle_kept and "
+                    "their NLL against the same model's row in --grid (a reproduction check)")
+    ap.add_argument("--runs", action="append",
+                    help="a directory holding training runs (dense-s1, ...; repeatable)")
     ap.add_argument("--out", required=True, help="report directory (created)")
     ap.add_argument("--facts", help="JSON with run facts (date, machine, commit, wall time, ...)")
     ap.add_argument("--title", default="LRSA-tuned vs dense-tuned under KV compression")
     a = ap.parse_args()
 
-    rows = read_jsonl(a.grid)
-    if not rows:
-        die("%s holds no results" % a.grid)
+    rows = []
+    for g in a.grid:
+        part = read_jsonl(g)
+        if not part:
+            die("%s holds no results" % g)
+        rows += part
     cells = Cells(rows)
     dense, lrsa, base = cells.arm_models("dense"), cells.arm_models("lrsa"), cells.arm_models("base")
     if not dense or not lrsa:
@@ -519,6 +623,10 @@ def main():
                                                    o["mean"], parts))
     L.append("")
 
+    method_section(L, cells, dense, lrsa)
+    if a.needle_grid:
+        needle_section(L, cells, a.needle_grid)
+
     # Pictures
     pics = []
     for proto in sorted({c[2] for c in cells.cells}):
@@ -539,8 +647,8 @@ def main():
             L.append("")
 
     write_atomic(os.path.join(a.out, "report.md"), "\n".join(L) + "\n")
-    with open(a.grid) as f:
-        write_atomic(os.path.join(a.out, "results.jsonl"), f.read())
+    write_atomic(os.path.join(a.out, "results.jsonl"),
+                 "".join(json.dumps(r) + "\n" for r in rows))
     # The machine-readable summary the README sentence and the main job quote.
     js = {"cells": [{"protocol": c[2], "cache": cell_label(c), "press": c[0], "keep": c[1],
                      "n": d["n"], "nll_diff": d["nll"], "match_diff": d["match"],

@@ -29,13 +29,8 @@
 # today: on a machine with a GPU the job still runs on the CPU (and says so).
 set -euo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-cd "$REPO"
-case "${1:-}" in -h | --help)
-    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" # the header comment
-    exit 0
-    ;;
-esac
+LRSA_JOB=main-job
+. "$(dirname "$0")/lib.sh" "$@" # REPO, --help, T0, elapsed, step, say, die, build_lrsa
 
 BUILD=${LRSA_BUILD_DIR:-build}
 RUN=${LRSA_RUN_DIR:-runs/main-job}
@@ -51,24 +46,8 @@ SINK=16
 LAG=64
 KEEPS="0.25 0.125"
 
-T0=$(date +%s)
-elapsed() {
-    local s=$(($(date +%s) - T0))
-    printf '%dm%02ds' $((s / 60)) $((s % 60))
-}
-step() { printf '\n== [%s] %s\n' "$(elapsed)" "$*"; }
-say() { echo "main-job: $*"; }
-die() {
-    echo "main-job: error: $*" >&2
-    exit 1
-}
-
 step "1/7 dependencies and build ($BUILD/, Release)"
-bash tools/install-deps.sh
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" --target lrsa -j "$(nproc)"
-LRSA="$REPO/$BUILD/lrsa"
-[ -x "$LRSA" ] || die "the build did not produce $LRSA"
+build_lrsa "$BUILD"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     say "a GPU is present, but the trainer and evaluator are CPU-only today; running on the CPU"
 fi

@@ -81,6 +81,7 @@ static const key_desc keys[] = {
     {"lora.targets", KEY_LIST, offsetof(lrsa_train_config, lora_targets),
      sizeof(((lrsa_train_config *)0)->lora_targets),
      "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]", NULL},
+    STR("lora.base_dtype", lora_base_dtype, "f32", "f32|bf16"),
     NUM("comm.overlap", KEY_BOOL, comm_overlap, "true"),
     NUM("comm.bucket_mb", KEY_FLOAT, comm_bucket_mb, "25"),
     STR("comm.reduce_dtype", comm_reduce_dtype, "fp32", "fp32|bf16"),
@@ -409,11 +410,22 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
         char what[LRSA_PATH_MAX + 32];
         snprintf(what, sizeof what, "%s: key 'lora.targets'", where);
         if (lrsa_lora_targets_parse(c->lora_targets, &mask, what, e)) return -1;
+        /* the bf16 store is host memory widened on the CPU (model/base_bf16.h; docs/LORA.md) */
+        RANGE(strcmp(c->lora_base_dtype, "bf16") || strcmp(c->device, "cuda"), "lora.base_dtype",
+              "is bf16 with device: cuda, and a bf16-stored base (like lora) is CPU-only for now: "
+              "set device: cpu");
         /* the GPU trainer holds the model's table only (train/train_gpu.h; docs/CUDA.md) */
         RANGE(strcmp(c->device, "cuda"), "lora.rank",
               "is set with device: cuda, and lora is CPU-only for now: set device: cpu or remove "
               "lora");
     }
+    if (c->lora_rank == 0 && strcmp(c->lora_base_dtype, "f32"))
+        return lrsa_errorf(e,
+                           "%s: key 'lora.base_dtype' is %s, but it stores the frozen base of a "
+                           "LoRA run and this run trains the full model (lora.rank 0, fp32 "
+                           "weights); set lora.rank > 0 or remove lora.base_dtype",
+                           key_where(c, "lora.base_dtype", where, at, sizeof at),
+                           c->lora_base_dtype);
     RANGE(c->comm_bucket_mb > 0, "comm.bucket_mb", "must be > 0");
     RANGE(c->comm_timeout_s > 0, "comm.timeout_s", "must be > 0");
     if (c->tokens_per_microbatch > 0 && c->grad_accum != 1)

@@ -50,7 +50,8 @@ typedef struct lrsa_train_config {
     /* lora (rank 0: full fine-tuning) */
     int64_t lora_rank;
     double lora_alpha, lora_dropout;
-    char lora_targets[256]; /* the list, as "q_proj,v_proj" */
+    char lora_targets[256];  /* the list, as "q_proj,v_proj" */
+    char lora_base_dtype[8]; /* f32 | bf16: how the frozen base is stored (computed in fp32) */
     /* comm: data-parallel communication (docs/TRAINING.md) */
     int comm_overlap;          /* reduce gradient buckets during the backward */
     double comm_bucket_mb;     /* bucket size, MB of fp32 gradients */

@@ -12,6 +12,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "kernels/lagkv/lagkv_visible.h"
+#include "model/base_bf16.h"
 #include "model/device_ops.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -106,7 +107,10 @@ static int setup_model(trainer *t, lrsa_err *e) {
         lrsa_model_init_random(&t->model, (uint64_t)c->seed, (float)c->model_init_std);
         snprintf(cfg_path, sizeof cfg_path, "%s", c->model_config);
     } else {
-        if (lrsa_model_load(&t->model, c->model_path, e)) return lrsa_err_prefix(e, "model.path: ");
+        /* lora.base_dtype bf16: the base's matrices rounded as they load (no fp32 copy of them) */
+        const int bf16 = c->lora_rank > 0 && !strcmp(c->lora_base_dtype, "bf16");
+        if ((bf16 ? lrsa_model_load_base_bf16 : lrsa_model_load)(&t->model, c->model_path, e))
+            return lrsa_err_prefix(e, "model.path: ");
         t->have_model = 1;
         lrsa_path_join(cfg_path, sizeof cfg_path, c->model_path, "config.json");
     }
@@ -120,6 +124,10 @@ static int setup_model(trainer *t, lrsa_err *e) {
         lrsa_lora_init(&t->lora, (uint64_t)c->seed ^ 0x6c6f7261ULL);
         t->model.lora = &t->lora;
         t->trainable = &t->lora.table;
+        /* lora.base_dtype bf16 on a random base: rounded now. The checksum is always the one of
+         * the fp32 weights as loaded, so resume and export check (and merge onto) those. */
+        if (!strcmp(c->lora_base_dtype, "bf16") && !t->model.base16)
+            lrsa_model_store_base_bf16(&t->model);
         lrsa_checksum_hex(lrsa_model_checksum(&t->model), t->base_checksum);
         t->lora_json = lrsa_lora_ckpt_json(&lc);
     }
@@ -636,11 +644,14 @@ static int loop(trainer *t, lrsa_err *e) {
     if (t->comm->rank == 0 && !t->opts->quiet) {
         if (t->resume_from[0])
             printf("resuming from %s (step %lld)\n", t->resume_from, (long long)t->st.step);
-        if (t->have_lora)
+        if (t->have_lora) {
+            const lrsa_weight_bytes wb = lrsa_model_weight_bytes(&t->model);
             printf("LoRA rank %d, alpha %g, dropout %g on %s: %lld trainable parameters, base "
-                   "frozen (checksum %s)\n",
+                   "frozen (checksum %s), its linear matrices in %s (%.1f MB)\n",
                    t->lora.cfg.rank, t->lora.cfg.alpha, t->lora.cfg.dropout, c->lora_targets,
-                   (long long)t->lora.table.numel, t->base_checksum);
+                   (long long)t->lora.table.numel, t->base_checksum, c->lora_base_dtype,
+                   (double)wb.matrices / 1e6);
+        }
         char attn[256];
         lrsa_attn_mix_describe(&t->attn_mix, attn, sizeof attn);
         printf("training %s: %lld parameters, %d rank(s), %lld micro-batch(es) of <= %lld tokens "

@@ -166,6 +166,31 @@ int64_t lrsa_kv_cache_spans_kept(const lrsa_kv_cache *c, const int64_t *rows, in
     return kept;
 }
 
+int64_t lrsa_kv_cache_span_tokens_kept(const lrsa_kv_cache *c, const int64_t *rows,
+                                       int64_t n_spans) {
+    int64_t kept = 0;
+    for (int64_t h = 0; h < (int64_t)c->n_layers * c->n_kv_heads; h++) {
+        const lrsa_kv_head *hd = &c->heads[h];
+        for (int64_t r = 0; r < hd->len; r++)
+            for (int64_t i = 0; i < n_spans; i++)
+                kept += hd->pos[r] >= rows[3 * i + 1] && hd->pos[r] < rows[3 * i + 2];
+    }
+    return kept;
+}
+
+int lrsa_kv_cache_needle_rates(const lrsa_kv_cache *c, const int64_t *rows, int64_t n_spans,
+                               double *any, double *tokens) {
+    if (n_spans <= 0) return 0;
+    const int64_t heads = (int64_t)c->n_layers * c->n_kv_heads;
+    int64_t span_tokens = 0;
+    for (int64_t k = 0; k < n_spans; k++) span_tokens += rows[3 * k + 2] - rows[3 * k + 1];
+    *any = (double)lrsa_kv_cache_spans_kept(c, rows, n_spans) / (double)(heads * n_spans);
+    *tokens = span_tokens > 0 ? (double)lrsa_kv_cache_span_tokens_kept(c, rows, n_spans) /
+                                    (double)(heads * span_tokens)
+                              : 0.0;
+    return 1;
+}
+
 int64_t lrsa_kv_cache_max_len(const lrsa_kv_cache *c) {
     int64_t m = 0;
     for (int64_t i = 0; i < (int64_t)c->n_layers * c->n_kv_heads; i++)

@@ -74,6 +74,16 @@ int64_t lrsa_kv_cache_kept_rows(const lrsa_kv_cache *c); /* summed over layers a
  * the span [rows[3i+1], rows[3i+2]) (rows as the dataset's /needle_spans: sample, start, end):
  * whether compression kept some token of each needle. */
 int64_t lrsa_kv_cache_spans_kept(const lrsa_kv_cache *c, const int64_t *rows, int64_t n_spans);
+/* Number of (layer, KV head, span token) rows kept, summed over the spans (a token in two
+ * overlapping spans counts twice): divided by n_layers * n_kv_heads * (summed span lengths), how
+ * much of each needle compression kept, not only whether some of it survived. */
+int64_t lrsa_kv_cache_span_tokens_kept(const lrsa_kv_cache *c, const int64_t *rows,
+                                       int64_t n_spans);
+/* Both as rates of a sample's spans: *any = spans_kept / (n_layers * n_kv_heads * n_spans),
+ * *tokens = span_tokens_kept / (n_layers * n_kv_heads * summed span lengths). Returns 0 (and
+ * leaves both alone) when the sample has no spans, 1 otherwise. */
+int lrsa_kv_cache_needle_rates(const lrsa_kv_cache *c, const int64_t *rows, int64_t n_spans,
+                               double *any, double *tokens);
 int64_t lrsa_kv_cache_max_len(const lrsa_kv_cache *c); /* longest (layer, head) */
 size_t lrsa_kv_cache_bytes_per_token(const lrsa_kv_cache *c);
 /* Live K/V bytes: sum over heads of len * 2 * D * sizeof(float). */

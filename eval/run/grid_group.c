@@ -26,6 +26,8 @@ typedef struct sample_view {
     int64_t index;
     const char *task, *sep; /* the sample's own task; the separator of its answer's parts */
     int max_new;
+    const int64_t *spans; /* the sample's needle spans (dataset rows), n_spans of them */
+    int64_t n_spans;
 } sample_view;
 
 typedef struct answer_out {
@@ -155,9 +157,15 @@ static int answer_set_run(const lrsa_grid_model_ctx *mc, lrsa_press_protocol pro
 }
 
 /* ---- cells ---- */
+/* What the answer's first query saw of the sample's needles (has = 0: no spans). */
+typedef struct needle_rates {
+    int has;
+    double any, tokens;
+} needle_rates;
+
 static void cell_add(lrsa_grid_cell *x, const answer_out *o, const sample_view *s, const double *kf,
                      int nkf, double full_bytes, double prefill_s, double score_s, double apply_s,
-                     double shared_s) {
+                     double shared_s, needle_rates nr) {
     double mean = 0, mn = INFINITY, mx = -INFINITY;
     for (int i = 0; i < nkf; i++) {
         mean += kf[i];
@@ -193,6 +201,9 @@ static void cell_add(lrsa_grid_cell *x, const answer_out *o, const sample_view *
     rec->nll_sum = o->nll_sum;
     rec->kept_fraction = mean;
     rec->max_new = s->max_new;
+    rec->has_needle_kept = nr.has;
+    rec->needle_kept = nr.any;
+    rec->needle_tokens_kept = nr.tokens;
     /* the answer metrics (its separator splits multi-part references) */
     lrsa_sample_record_answer(rec, o->text, s->answer, s->sep);
     const lrsa_answer_scores a = rec->score;
@@ -252,6 +263,7 @@ static int run_budget(const lrsa_grid_config *c, lrsa_grid_model_ctx *mc, lrsa_g
     const int32_t **ids = lrsa_malloc((size_t)n * sizeof *ids);
     int64_t *qs = lrsa_malloc((size_t)n * sizeof *qs);
     int *keeps_all = lrsa_calloc((size_t)n, sizeof(int));
+    needle_rates *nr = lrsa_calloc((size_t)n, sizeof *nr);
     int rc = 0, nl = 0;
     for (int b = 0; b < n && rc == 0; b++) {
         shared[b] = mr->t_shared[b] / NB;
@@ -302,6 +314,15 @@ static int run_budget(const lrsa_grid_config *c, lrsa_grid_model_ctx *mc, lrsa_g
     int k = 0;
     for (int b = 0; b < n && rc == 0; b++) {
         if (has_cb[b] && g->proto == LRSA_PROTOCOL_AGNOSTIC) lrsa_press_freeze(&cb[b]);
+        /* the needles in the cache the answer is fed into (no cache here: LagKV kept whole
+         * partitions, i.e. everything) */
+        const sample_view *sv = &bt->s[b];
+        if (sv->n_spans > 0) {
+            nr[b] = (needle_rates){1, 1.0, 1.0};
+            if (has_cb[b])
+                lrsa_kv_cache_needle_rates(&cb[b], sv->spans, sv->n_spans, &nr[b].any,
+                                           &nr[b].tokens);
+        }
         keeps_all[b] =
             mr->sweep || mr->is_none || g->proto == LRSA_PROTOCOL_AGNOSTIC || sb.lagkv.keep >= 1.0f;
         for (int i = 0; i < H && keeps_all[b]; i++) keeps_all[b] = kfp[b][i] == 1.0;
@@ -325,7 +346,7 @@ static int run_budget(const lrsa_grid_config *c, lrsa_grid_model_ctx *mc, lrsa_g
             bt->full_bytes_s[b] = fb[b];
         }
         cell_add(x, &o[b], &bt->s[b], kfp[b], H, fb[b], prefill_s[b],
-                 mr->sweep ? mr->score_s[b] : 0, apply_s[b], shared[b]);
+                 mr->sweep ? mr->score_s[b] : 0, apply_s[b], shared[b], nr[b]);
     }
     if (rc == 0 && mr->is_none) /* every budget of NONE is the same cache: one answer for all */
         for (int bj = bi + 1; bj < NB; bj++) {
@@ -333,7 +354,7 @@ static int run_budget(const lrsa_grid_config *c, lrsa_grid_model_ctx *mc, lrsa_g
             if (!y->pending) continue;
             for (int b = 0; b < n; b++)
                 cell_add(y, &bt->full[b], &bt->s[b], bt->ones, H, fb[b], prefill_s[b], 0, 0,
-                         shared[b]);
+                         shared[b], nr[b]);
         }
     for (int b = 0; b < n; b++) {
         free(o[b].text);
@@ -355,6 +376,7 @@ static int run_budget(const lrsa_grid_config *c, lrsa_grid_model_ctx *mc, lrsa_g
     free(ids);
     free(qs);
     free(keeps_all);
+    free(nr);
     return rc;
 }
 
@@ -439,9 +461,12 @@ static int sample_setup(const lrsa_grid_config *c, const lrsa_grid_model_ctx *mc
                        si,
                        lrsa_dataset_sample_task(d, si),
                        NULL,
-                       lrsa_eval_max_new(t->max_new > 0 ? t->max_new : c->max_new, d, si)};
+                       lrsa_eval_max_new(t->max_new > 0 ? t->max_new : c->max_new, d, si),
+                       NULL,
+                       0};
     /* a file of synthetic samples is scored part by part like the synthetic tasks */
     s->sep = t->answer_sep[0] ? t->answer_sep : lrsa_task_answer_sep(s->task);
+    s->n_spans = lrsa_dataset_needle_spans(d, si, &s->spans);
     if (s->prompt_len < 1 || s->prompt_len >= s->n)
         return lrsa_errorf(e, "%s: sample %lld has no answer after its prompt", d->path,
                            (long long)si);

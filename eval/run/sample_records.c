@@ -58,7 +58,10 @@ cJSON *lrsa_sample_records_json(const lrsa_sample_records *r) {
             cJSON_AddNumberToObject(o, "max_new", x->max_new);
         }
         cJSON_AddNumberToObject(o, "kept_fraction", x->kept_fraction);
-        if (x->has_needle_kept) cJSON_AddNumberToObject(o, "needle_kept", x->needle_kept);
+        if (x->has_needle_kept) {
+            cJSON_AddNumberToObject(o, "needle_kept", x->needle_kept);
+            cJSON_AddNumberToObject(o, "needle_tokens_kept", x->needle_tokens_kept);
+        }
         cJSON_AddItemToArray(arr, o);
     }
     return arr;

@@ -24,9 +24,10 @@ typedef struct lrsa_sample_record {
     lrsa_answer_scores score; /* against the reference split by the task's separator */
     int match;                /* `lrsa eval`'s containment match (lrsa_answer_matches); -1 = n/a */
     double kept_fraction;
-    int has_needle_kept; /* the dataset has needle spans for this sample */
-    double needle_kept;  /* fraction of (layer, KV head, span) triples the cache kept */
-    int max_new;         /* the generation budget this sample had (0 = no generation) */
+    int has_needle_kept;       /* the dataset has needle spans for this sample */
+    double needle_kept;        /* fraction of (layer, KV head, span) triples the cache kept */
+    double needle_tokens_kept; /* fraction of the spans' (layer, KV head, token) rows kept */
+    int max_new;               /* the generation budget this sample had (0 = no generation) */
 } lrsa_sample_record;
 
 typedef struct lrsa_sample_records {

@@ -16,8 +16,8 @@
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define LRSA_EMU_ASAN 1
-#else // without AddressSanitizer there is nothing to unpoison
-#define ASAN_UNPOISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#else
+#define ASAN_UNPOISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size)) /* no redzones */
 #endif
 #if !defined(__x86_64__)
 #include <ucontext.h>

@@ -6,7 +6,8 @@
  *    kept (rate < 1);
  *  - the training-forward rate (LRSA selection, visibility to the first answer token's query)
  *    equals the eval rate (the chunked-prefill LagKV cache the answer is fed into) for every
- *    single-token span of the prompt, and for the evaluator's per-sample record. */
+ *    single-token span of the prompt, and for the evaluator's per-sample record;
+ *  - the token-level share (needle_tokens_kept) adds up its tokens' single-token counts. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,19 @@ static void test_train_equals_eval(void **state) {
             if (a != b) fail_msg("case %zu token %lld: training %lld, eval %lld", ci, t, a, b);
             dropped += a < 6;
         }
+        /* token level: a 3-token span's kept rows are its tokens' single-token counts added */
+        for (int64_t t = 0; t + 3 <= s.q; t += 2) {
+            const int64_t span3[3] = {0, t, t + 3};
+            int64_t sum = 0;
+            for (int64_t u = t; u < t + 3; u++) {
+                const int64_t one[3] = {0, u, u + 1};
+                sum += lrsa_kv_cache_spans_kept(&s.c, one, 1);
+            }
+            if (lrsa_kv_cache_span_tokens_kept(&s.c, span3, 1) != sum)
+                fail_msg("case %zu span [%lld, %lld): token rows kept %lld, expected %lld", ci,
+                         (long long)t, (long long)t + 3,
+                         (long long)lrsa_kv_cache_span_tokens_kept(&s.c, span3, 1), (long long)sum);
+        }
         assert_true(dropped > 0); /* not vacuous: compression dropped something */
         setup_free(&s);
     }
@@ -187,6 +201,16 @@ static void test_evaluator_records(void **state) {
     assert_true(r.needle_kept == want);
     assert_int_equal(recs.n, 2);
     assert_true(recs.v[0].has_needle_kept && recs.v[0].needle_kept == want);
+    /* token level: the spans' 5 tokens, each counted as a one-token span of the training forward */
+    int64_t tok = 0;
+    for (int k = 0; k < 2; k++)
+        for (int64_t u = spans[3 * k + 1]; u < spans[3 * k + 2]; u++) {
+            const int64_t one[3] = {0, u, u + 1};
+            tok += train_kept(&s, one, 1);
+        }
+    const double want_tok = (double)tok / (double)(5 * triples);
+    assert_true(want_tok < want); /* a span partly kept counts fully above, in part here */
+    assert_true(recs.v[0].needle_tokens_kept == want_tok);
     assert_false(recs.v[1].has_needle_kept);
     lrsa_sample_records_free(&recs);
     lrsa_dataset_close(&d);

@@ -98,16 +98,23 @@ static void make_data(float *x, int n, lrsa_rng *r) {
     for (int i = 0; i < 32; i++) x[32 * 4 + i] = 0.75f;
 }
 
+/* x = make_data(n values, from seed), quantized by quantize into q (ggml type `type`) and
+ * dequantized back into y. */
+static void quant_roundtrip(uint64_t seed, void (*quantize)(const float *, void *, int64_t),
+                            uint32_t type, float *x, uint8_t *q, float *y, int n) {
+    lrsa_rng r;
+    lrsa_rng_seed(&r, seed);
+    make_data(x, n, &r);
+    quantize(x, q, n);
+    lrsa_dequantize(type, q, y, n);
+}
+
 static void test_q8_0_roundtrip_bound(void **state) {
     (void)state;
     enum { N = 32 * 40 };
     float x[N], y[N];
     uint8_t q[N / 32 * 34];
-    lrsa_rng r;
-    lrsa_rng_seed(&r, 1);
-    make_data(x, N, &r);
-    lrsa_quantize_q8_0(x, q, N);
-    lrsa_dequantize(LRSA_GGML_Q8_0, q, y, N);
+    quant_roundtrip(1, lrsa_quantize_q8_0, LRSA_GGML_Q8_0, x, q, y, N);
     for (int i = 0; i < N; i++) {
         float d = block_d(q + i / 32 * 34);
         /* q = round(x/d) is off by at most d/2; d is stored as f16 (relative error 2^-11) */
@@ -123,11 +130,7 @@ static void test_q4_1_roundtrip_bound(void **state) {
     enum { N = 32 * 40 };
     float x[N], y[N];
     uint8_t q[N / 32 * 20];
-    lrsa_rng r;
-    lrsa_rng_seed(&r, 2);
-    make_data(x, N, &r);
-    lrsa_quantize_q4_1(x, q, N);
-    lrsa_dequantize(LRSA_GGML_Q4_1, q, y, N);
+    quant_roundtrip(2, lrsa_quantize_q4_1, LRSA_GGML_Q4_1, x, q, y, N);
     for (int i = 0; i < N; i++) {
         const uint8_t *b = q + i / 32 * 20;
         float d = block_d(b), m = block_d(b + 2);
@@ -144,11 +147,7 @@ static void test_q4_0_roundtrip_bound(void **state) {
     enum { N = 32 * 40 };
     float x[N], y[N];
     uint8_t q[N / 32 * 18];
-    lrsa_rng r;
-    lrsa_rng_seed(&r, 3);
-    make_data(x, N, &r);
-    lrsa_quantize_q4_0(x, q, N);
-    lrsa_dequantize(LRSA_GGML_Q4_0, q, y, N);
+    quant_roundtrip(3, lrsa_quantize_q4_0, LRSA_GGML_Q4_0, x, q, y, N);
     for (int i = 0; i < N; i++) {
         float d = fabsf(block_d(q + i / 32 * 18));
         /* the value opposite the extreme one can clamp at q = 15: error up to d */

@@ -10,6 +10,7 @@
 
 #include "base/rng.h"
 #include "model/model.h"
+#include "test_model_util.h"
 
 /* bias: q/k/v biases (Qwen2); tied: tied LM head. Norm and bias values are perturbed around
  * their defaults so their gradients are not trivial. */
@@ -37,15 +38,8 @@ static inline void gtm_create(lrsa_model *m, int bias, int tied, uint64_t seed, 
         exit(1);
     }
     lrsa_model_init_random(m, seed, std);
-    lrsa_rng r;
-    lrsa_rng_seed(&r, seed ^ 0x5eed);
+    tu_perturb_norms_biases(m, seed ^ 0x5eed, 0.1f);
     float *p = m->table.arena[LRSA_ROLE_PARAM];
-    for (int i = 0; i < m->table.n; i++) {
-        const lrsa_param_desc *d = &m->table.desc[i];
-        if (d->kind == LRSA_KIND_NORM || d->kind == LRSA_KIND_BIAS)
-            for (int64_t j = 0; j < d->numel; j++)
-                p[d->offset + j] = (d->kind == LRSA_KIND_NORM) + 0.1f * lrsa_rng_normal(&r);
-    }
     for (int64_t j = 0; j < m->table.numel; j++) p[j] = lrsa_bf16_to_f32(lrsa_f32_to_bf16(p[j]));
 }
 #endif

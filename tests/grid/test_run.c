@@ -505,6 +505,78 @@ static void test_file_mixture_records(void **state) {
     lrsa_dataset_close(&d);
 }
 
+/* The grid's per-sample needle_kept and needle_tokens_kept (data with needle spans, from `lrsa
+ * prepare --synthetic`) are those `lrsa eval` records for the same model, data and press: the
+ * full cache keeps every needle (1), LagKV's records equal the single run's to the last digit,
+ * and LagKV drops part of some needle (not vacuous). */
+static void test_needle_kept_equals_eval(void **state) {
+    (void)state;
+    char cfg[1400], run[1400], data[1400], res[1500], js[1500], text[8192], cmd[8192];
+    snprintf(cfg, sizeof cfg, "%s/needle.yaml", dir);
+    snprintf(run, sizeof run, "%s/run_needle", dir);
+    snprintf(data, sizeof data, "%s/needle.h5", dir);
+    snprintf(res, sizeof res, "%s/results.jsonl", run);
+    snprintf(js, sizeof js, "%s/needle_eval.json", dir);
+    snprintf(cmd, sizeof cmd,
+             "LRSA_CACHE=%s/nocache %s prepare --model %s --synthetic passkey,niah-multikey "
+             "--n 4 --length 400 --seed 9 --out %s 2>&1",
+             dir, LRSA_BINARY, model_dir, data);
+    char *out = NULL;
+    if (tu_run(cmd, &out) != 0) fail_msg("prepare: %s", out ? out : "");
+    free(out);
+    snprintf(text, sizeof text,
+             "run_dir: %s\nmodels: [%s]\nmethods: [none, {name: lagkv, sink: 4, lag: 16}]\n"
+             "budgets: [0.25]\ntasks: [{file: %s}]\nprotocols: [query-agnostic]\n"
+             "prefill: [chunked]\nbatch: 1\n",
+             run, model_dir, data);
+    write_text(cfg, text);
+    snprintf(cmd, sizeof cmd,
+             "%s eval %s --quiet 2>&1 && %s eval --model %s --data %s --press lagkv --keep 0.25 "
+             "--sink 4 --lag 16 --protocol agnostic --prefill chunked --batch 1 --json %s 2>&1",
+             LRSA_BINARY, cfg, LRSA_BINARY, model_dir, data, js);
+    out = NULL;
+    if (tu_run(cmd, &out) != 0) fail_msg("%s", out ? out : "");
+    free(out);
+    lrsa_err e = {{0}};
+    char *one = lrsa_read_file(js, NULL, &e), *all = lrsa_read_file(res, NULL, &e);
+    assert_non_null(one);
+    assert_non_null(all);
+    cJSON *single = cJSON_Parse(one);
+    assert_non_null(single);
+    const cJSON *ss = cJSON_GetObjectItem(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(single, "results"), 0), "samples");
+    assert_int_equal(cJSON_GetArraySize(ss), 4);
+    int rows = 0, partial = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(all, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        cJSON *r = cJSON_Parse(l);
+        assert_non_null(r);
+        rows++;
+        const int none = !strcmp(cJSON_GetObjectItem(r, "method")->valuestring, "none");
+        const cJSON *samples = cJSON_GetObjectItem(r, "samples");
+        for (int i = 0; i < 4; i++) {
+            const cJSON *x = cJSON_GetArrayItem(samples, i), *y = cJSON_GetArrayItem(ss, i);
+            const cJSON *k = cJSON_GetObjectItem(x, "needle_kept"),
+                        *t = cJSON_GetObjectItem(x, "needle_tokens_kept");
+            if (!k || !t) fail_msg("sample %d of %s: no needle_kept / needle_tokens_kept", i, l);
+            if (none) {
+                assert_true(k->valuedouble == 1.0 && t->valuedouble == 1.0);
+                continue;
+            }
+            assert_true(k->valuedouble == cJSON_GetObjectItem(y, "needle_kept")->valuedouble);
+            assert_true(t->valuedouble ==
+                        cJSON_GetObjectItem(y, "needle_tokens_kept")->valuedouble);
+            partial += t->valuedouble < 1.0;
+        }
+        cJSON_Delete(r);
+    }
+    assert_int_equal(rows, 2);
+    assert_true(partial > 0);
+    cJSON_Delete(single);
+    free(one);
+    free(all);
+}
+
 /* The grid with batch: 3 gives every sample of every cell the record it gets with batch: 1 (4
  * samples: a batch of 3, then 1), for a full cache, a sweepable press (SnapKV, its budgets
  * applied to clones of one batched prefill) and LagKV (its budget shapes the batched prefill),
@@ -623,6 +695,7 @@ int main(void) {
                                        cmocka_unit_test(test_two_models),
                                        cmocka_unit_test(test_length_too_short),
                                        cmocka_unit_test(test_file_mixture_records),
+                                       cmocka_unit_test(test_needle_kept_equals_eval),
                                        cmocka_unit_test(test_batch_equals_one),
                                        cmocka_unit_test(test_one_budget_report)};
     return cmocka_run_group_tests(tests, NULL, NULL);

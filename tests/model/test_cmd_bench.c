@@ -33,6 +33,25 @@ static void test_bench_small(void **state) {
         !strstr(out, "AdamW update"))
         fail_msg("unexpected output: %s", out);
     free(out);
+    /* the base in bf16: its matrices take 4 layers x 737,280 weights x 2 bytes = 5.9 MB */
+    snprintf(cmd, sizeof cmd,
+             "%s bench --config small --T 16 --steps 1 --lora-rank 2 --lora-base-dtype bf16 2>&1",
+             LRSA_BINARY);
+    out = NULL;
+    rc = tu_run(cmd, &out);
+    if (rc != 0) fail_msg("`%s` exited %d: %s", cmd, rc, out ? out : "");
+    if (!strstr(out, "matrices in bf16 (5.9 MB)")) fail_msg("unexpected output: %s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s bench --config small --lora-base-dtype bf16 2>&1", LRSA_BINARY);
+    out = NULL;
+    assert_int_not_equal(tu_run(cmd, &out), 0);
+    assert_non_null(strstr(out, "--lora-rank"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s bench --lora-rank 2 --lora-base-dtype fp16 2>&1", LRSA_BINARY);
+    out = NULL;
+    assert_int_not_equal(tu_run(cmd, &out), 0);
+    assert_non_null(strstr(out, "f32 or bf16"));
+    free(out);
     snprintf(cmd, sizeof cmd, "%s bench --lora-rank 2 --lora-targets lm_head 2>&1", LRSA_BINARY);
     out = NULL;
     assert_int_not_equal(tu_run(cmd, &out), 0);

@@ -9,6 +9,7 @@
 #include "autograd/gradcheck.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "test_model_util.h"
 #include "test_util.h"
 
 typedef struct fd_ctx {
@@ -47,16 +48,8 @@ static void make_model(lrsa_model *m, int tied, int bias) {
     c.max_position_embeddings = 64;
     lrsa_err e;
     if (lrsa_model_create(m, &c, &e)) fail_msg("%s", e.msg);
-    lrsa_model_init_random(m, 7, 0.25f); /* ~1/sqrt(C): smooth enough for central differences */
-    /* non-trivial norms and biases */
-    lrsa_rng r;
-    lrsa_rng_seed(&r, 99);
-    for (int i = 0; i < m->table.n; i++) {
-        const lrsa_param_desc *d = &m->table.desc[i];
-        float *p = lrsa_table_ptr(&m->table, LRSA_ROLE_PARAM, i);
-        if (d->kind == LRSA_KIND_NORM || d->kind == LRSA_KIND_BIAS)
-            for (int64_t j = 0; j < d->numel; j++) p[j] += 0.3f * lrsa_rng_normal(&r);
-    }
+    lrsa_model_init_random(m, 7, 0.25f);  /* ~1/sqrt(C): smooth enough for central differences */
+    tu_perturb_norms_biases(m, 99, 0.3f); /* non-trivial norms and biases */
 }
 
 /* lc == NULL: the full model; else a LoRA adapter with random A and B (B = 0 would hide dA) is

@@ -25,26 +25,9 @@ static void check_tokenizer(const char *name) {
         assert_non_null(line);
         int nw = tok_parse_ids(line, want, 4096);
         lrsa_ids got = {0};
-        assert_int_equal(lrsa_tokenizer_encode_with_special(t, c.text[k], c.len[k], &got, &e), 0);
-        int same = got.n == nw && (nw == 0 || memcmp(got.v, want, (size_t)nw * 4) == 0);
         /* plain encode must agree wherever the text holds no added-token string */
-        if (!tok_find(c.text[k], c.text[k] + c.len[k], "<|", 2)) {
-            lrsa_ids plain = {0};
-            assert_int_equal(lrsa_tokenizer_encode(t, c.text[k], c.len[k], &plain, &e), 0);
-            if (!tok_ids_equal(&plain, &got)) {
-                failures++;
-                fprintf(stderr, "%s case %d: plain encode differs\n", name, k);
-            }
-            lrsa_ids_free(&plain);
-        }
-        if (!same) {
-            failures++;
-            fprintf(stderr, "%s case %d [%.*s]\n  want:", name, k, (int)c.len[k], c.text[k]);
-            for (int i = 0; i < nw; i++) fprintf(stderr, " %d", want[i]);
-            fprintf(stderr, "\n  got: ");
-            for (int64_t i = 0; i < got.n; i++) fprintf(stderr, " %d", got.v[i]);
-            fprintf(stderr, "\n");
-        }
+        int plain_too = !tok_find(c.text[k], c.text[k] + c.len[k], "<|", 2);
+        failures += tok_check_encode(t, name, &c, k, want, nw, plain_too, &got);
         /* decoding gives the text back (NFC-normalized for Qwen2) */
         char *back = lrsa_tokenizer_decode(t, got.v, got.n, 0);
         const char *text = c.text[k];
@@ -74,29 +57,16 @@ static void check_tokenizer(const char *name) {
     lrsa_tokenizer_free(t);
 }
 
-static void test_gpt2(void **state) {
-    (void)state;
-    check_tokenizer("gpt2");
-}
-static void test_smollm(void **state) {
-    (void)state;
-    check_tokenizer("smollm");
-}
-static void test_llama3(void **state) {
-    (void)state;
-    check_tokenizer("llama3");
-}
-static void test_qwen2(void **state) {
-    (void)state;
-    check_tokenizer("qwen2");
+static void test_fixture(void **state) {
+    check_tokenizer(*state);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gpt2),
-        cmocka_unit_test(test_smollm),
-        cmocka_unit_test(test_llama3),
-        cmocka_unit_test(test_qwen2),
+        TOK_FIXTURE_TEST("test_gpt2", test_fixture, "gpt2"),
+        TOK_FIXTURE_TEST("test_smollm", test_fixture, "smollm"),
+        TOK_FIXTURE_TEST("test_llama3", test_fixture, "llama3"),
+        TOK_FIXTURE_TEST("test_qwen2", test_fixture, "qwen2"),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,16 +61,6 @@ static lrsa_tokenizer *variant(const char *name) {
     return t;
 }
 
-static int ids_match(const lrsa_ids *got, const int32_t *want, int nw) {
-    return got->n == nw && (nw == 0 || memcmp(got->v, want, (size_t)nw * sizeof *want) == 0);
-}
-
-static void print_ids(const char *label, const int32_t *v, int64_t n) {
-    fprintf(stderr, "  %s:", label);
-    for (int64_t i = 0; i < n; i++) fprintf(stderr, " %d", v[i]);
-    fprintf(stderr, "\n");
-}
-
 /* Streams ids one by one; each step's text must equal HF DecodeStream's chunk. want is
  * [text or null (= decoded), [byte length per step, -1 for no chunk]]. */
 static int stream_matches(const lrsa_tokenizer *t, const lrsa_ids *ids, const cJSON *want,
@@ -123,22 +113,9 @@ static void check_variant(const char *name) {
         assert_non_null(line);
         int nw = tok_parse_ids(line, want, 4096);
         lrsa_ids got = {0};
-        assert_int_equal(lrsa_tokenizer_encode_with_special(t, c.text[k], c.len[k], &got, &e), 0);
-        if (!ids_match(&got, want, nw)) {
-            failures++;
-            fprintf(stderr, "%s case %d [%.*s] ids differ\n", name, k, (int)c.len[k], c.text[k]);
-            print_ids("want", want, nw);
-            print_ids("got ", got.v, got.n);
-        }
-        if (!has_added_text(c.text[k], c.len[k])) { /* plain text: the same ids */
-            lrsa_ids plain = {0};
-            assert_int_equal(lrsa_tokenizer_encode(t, c.text[k], c.len[k], &plain, &e), 0);
-            if (!tok_ids_equal(&plain, &got)) {
-                failures++;
-                fprintf(stderr, "%s case %d: plain encode differs\n", name, k);
-            }
-            lrsa_ids_free(&plain);
-        }
+        /* plain text: the same ids from the plain encode */
+        failures +=
+            tok_check_encode(t, name, &c, k, want, nw, !has_added_text(c.text[k], c.len[k]), &got);
         /* decode of HF's ids = HF's decode */
         lrsa_ids hf = {0};
         lrsa_ids_append(&hf, want, nw);
@@ -198,21 +175,8 @@ static void check_variant(const char *name) {
     lrsa_tokenizer_free(t);
 }
 
-static void test_llama2(void **state) {
-    (void)state;
-    check_variant("llama2");
-}
-static void test_metaspace_first(void **state) {
-    (void)state;
-    check_variant("metaspace_first");
-}
-static void test_metaspace_always_split(void **state) {
-    (void)state;
-    check_variant("metaspace_always");
-}
-static void test_metaspace_never(void **state) {
-    (void)state;
-    check_variant("metaspace_never");
+static void test_variant(void **state) {
+    check_variant(*state);
 }
 
 /* Llama 2 pipeline: plain text decodes back to itself (but a literal "▁" comes back as a
@@ -241,7 +205,7 @@ static void test_llama2_round_trip_and_bos(void **state) {
         want[0] = 1; /* <s>, from the TemplateProcessing post-processor */
         int nw = 1 + tok_parse_ids(line, want + 1, 4095);
         assert_int_equal(lrsa_tokenizer_encode_hf(t, c.text[k], c.len[k], &ids, &e), 0);
-        if (!ids_match(&ids, want, nw)) fail_msg("case %d: encode_hf differs from HF", k);
+        if (!tok_ids_match(&ids, want, nw)) fail_msg("case %d: encode_hf differs from HF", k);
         lrsa_ids_free(&ids);
     }
     free(exp);
@@ -276,11 +240,11 @@ static void test_gguf_llama_vocab(void **state) {
         int nw = tok_parse_ids(line, want, 4096);
         lrsa_ids ids = {0};
         assert_int_equal(lrsa_tokenizer_encode(t, c.text[k], c.len[k], &ids, &e), 0);
-        if (!ids_match(&ids, want, nw)) {
+        if (!tok_ids_match(&ids, want, nw)) {
             failures++;
             fprintf(stderr, "gguf case %d [%.*s]\n", k, (int)c.len[k], c.text[k]);
-            print_ids("sentencepiece", want, nw);
-            print_ids("lrsa", ids.v, ids.n);
+            tok_print_ids("sentencepiece", want, nw);
+            tok_print_ids("lrsa", ids.v, ids.n);
         }
         lrsa_ids_free(&ids);
         /* tokenizer.ggml.add_bos_token: <s> first */
@@ -455,10 +419,10 @@ static void test_gguf_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_llama2),
-        cmocka_unit_test(test_metaspace_first),
-        cmocka_unit_test(test_metaspace_always_split),
-        cmocka_unit_test(test_metaspace_never),
+        TOK_FIXTURE_TEST("test_llama2", test_variant, "llama2"),
+        TOK_FIXTURE_TEST("test_metaspace_first", test_variant, "metaspace_first"),
+        TOK_FIXTURE_TEST("test_metaspace_always_split", test_variant, "metaspace_always"),
+        TOK_FIXTURE_TEST("test_metaspace_never", test_variant, "metaspace_never"),
         cmocka_unit_test(test_llama2_round_trip_and_bos),
         cmocka_unit_test(test_gguf_llama_vocab),
         cmocka_unit_test(test_cut_at_metaspace_is_exact),

@@ -134,6 +134,71 @@ class Report(unittest.TestCase):
         with open(os.path.join(self.out, "results.jsonl")) as f:
             self.assertEqual(sum(1 for line in f if line.strip().endswith("}")), len(rows))
 
+    def test_a_method_arm_from_a_second_grid_and_a_needle_grid(self):
+        rows = grid_rows()
+        # salience-s1, evaluated apart: lrsa-s1's records with 0.2 nats less per token and a
+        # needle_kept; only the LagKV cells (so cells it lacks are left out of its table).
+        by = {(r["model"], r["press"], r["keep"]): r for r in rows}
+        extra, needle = [], []
+        for press, keep in CELLS:
+            if press != "lagkv":
+                continue
+            samples = []
+            for rec in by[("lrsa-s1", press, keep)]["samples"]:
+                rec = dict(rec)
+                rec["answer_nll_sum"] -= 0.2 * rec["answer_tokens"]
+                rec["needle_kept"] = 0.5 + 0.25 * (rec["index"] % 2)
+                rec["needle_tokens_kept"] = 0.25
+                samples.append(rec)
+            extra.append({"model": "salience-s1", "press": press, "keep": keep,
+                          "protocol": "query-agnostic", "samples": samples})
+            # the diagnostic grid re-evaluates lrsa-s1 (same records plus needle_kept)
+            again = [dict(r, needle_kept=1.0,
+                          needle_tokens_kept=0.8 if r["string_match_all"] else 0.2)
+                     for r in by[("lrsa-s1", press, keep)]["samples"]]
+            needle.append({"model": "lrsa-s1", "press": press, "keep": keep,
+                           "protocol": "query-agnostic", "samples": again})
+        second = os.path.join(self.tmp, "salience.jsonl")
+        diag = os.path.join(self.tmp, "needle.jsonl")
+        for path, part in ((second, extra), (diag, needle)):
+            with open(path, "w") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in part))
+        with open(self.grid, "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in rows))
+        p = subprocess.run([sys.executable, SCRIPT, "--grid", self.grid, "--grid", second,
+                            "--runs", self.runs, "--out", self.out, "--needle-grid", diag],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(self.out, "report.md")) as f:
+            md = f.read()
+        self.assertIn("## Method arm `salience` (seeds 1)", md)
+        table = md.split("## Method arm `salience`")[1].split("\n## ")[0]
+        lines = [ln for ln in table.splitlines() if ln.startswith("| query-agnostic")]
+        self.assertEqual(len(lines), 2)  # the two LagKV cells only
+        # minus LRSA: against lrsa-s1 only (seed 1), computed here.
+        b = by[("lrsa-s1", "lagkv", 0.25)]["samples"]
+        x = [e for e in extra if e["keep"] == 0.25][0]["samples"]
+        tup = lambda recs: [(r["answer_nll_sum"], r["answer_tokens"], r["string_match_all"])
+                            for r in recs]
+        want = lrsa_stats.paired_bootstrap(tup(x), tup(b))
+        self.assertAlmostEqual(want["nll"][0], -0.2, places=12)
+        row = [ln for ln in lines if "keep 1/4" in ln][0]
+        cols = [c.strip() for c in row.split("|")[1:-1]]
+        self.assertTrue(cols[5].startswith("%+.3f [%+.3f, %+.3f]" % want["nll"]), cols[5])
+        self.assertEqual(cols[-1], "0.625 / 0.250")  # mean needle_kept (0.5, 0.75 alternating)
+        # The diagnostic grid: needle_kept 1 and the same NLL as the main grid's lrsa-s1.
+        diag_md = md.split("## Needle kept (diagnostic grid)")[1].split("\n## ")[0]
+        drow = [ln for ln in diag_md.splitlines() if ln.startswith("| lrsa-s1") and "1/4" in ln][0]
+        dcols = [c.strip() for c in drow.split("|")[1:-1]]
+        # lrsa-s1 answers the even samples right under LagKV: token rates split 0.8 / 0.2
+        self.assertEqual((dcols[4], dcols[5], dcols[6]), ("1.000", "0.500", "0.800 / 0.200"))
+        self.assertEqual(dcols[8], dcols[9])
+        # the picture has a line for the new arm; the joined grids are kept for re-analysis
+        with open(os.path.join(self.out, "score_vs_keep_query-agnostic.svg")) as f:
+            self.assertIn("salience-tuned", f.read())
+        with open(os.path.join(self.out, "results.jsonl")) as f:
+            self.assertEqual(sum(1 for line in f if line.strip()), len(rows) + len(extra))
+
     def test_rows_without_per_sample_records_are_refused(self):
         rows = grid_rows()
         del rows[3]["samples"]

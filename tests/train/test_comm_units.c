@@ -25,6 +25,18 @@ static void read_ok(const char *const *env, lrsa_launch *l) {
     if (lrsa_launch_read(l, fake_env, (void *)env, &e)) fail_msg("%s", e.msg);
 }
 
+/* Reads env and checks every field it gives: launcher, rank, world, local rank, local world. */
+static void expect_launch(const char *const *env, const char *launcher, int rank, int world,
+                          int local_rank, int local_world) {
+    lrsa_launch l;
+    read_ok(env, &l);
+    assert_string_equal(l.launcher, launcher);
+    assert_int_equal(l.rank, rank);
+    assert_int_equal(l.world, world);
+    assert_int_equal(l.local_rank, local_rank);
+    assert_int_equal(l.local_world, local_world);
+}
+
 static void read_fails(const char *const *env, const char *expect1, const char *expect2) {
     lrsa_launch l;
     lrsa_err e;
@@ -36,18 +48,10 @@ static void read_fails(const char *const *env, const char *expect1, const char *
 static void test_launch_none(void **state) {
     (void)state;
     const char *env[] = {"HOME=/root", NULL};
-    lrsa_launch l;
-    read_ok(env, &l);
-    assert_string_equal(l.launcher, "none");
-    assert_int_equal(l.rank, 0);
-    assert_int_equal(l.world, 1);
-    assert_int_equal(l.local_rank, 0);
-    assert_int_equal(l.local_world, 1);
+    expect_launch(env, "none", 0, 1, 0, 1);
     /* an sbatch script (no job step): one process, even though SLURM_NTASKS says 4 */
     const char *batch[] = {"SLURM_JOB_ID=77", "SLURM_NTASKS=4", "SLURM_PROCID=0", NULL};
-    read_ok(batch, &l);
-    assert_string_equal(l.launcher, "none");
-    assert_int_equal(l.world, 1);
+    expect_launch(batch, "none", 0, 1, 0, 1);
 }
 
 static void test_launch_openmpi(void **state) {
@@ -56,13 +60,7 @@ static void test_launch_openmpi(void **state) {
                          "OMPI_COMM_WORLD_LOCAL_RANK=1", "OMPI_COMM_WORLD_LOCAL_SIZE=4",
                          /* mpirun inside a Slurm allocation: Open MPI's numbering wins */
                          "SLURM_STEP_ID=0", "SLURM_PROCID=0", "SLURM_NTASKS=2", NULL};
-    lrsa_launch l;
-    read_ok(env, &l);
-    assert_string_equal(l.launcher, "openmpi");
-    assert_int_equal(l.rank, 5);
-    assert_int_equal(l.world, 8);
-    assert_int_equal(l.local_rank, 1);
-    assert_int_equal(l.local_world, 4);
+    expect_launch(env, "openmpi", 5, 8, 1, 4);
 }
 
 static void test_launch_slurm(void **state) {
@@ -75,34 +73,18 @@ static void test_launch_slurm(void **state) {
                          "SLURM_NTASKS=32",
                          "SLURM_LOCALID=5",
                          NULL};
-    lrsa_launch l;
-    read_ok(env, &l);
-    assert_string_equal(l.launcher, "slurm");
-    assert_int_equal(l.rank, 13);
-    assert_int_equal(l.world, 16);
-    assert_int_equal(l.local_rank, 5);
-    assert_int_equal(l.local_world, -1); /* Slurm does not say; MPI's node split does */
+    expect_launch(env, "slurm", 13, 16, 5, -1); /* Slurm does not say; MPI's node split does */
     /* older spelling, and SLURM_NTASKS when the step count is absent */
     const char *old[] = {"SLURM_STEPID=3", "SLURM_PROCID=1", "SLURM_NTASKS=2", "SLURM_LOCALID=1",
                          NULL};
-    read_ok(old, &l);
-    assert_string_equal(l.launcher, "slurm");
-    assert_int_equal(l.rank, 1);
-    assert_int_equal(l.world, 2);
-    assert_int_equal(l.local_rank, 1);
+    expect_launch(old, "slurm", 1, 2, 1, -1);
 }
 
 static void test_launch_hydra(void **state) {
     (void)state;
     const char *env[] = {"PMI_RANK=1", "PMI_SIZE=2", "MPI_LOCALRANKID=1", "MPI_LOCALNRANKS=2",
                          NULL};
-    lrsa_launch l;
-    read_ok(env, &l);
-    assert_string_equal(l.launcher, "pmi");
-    assert_int_equal(l.rank, 1);
-    assert_int_equal(l.world, 2);
-    assert_int_equal(l.local_rank, 1);
-    assert_int_equal(l.local_world, 2);
+    expect_launch(env, "pmi", 1, 2, 1, 2);
 }
 
 static void test_launch_errors(void **state) {

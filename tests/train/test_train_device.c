@@ -2,7 +2,8 @@
  * without CUDA says the build has no CUDA; a CUDA build on a machine without a GPU says there is
  * no CUDA device (the runtime's reason). Neither claims the feature is missing. On a machine
  * with a GPU the case is skipped (test_gpu_train trains there). LoRA with device: cuda is refused
- * when the config is validated, on any machine, naming the file, line and key. */
+ * when the config is validated, on any machine, naming the file, line and key; so is a LoRA base
+ * stored in bf16 (lora.base_dtype). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -71,6 +72,30 @@ static void test_lora_cuda_refused(void **state) {
     }
 }
 
+/* lora.base_dtype: bf16 with device: cuda: refused naming the file, the line of base_dtype and the
+ * key (before the lora.rank refusal, so the message is about the key that brought the bf16 store).
+ */
+static void test_lora_bf16_cuda_refused(void **state) {
+    (void)state;
+    char dir[4096], cfg[4200], cmd[16384], run_dir[4300], where[4300];
+    tu_tmpdir(dir, sizeof dir, "lora_bf16_cuda");
+    lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
+    tf_write_run(dir, "run", "lora:\n  rank: 4\n  base_dtype: bf16\n", cfg, sizeof cfg);
+    snprintf(cmd, sizeof cmd, "%s train %s device=cuda model.dtype=bf16 --quiet 2>&1", LRSA_BINARY,
+             cfg);
+    char *out = NULL;
+    int rc = tu_run(cmd, &out);
+    printf("%s", out ? out : "");
+    assert_int_not_equal(rc, 0);
+    assert_non_null(out);
+    /* tf_write_run's fixed part is 25 lines: base_dtype is the third line of the extra text */
+    snprintf(where, sizeof where, "%s:28: key 'lora.base_dtype' is bf16 with device: cuda", cfg);
+    assert_non_null(strstr(out, where));
+    assert_non_null(strstr(out, "CPU-only for now: set device: cpu"));
+    assert_false(lrsa_file_exists(run_dir)); /* nothing written */
+    free(out);
+}
+
 /* The salience loss reads the CPU workspace: refused with device: cuda, before anything is written.
  */
 static void test_salience_cuda_refused(void **state) {
@@ -95,6 +120,7 @@ static void test_salience_cuda_refused(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_device_cuda_message),
                                        cmocka_unit_test(test_lora_cuda_refused),
+                                       cmocka_unit_test(test_lora_bf16_cuda_refused),
                                        cmocka_unit_test(test_salience_cuda_refused)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -320,6 +320,88 @@ static void test_lora_export(void **state) {
     assert_int_equal(tf_count_entries(other), -1);
 }
 
+/* lora.base_dtype bf16 end to end. On a base whose weights are bf16 values (saved as BF16), the
+ * bf16 store changes nothing: per-step losses, the final adapter and moments, and the end-of-run
+ * evaluation (the block-level API) equal the f32 run's bit for bit. On the random-init base
+ * (arbitrary fp32 weights) the export merges the adapter onto the base as it was loaded, not the
+ * rounded one: the merged model equals fp32 base + s B A bit for bit. */
+static void test_lora_bf16_base(void **state) {
+    (void)state;
+    char dir[4096], cfg[4200], base_dir[4300], ov_path[4400], ov_f32[4400], ov_bf16[4400];
+    tu_tmpdir(dir, sizeof dir, "lora_bf16");
+    tf_write_run(dir, "f32", k_lora_yaml, cfg, sizeof cfg);
+    lrsa_model base;
+    lrsa_err e;
+    fixture_base(&base, 0.2f);
+    snprintf(base_dir, sizeof base_dir, "%s/base", dir);
+    if (lrsa_model_save(&base, base_dir, LRSA_ST_BF16, &e)) fail_msg("%s", e.msg);
+    lrsa_model_free(&base);
+    snprintf(ov_path, sizeof ov_path, "model.path=%s", base_dir);
+    snprintf(ov_f32, sizeof ov_f32, "run_dir=%s/f32", dir);
+    snprintf(ov_bf16, sizeof ov_bf16, "run_dir=%s/bf16", dir);
+    const char *o32[] = {
+        ov_f32, "model.init=pretrained", ov_path, "schedule.max_steps=3", "optim.lr=1e-2", NULL};
+    const char *o16[] = {ov_bf16,         "model.init=pretrained", ov_path, "schedule.max_steps=3",
+                         "optim.lr=1e-2", "lora.base_dtype=bf16",  NULL};
+    must_run(cfg, o32);
+    must_run(cfg, o16);
+    char run32[4400], run16[4400], c32[4500], c16[4500];
+    snprintf(run32, sizeof run32, "%s/f32", dir);
+    snprintf(run16, sizeof run16, "%s/bf16", dir);
+    int64_t s32[8], s16[8];
+    double l32[8], l16[8], f32v[4], f16v[4], g32[4], g16[4];
+    assert_int_equal(tf_read_losses(run32, s32, l32, 8), 3);
+    assert_int_equal(tf_read_losses(run16, s16, l16, 8), 3);
+    for (int i = 0; i < 3; i++)
+        if (l32[i] != l16[i])
+            fail_msg("step %d: loss %.17g (f32) vs %.17g (bf16)", i, l32[i], l16[i]);
+    assert_int_equal(tf_read_evals(run32, s32, f32v, g32, 4), 1);
+    assert_int_equal(tf_read_evals(run16, s16, f16v, g16, 4), 1);
+    assert_true(f32v[0] == f16v[0] && g32[0] == g16[0]);
+    snprintf(c32, sizeof c32, "%s/ckpt/step_000003.h5", run32);
+    snprintf(c16, sizeof c16, "%s/ckpt/step_000003.h5", run16);
+    assert_true(tf_ckpts_equal(c32, c16));
+
+    /* arbitrary weights (the fixture's random init): export merges onto the fp32 base */
+    char ov_rand[4400], ckpt[4500], merged[4500], cmd[16384];
+    snprintf(ov_rand, sizeof ov_rand, "run_dir=%s/rand", dir);
+    const char *orand[] = {ov_rand, "schedule.max_steps=3", "optim.lr=1e-2", "lora.base_dtype=bf16",
+                           NULL};
+    must_run(cfg, orand);
+    /* the key is in effect: on unrounded weights the bf16 run's losses are not the f32 run's */
+    char ov_rand32[4400], rand16[4400], rand32[4400];
+    snprintf(ov_rand32, sizeof ov_rand32, "run_dir=%s/rand32", dir);
+    const char *orand32[] = {ov_rand32, "schedule.max_steps=3", "optim.lr=1e-2", NULL};
+    must_run(cfg, orand32);
+    snprintf(rand16, sizeof rand16, "%s/rand", dir);
+    snprintf(rand32, sizeof rand32, "%s/rand32", dir);
+    assert_int_equal(tf_read_losses(rand16, s16, l16, 8), 3);
+    assert_int_equal(tf_read_losses(rand32, s32, l32, 8), 3);
+    printf("random base, step 1 loss: f32 %.9f, bf16 %.9f\n", l32[0], l16[0]);
+    assert_true(l32[0] != l16[0] && fabs(l32[0] - l16[0]) < 1e-3 * fabs(l32[0]));
+    snprintf(ckpt, sizeof ckpt, "%s/rand/ckpt/step_000003.h5", dir);
+    snprintf(merged, sizeof merged, "%s/merged", dir);
+    snprintf(cmd, sizeof cmd, "%s export %s %s --dtype f32 2>&1", LRSA_BINARY, ckpt, merged);
+    char *out = NULL;
+    int rc = tu_run(cmd, &out);
+    if (rc) fail_msg("export failed (%d): %s", rc, out ? out : "");
+    free(out);
+    lrsa_model expect, exported;
+    fixture_base(&expect, 0.02f);
+    lrsa_lora a;
+    lrsa_lora_config lc = {.rank = 4, .alpha = 8, .dropout = 0.1, .targets = LRSA_LORA_ALL_TARGETS};
+    if (lrsa_lora_create(&a, &expect.cfg, &lc, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(lrsa_ckpt_read(ckpt, &a.table, 0, 0, NULL, NULL, NULL, &e), 0);
+    assert_int_equal(lrsa_lora_ckpt_check_base(ckpt, &expect, "fixture", &e), 0);
+    lrsa_lora_merge(&a, &expect);
+    if (lrsa_model_load(&exported, merged, &e)) fail_msg("%s", e.msg);
+    assert_memory_equal(exported.table.arena[LRSA_ROLE_PARAM], expect.table.arena[LRSA_ROLE_PARAM],
+                        sizeof(float) * (size_t)expect.table.numel);
+    lrsa_lora_free(&a);
+    lrsa_model_free(&expect);
+    lrsa_model_free(&exported);
+}
+
 /* lora.* keys: YAML list, command-line list, the resolved YAML round trip, bad values. */
 static void test_lora_config_keys(void **state) {
     (void)state;
@@ -360,6 +442,29 @@ static void test_lora_config_keys(void **state) {
     assert_int_equal(lrsa_train_config_override(&c, "lora.dropout=1.5", "cli", &e), 0);
     assert_int_equal(lrsa_train_config_validate(&c, "cfg.yaml", &e), -1);
     assert_non_null(strstr(e.msg, "lora.dropout"));
+    assert_int_equal(lrsa_train_config_override(&c, "lora.dropout=0.1", "cli", &e), 0);
+    /* lora.base_dtype: the default, YAML, the resolved YAML, a bad value, a full fine-tune */
+    assert_string_equal(d.lora_base_dtype, "f32");
+    const char *b16 = "lora:\n  rank: 8\n  base_dtype: bf16\n";
+    assert_int_equal(lrsa_train_config_parse(&c, b16, strlen(b16), "x.yaml", &e), 0);
+    assert_string_equal(c.lora_base_dtype, "bf16");
+    assert_int_equal(lrsa_train_config_validate(&c, "cfg.yaml", &e), 0);
+    text = lrsa_train_config_to_yaml(&c);
+    lrsa_train_config_defaults(&d);
+    assert_int_equal(lrsa_train_config_parse(&d, text, strlen(text), "resolved", &e), 0);
+    assert_string_equal(d.lora_base_dtype, "bf16");
+    free(text);
+    const char *bad = "lora:\n  rank: 8\n  base_dtype: fp16\n";
+    assert_int_equal(lrsa_train_config_parse(&c, bad, strlen(bad), "x.yaml", &e), -1);
+    if (!strstr(e.msg, "x.yaml:3") || !strstr(e.msg, "lora.base_dtype") || !strstr(e.msg, "fp16") ||
+        !strstr(e.msg, "f32|bf16"))
+        fail_msg("%s", e.msg);
+    const char *full = "lora:\n  rank: 0\n  base_dtype: bf16\n";
+    assert_int_equal(lrsa_train_config_parse(&c, full, strlen(full), "full.yaml", &e), 0);
+    assert_int_equal(lrsa_train_config_validate(&c, "full.yaml", &e), -1);
+    if (!strstr(e.msg, "full.yaml:3") || !strstr(e.msg, "lora.base_dtype") ||
+        !strstr(e.msg, "lora.rank > 0") || !strstr(e.msg, "remove lora.base_dtype"))
+        fail_msg("%s", e.msg);
 }
 
 int main(void) {
@@ -368,6 +473,7 @@ int main(void) {
         cmocka_unit_test(test_lora_checkpoint_and_learning),
         cmocka_unit_test(test_lora_resume_errors),
         cmocka_unit_test(test_lora_export),
+        cmocka_unit_test(test_lora_bf16_base),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

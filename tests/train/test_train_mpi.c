@@ -20,17 +20,35 @@
 
 static lrsa_comm world;
 
+/* A fresh directory for a test that all ranks share: rank 0 makes it (named after tag) and writes
+ * the fixture's data and config for run `run` there; every rank gets the directory in dir and the
+ * config's path in cfg. */
+static void shared_run_dir(const char *tag, const char *run, char *dir, size_t dir_size, char *cfg,
+                           size_t cfg_size) {
+    if (world.rank == 0) tu_tmpdir(dir, dir_size, tag);
+    lrsa_err e;
+    assert_int_equal(lrsa_comm_bcast(&world, dir, dir_size, 0, &e), 0);
+    if (world.rank == 0) tf_write_run(dir, run, NULL, cfg, cfg_size);
+    lrsa_path_join(cfg, cfg_size, dir, "config.yaml");
+    assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
+}
+
+/* Whether the last checkpoints (step 6, the fixture's max_steps) of two run directories are equal
+ * bit for bit. */
+static int final_ckpts_equal(const char *run_a, const char *run_b) {
+    char a[4400], b[4400];
+    snprintf(a, sizeof a, "%s/ckpt/step_000006.h5", run_a);
+    snprintf(b, sizeof b, "%s/ckpt/step_000006.h5", run_b);
+    return tf_ckpts_equal(a, b);
+}
+
 /* Losses within 1e-6 relative; exact: the final weights and moments bit-identical too (the
  * deterministic reduce). */
 static void compare(const char *extra_tag, const char *const *extra_ov, int exact) {
     char dir[4096], cfg[4200], one[4300], two[4300];
     /* rank 0 prepares the files, the others use its directory */
-    if (world.rank == 0) tu_tmpdir(dir, sizeof dir, extra_tag);
+    shared_run_dir(extra_tag, "two", dir, sizeof dir, cfg, sizeof cfg);
     lrsa_err e;
-    assert_int_equal(lrsa_comm_bcast(&world, dir, sizeof dir, 0, &e), 0);
-    if (world.rank == 0) tf_write_run(dir, "two", NULL, cfg, sizeof cfg);
-    lrsa_path_join(cfg, sizeof cfg, dir, "config.yaml");
-    assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
     snprintf(two, sizeof two, "%s/two", dir);
     snprintf(one, sizeof one, "%s/one", dir);
     lrsa_train_config c;
@@ -53,10 +71,7 @@ static void compare(const char *extra_tag, const char *const *extra_ov, int exac
             if (!(rel <= 1e-6)) fail_msg("step %lld differs: rel %.3g", (long long)s1[i], rel);
         }
         /* the logged loss is a sum in another order; the weights and moments are not */
-        char a[4400], b[4400];
-        snprintf(a, sizeof a, "%s/ckpt/step_000006.h5", one);
-        snprintf(b, sizeof b, "%s/ckpt/step_000006.h5", two);
-        if (exact && !tf_ckpts_equal(a, b))
+        if (exact && !final_ckpts_equal(one, two))
             fail_msg("deterministic reduce, but the 1-rank and 2-rank checkpoints differ");
     }
     assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
@@ -72,12 +87,8 @@ static void test_two_ranks_match_one(void **state) {
 static void test_resume_on_other_world_size(void **state) {
     (void)state;
     char dir[4096], cfg[4200], split[4300], one[4300];
-    if (world.rank == 0) tu_tmpdir(dir, sizeof dir, "mpi_resume");
+    shared_run_dir("mpi_resume", "one", dir, sizeof dir, cfg, sizeof cfg);
     lrsa_err e;
-    assert_int_equal(lrsa_comm_bcast(&world, dir, sizeof dir, 0, &e), 0);
-    if (world.rank == 0) tf_write_run(dir, "one", NULL, cfg, sizeof cfg);
-    lrsa_path_join(cfg, sizeof cfg, dir, "config.yaml");
-    assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
     snprintf(split, sizeof split, "%s/split", dir);
     snprintf(one, sizeof one, "%s/one", dir);
     lrsa_train_config c;
@@ -92,10 +103,7 @@ static void test_resume_on_other_world_size(void **state) {
         snprintf(c.run_dir, sizeof c.run_dir, "%s", one);
         c.resume = 0;
         if (lrsa_train_run(&c, &full, &single, &e)) fail_msg("1-rank run: %s", e.msg);
-        char a[4400], b[4400];
-        snprintf(a, sizeof a, "%s/ckpt/step_000006.h5", split);
-        snprintf(b, sizeof b, "%s/ckpt/step_000006.h5", one);
-        assert_true(tf_ckpts_equal(a, b));
+        assert_true(final_ckpts_equal(split, one));
     }
     assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
 }
@@ -105,12 +113,8 @@ static void test_resume_on_other_world_size(void **state) {
  * run bit for bit. */
 static void resume_two_ranks(const char *tag, const char *const *extra_ov) {
     char dir[4096], cfg[4200], split[4300], straight[4300];
-    if (world.rank == 0) tu_tmpdir(dir, sizeof dir, tag);
+    shared_run_dir(tag, "straight", dir, sizeof dir, cfg, sizeof cfg);
     lrsa_err e;
-    assert_int_equal(lrsa_comm_bcast(&world, dir, sizeof dir, 0, &e), 0);
-    if (world.rank == 0) tf_write_run(dir, "straight", NULL, cfg, sizeof cfg);
-    lrsa_path_join(cfg, sizeof cfg, dir, "config.yaml");
-    assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
     snprintf(split, sizeof split, "%s/split", dir);
     snprintf(straight, sizeof straight, "%s/straight", dir);
     lrsa_train_config c;
@@ -133,10 +137,7 @@ static void resume_two_ranks(const char *tag, const char *const *extra_ov) {
                 fail_msg("step %lld: loss %.17g straight vs %.17g resumed", (long long)s1[i], l1[i],
                          l2[i]);
         }
-        char a[4400], b[4400];
-        snprintf(a, sizeof a, "%s/ckpt/step_000006.h5", straight);
-        snprintf(b, sizeof b, "%s/ckpt/step_000006.h5", split);
-        assert_true(tf_ckpts_equal(a, b));
+        assert_true(final_ckpts_equal(straight, split));
     }
     assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
 }
@@ -180,28 +181,22 @@ static void test_overlap_buckets_match_one(void **state) {
 /* The overlapped bucketed reduction and the blocking one give the same weights and moments,
  * bit for bit, after 6 steps on 2 ranks (deterministic and float reduce). */
 static void overlap_equals_blocking(const char *tag, const char *reduce) {
-    char dir[4096], cfg[4200], a[4400], b[4400];
-    if (world.rank == 0) tu_tmpdir(dir, sizeof dir, tag);
+    char dir[4096], cfg[4200], overlap[4300], blocking[4300];
+    shared_run_dir(tag, "overlap", dir, sizeof dir, cfg, sizeof cfg);
     lrsa_err e;
-    assert_int_equal(lrsa_comm_bcast(&world, dir, sizeof dir, 0, &e), 0);
-    if (world.rank == 0) tf_write_run(dir, "overlap", NULL, cfg, sizeof cfg);
-    lrsa_path_join(cfg, sizeof cfg, dir, "config.yaml");
-    assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
     const char *ov_on[] = {"comm.bucket_mb=0.01", reduce, NULL};
     const char *ov_off[] = {"comm.overlap=false", reduce, NULL};
     lrsa_train_opts o = {0, 1};
     lrsa_train_config c;
     tf_load_config(&c, cfg, ov_on);
-    snprintf(c.run_dir, sizeof c.run_dir, "%s/overlap", dir);
+    snprintf(overlap, sizeof overlap, "%s/overlap", dir);
+    snprintf(blocking, sizeof blocking, "%s/blocking", dir);
+    snprintf(c.run_dir, sizeof c.run_dir, "%s", overlap);
     if (lrsa_train_run(&c, &o, &world, &e)) fail_msg("overlapped run: %s", e.msg);
     tf_load_config(&c, cfg, ov_off);
-    snprintf(c.run_dir, sizeof c.run_dir, "%s/blocking", dir);
+    snprintf(c.run_dir, sizeof c.run_dir, "%s", blocking);
     if (lrsa_train_run(&c, &o, &world, &e)) fail_msg("blocking run: %s", e.msg);
-    if (world.rank == 0) {
-        snprintf(a, sizeof a, "%s/overlap/ckpt/step_000006.h5", dir);
-        snprintf(b, sizeof b, "%s/blocking/ckpt/step_000006.h5", dir);
-        assert_true(tf_ckpts_equal(a, b));
-    }
+    if (world.rank == 0) assert_true(final_ckpts_equal(overlap, blocking));
     assert_int_equal(lrsa_comm_barrier(&world, &e), 0);
 }
 

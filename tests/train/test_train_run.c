@@ -81,6 +81,13 @@ static void test_resume_exact_lora(void **state) {
                                "recompute: true\ngrad_accum: 2\n");
 }
 
+/* The same with the frozen base stored in bf16 (lora.base_dtype: bf16, model/base_bf16.h). */
+static void test_resume_exact_lora_bf16(void **state) {
+    (void)state;
+    resume_case("resume_lora_bf16", "lora:\n  rank: 4\n  alpha: 8\n  dropout: 0.1\n"
+                                    "  base_dtype: bf16\nrecompute: true\ngrad_accum: 2\n");
+}
+
 /* data.tokens_per_microbatch derives the accumulation from tokens: 512 in micro-batches of 256
  * is exactly grad_accum 2 of 256-token batches. */
 static void test_tokens_per_microbatch(void **state) {
@@ -238,6 +245,7 @@ int main(void) {
         cmocka_unit_test(test_resume_exact),
         cmocka_unit_test(test_resume_exact_grad_accum),
         cmocka_unit_test(test_resume_exact_lora),
+        cmocka_unit_test(test_resume_exact_lora_bf16),
         cmocka_unit_test(test_tokens_per_microbatch),
         cmocka_unit_test(test_startup_errors),
         cmocka_unit_test(test_skip_guard),
