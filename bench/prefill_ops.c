@@ -18,6 +18,7 @@
 #include "base/rng.h"
 #include "eval/cache/cache_attention.h"
 #include "eval/cache/cached_forward.h"
+#include "eval/run/generate.h"
 #include "eval/run/prefill.h"
 #include "kernels/cpu/cpu_threads.h"
 
@@ -35,8 +36,9 @@ static const char *OP_NAMES[N_OPS] = {"embedding",
                                       "output block (o, norm, gate/up, SwiGLU, down)",
                                       "LM head, last position"};
 
-/* One prefill of T tokens into a fresh cache, the steps of lrsa_cached_forward timed apart. */
-static void prefill_timed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int64_t T,
+/* One forward of T new tokens over the cache (a prefill into an empty cache, or a decode step),
+ * the steps of lrsa_cached_forward timed apart (added to t). */
+static void forward_timed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *ids, int64_t T,
                           float *logits, double *t) {
     const lrsa_model_config *cfg = &m->cfg;
     const int C = cfg->hidden_size, D = cfg->head_dim;
@@ -46,8 +48,7 @@ static void prefill_timed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *
     float *qkv = lrsa_malloc((size_t)T * row * sizeof(float));
     float *att = lrsa_malloc((size_t)T * Hq * D * sizeof(float));
     int32_t *pos = lrsa_malloc((size_t)T * sizeof(int32_t));
-    for (int64_t i = 0; i < T; i++) pos[i] = (int32_t)i;
-    lrsa_kv_cache_reset(c);
+    for (int64_t i = 0; i < T; i++) pos[i] = (int32_t)(c->seen + i);
     double t0 = cpu_now(), t1;
 #define LAP(op)                                                                                    \
     do {                                                                                           \
@@ -103,7 +104,7 @@ static int random_model(lrsa_model *m, int layers, lrsa_err *e) {
 }
 
 int main(int argc, char **argv) {
-    int layers = 2, T = 4096, reps = 1;
+    int layers = 2, T = 4096, reps = 1, decode = 0;
     const char *model_dir = NULL;
     for (int i = 1; i < argc; i += 2) {
         if (i + 1 >= argc) {
@@ -116,6 +117,8 @@ int main(int argc, char **argv) {
             T = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps"))
             reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--decode"))
+            decode = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--model"))
             model_dir = argv[i + 1];
         else {
@@ -123,8 +126,9 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (layers < 1 || T < 1 || reps < 1) {
-        fprintf(stderr, "bench_prefill_ops: --layers, --tokens and --reps must be >= 1\n");
+    if (layers < 1 || T < 1 || reps < 1 || decode < 0) {
+        fprintf(stderr, "bench_prefill_ops: --layers, --tokens and --reps must be >= 1, "
+                        "--decode >= 0\n");
         return 2;
     }
     lrsa_err e = {{0}};
@@ -145,7 +149,15 @@ int main(int argc, char **argv) {
     }
     float *logits = lrsa_malloc((size_t)V * sizeof(float));
     double t[N_OPS] = {0};
-    for (int rep = 0; rep < reps; rep++) prefill_timed(&m, &c, ids, T, logits, t);
+    for (int rep = 0; rep < reps; rep++) {
+        lrsa_kv_cache_reset(&c);
+        forward_timed(&m, &c, ids, T, logits, t);
+    }
+    double td[N_OPS] = {0}; /* greedy decode steps after the last prefill */
+    for (int s = 0; s < decode; s++) {
+        int32_t tok = lrsa_argmax(logits, V);
+        forward_timed(&m, &c, &tok, 1, logits, td);
+    }
     const int L = m.cfg.num_hidden_layers;
     double total = 0.0;
     for (int op = 0; op < N_OPS; op++) total += t[op];
@@ -165,6 +177,17 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof(float) * (size_t)V; i++) hash = (hash ^ b[i]) * 1099511628211ull;
     printf("result prefill_ops T %d layers %d cpu_seconds %.6f attention %.6f logits_fnv %016llx\n",
            T, L, total / reps, t[OP_ATTN] / reps, (unsigned long long)hash);
+    if (decode > 0) {
+        double dt = 0.0;
+        for (int op = 0; op < N_OPS; op++) dt += td[op];
+        printf("\n%d decode steps after the prefill (context %d): CPU ms per token\n", decode, T);
+        for (int op = 0; op < N_OPS; op++)
+            printf("%-46s %10.3f %6.1f%%\n", OP_NAMES[op], 1e3 * td[op] / decode,
+                   100.0 * td[op] / dt);
+        printf("%-46s %10.3f\n", "total", 1e3 * dt / decode);
+        printf("result decode_ops context %d layers %d cpu_seconds %.6f attention %.6f\n", T, L,
+               dt / decode, td[OP_ATTN] / decode);
+    }
     free(logits);
     free(ids);
     lrsa_kv_cache_free(&c);
