@@ -9,10 +9,12 @@
  * Other compilers and other architectures get the plain function. */
 #ifndef LRSA_KERNELS_CPU_CLONES_H
 #define LRSA_KERNELS_CPU_CLONES_H
+#ifndef LRSA_AVX2_CLONES /* -DLRSA_AVX2_CLONES= builds the plain functions only */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define LRSA_AVX2_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define LRSA_AVX2_CLONES
+#endif
 #endif
 /* For the helpers of a cloned function: inlined into each version, so they get its target. */
 #define LRSA_INLINE_HELPER static inline __attribute__((always_inline))
