@@ -279,7 +279,8 @@ def bench_lrsa(args, device, time_ms, out):
             def causal(b, h, q_idx, kv_idx):
                 return kv_idx <= q_idx
 
-            dense_mask = create_block_mask(causal, 1, None, T, T, device=device.type)
+            # Per head like the LRSA masks, so the compiled kernels serve both (one compile).
+            dense_mask = create_block_mask(causal, 1, hq, T, T, device=device.type)
 
             def fwd_bwd(mask):
                 if not backward:  # FlexAttention has no backward on the CPU

@@ -156,14 +156,20 @@ fi
 # ---- The PyTorch side (issue 17 item 7): the same shapes through torch, in our units ---------
 # transformers' Llama-1B-shaped step at T = 8192, SDPA flash and cuDNN, FlexAttention on the LRSA
 # mask (bench/gpu_vs_torch.py; about 2 minutes by design: a FlexAttention compile per head shape).
-if [ -z "${LRSA_SKIP_BENCH:-}" ] && [ -z "${LRSA_SKIP_TORCH:-}" ]; then
+# It gets what is left of LRSA_TIME_BUDGET_S (default 540 s since the start: one device call
+# is 600 s) and at most 300 s; with under 60 s left it is skipped, saying so.
+left=$((${LRSA_TIME_BUDGET_S:-540} - SECONDS))
+[ "$left" -gt 300 ] && left=300
+if [ -z "${LRSA_SKIP_BENCH:-}" ] && [ -z "${LRSA_SKIP_TORCH:-}" ] && [ "$left" -lt 60 ]; then
+  log "gpu_vs_torch.py skipped: only ${left} s of the time budget left after ${SECONDS} s"
+elif [ -z "${LRSA_SKIP_BENCH:-}" ] && [ -z "${LRSA_SKIP_TORCH:-}" ]; then
   if "$PY" -c 'import torch, transformers; assert torch.cuda.is_available()' 2>/dev/null; then
-    log "benchmark gpu_vs_torch.py ($PY)"
-    PYTHONUNBUFFERED=1 timeout 300 "$PY" bench/gpu_vs_torch.py --json "$OUT/gpu_vs_torch.json" \
+    log "benchmark gpu_vs_torch.py ($PY, at most $left s)"
+    PYTHONUNBUFFERED=1 timeout "$left" "$PY" bench/gpu_vs_torch.py --json "$OUT/gpu_vs_torch.json" \
       >"$OUT/gpu_vs_torch.txt" 2>&1
     log "gpu_vs_torch rc=$?: $(grep -E '^torch-llama1b|^gpu_vs_torch:' "$OUT/gpu_vs_torch.txt" | tr '\n' ' ')"
   else
     log "gpu_vs_torch.py skipped: $PY has no torch with CUDA or no transformers"
   fi
 fi
-log "done: outputs in $OUT"
+log "done after ${SECONDS} s: outputs in $OUT"

@@ -65,36 +65,42 @@ fi
 # ---- inside the namespace ---------------------------------------------------------------------
 hide=$BUILD/hidden-files.txt
 ORIG=/run/lrsa-prove-orig
-declare -A HIDDEN=() HIDDEN_DIRS=()
-while read -r f; do
-  HIDDEN[$f]=1
-  d=${f%/*}
-  while [ -n "$d" ] && [ -z "${HIDDEN_DIRS[$d]:-}" ]; do HIDDEN_DIRS[$d]=1; d=${d%/*}; done
-done <"$hide"
 # copy_tree SRC DST REAL: DST (to be mounted at REAL) mirrors SRC without the hidden files:
 # directories that hold hidden files recreated, other entries linked to SRC, links copied as
 # they are so that a relative target resolves inside the copy, where a hidden one fails.
+# (Python: thousands of links, and a fork per link is slow on a loaded machine.)
 copy_tree() {
-  local src=$1 dst=$2 real=$3 e name
-  for e in "$src"/* "$src"/.[!.]*; do
-    [ -e "$e" ] || [ -L "$e" ] || continue
-    name=${e##*/}
-    [ -n "${HIDDEN[$real/$name]:-}" ] && continue
-    if [ -L "$e" ]; then
-      ln -s "$(readlink "$e")" "$dst/$name"
-    elif [ -d "$e" ] && [ -n "${HIDDEN_DIRS[$real/$name]:-}" ]; then
-      mkdir "$dst/$name" && copy_tree "$e" "$dst/$name" "$real/$name"
-    else
-      ln -s "$e" "$dst/$name"
-    fi
-  done
+  python3 - "$1" "$2" "$3" "$hide" <<'PY'
+import os, sys
+src, dst, real, hide = sys.argv[1:5]
+hidden = {os.path.normpath("/" + h.lstrip("/")) for h in open(hide).read().split()}
+hidden_dirs = set()
+for h in hidden:
+    h = os.path.dirname(h)
+    while h != "/" and h not in hidden_dirs:
+        hidden_dirs.add(h)
+        h = os.path.dirname(h)
+def copy(s, d, r):
+    for name in os.listdir(s):
+        e, rr = os.path.join(s, name), os.path.join(r, name)
+        if rr in hidden:
+            continue
+        if os.path.islink(e):
+            os.symlink(os.readlink(e), os.path.join(d, name))
+        elif os.path.isdir(e) and rr in hidden_dirs:
+            os.mkdir(os.path.join(d, name))
+            copy(e, os.path.join(d, name), rr)
+        else:
+            os.symlink(e, os.path.join(d, name))
+copy(src, dst, real)
+PY
 }
 # Each copy is made on a tmpfs beside the original and then bound over it (ln itself needs the
 # libraries of /usr/lib/x86_64-linux-gnu while the copy is made).
 NEW=/run/lrsa-prove-new
 for top in /usr/include /usr/lib/x86_64-linux-gnu /usr/bin /usr/share \
            /usr/local/cuda-13.0/targets/x86_64-linux/include /usr/local/cuda-13.0/targets/x86_64-linux/lib; do
-  if [ ! -d "$top" ] || [ -z "${HIDDEN_DIRS[$top]:-}" ]; then continue; fi
+  if [ ! -d "$top" ] || ! grep -q "^$top/" "$hide"; then continue; fi
   mkdir -p "$ORIG$top" "$NEW$top"
   mount --bind "$top" "$ORIG$top"
   mount -t tmpfs none "$NEW$top"
