@@ -33,7 +33,9 @@ if [ -z "${LRSA_PROVE_INSIDE:-}" ]; then
   cut -d' ' -f1 "$BUILD/prefix/.gpu-deps/MANIFEST" | xargs dpkg -L 2>/dev/null | while read -r f; do
     [ -e "$f" ] || [ -L "$f" ] || continue
     [ -d "$f" ] && [ ! -L "$f" ] && continue
-    echo "$(realpath "$(dirname "$f")")/$(basename "$f")"
+    d=$(realpath "$(dirname "$f")")
+    [ "$d" = / ] && continue # /lib and the like: the merged-/usr links themselves
+    echo "$d/$(basename "$f")"
   done >"$hide"
   for f in /usr/bin/pkg-config /usr/bin/pkgconf /usr/bin/x86_64-linux-gnu-pkg-config \
            /usr/local/cuda/targets/x86_64-linux/include/{cudnn,nccl}*.h \
@@ -98,8 +100,8 @@ PY
 # Each copy is made on a tmpfs beside the original and then bound over it (ln itself needs the
 # libraries of /usr/lib/x86_64-linux-gnu while the copy is made).
 NEW=/run/lrsa-prove-new
-for top in /usr/include /usr/lib/x86_64-linux-gnu /usr/bin /usr/share \
-           /usr/local/cuda-13.0/targets/x86_64-linux/include /usr/local/cuda-13.0/targets/x86_64-linux/lib; do
+for top in /usr/include /usr/lib/x86_64-linux-gnu /usr/bin /usr/share /etc \
+           "$(realpath /usr/local/cuda/include)" "$(realpath /usr/local/cuda/lib64)"; do
   if [ ! -d "$top" ] || ! grep -q "^$top/" "$hide"; then continue; fi
   mkdir -p "$ORIG$top" "$NEW$top"
   mount --bind "$top" "$ORIG$top"
@@ -107,8 +109,8 @@ for top in /usr/include /usr/lib/x86_64-linux-gnu /usr/bin /usr/share \
   copy_tree "$ORIG$top" "$NEW$top" "$top"
   mount --bind "$NEW$top" "$top"
 done
-left=$(while read -r f; do [ -e "$f" ] && echo "$f"; done <"$hide" | head -5)
-[ -z "$left" ] || { echo "prove-carried-build: still visible: $left" >&2; exit 1; }
+left=$(while read -r f; do if [ -e "$f" ]; then echo "$f"; fi; done <"$hide")
+[ -z "$left" ] || { echo "prove-carried-build: still visible: $(echo "$left" | head -5)" >&2; exit 1; }
 echo "prove-carried-build: hidden; e.g. /usr/include/hdf5/serial/hdf5.h exists: $([ -e /usr/include/hdf5/serial/hdf5.h ] && echo yes || echo no)," \
   "pkg-config: $(command -v pkg-config || echo none), mpirun: $(command -v mpirun || echo none)"
 
