@@ -58,6 +58,7 @@ if [ "$CARRIED" = 1 ]; then
     tar -xzf "$ARCHIVE" 2>/dev/null ||
       "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall()' "$ARCHIVE" ||
       { log "cannot unpack $ARCHIVE"; exit 1; }
+    touch "$DEPS/MANIFEST" # newer than the archive: not unpacked again by the next run
   fi
   [ -f "$DEPS/MANIFEST" ] ||
     { log "--carried: no $ARCHIVE or $DEPS: run tools/fetch-gpu-deps.sh on Debian and carry .gpu-carry"; exit 1; }

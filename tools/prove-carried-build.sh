@@ -30,6 +30,10 @@ if [ -z "${LRSA_PROVE_INSIDE:-}" ]; then
   # The files to hide, as real paths: those of every carried package as installed here, and
   # pkg-config (the GPU machine may have none), and the toolkit's cuDNN and NCCL.
   hide=$BUILD/hidden-files.txt
+  if [ "$hide" -nt "$ARCHIVE" ] && [ "$hide" -nt "$0" ]; then
+    echo "prove-carried-build: reusing $hide"
+    exec unshare -m --propagation private env LRSA_PROVE_INSIDE=1 bash "$0" "$@"
+  fi
   cut -d' ' -f1 "$BUILD/prefix/.gpu-deps/MANIFEST" | xargs dpkg -L 2>/dev/null | while read -r f; do
     [ -e "$f" ] || [ -L "$f" ] || continue
     [ -d "$f" ] && [ ! -L "$f" ] && continue
@@ -68,13 +72,20 @@ fi
 hide=$BUILD/hidden-files.txt
 ORIG=/run/lrsa-prove-orig
 # copy_tree SRC DST REAL: DST (to be mounted at REAL) mirrors SRC without the hidden files:
-# directories that hold hidden files recreated, other entries linked to SRC, links copied as
-# they are so that a relative target resolves inside the copy, where a hidden one fails.
-# (Python: thousands of links, and a fork per link is slow on a loaded machine.)
+# directories that hold hidden files recreated, links copied as they are (so a relative target
+# resolves inside the copy, where a hidden one fails), every other file and directory bound
+# from SRC, so that it keeps its path (gcc finds cc1 and Python its library from where their
+# executable is). Python: thousands of mounts, and a fork per entry is slow on a loaded VM.
 copy_tree() {
   python3 - "$1" "$2" "$3" "$hide" <<'PY'
-import os, sys
+import ctypes, os, sys
 src, dst, real, hide = sys.argv[1:5]
+libc = ctypes.CDLL(None, use_errno=True)
+MS_BIND, MS_REC = 4096, 16384
+def bind(a, b):
+    if libc.mount(a.encode(), b.encode(), None, MS_BIND | MS_REC, None) != 0:
+        err = ctypes.get_errno()
+        sys.exit(f"mount --bind {a} {b}: {os.strerror(err)}")
 hidden = {os.path.normpath("/" + h.lstrip("/")) for h in open(hide).read().split()}
 hidden_dirs = set()
 for h in hidden:
@@ -92,8 +103,12 @@ def copy(s, d, r):
         elif os.path.isdir(e) and rr in hidden_dirs:
             os.mkdir(os.path.join(d, name))
             copy(e, os.path.join(d, name), rr)
+        elif os.path.isdir(e):
+            os.mkdir(os.path.join(d, name))
+            bind(e, os.path.join(d, name))
         else:
-            os.symlink(e, os.path.join(d, name))
+            open(os.path.join(d, name), "w").close()
+            bind(e, os.path.join(d, name))
 copy(src, dst, real)
 PY
 }
@@ -107,7 +122,7 @@ for top in /usr/include /usr/lib/x86_64-linux-gnu /usr/bin /usr/share /etc \
   mount --bind "$top" "$ORIG$top"
   mount -t tmpfs none "$NEW$top"
   copy_tree "$ORIG$top" "$NEW$top" "$top"
-  mount --bind "$NEW$top" "$top"
+  mount --rbind "$NEW$top" "$top"
 done
 left=$(while read -r f; do if [ -e "$f" ]; then echo "$f"; fi; done <"$hide")
 [ -z "$left" ] || { echo "prove-carried-build: still visible: $(echo "$left" | head -5)" >&2; exit 1; }
