@@ -126,6 +126,29 @@ for l in hdf5/serial/libhdf5.so openblas-pthread/libopenblas.so openmpi/lib/libm
 done
 find "$PREFIX" -xtype l -delete
 
+# Debian's Open MPI libraries carry DT_RUNPATH /usr/lib/x86_64-linux-gnu/openmpi/lib, which
+# makes the loader ignore our binaries' DT_RPATH for their dependencies (libmpi -> libopen-rte
+# was "not found" where the system copy is absent). The string is rewritten in place, padded
+# with NULs, to the same folder relative to the library: $ORIGIN for the libraries, and
+# $ORIGIN/../../.. for the components three folders down.
+python3 - "$PREFIX" <<'PY'
+import os, sys
+old = b"/usr/lib/x86_64-linux-gnu/openmpi/lib\0"
+new = b"$ORIGIN:$ORIGIN/../../..\0"
+new += b"\0" * (len(old) - len(new))
+for root, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        path = os.path.join(root, f)
+        if os.path.islink(path) or ".so" not in f:
+            continue
+        data = open(path, "rb").read()
+        if data[:4] != b"\x7fELF" or data.count(old) == 0:
+            continue
+        if data.count(old) != 1:
+            sys.exit(f"fetch-gpu-deps: {path}: the Open MPI run path occurs {data.count(old)} times")
+        open(path, "wb").write(data.replace(old, new))
+PY
+
 # mpirun/mpiexec that work from wherever the folder lands: Open MPI and PMIx relocate their
 # install paths from OPAL_PREFIX / PMIX_PREFIX; the library path reaches orterun's own
 # libraries and the components it dlopens (the launched ranks inherit it).
