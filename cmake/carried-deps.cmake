@@ -104,7 +104,7 @@ macro(lrsa_find_carried_deps)
   endif()
 
   # Every folder of the prefix that holds shared libraries, as DT_RPATH of what we link.
-  file(GLOB_RECURSE _sos LIST_DIRECTORIES false ${_p}/usr/lib/*.so* ${_p}/lib/*.so*)
+  file(GLOB_RECURSE _sos LIST_DIRECTORIES false ${_p}/usr/lib/*.so*)
   set(LRSA_DEPS_RPATH "")
   foreach(_so ${_sos})
     get_filename_component(_d ${_so} DIRECTORY)

@@ -118,6 +118,13 @@ while :; do
   prune
 done
 sort "$PREFIX/MANIFEST.tmp" >"$PREFIX/MANIFEST" && rm "$PREFIX/MANIFEST.tmp"
+# Merged /usr as on Debian 12 (zlib, libnl, libudev ... ship in /lib): one library folder, so
+# the $ORIGIN run paths below and the wrappers' library path reach every library.
+if [ -d "$PREFIX/lib" ] && [ ! -L "$PREFIX/lib" ]; then
+  cp -a "$PREFIX/lib/." "$PREFIX/usr/lib/"
+  rm -rf "${PREFIX:?}/lib"
+  ln -s usr/lib "$PREFIX/lib"
+fi
 # The libraries the build links must resolve; links left dangling by the pruning (the HDF5 C++,
 # Fortran and high-level libraries, PCRE2's other widths, alternatives) go.
 for l in hdf5/serial/libhdf5.so openblas-pthread/libopenblas.so openmpi/lib/libmpi.so libcjson.so \

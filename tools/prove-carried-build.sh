@@ -142,7 +142,7 @@ nice -n 10 ninja -C "$BUILD/cpu" -j "${LRSA_JOBS:-2}" lrsa "${TESTS[@]}" >"$BUIL
 
 log "ldd of the command (every library must come from the prefix or the C runtime):"
 bad=$(ldd "$BUILD/cpu/lrsa" | awk '{print $1, $3}' | grep -v -e "$PREFIX" \
-  -e '^linux-vdso' -e '^/lib64/ld-linux' -e '^lib\(c\|m\|gcc_s\|stdc++\|gomp\|pthread\|dl\|rt\)\.so' || true)
+  -e '^linux-vdso' -e '^/lib64/ld-linux' -e '^lib\(c\|m\|mvec\|gcc_s\|stdc++\|gomp\|pthread\|dl\|rt\|resolv\|util\|anl\)\.so' || true)
 ldd "$BUILD/cpu/lrsa" | sed "s|$PREFIX|<prefix>|"
 readelf -d "$BUILD/cpu/lrsa" | grep -E 'RPATH|RUNPATH' | sed "s|$PREFIX|<prefix>|g"
 [ -z "$bad" ] || { echo "prove-carried-build: resolved outside the prefix: $bad" >&2; exit 1; }
