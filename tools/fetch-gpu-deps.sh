@@ -167,6 +167,7 @@ for w in mpirun mpiexec; do
 p=$(cd "$(dirname "$0")/.." && pwd)
 l=$p/usr/lib/x86_64-linux-gnu
 export OPAL_PREFIX="$p/usr" PMIX_PREFIX="$l/pmix2" PMIX_INSTALL_PREFIX="$l/pmix2"
+export PMIX_MCA_mca_base_component_path="$l/pmix2/lib/pmix"
 export LD_LIBRARY_PATH="$l:$l/openmpi/lib:$l/pmix2/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PATH="$p/usr/bin:$PATH"
 exec "$p/usr/bin/orterun" "$@"
