@@ -119,6 +119,21 @@ macro(lrsa_find_carried_deps)
   unset(_sos)
 endmacro()
 
+# lrsa_find_in_wheel(<module> <header> <include var> <library var> <library names...>): the
+# header and library of python3's nvidia.<module> wheel (site-packages/nvidia/<module>/{include,
+# lib}: a wheel ships only the versioned .so, so name it too), replacing earlier cache results.
+macro(lrsa_find_in_wheel module header inc_var lib_var)
+  execute_process(COMMAND python3 -c "import nvidia.${module} as m; print(list(m.__path__)[0])"
+                  OUTPUT_VARIABLE _wheel OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  if(_wheel)
+    unset(${inc_var} CACHE)
+    unset(${lib_var} CACHE)
+    find_path(${inc_var} ${header} HINTS ${_wheel}/include NO_DEFAULT_PATH)
+    find_library(${lib_var} NAMES ${ARGN} HINTS ${_wheel}/lib NO_DEFAULT_PATH)
+  endif()
+  unset(_wheel)
+endmacro()
+
 # cuDNN (headers and libcudnn.so.9): sets LRSA_HAVE_CUDNN and, when found, the imported target
 # lrsa::cudnn. Linked by the code that uses it (issue 17 item 4), not by lrsa_core as a whole.
 macro(lrsa_find_cudnn)
@@ -134,14 +149,7 @@ macro(lrsa_find_cudnn)
   find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${_hints} PATH_SUFFIXES lib lib64)
   if((NOT CUDNN_INCLUDE_DIR OR NOT CUDNN_LIBRARY) AND NOT LRSA_CUDNN_ROOT)
     # Last resort: the cuDNN wheel of the Python environment (nvidia-cudnn-cu*, as PyTorch has).
-    execute_process(COMMAND python3 -c "import nvidia.cudnn as m; print(list(m.__path__)[0])"
-                    OUTPUT_VARIABLE _wheel OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-    if(_wheel)
-      unset(CUDNN_INCLUDE_DIR CACHE)
-      unset(CUDNN_LIBRARY CACHE)
-      find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${_wheel}/include NO_DEFAULT_PATH)
-      find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${_wheel}/lib NO_DEFAULT_PATH)
-    endif()
+    lrsa_find_in_wheel(cudnn cudnn.h CUDNN_INCLUDE_DIR CUDNN_LIBRARY cudnn libcudnn.so.9)
   endif()
   if(CUDNN_INCLUDE_DIR AND CUDNN_LIBRARY)
     set(LRSA_HAVE_CUDNN ON)
@@ -155,5 +163,4 @@ macro(lrsa_find_cudnn)
     message(STATUS "lrsa: cuDNN not found (set LRSA_CUDNN_ROOT): cuDNN attention disabled")
   endif()
   unset(_hints)
-  unset(_wheel)
 endmacro()

@@ -162,5 +162,17 @@ if [ "${LRSA_PROVE_CUDA:-1}" = 1 ] && [ -x /usr/local/cuda/bin/nvcc ]; then
     { tail -30 "$BUILD/cuda-build.log"; exit 1; }
   "$BUILD/cuda/tests/gpu/test_dnn_versions"
   ldd "$BUILD/cuda/tests/gpu/test_dnn_versions" | grep -E 'cudnn|nccl'
+  # Without the hints: found through python3's wheels (as gpu-check's machine has them).
+  log "CUDA configure without LRSA_CUDNN_ROOT / LRSA_NCCL_ROOT, python3 from $(dirname "$PY")"
+  PATH="$(dirname "$PY"):$PATH" cmake -S . -B "$BUILD/cuda-auto" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DLRSA_CUDA=ON -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DCMAKE_CUDA_ARCHITECTURES=90a \
+    -DLRSA_DEPS_PREFIX="$PREFIX" >"$BUILD/cuda-auto-configure.log" 2>&1 ||
+    { tail -30 "$BUILD/cuda-auto-configure.log"; exit 1; }
+  grep -E "lrsa: (cuDNN|NCCL) " "$BUILD/cuda-auto-configure.log"
+  if ! grep -q "lrsa: cuDNN $cudnn_root" "$BUILD/cuda-auto-configure.log" ||
+     ! grep -q "lrsa: NCCL $nccl_root" "$BUILD/cuda-auto-configure.log"; then
+    echo "prove-carried-build: the wheels were not found without hints" >&2
+    exit 1
+  fi
 fi
 log "all passed"
