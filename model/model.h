@@ -156,4 +156,9 @@ void lrsa_block_layer_out(const lrsa_model *m, const lrsa_block_env *env, int la
                           const void *att, int64_t N);
 void lrsa_block_final_logits(const lrsa_model *m, const lrsa_block_env *env, const void *x,
                              int64_t N, float *logits);
+/* The CPU environment (host model, fp32) with scratch for up to N rows, for a caller that runs
+ * every layer with the same buffers: lrsa_model_layer_qkv / _out allocate theirs per call, and
+ * at thousands of rows those are tens of MB of fresh pages per layer (page faults, zeroing). */
+void lrsa_model_cpu_env_init(const lrsa_model *m, lrsa_block_env *env, int64_t N);
+void lrsa_model_cpu_env_free(lrsa_block_env *env);
 #endif

@@ -99,20 +99,30 @@ void lrsa_model_layer_qkv(const lrsa_model *m, int layer, const float *x, const 
     free(env.wide);
 }
 
-void lrsa_model_layer_out(const lrsa_model *m, int layer, float *x, const float *att, int64_t N) {
+void lrsa_model_cpu_env_init(const lrsa_model *m, lrsa_block_env *env, int64_t N) {
     const int C = m->cfg.hidden_size, I = m->cfg.intermediate_size;
-    lrsa_block_env env = {lrsa_device_ops_cpu(), NULL, NULL, NULL, NULL, NULL, NULL};
-    env.tmp = lrsa_malloc((size_t)(N * C) * sizeof(float) + 1);
-    env.h = lrsa_malloc((size_t)(N * C) * sizeof(float) + 1);
-    env.gu = lrsa_malloc((size_t)(N * 2 * I) * sizeof(float) + 1);
-    env.act = lrsa_malloc((size_t)(N * I) * sizeof(float) + 1);
-    env.wide = wide_scratch(m);
+    *env = (lrsa_block_env){lrsa_device_ops_cpu(), NULL, NULL, NULL, NULL, NULL, NULL};
+    env->tmp = lrsa_malloc((size_t)(N * C) * sizeof(float) + 1);
+    env->h = lrsa_malloc((size_t)(N * C) * sizeof(float) + 1);
+    env->gu = lrsa_malloc((size_t)(N * 2 * I) * sizeof(float) + 1);
+    env->act = lrsa_malloc((size_t)(N * I) * sizeof(float) + 1);
+    env->wide = wide_scratch(m);
+}
+
+void lrsa_model_cpu_env_free(lrsa_block_env *env) {
+    free(env->wide);
+    free(env->tmp);
+    free(env->h);
+    free(env->gu);
+    free(env->act);
+    memset(env, 0, sizeof *env);
+}
+
+void lrsa_model_layer_out(const lrsa_model *m, int layer, float *x, const float *att, int64_t N) {
+    lrsa_block_env env;
+    lrsa_model_cpu_env_init(m, &env, N);
     lrsa_block_layer_out(m, &env, layer, x, att, N);
-    free(env.wide);
-    free(env.tmp);
-    free(env.h);
-    free(env.gu);
-    free(env.act);
+    lrsa_model_cpu_env_free(&env);
 }
 
 void lrsa_model_final_logits(const lrsa_model *m, const float *x, int64_t N, float *logits) {

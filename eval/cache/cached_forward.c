@@ -88,8 +88,10 @@ int lrsa_cached_forward_batch(const lrsa_model *m, const lrsa_forward_seq *seqs,
         if (ids) memcpy(ids + first_row[b], seqs[b].ids, (size_t)seqs[b].n * sizeof(int32_t));
     }
     lrsa_model_embed(m, ids ? ids : seqs[0].ids, R, x);
+    lrsa_block_env env; /* one set of scratch for every layer */
+    lrsa_model_cpu_env_init(m, &env, R);
     for (int l = 0; l < cfg->num_hidden_layers; l++) {
-        lrsa_model_layer_qkv(m, l, x, pos, R, qkv);
+        lrsa_block_layer_qkv(m, &env, l, x, pos, R, qkv);
         for (int b = 0; b < n_seqs; b++) { /* attention: each sequence over its own cache */
             const lrsa_forward_seq *s = &seqs[b];
             const float *q = qkv + first_row[b] * row;
@@ -100,8 +102,9 @@ int lrsa_cached_forward_batch(const lrsa_model *m, const lrsa_forward_seq *seqs,
                                  (int64_t)Hq * D);
             if (s->obs && s->obs->fn) s->obs->fn(s->obs->user, s->cache, l, q, row, Hq, p, s->n);
         }
-        lrsa_model_layer_out(m, l, x, att, R);
+        lrsa_block_layer_out(m, &env, l, x, att, R);
     }
+    lrsa_model_cpu_env_free(&env);
     batch_logits(m, seqs, n_seqs, first_row, x);
     free(x);
     free(qkv);

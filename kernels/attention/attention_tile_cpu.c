@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "kernels/cpu/cpu_clones.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cpu/vrow.h"
 
@@ -74,12 +75,12 @@ static void pack_rows(float *dst, const float *src, int64_t ld, int nq, int G, i
 }
 
 /* s[j] = e^(s[j] - sub) for j < n. */
-static void exp_shifted(float *s, int n, float sub) {
+LRSA_INLINE_HELPER void exp_shifted(float *s, int n, float sub) {
 #pragma omp simd
     for (int j = 0; j < n; j++) s[j] = lrsa_vexpf(s[j] - sub);
 }
 
-static void scale_row(float *x, int n, float a) {
+LRSA_INLINE_HELPER void scale_row(float *x, int n, float a) {
 #pragma omp simd
     for (int c = 0; c < n; c++) x[c] *= a;
 }
@@ -87,7 +88,8 @@ static void scale_row(float *x, int n, float a) {
 /* One row's online-softmax step over a score tile: srow[0..lim) are its visible scores,
  * srow[lim..nk) are masked. srow becomes the unnormalised probabilities (0 where masked);
  * (m, l) are updated and the row's accumulator is rescaled to the new maximum. */
-static void online_row(float *srow, int lim, int nk, float *m, float *l, float *arow, int D) {
+LRSA_INLINE_HELPER void online_row(float *srow, int lim, int nk, float *m, float *l, float *arow,
+                                   int D) {
     float mx = lrsa_row_max(srow, lim);
     float m_new = (isgreater(mx, *m) || isnan(mx)) ? mx : *m;
     if (m_new == -INFINITY) { /* nothing visible yet: the row stays empty */
@@ -101,6 +103,19 @@ static void online_row(float *srow, int lim, int nk, float *m, float *l, float *
     *l = *l * alpha + sum;
     *m = m_new;
     if (alpha != 1.0f) scale_row(arow, D, alpha);
+}
+
+/* The online-softmax step of every row of the score tile of keys j0 .. j0+nk-1 of the segment:
+ * most of the forward's time outside the SGEMMs, hence the AVX2 version (cpu_clones.h). */
+LRSA_AVX2_CLONES static void online_tile(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
+                                         const lrsa_attn_seg *sg, int j0, int nk) {
+    const int BK = LRSA_ATTN_BK, D = w->D, nq = qb->nq;
+    for (int j = 0; j < qb->G; j++)
+        for (int t = 0; t < nq; t++) {
+            int r = j * nq + t;
+            online_row(w->s + (int64_t)r * BK, row_limit(sg, qb->qpos0 + t, j0, nk), nk, &w->m[r],
+                       &w->l[r], w->acc + (int64_t)r * D, D);
+        }
 }
 
 void lrsa_attn_fwd_begin(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, int D) {
@@ -122,12 +137,7 @@ void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
         int nk = nvis - j0 < BK ? nvis - j0 : BK;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D,
                     sg->k + j0 * sg->ld, (int)sg->ld, 0.0f, w->s, BK);
-        for (int j = 0; j < qb->G; j++)
-            for (int t = 0; t < nq; t++) {
-                int r = j * nq + t;
-                online_row(w->s + (int64_t)r * BK, row_limit(sg, qb->qpos0 + t, j0, nk), nk,
-                           &w->m[r], &w->l[r], w->acc + (int64_t)r * D, D);
-            }
+        online_tile(w, qb, sg, j0, nk);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK,
                     sg->v + j0 * sg->ld, (int)sg->ld, 1.0f, w->acc, D);
     }
@@ -176,10 +186,30 @@ void lrsa_attn_state_merge(lrsa_attn_scratch *w, int rows, const lrsa_attn_state
     }
 }
 
-/* dS = P * (dP - delta) in place of dP. */
-static void softmax_grad_row(float *dp, const float *p, int n, float delta) {
+/* P = exp(S - lse) of every row of the score tile of keys j0 .. j0+nk-1, zero where masked. */
+LRSA_AVX2_CLONES static void recompute_p_tile(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
+                                              const lrsa_attn_seg *sg, int j0, int nk) {
+    const int BK = LRSA_ATTN_BK, nq = qb->nq;
+    for (int j = 0; j < qb->G; j++)
+        for (int t = 0; t < nq; t++) {
+            int r = j * nq + t;
+            float *srow = w->s + (int64_t)r * BK;
+            int lim = row_limit(sg, qb->qpos0 + t, j0, nk);
+            exp_shifted(srow, lim, w->m[r]);
+            if (nk > lim) memset(srow + lim, 0, sizeof(float) * (size_t)(nk - lim));
+        }
+}
+
+/* dS = P * (dP - delta) in place of dP, every row of the tile. */
+LRSA_AVX2_CLONES static void softmax_grad_tile(lrsa_attn_scratch *w, int M, int nk) {
+    const int BK = LRSA_ATTN_BK;
+    for (int r = 0; r < M; r++) {
+        float *dp = w->dp + (int64_t)r * BK;
+        const float *p = w->s + (int64_t)r * BK;
+        const float delta = w->delta[r];
 #pragma omp simd
-    for (int j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - delta);
+        for (int j = 0; j < nk; j++) dp[j] = p[j] * (dp[j] - delta);
+    }
 }
 
 void lrsa_attn_tile_backward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, const float *dout,
@@ -210,14 +240,7 @@ void lrsa_attn_tile_backward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, c
             /* recompute P = exp(scale * q k^T - lse), zero where masked */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D, kb,
                         (int)sg->ld, 0.0f, w->s, BK);
-            for (int j = 0; j < G; j++)
-                for (int t = 0; t < nq; t++) {
-                    int r = j * nq + t;
-                    float *srow = w->s + (int64_t)r * BK;
-                    int lim = row_limit(sg, qb->qpos0 + t, j0, nk);
-                    exp_shifted(srow, lim, w->m[r]);
-                    if (nk > lim) memset(srow + lim, 0, sizeof(float) * (size_t)(nk - lim));
-                }
+            recompute_p_tile(w, qb, sg, j0, nk);
             /* dV += P^T dout */
             if (sg->dv)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, M, 1.0f, w->s, BK, w->o,
@@ -225,8 +248,7 @@ void lrsa_attn_tile_backward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, c
             /* dP = dout V^T, then dS = P * (dP - delta) */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, 1.0f, w->o, D, vb,
                         (int)sg->ld, 0.0f, w->dp, BK);
-            for (int r = 0; r < M; r++)
-                softmax_grad_row(w->dp + (int64_t)r * BK, w->s + (int64_t)r * BK, nk, w->delta[r]);
+            softmax_grad_tile(w, M, nk);
             /* dQ += scale dS K;  dK += scale dS^T Q */
             if (dq)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, scale, w->dp, BK,
