@@ -1,8 +1,9 @@
 // The tiled attention kernels shared by dense causal attention (attention_cuda.cu) and LRSA
 // attention (kernels/lrsa_attention/lrsa_attention_cuda.cu). Device code; not a C header.
 //
-// The forward runs on tensor cores (attention_mma_cuda.cuh); the fp32 kernels below are the
-// backward and the fp32 forward (LRSA_ATTN_FP32_FORWARD=1). fp32 kernels: tiles are staged in
+// Forward and backward run on tensor cores (attention_mma_cuda.cuh, attention_mma_bwd_cuda.cuh);
+// the fp32 kernels below remain behind LRSA_ATTN_FP32_FORWARD=1 / LRSA_ATTN_FP32_BACKWARD=1,
+// with the tiling and visibility helpers both use. fp32 kernels: tiles are staged in
 // shared memory as fp32; each block owns a tile of query rows and walks key tiles with one online
 // softmax. A block's query rows are (query head of the group, position) pairs, so all query heads
 // of a GQA group share the K/V tile loads. Keys come from two segments: the gathered LRSA prefix C
