@@ -6,10 +6,10 @@
 // group at 64/G positions, so the group shares every K/V tile); warp w owns rows 16w..16w+15.
 // Q, and each 64-key tile of K and V, are staged in shared memory as bf16 rows padded by 8
 // elements (16-byte aligned rows for ldmatrix, and a 16-byte shift per row against bank
-// conflicts). Per key tile a warp computes S = Q K^T (ldmatrix of Q and K rows gives the A and B
-// fragments directly), masks it, runs the online softmax on the accumulators (a row lives in the
-// 4 lanes of a quad: max and sum by two xor-shuffles), packs P as bf16 A fragments straight from
-// the accumulators, and adds P V (V through ldmatrix.trans). The staging and warp-product helpers
+// conflicts). Per key tile a warp computes S = Q K^T (ldmatrix of K rows gives the B fragment
+// directly), masks it, runs the online softmax on the accumulators (a row lives in the 4 lanes
+// of a quad: max and sum by two xor-shuffles), packs P as bf16 A fragments straight from the
+// accumulators, and adds P V (V through ldmatrix.trans). The staging and warp-product helpers
 // below serve the backward too (attention_mma_bwd_cuda.cuh). Fragment layouts: kernels/device/
 // mma_cuda.cuh. The emulated tests check these layouts; the GPU has never run this code.
 #ifndef LRSA_KERNELS_ATTENTION_MMA_CUDA_CUH
@@ -90,13 +90,11 @@ __device__ inline void mma_rows_abt(float (&acc)[NB][4], const bf16 *a, const bf
         uint32_t af[4];
         lrsa_ldmatrix<4, false>(af, &a[(lane % 16) * LD + 16 * kk + 8 * (lane / 16)]);
 #pragma unroll
-        for (int nb = 0; nb < NB; nb += 2) { // B fragments of blocks nb and nb + 1 in one load
-            uint32_t bfr[4];
-            lrsa_ldmatrix<4, false>(
-                bfr,
-                &bm[(8 * nb + lane % 8 + 8 * (lane / 16)) * LD + 16 * kk + 8 * ((lane / 8) % 2)]);
+        for (int nb = 0; nb < NB; nb++) {
+            uint32_t bfr[2];
+            lrsa_ldmatrix<2, false>(
+                bfr, &bm[(8 * nb + (lane % 8)) * LD + 16 * kk + 8 * ((lane / 8) % 2)]);
             lrsa_mma_bf16_16816(acc[nb], af, bfr, acc[nb]);
-            lrsa_mma_bf16_16816(acc[nb + 1], af, bfr + 2, acc[nb + 1]);
         }
     }
 }
@@ -115,11 +113,10 @@ __device__ inline void mma_acc_px(float (&acc)[D / 8][4], const float (&p)[NB][4
                           lrsa_pack_bf16x2(p[2 * kk + 1][0], p[2 * kk + 1][1]),
                           lrsa_pack_bf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3])};
 #pragma unroll
-        for (int nd = 0; nd < D / 8; nd += 2) { // B fragments of blocks nd and nd + 1 in one load
-            uint32_t xb[4];
-            lrsa_ldmatrix<4, true>(xb, &x[(16 * kk + (lane % 16)) * LD + 8 * nd + 8 * (lane / 16)]);
+        for (int nd = 0; nd < D / 8; nd++) {
+            uint32_t xb[2];
+            lrsa_ldmatrix<2, true>(xb, &x[(16 * kk + (lane % 16)) * LD + 8 * nd]);
             lrsa_mma_bf16_16816(acc[nd], pa, xb, acc[nd]);
-            lrsa_mma_bf16_16816(acc[nd + 1], pa, xb + 2, acc[nd + 1]);
         }
     }
 }
@@ -128,7 +125,7 @@ template <int D>
 __global__ void __launch_bounds__(kMmaThreads)
     attn_fwd_mma_kernel(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                         const bf16 *ck, const bf16 *cv, lrsa_attn_dims d, Vis vis) {
-    constexpr int LD = MmaSmem<D>::LD, ND = D / 8, NB = kMmaKeys / 8;
+    constexpr int LD = MmaSmem<D>::LD, KS = D / 16, ND = D / 8, NB = kMmaKeys / 8;
     extern __shared__ __align__(16) unsigned char mma_smem[];
     bf16 *Qs = (bf16 *)mma_smem, *Ks = Qs + kRows * LD, *Vs = Ks + kMmaKeys * LD;
     const int T = d.T, G = d.Hq / d.Hkv, g = blockIdx.y, b = blockIdx.z;
@@ -139,6 +136,12 @@ __global__ void __launch_bounds__(kMmaThreads)
     stage_query_rows<D>(Qs, q, d.q_stride, rt, g, G, b, T);
     __syncthreads();
     const LaneRows lr = lane_rows(rt, vis, g, G, T);
+    uint32_t qa[KS][4];
+#pragma unroll
+    for (int kk = 0; kk < KS; kk++)
+        lrsa_ldmatrix<4, false>(qa[kk],
+                                &Qs[(16 * warp + (lane % 16)) * LD + 16 * kk + 8 * (lane / 16)]);
+
     float o[ND][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 #pragma unroll
     for (int nd = 0; nd < ND; nd++) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
@@ -151,7 +154,17 @@ __global__ void __launch_bounds__(kMmaThreads)
             stage_rows<D>(Vs, ks.v, ks.stride, k0, kend);
             __syncthreads();
             float s[NB][4];
-            mma_rows_abt<D, NB>(s, Qs + 16 * warp * LD, Ks); // S = Q K^T
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++) {
+                s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.0f;
+#pragma unroll
+                for (int kk = 0; kk < KS; kk++) {
+                    uint32_t kb[2];
+                    lrsa_ldmatrix<2, false>(
+                        kb, &Ks[(8 * nb + (lane % 8)) * LD + 16 * kk + 8 * ((lane / 8) % 2)]);
+                    lrsa_mma_bf16_16816(s[nb], qa[kk], kb, s[nb]);
+                }
+            }
             // scale, mask, and the new running maxima of the lane's two rows
             float mt[2] = {m[0], m[1]};
 #pragma unroll
