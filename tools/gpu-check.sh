@@ -98,11 +98,13 @@ log "GPU tests (ctest -L gpu)"
 log "tests rc=$?: $(grep -E 'tests passed|tests failed' "$OUT/tests.log" | tail -1)"
 grep -E "\*\*\*|Failed|Skipped" "$OUT/tests.log" | tee -a "$OUT/summary.txt"
 
-# The attention tests once more with the fp32 CUDA-core forward (the default is tensor cores):
-# both forwards must pass against the same CPU references.
+# The attention tests once more with the fp32 CUDA-core forward, and once with the fp32 backward
+# (the defaults are tensor cores): both kernels of each must pass against the same CPU references.
 for t in test_gpu_attention test_gpu_lrsa_attention; do
   LRSA_ATTN_FP32_FORWARD=1 timeout 300 "$BUILD/tests/gpu/$t" >"$OUT/${t}_fp32_forward.log" 2>&1
   log "$t with LRSA_ATTN_FP32_FORWARD=1 rc=$?"
+  LRSA_ATTN_FP32_BACKWARD=1 timeout 300 "$BUILD/tests/gpu/$t" >"$OUT/${t}_fp32_backward.log" 2>&1
+  log "$t with LRSA_ATTN_FP32_BACKWARD=1 rc=$?"
 done
 
 # Once under compute-sanitizer (memcheck): the whole-model step and the GPU KV cache exercise

@@ -1,8 +1,9 @@
 // The tiled attention kernels shared by dense causal attention (attention_cuda.cu) and LRSA
 // attention (kernels/lrsa_attention/lrsa_attention_cuda.cu). Device code; not a C header.
 //
-// The forward runs on tensor cores (attention_mma_cuda.cuh); the fp32 kernels below are the
-// backward and the fp32 forward (LRSA_ATTN_FP32_FORWARD=1). fp32 kernels: tiles are staged in
+// Forward and backward run on tensor cores (attention_mma_cuda.cuh, attention_mma_bwd_cuda.cuh);
+// the fp32 kernels below remain behind LRSA_ATTN_FP32_FORWARD=1 / LRSA_ATTN_FP32_BACKWARD=1,
+// with the tiling and visibility helpers both use. fp32 kernels: tiles are staged in
 // shared memory as fp32; each block owns a tile of query rows and walks key tiles with one online
 // softmax. A block's query rows are (query head of the group, position) pairs, so all query heads
 // of a GQA group share the K/V tile loads. Keys come from two segments: the gathered LRSA prefix C
@@ -94,6 +95,24 @@ __device__ inline TileKeys tile_keys(const RowTile &rt, const Vis &vis, int T) {
     return tk;
 }
 
+// One key segment of a (sequence, KV head) as a query tile walks it: 0 is the gathered prefix C
+// (rows [0, npmax)), 1 the original K/V (positions [b0min, kend)).
+struct KeySeg {
+    const bf16 *k, *v;
+    int64_t stride;
+    int beg, end;
+};
+__device__ inline KeySeg key_seg(int seg, const bf16 *k, const bf16 *v, const bf16 *ck,
+                                 const bf16 *cv, const lrsa_attn_dims &d, const Vis &vis,
+                                 const TileKeys &tk, int b, int g) {
+    if (seg == 0) {
+        const int64_t cbase = ((int64_t)b * d.Hkv + g) * vis.nc * d.D;
+        return KeySeg{ck + cbase, cv + cbase, d.D, 0, tk.npmax};
+    }
+    const int64_t off = (int64_t)b * d.T * d.kv_stride + (int64_t)g * d.D;
+    return KeySeg{k + off, v + off, d.kv_stride, tk.b0min, tk.kend};
+}
+
 // Loads rows [k0, k0+n) (row stride `stride`) into a shared fp32 tile with row stride ld; rows
 // at or past `limit` become zeros.
 template <int D>
@@ -145,15 +164,12 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int i = 0; i < PER; i++) acc[i] = 0.0f;
     for (int seg = 0; seg < 2; seg++) {
-        const int64_t cbase = ((int64_t)b * d.Hkv + g) * vis.nc * D;
-        const bf16 *ks = seg ? k + (int64_t)b * T * d.kv_stride + (int64_t)g * D : ck + cbase;
-        const bf16 *vs = seg ? v + (int64_t)b * T * d.kv_stride + (int64_t)g * D : cv + cbase;
-        const int64_t st = seg ? d.kv_stride : D;
-        const int kbeg = seg ? tk.b0min : 0, kend = seg ? tk.kend : tk.npmax;
-        for (int k0 = kbeg; k0 < kend; k0 += BK) {
+        const KeySeg ks = key_seg(seg, k, v, ck, cv, d, vis, tk, b, g);
+        const int kend = ks.end;
+        for (int k0 = ks.beg; k0 < kend; k0 += BK) {
             __syncthreads();
-            load_kv_tile<D>(Ks, D + 1, ks, st, k0, BK, kend);
-            load_kv_tile<D>(Vs, D, vs, st, k0, BK, kend);
+            load_kv_tile<D>(Ks, D + 1, ks.k, ks.stride, k0, BK, kend);
+            load_kv_tile<D>(Vs, D, ks.v, ks.stride, k0, BK, kend);
             __syncthreads();
             for (int idx = threadIdx.x; idx < kRows * BK; idx += kThreads) {
                 int r = idx / BK, j = idx % BK, p = rt.pos(r);
@@ -267,15 +283,12 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int i = 0; i < PER; i++) acc[i] = 0.0f;
     for (int seg = 0; seg < 2; seg++) {
-        const int64_t cbase = ((int64_t)b * d.Hkv + g) * vis.nc * D;
-        const bf16 *ks = seg ? k + (int64_t)b * T * d.kv_stride + (int64_t)g * D : ck + cbase;
-        const bf16 *vs = seg ? v + (int64_t)b * T * d.kv_stride + (int64_t)g * D : cv + cbase;
-        const int64_t st = seg ? d.kv_stride : D;
-        const int kbeg = seg ? tk.b0min : 0, kend = seg ? tk.kend : tk.npmax;
-        for (int k0 = kbeg; k0 < kend; k0 += BK) {
+        const KeySeg ks = key_seg(seg, k, v, ck, cv, d, vis, tk, b, g);
+        const int kend = ks.end;
+        for (int k0 = ks.beg; k0 < kend; k0 += BK) {
             __syncthreads();
-            load_kv_tile<D>(Ks, D + 1, ks, st, k0, BK, kend);
-            load_kv_tile<D>(Vs, D + 1, vs, st, k0, BK, kend);
+            load_kv_tile<D>(Ks, D + 1, ks.k, ks.stride, k0, BK, kend);
+            load_kv_tile<D>(Vs, D + 1, ks.v, ks.stride, k0, BK, kend);
             __syncthreads();
             for (int idx = threadIdx.x; idx < kRows * BK; idx += kThreads) {
                 int r = idx / BK, j = idx % BK, p = rt.pos(r);
@@ -313,6 +326,54 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
+// Where a key tile's gradients go: C rows of (b, g) at cbase (x D), original rows at kvoff.
+struct KeyTileOut {
+    int64_t cbase, kvoff;
+    int b, g;
+};
+__device__ inline KeyTileOut key_tile_out(const lrsa_attn_dims &d, const Vis &vis, int b, int g) {
+    return KeyTileOut{((int64_t)b * d.Hkv + g) * vis.nc * d.D,
+                      (int64_t)b * d.T * d.kv_stride + (int64_t)g * d.D, b, g};
+}
+
+// The queries [qbeg, qend) that can see a key of the tile [k0, klast] of segment seg.
+__device__ inline void tile_queries(const Vis &vis, int seg, int k0, int klast, int T, int &qbeg,
+                                    int &qend) {
+    if (seg) {
+        int64_t last = vis.band_last_query(klast, T);
+        qbeg = k0;
+        qend = (int)(last + 1 < T ? last + 1 : T);
+    } else {
+        int64_t first = vis.prefix_first_query(k0);
+        qbeg = (int)(first < T ? first : T);
+        qend = T;
+    }
+}
+
+// Stores the finished dK (a) and dV (bsum) of key kp, channel c: fp32 into dck/dcv for a C row
+// (seg 0); for an original position (seg 1) bf16 into dk/dv (either may be NULL), plus the same
+// token's gradient through the prefix when inv maps it into C (each position occurs once in C).
+__device__ inline void store_dkdv(bf16 *dk, bf16 *dv, float *dck, float *dcv, const int32_t *inv,
+                                  const KeyTileOut &ko, const lrsa_attn_dims &d, int seg, int kp,
+                                  int c, float a, float bsum) {
+    if (!seg) {
+        int64_t o = ko.cbase + (int64_t)kp * d.D + c;
+        dck[o] = a;
+        dcv[o] = bsum;
+        return;
+    }
+    if (inv) {
+        int32_t ci = inv[((int64_t)ko.b * d.Hkv + ko.g) * d.T + kp];
+        if (ci >= 0) {
+            a += dck[ko.cbase + (int64_t)ci * d.D + c];
+            bsum += dcv[ko.cbase + (int64_t)ci * d.D + c];
+        }
+    }
+    int64_t o = ko.kvoff + (int64_t)kp * d.kv_stride + c;
+    if (dk) dk[o] = __float2bfloat16(a);
+    if (dv) dv[o] = __float2bfloat16(bsum);
+}
+
 // dK/dV of one key tile, summed over every query head of the group.
 // seg 1 (band): keys are original positions; results go to dk/dv (bf16, strides of k/v), plus
 //   the C-row gradient dck/dcv[inv[kp]] when inv (may be NULL) maps the position into C.
@@ -337,24 +398,13 @@ __global__ void __launch_bounds__(kThreads)
     const int T = d.T, G = d.Hq / d.Hkv, g = blockIdx.y, b = blockIdx.z;
     const int nkeys = seg ? T : vis.nc;
     const int nkt = (nkeys + BKV - 1) / BKV, k0 = (nkt - 1 - (int)blockIdx.x) * BKV;
-    const int klast = min(nkeys, k0 + BKV) - 1;
-    const int64_t cbase = ((int64_t)b * d.Hkv + g) * vis.nc * D;
-    const int64_t kvoff = (int64_t)b * T * d.kv_stride + (int64_t)g * D;
-    const bf16 *ks = seg ? k + kvoff : ck + cbase, *vs = seg ? v + kvoff : cv + cbase;
+    const KeyTileOut ko = key_tile_out(d, vis, b, g);
+    const bf16 *ks = seg ? k + ko.kvoff : ck + ko.cbase, *vs = seg ? v + ko.kvoff : cv + ko.cbase;
     const int64_t st = seg ? d.kv_stride : D;
     load_kv_tile<D>(Ks, D + 1, ks, st, k0, BKV, nkeys);
     load_kv_tile<D>(Vs, D + 1, vs, st, k0, BKV, nkeys);
-    // queries that can see a key of this tile: [qbeg, qend)
-    int qbeg, qend;
-    if (seg) {
-        int64_t last = vis.band_last_query(klast, T);
-        qbeg = k0;
-        qend = (int)(last + 1 < T ? last + 1 : T);
-    } else {
-        int64_t first = vis.prefix_first_query(k0);
-        qbeg = (int)(first < T ? first : T);
-        qend = T;
-    }
+    int qbeg, qend; // queries that can see a key of this tile
+    tile_queries(vis, seg, k0, min(nkeys, k0 + BKV) - 1, T, qbeg, qend);
     const int c = threadIdx.x % D, rg = threadIdx.x / D;
     float dka[PER], dva[PER];
 #pragma unroll
@@ -413,29 +463,13 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int jj = 0; jj < PER; jj++) {
         int kp = k0 + rg + NRG * jj;
-        if (kp >= nkeys) continue;
-        if (!seg) {
-            int64_t o = cbase + (int64_t)kp * D + c;
-            dck[o] = dka[jj];
-            dcv[o] = dva[jj];
-            continue;
-        }
-        float a = dka[jj], bsum = dva[jj];
-        if (inv) { // the same token's gradient through the prefix (each occurs once in C)
-            int32_t ci = inv[((int64_t)b * d.Hkv + g) * T + kp];
-            if (ci >= 0) {
-                a += dck[cbase + (int64_t)ci * D + c];
-                bsum += dcv[cbase + (int64_t)ci * D + c];
-            }
-        }
-        int64_t o = kvoff + (int64_t)kp * d.kv_stride + c;
-        if (dk) dk[o] = __float2bfloat16(a);
-        if (dv) dv[o] = __float2bfloat16(bsum);
+        if (kp < nkeys) store_dkdv(dk, dv, dck, dcv, inv, ko, d, seg, kp, c, dka[jj], dva[jj]);
     }
 }
 
 } // namespace lrsa_attn_cuda
 #include "kernels/attention/attention_mma_cuda.cuh"
+#include "kernels/attention/attention_mma_bwd_cuda.cuh"
 namespace lrsa_attn_cuda {
 
 // Checks the shapes the kernels support; aborts naming the bad one (a caller bug, never input).
@@ -464,15 +498,22 @@ template <typename K> void allow_smem(K kernel, size_t bytes, const char *what) 
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
 }
 
-// The forward runs on tensor cores (attention_mma_cuda.cuh); LRSA_ATTN_FP32_FORWARD=1 in the
-// environment selects the fp32 CUDA-core kernel above instead (a cross-check on a first GPU).
+// Whether the environment variable `name` is "1" (read once per process by each caller).
+inline bool env_is_one(const char *name) {
+    const char *e = getenv(name);
+    return e && e[0] == '1';
+}
+
+// Forward and backward run on tensor cores (attention_mma_cuda.cuh, attention_mma_bwd_cuda.cuh);
+// LRSA_ATTN_FP32_FORWARD=1 / LRSA_ATTN_FP32_BACKWARD=1 in the environment select the fp32
+// CUDA-core kernels above instead (a cross-check on a first GPU).
 inline bool fp32_forward() {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("LRSA_ATTN_FP32_FORWARD");
-        v = e && e[0] == '1';
-    }
-    return v == 1;
+    static const bool v = env_is_one("LRSA_ATTN_FP32_FORWARD");
+    return v;
+}
+inline bool fp32_backward() {
+    static const bool v = env_is_one("LRSA_ATTN_FP32_BACKWARD");
+    return v;
 }
 
 template <int D>
@@ -511,29 +552,35 @@ void backward_launch(bf16 *dq, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 
     LRSA_CHECK(blocks < 2147483647LL, "(attention backward: too many rows)");
     attn_delta_kernel<<<(unsigned)blocks, kThreads, 0, st>>>(delta, dout, out, d);
     CUDA_CHECK(cudaGetLastError());
+    // The tensor-core kernels or (LRSA_ATTN_FP32_BACKWARD=1) the fp32 ones: same arguments.
+    const bool mma = !fp32_backward();
+    const int threads = mma ? kMmaThreads : kThreads, bkv = mma ? kMmaKeys : TL::BKV;
     if (dq) {
-        size_t smem = sizeof(float) * ((size_t)2 * kRows * D + 2 * TL::BK * (D + 1) +
-                                       kRows * (TL::BK + 1) + 2 * kRows);
-        allow_smem(attn_bwd_dq_kernel<D>, smem, "attention backward (dQ)");
+        auto kernel = mma ? attn_bwd_dq_mma_kernel<D> : attn_bwd_dq_kernel<D>;
+        size_t smem = mma ? MmaBwd<D>::dq_bytes
+                          : sizeof(float) * ((size_t)2 * kRows * D + 2 * TL::BK * (D + 1) +
+                                             kRows * (TL::BK + 1) + 2 * kRows);
+        allow_smem(kernel, smem, "attention backward (dQ)");
         int bqp = kRows / (d.Hq / d.Hkv);
         dim3 grid((unsigned)((d.T + bqp - 1) / bqp), (unsigned)d.Hkv, (unsigned)d.B);
-        attn_bwd_dq_kernel<D>
-            <<<grid, kThreads, smem, st>>>(dq, dout, q, k, v, ck, cv, lse, delta, d, vis);
+        kernel<<<grid, threads, smem, st>>>(dq, dout, q, k, v, ck, cv, lse, delta, d, vis);
         CUDA_CHECK(cudaGetLastError());
     }
     if (!dk && !dv) return;
-    size_t smem = sizeof(float) * ((size_t)2 * TL::BKV * (D + 1) + 2 * TL::BQ * (D + 1) +
-                                   2 * TL::BQ * (TL::BKV + 1) + 2 * TL::BQ);
-    allow_smem(attn_bwd_dkdv_kernel<D>, smem, "attention backward (dK, dV)");
+    auto kernel = mma ? attn_bwd_dkdv_mma_kernel<D> : attn_bwd_dkdv_kernel<D>;
+    size_t smem = mma ? MmaBwd<D>::dkdv_bytes
+                      : sizeof(float) * ((size_t)2 * TL::BKV * (D + 1) + 2 * TL::BQ * (D + 1) +
+                                         2 * TL::BQ * (TL::BKV + 1) + 2 * TL::BQ);
+    allow_smem(kernel, smem, "attention backward (dK, dV)");
     if (vis.on && vis.nc > 0) {
-        dim3 grid((unsigned)((vis.nc + TL::BKV - 1) / TL::BKV), (unsigned)d.Hkv, (unsigned)d.B);
-        attn_bwd_dkdv_kernel<D><<<grid, kThreads, smem, st>>>(NULL, NULL, dck, dcv, NULL, dout, q,
-                                                              k, v, ck, cv, lse, delta, d, vis, 0);
+        dim3 grid((unsigned)((vis.nc + bkv - 1) / bkv), (unsigned)d.Hkv, (unsigned)d.B);
+        kernel<<<grid, threads, smem, st>>>(NULL, NULL, dck, dcv, NULL, dout, q, k, v, ck, cv, lse,
+                                            delta, d, vis, 0);
         CUDA_CHECK(cudaGetLastError());
     }
-    dim3 grid((unsigned)((d.T + TL::BKV - 1) / TL::BKV), (unsigned)d.Hkv, (unsigned)d.B);
-    attn_bwd_dkdv_kernel<D><<<grid, kThreads, smem, st>>>(
-        dk, dv, dck, dcv, vis.on ? inv : NULL, dout, q, k, v, ck, cv, lse, delta, d, vis, 1);
+    dim3 grid((unsigned)((d.T + bkv - 1) / bkv), (unsigned)d.Hkv, (unsigned)d.B);
+    kernel<<<grid, threads, smem, st>>>(dk, dv, dck, dcv, vis.on ? inv : NULL, dout, q, k, v, ck,
+                                        cv, lse, delta, d, vis, 1);
     CUDA_CHECK(cudaGetLastError());
 }
 
