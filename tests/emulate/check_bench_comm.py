@@ -1,0 +1,82 @@
+"""Smoke check of `bench_comm --device --step` (issue 18): runs the command given after `--`
+(the emulated benchmark under mpiexec) and checks that what it prints is complete and sane:
+the three collectives' bandwidth tables for the expected rank count, and the GPU step's
+weak-scaling table with the one-GPU trainer row and, for each k = 1 .. N, an overlap and a
+no-overlap row with positive times and tokens/s, an efficiency that is tokens/s / (k * the
+one-GPU tokens/s), and a finite loss near ln(vocab) (random weights). Timings are not pass
+criteria: emulated kernels say nothing about speed.
+
+usage: check_bench_comm.py RANKS VOCAB -- mpiexec ... emu_bench_comm --device --step ..."""
+import math
+import re
+import subprocess
+import sys
+
+
+def fail(msg, out):
+    sys.stderr.write(out)
+    sys.stderr.write(f"\ncheck_bench_comm: FAIL: {msg}\n")
+    sys.exit(1)
+
+
+def main():
+    ranks, vocab = int(sys.argv[1]), int(sys.argv[2])
+    cmd = sys.argv[sys.argv.index("--") + 1:]
+    run = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=600)
+    out = run.stdout
+    if run.returncode != 0:
+        fail(f"exit code {run.returncode}", out)
+    print(out)
+
+    # bandwidth: a header and at least one row per collective, busbw = algbw * factor
+    factor = {"all-reduce": 2.0, "reduce-scatter": 1.0, "all-gather": 1.0}
+    for name, f in factor.items():
+        if not re.search(rf"^{name} \(NCCL, device buffers, fp32, in place\), {ranks} rank\(s\)$",
+                         out, re.M):
+            fail(f"no {name} table for {ranks} ranks", out)
+        rows = re.findall(rf"^{name}\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
+        if len(rows) < 2:
+            fail(f"{name}: fewer than 2 size rows", out)
+        for b, t, alg, bus in rows:
+            b, t, alg, bus = float(b), float(t), float(alg), float(bus)
+            if b <= 0 or t <= 0 or alg <= 0:
+                fail(f"{name}: a non-positive figure in row {b} {t} {alg}", out)
+            want = alg * f * (ranks - 1) / ranks
+            if abs(bus - want) > 0.002 + 0.01 * want:
+                fail(f"{name}: busbw {bus} is not algbw {alg} * {f}(n-1)/n = {want}", out)
+            if abs(alg - b / (t * 1e-6) / 1e9) > 0.002 + 0.02 * alg:
+                fail(f"{name}: algbw {alg} is not bytes / time ({b} / {t} us)", out)
+
+    # the step table
+    head = re.search(r"^GPU training step, weak scaling: .*?(\d+) sample\(s\) of (\d+) tokens "
+                     r"per rank", out, re.M)
+    if not head:
+        fail("no GPU step table", out)
+    samples, seq = int(head.group(1)), int(head.group(2))
+    row = re.compile(r"^\s*(\d+) (one-gpu|overlap|no-overlap)\s+([\d.]+)\s+(\d+)\s+([\d.]+)%\s+"
+                     r"([-\d.naif]+)$", re.M)
+    rows = [(int(k), what, float(s), float(tps), float(eff), float(loss))
+            for k, what, s, tps, eff, loss in row.findall(out)]
+    want = [(1, "one-gpu")] + [(k, w) for k in sorted({min(2**i, ranks) for i in range(8)})
+                               for w in ("overlap", "no-overlap")]
+    if [(k, w) for k, w, *_ in rows] != want:
+        fail(f"step rows {[(k, w) for k, w, *_ in rows]}, expected {want}", out)
+    base_tps = rows[0][3]
+    for k, what, sec, tps, eff, loss in rows:
+        if sec <= 0 or tps <= 0:
+            fail(f"{k} {what}: non-positive time or tokens/s", out)
+        if abs(tps - k * samples * seq / sec) > 1 + 0.01 * tps:
+            fail(f"{k} {what}: tokens/s {tps} is not {k}*{samples}*{seq}/{sec}", out)
+        if abs(eff - 100.0 * tps / (k * base_tps)) > 0.2 + 0.01 * eff:
+            fail(f"{k} {what}: efficiency {eff}% is not tokens/s / (k * one-GPU tokens/s)", out)
+        if not math.isfinite(loss) or abs(loss - math.log(vocab)) > 0.5:
+            fail(f"{k} {what}: loss {loss} is not near ln({vocab}) = {math.log(vocab):.3f}", out)
+    for k in sorted({r[0] for r in rows[1:]}):
+        if not re.search(rf"^# {k} rank\(s\): comm.overlap on is [-+][\d.]+ % tokens/s", out, re.M):
+            fail(f"no overlap comparison line for {k} ranks", out)
+    print("check_bench_comm: ok")
+
+
+if __name__ == "__main__":
+    main()
