@@ -5,8 +5,13 @@ weak-scaling table with the one-GPU trainer row and, for each k = 1 .. N, an ove
 no-overlap row with positive times and tokens/s, an efficiency that is tokens/s / (k * the
 one-GPU tokens/s), and a finite loss near ln(vocab) (random weights). Timings are not pass
 criteria: emulated kernels say nothing about speed.
+With --shared-gpu the ranks share one (emulated) device, which NCCL (and its stand-in) refuses
+for a communicator of several ranks: the benchmark must say so in a note, print no bandwidth
+table, give the one-GPU and 1-rank rows, a `refused by NCCL` row for the larger counts, and
+exit 0.
 
-usage: check_bench_comm.py RANKS VOCAB -- mpiexec ... emu_bench_comm --device --step ..."""
+usage: check_bench_comm.py RANKS VOCAB [--shared-gpu] -- mpiexec ... emu_bench_comm --device
+       --step ..."""
 import math
 import re
 import subprocess
@@ -21,6 +26,7 @@ def fail(msg, out):
 
 def main():
     ranks, vocab = int(sys.argv[1]), int(sys.argv[2])
+    shared = "--shared-gpu" in sys.argv[:sys.argv.index("--")]
     cmd = sys.argv[sys.argv.index("--") + 1:]
     run = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          timeout=600)
@@ -31,6 +37,14 @@ def main():
 
     # bandwidth: a header and at least one row per collective, busbw = algbw * factor
     factor = {"all-reduce": 2.0, "reduce-scatter": 1.0, "all-gather": 1.0}
+    if shared:
+        if not re.search(rf"^note: {ranks} rank\(s\) with some sharing one GPU: NCCL refused",
+                         out, re.M) or not re.search(r"^note: NCCL's message on rank 0: .*"
+                                                     r"Duplicate GPU", out, re.M):
+            fail("no note that NCCL refused the ranks sharing a GPU", out)
+        if re.search(r"^all-reduce ", out, re.M):
+            fail("a bandwidth table although NCCL refused the communicator", out)
+        factor = {}
     for name, f in factor.items():
         if not re.search(rf"^{name} \(NCCL, device buffers, fp32, in place\), {ranks} rank\(s\)$",
                          out, re.M):
@@ -58,8 +72,9 @@ def main():
                      r"([-\d.naif]+)$", re.M)
     rows = [(int(k), what, float(s), float(tps), float(eff), float(loss))
             for k, what, s, tps, eff, loss in row.findall(out)]
-    want = [(1, "one-gpu")] + [(k, w) for k in sorted({min(2**i, ranks) for i in range(8)})
-                               for w in ("overlap", "no-overlap")]
+    counts = sorted({min(2**i, ranks) for i in range(8)})
+    measured = [1] if shared else counts
+    want = [(1, "one-gpu")] + [(k, w) for k in measured for w in ("overlap", "no-overlap")]
     if [(k, w) for k, w, *_ in rows] != want:
         fail(f"step rows {[(k, w) for k, w, *_ in rows]}, expected {want}", out)
     base_tps = rows[0][3]
@@ -75,6 +90,10 @@ def main():
     for k in sorted({r[0] for r in rows[1:]}):
         if not re.search(rf"^# {k} rank\(s\): comm.overlap on is [-+][\d.]+ % tokens/s", out, re.M):
             fail(f"no overlap comparison line for {k} ranks", out)
+    for k in counts:
+        refused = re.search(rf"^\s*{k} overlap\s+refused by NCCL", out, re.M)
+        if bool(refused) != (shared and k > 1):
+            fail(f"{k} ranks: {'a' if refused else 'no'} 'refused by NCCL' row", out)
     print("check_bench_comm: ok")
 
 
