@@ -59,7 +59,7 @@ def main():
             want = alg * f * (ranks - 1) / ranks
             if abs(bus - want) > 0.002 + 0.01 * want:
                 fail(f"{name}: busbw {bus} is not algbw {alg} * {f}(n-1)/n = {want}", out)
-            if abs(alg - b / (t * 1e-6) / 1e9) > 0.002 + 0.02 * alg:
+            if abs(alg - b / (t * 1e-6) / 1e9) > 0.002 + 0.05 * alg:  # time_us has 1 decimal
                 fail(f"{name}: algbw {alg} is not bytes / time ({b} / {t} us)", out)
 
     # the step table
@@ -77,13 +77,14 @@ def main():
     want = [(1, "one-gpu")] + [(k, w) for k in measured for w in ("overlap", "no-overlap")]
     if [(k, w) for k, w, *_ in rows] != want:
         fail(f"step rows {[(k, w) for k, w, *_ in rows]}, expected {want}", out)
-    base_tps = rows[0][3]
+    base_sec = rows[0][2]
     for k, what, sec, tps, eff, loss in rows:
         if sec <= 0 or tps <= 0:
             fail(f"{k} {what}: non-positive time or tokens/s", out)
         if abs(tps - k * samples * seq / sec) > 1 + 0.01 * tps:
             fail(f"{k} {what}: tokens/s {tps} is not {k}*{samples}*{seq}/{sec}", out)
-        if abs(eff - 100.0 * tps / (k * base_tps)) > 0.2 + 0.01 * eff:
+        # tokens/s / (k * one-GPU tokens/s) = one-GPU step time / this step time
+        if abs(eff - 100.0 * base_sec / sec) > 0.2 + 0.01 * eff:
             fail(f"{k} {what}: efficiency {eff}% is not tokens/s / (k * one-GPU tokens/s)", out)
         if not math.isfinite(loss) or abs(loss - math.log(vocab)) > 0.5:
             fail(f"{k} {what}: loss {loss} is not near ln({vocab}) = {math.log(vocab):.3f}", out)
