@@ -11,8 +11,8 @@
  *        ZeRO-1 engine over NCCL), with comm.overlap on and off, against the one-GPU trainer;
  *      efficiency = tokens/s at k ranks / (k * tokens/s at 1), i.e. time(1) / time(k).
  * Usage: mpirun -np N bench_comm [--device] [--max-mb 64] [--step] [--config config.json]
- *          [--seq T] [--samples S] [--steps K] [--no-overlap] [--recompute] [--reduce-bf16]
- *          [--bucket-mb 25]
+ *          [--seq T] [--samples S] [--steps K] [--warmup 1] [--no-overlap] [--recompute]
+ *          [--reduce-bf16] [--bucket-mb 25]        (--warmup: untimed GPU steps first)
  * Defaults: CPU step configs/tiny/config-smollm2-vocab.json, T = 256, 2 samples; GPU step
  * configs/bench/llama-3.2-1b.json (the Llama-3.2-1B shape, random weights), T = 8192, 1 sample.
  * Relative paths are relative to the directory it runs in (the repository root). */
@@ -115,14 +115,16 @@ static int bench_bandwidth(lrsa_comm *c, const bench_comm_opts *o, lrsa_err *e) 
             rc = time_coll(c, (coll)k, mem, buf, nn, reps, &sec, e);
             double bytes = 4.0 * (double)nn, alg = bytes / sec / 1e9;
             if (!rc && c->rank == 0)
-                printf("%-15s %12.0f %12.1f %12.3f %12.3f\n", coll_name[k], bytes, sec * 1e6, alg,
+                printf("%-15s %12.0f %12.3f %12.3f %12.3f\n", coll_name[k], bytes, sec * 1e6, alg,
                        alg * factor);
         }
     }
-    if (!o->device)
+    if (!o->device) {
         free(buf);
-    else
+    } else { /* the step's rows make their own communicators */
         bench_dev_free(buf);
+        lrsa_nccl_free(c);
+    }
     fflush(stdout);
     return rc;
 }
@@ -234,11 +236,11 @@ static int bench_step(lrsa_comm *world, const bench_comm_opts *o, lrsa_err *e) {
 static void usage(void) {
     fprintf(stderr, "usage: mpirun -np N bench_comm [--device] [--max-mb MB] [--step] "
                     "[--config config.json] [--seq T] [--samples S] [--steps K] [--no-overlap] "
-                    "[--recompute] [--reduce-bf16] [--bucket-mb MB]\n");
+                    "[--warmup W] [--recompute] [--reduce-bf16] [--bucket-mb MB]\n");
 }
 
 int main(int argc, char **argv) {
-    bench_comm_opts o = {0, 0, 1, 0, 0, 64, 25, NULL, -1, -1, 3};
+    bench_comm_opts o = {0, 0, 1, 0, 0, 64, 25, NULL, -1, -1, 3, 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--device"))
@@ -263,6 +265,8 @@ int main(int argc, char **argv) {
             o.samples = atoi(argv[++i]);
         else if (!strcmp(a, "--steps") && v)
             o.steps = atoi(argv[++i]);
+        else if (!strcmp(a, "--warmup") && v)
+            o.warmup = atoi(argv[++i]);
         else {
             usage();
             return 2;
@@ -273,9 +277,11 @@ int main(int argc, char **argv) {
             o.device ? "configs/bench/llama-3.2-1b.json" : "configs/tiny/config-smollm2-vocab.json";
     if (o.seq < 0) o.seq = o.device ? 8192 : 256;
     if (o.samples < 0) o.samples = o.device ? 1 : 2;
-    if (o.seq < 2 || o.samples < 1 || o.steps < 1 || !(o.max_mb > 0) || !(o.bucket_mb > 0)) {
-        fprintf(stderr, "bench_comm: --seq must be >= 2, --samples and --steps >= 1, --max-mb and "
-                        "--bucket-mb > 0\n");
+    if (o.seq < 2 || o.samples < 1 || o.steps < 1 || o.warmup < 0 || !(o.max_mb > 0) ||
+        !(o.bucket_mb > 0)) {
+        fprintf(stderr,
+                "bench_comm: --seq must be >= 2, --samples and --steps >= 1, --warmup >= 0, "
+                "--max-mb and --bucket-mb > 0\n");
         usage();
         return 2;
     }

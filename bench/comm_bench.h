@@ -13,7 +13,7 @@ typedef struct bench_comm_opts {
     int device, step, overlap, recompute, reduce_bf16;
     double max_mb, bucket_mb;
     const char *config; /* NULL: the mode's default shape */
-    int seq, samples, steps;
+    int seq, samples, steps, warmup;
 } bench_comm_opts;
 
 /* A barrier over c that sleeps between polls, so ranks waiting while others compute leave the

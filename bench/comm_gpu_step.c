@@ -14,7 +14,8 @@
  * tokens/s at k ranks / (k * tokens/s of the one-GPU trainer) = its step time / the k-rank step
  * time. `loss` is the global mean NLL of the last timed step (about ln(vocab) for random weights:
  * a sanity figure, the same computation on every row). Times: the slowest rank's mean over
- * `steps` steps after one warm-up, the device synchronised before and after.
+ * `steps` steps after `warmup` untimed ones (default 1), the device synchronised before and
+ * after.
  *
  * Where NCCL refuses a communicator (several ranks of a node on one GPU, as on a one-GPU
  * machine under `mpirun -np 2`), the row says so and the benchmark goes on. Compiled with CUDA
@@ -173,7 +174,8 @@ static int time_steps(gpu_run *r, const lrsa_comm *c, int overlap, const bench_c
     lrsa_train_gpu *g =
         lrsa_train_gpu_new(&r->model, &r->opt, &r->attn, o->seq, o->recompute, c ? &dp : NULL, e);
     if (!g) return -1;
-    int rc = gpu_step(g, r, o, loss, e); /* warm-up */
+    int rc = 0;
+    for (int i = 0; i < o->warmup && !rc; i++) rc = gpu_step(g, r, o, loss, e);
     lrsa_dev_sync();
     if (!rc && c) rc = lrsa_comm_barrier(c, e);
     double t0 = lrsa_now();
@@ -199,7 +201,7 @@ static int time_steps(gpu_run *r, const lrsa_comm *c, int overlap, const bench_c
 static void print_row(const bench_comm_opts *o, int k, const char *what, double sec, double t1,
                       double loss) {
     double tokens = (double)k * o->samples * o->seq;
-    printf("%6d %-11s %10.4f %12.0f %10.1f%% %8.4f\n", k, what, sec, tokens / sec, 100.0 * t1 / sec,
+    printf("%6d %-11s %10.4f %12.1f %10.1f%% %8.4f\n", k, what, sec, tokens / sec, 100.0 * t1 / sec,
            loss);
     fflush(stdout);
 }
@@ -250,10 +252,11 @@ int bench_gpu_step(lrsa_comm *world, const bench_comm_opts *o, lrsa_err *e) {
     if (world->rank == 0)
         printf("\nGPU training step, weak scaling: %s (%lld parameters), %d sample(s) of %d "
                "tokens per rank, dense attention, recompute %s, gradients reduced in %s, buckets "
-               "of >= %g MB, %d step(s) timed after 1 warm-up\n%6s %-11s %10s %12s %11s %8s\n",
+               "of >= %g MB, %d step(s) timed after %d warm-up step(s)\n%6s %-11s %10s %12s %11s "
+               "%8s\n",
                o->config, (long long)r.model.table.numel, o->samples, o->seq,
                o->recompute ? "on" : "off", o->reduce_bf16 ? "bf16" : "fp32", o->bucket_mb,
-               o->steps, "ranks", "trainer", "step_s", "tokens/s", "efficiency", "loss");
+               o->steps, o->warmup, "ranks", "trainer", "step_s", "tokens/s", "efficiency", "loss");
     /* the baseline: the one-GPU trainer on rank 0 alone */
     double t1 = 0, loss = 0;
     if (world->rank == 0) {

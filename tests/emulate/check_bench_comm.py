@@ -54,12 +54,15 @@ def main():
             fail(f"{name}: fewer than 2 size rows", out)
         for b, t, alg, bus in rows:
             b, t, alg, bus = float(b), float(t), float(alg), float(bus)
-            if b <= 0 or t <= 0 or alg <= 0:
-                fail(f"{name}: a non-positive figure in row {b} {t} {alg}", out)
+            # a stalled rank on a loaded machine may print 0.000 GB/s: timings are no criterion
+            if b <= 0 or t <= 0 or alg < 0:
+                fail(f"{name}: a negative or zero size or time in row {b} {t} {alg}", out)
             want = alg * f * (ranks - 1) / ranks
             if abs(bus - want) > 0.002 + 0.01 * want:
                 fail(f"{name}: busbw {bus} is not algbw {alg} * {f}(n-1)/n = {want}", out)
-            if abs(alg - b / (t * 1e-6) / 1e9) > 0.002 + 0.05 * alg:  # time_us has 1 decimal
+            # time_us is printed to 0.001 us
+            lo, hi = b / ((t + 0.0005) * 1e-6) / 1e9, b / (max(t - 0.0005, 1e-9) * 1e-6) / 1e9
+            if not lo * 0.999 - 0.002 <= alg <= hi * 1.001 + 0.002:
                 fail(f"{name}: algbw {alg} is not bytes / time ({b} / {t} us)", out)
 
     # the step table
@@ -68,7 +71,7 @@ def main():
     if not head:
         fail("no GPU step table", out)
     samples, seq = int(head.group(1)), int(head.group(2))
-    row = re.compile(r"^\s*(\d+) (one-gpu|overlap|no-overlap)\s+([\d.]+)\s+(\d+)\s+([\d.]+)%\s+"
+    row = re.compile(r"^\s*(\d+) (one-gpu|overlap|no-overlap)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)%\s+"
                      r"([-\d.naif]+)$", re.M)
     rows = [(int(k), what, float(s), float(tps), float(eff), float(loss))
             for k, what, s, tps, eff, loss in row.findall(out)]
@@ -79,9 +82,9 @@ def main():
         fail(f"step rows {[(k, w) for k, w, *_ in rows]}, expected {want}", out)
     base_sec = rows[0][2]
     for k, what, sec, tps, eff, loss in rows:
-        if sec <= 0 or tps <= 0:
-            fail(f"{k} {what}: non-positive time or tokens/s", out)
-        if abs(tps - k * samples * seq / sec) > 1 + 0.01 * tps:
+        if sec <= 0 or tps < 0:
+            fail(f"{k} {what}: a zero step time or negative tokens/s", out)
+        if abs(tps - k * samples * seq / sec) > 0.1 + 0.01 * tps:
             fail(f"{k} {what}: tokens/s {tps} is not {k}*{samples}*{seq}/{sec}", out)
         # tokens/s / (k * one-GPU tokens/s) = one-GPU step time / this step time
         if abs(eff - 100.0 * base_sec / sec) > 0.2 + 0.01 * eff:
