@@ -431,32 +431,42 @@ static void test_length_too_short(void **state) {
     assert_false(lrsa_file_exists(run));
 }
 
-/* A dataset file of mixed tasks, no max_new anywhere: every row carries one record per sample
- * with the sample's own task, a budget of its answer tokens + 16 ("auto" in the row and key),
- * scores split at ", " (synthetic samples), and the records add up to the row's aggregates. */
-static void test_file_mixture_records(void **state) {
-    (void)state;
-    char cfg[1400], run[1400], data[1400], res[1500], text[8192], cmd[8192];
-    snprintf(cfg, sizeof cfg, "%s/mix.yaml", dir);
-    snprintf(run, sizeof run, "%s/run_mix", dir);
-    snprintf(data, sizeof data, "%s/mix.h5", dir);
-    snprintf(res, sizeof res, "%s/results.jsonl", run);
+/* `lrsa prepare --synthetic TASKS --n 4` into DIR/TAG.h5 (in data), then the grid of
+ * DIR/TAG.yaml over it: run_dir DIR/run_TAG (its results file in res), the test model, `grid`
+ * (methods and budgets) before the task and `after` behind it. */
+static void synthetic_grid(const char *tag, const char *tasks, int length, int seed,
+                           const char *grid, const char *after, char *data, size_t data_size,
+                           char *res, size_t res_size) {
+    char cfg[1400], run[1400], text[8192], cmd[8192];
+    snprintf(cfg, sizeof cfg, "%s/%s.yaml", dir, tag);
+    snprintf(run, sizeof run, "%s/run_%s", dir, tag);
+    snprintf(data, data_size, "%s/%s.h5", dir, tag);
+    snprintf(res, res_size, "%s/results.jsonl", run);
     snprintf(cmd, sizeof cmd,
-             "LRSA_CACHE=%s/nocache %s prepare --model %s --synthetic passkey,niah-multivalue "
-             "--n 4 --length 480 --seed 8 --out %s 2>&1",
-             dir, LRSA_BINARY, model_dir, data);
+             "LRSA_CACHE=%s/nocache %s prepare --model %s --synthetic %s --n 4 --length %d "
+             "--seed %d --out %s 2>&1",
+             dir, LRSA_BINARY, model_dir, tasks, length, seed, data);
     char *out = NULL;
     if (tu_run(cmd, &out) != 0) fail_msg("prepare: %s", out ? out : "");
     free(out);
-    snprintf(text, sizeof text,
-             "run_dir: %s\nmodels: [%s]\nmethods: [none, {name: snapkv, window: 8}]\n"
-             "budgets: [1, 0.5]\ntasks: [{file: %s}]\nprotocols: [query-aware]\n",
-             run, model_dir, data);
+    snprintf(text, sizeof text, "run_dir: %s\nmodels: [%s]\n%stasks: [{file: %s}]\n%s", run,
+             model_dir, grid, data, after);
     write_text(cfg, text);
     snprintf(cmd, sizeof cmd, "%s eval %s --quiet 2>&1", LRSA_BINARY, cfg);
     out = NULL;
     if (tu_run(cmd, &out) != 0) fail_msg("%s", out ? out : "");
     free(out);
+}
+
+/* A dataset file of mixed tasks, no max_new anywhere: every row carries one record per sample
+ * with the sample's own task, a budget of its answer tokens + 16 ("auto" in the row and key),
+ * scores split at ", " (synthetic samples), and the records add up to the row's aggregates. */
+static void test_file_mixture_records(void **state) {
+    (void)state;
+    char data[1400], res[1500];
+    synthetic_grid("mix", "passkey,niah-multivalue", 480, 8,
+                   "methods: [none, {name: snapkv, window: 8}]\nbudgets: [1, 0.5]\n",
+                   "protocols: [query-aware]\n", data, sizeof data, res, sizeof res);
     lrsa_err e = {{0}};
     lrsa_dataset d;
     if (lrsa_dataset_open(&d, data, &e) != 0) fail_msg("%s", e.msg);
@@ -511,30 +521,17 @@ static void test_file_mixture_records(void **state) {
  * and LagKV drops part of some needle (not vacuous). */
 static void test_needle_kept_equals_eval(void **state) {
     (void)state;
-    char cfg[1400], run[1400], data[1400], res[1500], js[1500], text[8192], cmd[8192];
-    snprintf(cfg, sizeof cfg, "%s/needle.yaml", dir);
-    snprintf(run, sizeof run, "%s/run_needle", dir);
-    snprintf(data, sizeof data, "%s/needle.h5", dir);
-    snprintf(res, sizeof res, "%s/results.jsonl", run);
+    char data[1400], res[1500], js[1500], cmd[8192];
+    synthetic_grid("needle", "passkey,niah-multikey", 400, 9,
+                   "methods: [none, {name: lagkv, sink: 4, lag: 16}]\nbudgets: [0.25]\n",
+                   "protocols: [query-agnostic]\nprefill: [chunked]\nbatch: 1\n", data, sizeof data,
+                   res, sizeof res);
     snprintf(js, sizeof js, "%s/needle_eval.json", dir);
     snprintf(cmd, sizeof cmd,
-             "LRSA_CACHE=%s/nocache %s prepare --model %s --synthetic passkey,niah-multikey "
-             "--n 4 --length 400 --seed 9 --out %s 2>&1",
-             dir, LRSA_BINARY, model_dir, data);
+             "%s eval --model %s --data %s --press lagkv --keep 0.25 --sink 4 --lag 16 "
+             "--protocol agnostic --prefill chunked --batch 1 --json %s 2>&1",
+             LRSA_BINARY, model_dir, data, js);
     char *out = NULL;
-    if (tu_run(cmd, &out) != 0) fail_msg("prepare: %s", out ? out : "");
-    free(out);
-    snprintf(text, sizeof text,
-             "run_dir: %s\nmodels: [%s]\nmethods: [none, {name: lagkv, sink: 4, lag: 16}]\n"
-             "budgets: [0.25]\ntasks: [{file: %s}]\nprotocols: [query-agnostic]\n"
-             "prefill: [chunked]\nbatch: 1\n",
-             run, model_dir, data);
-    write_text(cfg, text);
-    snprintf(cmd, sizeof cmd,
-             "%s eval %s --quiet 2>&1 && %s eval --model %s --data %s --press lagkv --keep 0.25 "
-             "--sink 4 --lag 16 --protocol agnostic --prefill chunked --batch 1 --json %s 2>&1",
-             LRSA_BINARY, cfg, LRSA_BINARY, model_dir, data, js);
-    out = NULL;
     if (tu_run(cmd, &out) != 0) fail_msg("%s", out ? out : "");
     free(out);
     lrsa_err e = {{0}};

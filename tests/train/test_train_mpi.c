@@ -6,7 +6,9 @@
  * steps and resumed on 2 ranks for M more match N+M steps in one 2-rank run bit for bit (also with
  * gradient accumulation); a 2-rank checkpoint resumes on 1 rank. The same for LoRA (only adapter
  * gradients reduced, after the backward: comm.overlap applies to full fine-tuning; ZeRO-1 shards
- * of the adapter's moments) with dropout and recomputation. */
+ * of the adapter's moments) with dropout and recomputation, with the frozen base in fp32 and in
+ * bf16 (lora.base_dtype: every rank rounds the same base the same way, so the bf16 runs are as
+ * exact as the fp32 ones). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +221,20 @@ static void test_resume_two_ranks_lora(void **state) {
     resume_two_ranks("mpi_resume2_lora", k_lora_ov);
 }
 
+static const char *const k_lora_bf16_ov[] = {"lora.rank=4",      "lora.base_dtype=bf16",
+                                             "lora.dropout=0.1", "recompute=true",
+                                             "grad_accum=2",     NULL};
+
+static void test_two_ranks_match_one_lora_bf16(void **state) {
+    (void)state;
+    compare("mpi_lora_bf16", k_lora_bf16_ov, 1);
+}
+
+static void test_resume_two_ranks_lora_bf16(void **state) {
+    (void)state;
+    resume_two_ranks("mpi_resume2_lora_bf16", k_lora_bf16_ov);
+}
+
 int main(void) {
     lrsa_err e;
     if (lrsa_comm_init(&world, &e)) {
@@ -237,6 +253,8 @@ int main(void) {
         cmocka_unit_test(test_resume_two_ranks_accum),
         cmocka_unit_test(test_two_ranks_match_one_lora),
         cmocka_unit_test(test_resume_two_ranks_lora),
+        cmocka_unit_test(test_two_ranks_match_one_lora_bf16),
+        cmocka_unit_test(test_resume_two_ranks_lora_bf16),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     lrsa_comm_finalize(&world);
