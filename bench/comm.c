@@ -1,56 +1,82 @@
-/* Data-parallel communication figures, run under mpirun:
- *   1. all-reduce bus bandwidth over the communication interface (comm.h): MPI on host buffers,
- *      and with --device NCCL on device buffers (one GPU per rank); busbw = algbw * 2(n-1)/n,
- *      the convention of NVIDIA's nccl-tests, so figures compare across rank counts;
- *   2. --step: the CPU training step's weak scaling from 1 to N ranks (sub-communicators of the
- *      first 1, 2, 4, .. N ranks, the same samples per rank): forward+backward of each sample
- *      with the bucketed overlapped all-reduce (train/grad_sync.h), AdamW on the ZeRO shard,
- *      all-gather of the shards; efficiency = time(1 rank) / time(k ranks).
+/* Data-parallel communication figures, run under mpirun (or srun):
+ *   1. bus bandwidth of all-reduce, reduce-scatter and all-gather over sizes, through the
+ *      communication interface (comm.h): MPI on host buffers, and with --device NCCL on device
+ *      buffers (one GPU per rank); busbw as NVIDIA's nccl-tests count it (algbw * 2(n-1)/n for
+ *      all-reduce, algbw * (n-1)/n for the other two), so figures compare across rank counts;
+ *   2. --step: the training step's weak scaling from 1 to N ranks (sub-communicators of the first
+ *      1, 2, 4, .. N ranks, the same samples of T tokens per rank):
+ *      - on the CPU: forward+backward of each sample with the bucketed overlapped all-reduce
+ *        (train/grad_sync.h), AdamW on the ZeRO shard, all-gather of the shards;
+ *      - with --device (bench/comm_gpu_step.c): the GPU trainer's step (train/train_gpu.h and its
+ *        ZeRO-1 engine over NCCL), with comm.overlap on and off, against the one-GPU trainer;
+ *      efficiency = tokens/s at k ranks / (k * tokens/s at 1), i.e. time(1) / time(k).
  * Usage: mpirun -np N bench_comm [--device] [--max-mb 64] [--step] [--config config.json]
- *                                 [--seq 256] [--samples 2] [--steps 3] [--no-overlap] */
+ *          [--seq T] [--samples S] [--steps K] [--warmup 1] [--no-overlap] [--recompute]
+ *          [--reduce-bf16] [--bucket-mb 25]        (--warmup: untimed GPU steps first)
+ * Defaults: CPU step configs/tiny/config-smollm2-vocab.json, T = 256, 2 samples; GPU step
+ * configs/bench/llama-3.2-1b.json (the Llama-3.2-1B shape, random weights), T = 8192, 1 sample.
+ * Relative paths are relative to the directory it runs in (the repository root). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/fileio.h"
 #include "base/rng.h"
+#include "bench/comm_bench.h"
 #include "model/model.h"
 #include "train/comm.h"
 #include "train/comm_nccl.h"
 #include "train/grad_sync.h"
 #include "train/optim.h"
 
-#ifdef LRSA_HAVE_NCCL
-#include <cuda_runtime_api.h>
-
-#include "kernels/device/device_buffer.h"
-#endif
-
-typedef struct opts {
-    int device, step, overlap;
-    double max_mb;
-    const char *config;
-    int seq, samples, steps;
-} opts;
-
 static int fail(const lrsa_comm *c, const lrsa_err *e) {
     fprintf(stderr, "rank %d: %s\n", c->rank, e->msg);
     return 1;
 }
 
-/* Seconds per all-reduce of `bytes` (fp32), the slowest rank's mean over `reps`. */
-static int time_allreduce(lrsa_comm *c, lrsa_mem mem, void *buf, int64_t n, int reps, double *sec,
-                          lrsa_err *e) {
+int bench_idle_barrier(const lrsa_comm *c, lrsa_err *e) {
+    int token = 0;
+    lrsa_comm_request req;
+    if (lrsa_comm_iallreduce(c, &token, 1, LRSA_I32, &req, e)) return -1;
+    for (int done = 0;;) {
+        if (lrsa_comm_test(c, &req, &done, e)) return -1;
+        if (done) return 0;
+        struct timespec ts = {0, 5 * 1000 * 1000}; /* 5 ms */
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ---- collective bandwidth ------------------------------------------------------------------ */
+
+typedef enum coll { COLL_ALLREDUCE = 0, COLL_REDUCE_SCATTER, COLL_ALLGATHER } coll;
+static const char *const coll_name[] = {"all-reduce", "reduce-scatter", "all-gather"};
+
+/* One collective over n fp32 elements (n a multiple of the world size). */
+static int run_coll(const lrsa_comm *c, coll k, lrsa_mem mem, void *buf, int64_t n, lrsa_err *e) {
+    int64_t block = n / c->world;
+    switch (k) {
+        case COLL_ALLREDUCE:
+            return lrsa_comm_allreduce(c, mem, buf, n, LRSA_F32, LRSA_RED_SUM, NULL, e);
+        case COLL_REDUCE_SCATTER:
+            return lrsa_comm_reduce_scatter(c, mem, buf, block, LRSA_F32, NULL, e);
+        case COLL_ALLGATHER:
+            return lrsa_comm_allgather(c, mem, buf, block, LRSA_F32, NULL, e);
+    }
+    return lrsa_errorf(e, "%s:%d: unknown collective %d", __FILE__, __LINE__, (int)k);
+}
+
+/* Seconds per collective over n elements, the slowest rank's mean over `reps`. */
+static int time_coll(lrsa_comm *c, coll k, lrsa_mem mem, void *buf, int64_t n, int reps,
+                     double *sec, lrsa_err *e) {
     for (int r = -2; r < reps; r++) { /* two warm-ups */
         if (r == 0) {
             if (lrsa_comm_barrier(c, e)) return -1;
             *sec = lrsa_now();
         }
-        if (lrsa_comm_allreduce(c, mem, buf, n, LRSA_F32, LRSA_RED_SUM, NULL, e)) return -1;
-#ifdef LRSA_HAVE_NCCL
+        if (run_coll(c, k, mem, buf, n, e)) return -1;
         if (mem == LRSA_MEM_DEVICE && c->nccl && lrsa_nccl_wait(c, NULL, e)) return -1;
-#endif
     }
     double t = (lrsa_now() - *sec) / reps;
     if (lrsa_comm_allreduce(c, LRSA_MEM_HOST, &t, 1, LRSA_F64, LRSA_RED_MAX, NULL, e)) return -1;
@@ -58,40 +84,47 @@ static int time_allreduce(lrsa_comm *c, lrsa_mem mem, void *buf, int64_t n, int 
     return 0;
 }
 
-static int bench_allreduce(lrsa_comm *c, const opts *o, lrsa_err *e) {
+static int bench_bandwidth(lrsa_comm *c, const bench_comm_opts *o, lrsa_err *e) {
     lrsa_mem mem = o->device ? LRSA_MEM_DEVICE : LRSA_MEM_HOST;
     int64_t max_n = (int64_t)(o->max_mb * 1e6 / 4);
+    max_n -= max_n % c->world;
     void *buf = NULL;
     if (!o->device) {
-        buf = lrsa_calloc((size_t)max_n, sizeof(float));
+        buf = lrsa_calloc((size_t)(max_n > 0 ? max_n : 1), sizeof(float));
     } else {
-#ifdef LRSA_HAVE_NCCL
-        if (lrsa_nccl_init(c, 120, e)) return -1;
-        buf = lrsa_dev_alloc(sizeof(float) * (size_t)max_n);
-        lrsa_dev_fill_bytes(buf, 0, sizeof(float) * (size_t)max_n);
-#else
-        return lrsa_errorf(e, "--device needs a build with CUDA and NCCL");
-#endif
+        int refused = 0;
+        if (bench_nccl_init(c, &refused, e)) return -1;
+        if (refused) return 0;
+        buf = bench_dev_alloc(sizeof(float) * (size_t)max_n);
     }
-    if (c->rank == 0)
-        printf("all-reduce (%s, fp32 sum, in place), %d rank(s)\n%12s %12s %12s %12s\n",
-               o->device ? "NCCL, device buffers" : "MPI, host buffers", c->world, "bytes",
-               "time_us", "algbw_GB/s", "busbw_GB/s");
     int rc = 0;
-    for (int64_t n = 1024; n <= max_n && !rc; n *= 4) {
-        int reps = n < (1 << 20) ? 50 : 10;
-        double sec = 0;
-        rc = time_allreduce(c, mem, buf, n, reps, &sec, e);
-        double bytes = 4.0 * (double)n, alg = bytes / sec / 1e9;
-        double bus = c->world > 1 ? alg * 2.0 * (c->world - 1) / c->world : 0.0;
-        if (!rc && c->rank == 0)
-            printf("%12.0f %12.1f %12.3f %12.3f\n", bytes, sec * 1e6, alg, bus);
+    for (int k = COLL_ALLREDUCE; k <= COLL_ALLGATHER && !rc; k++) {
+        /* busbw as NVIDIA's nccl-tests count it: all-reduce moves 2(n-1)/n of the buffer per
+         * rank, reduce-scatter and all-gather (n-1)/n; bytes is the whole buffer */
+        double factor =
+            c->world > 1 ? (k == COLL_ALLREDUCE ? 2.0 : 1.0) * (c->world - 1) / c->world : 0.0;
+        if (c->rank == 0)
+            printf("%s%s (%s, fp32, in place), %d rank(s)\n%-15s %12s %12s %12s %12s\n",
+                   k ? "\n" : "", coll_name[k],
+                   o->device ? "NCCL, device buffers" : "MPI, host buffers", c->world, "collective",
+                   "bytes", "time_us", "algbw_GB/s", "busbw_GB/s");
+        for (int64_t n = 1024; n <= max_n && !rc; n *= 4) {
+            int64_t nn = n - n % c->world;
+            int reps = nn < (1 << 20) ? 50 : 10;
+            double sec = 0;
+            rc = time_coll(c, (coll)k, mem, buf, nn, reps, &sec, e);
+            double bytes = 4.0 * (double)nn, alg = bytes / sec / 1e9;
+            if (!rc && c->rank == 0)
+                printf("%-15s %12.0f %12.3f %12.3f %12.3f\n", coll_name[k], bytes, sec * 1e6, alg,
+                       alg * factor);
+        }
     }
-    if (!o->device) free(buf);
-#ifdef LRSA_HAVE_NCCL
-    else
-        lrsa_dev_free(buf);
-#endif
+    if (!o->device) {
+        free(buf);
+    } else { /* the step's rows make their own communicators */
+        bench_dev_free(buf);
+        lrsa_nccl_free(c);
+    }
     fflush(stdout);
     return rc;
 }
@@ -109,7 +142,8 @@ typedef struct step_state {
 
 /* One step on comm `c`: samples forward+backward, the overlapped reduction, clip, AdamW on the
  * shard, all-gather. */
-static int one_step(step_state *s, const lrsa_comm *c, const opts *o, int overlap, lrsa_err *e) {
+static int one_step(step_state *s, const lrsa_comm *c, const bench_comm_opts *o, int overlap,
+                    lrsa_err *e) {
     lrsa_tensor_table *tab = &s->model.table;
     float *g = tab->arena[LRSA_ROLE_GRAD];
     lrsa_table_zero(tab, LRSA_ROLE_GRAD);
@@ -138,7 +172,7 @@ static int one_step(step_state *s, const lrsa_comm *c, const opts *o, int overla
     return rc;
 }
 
-static int bench_step(lrsa_comm *world, const opts *o, lrsa_err *e) {
+static int bench_step(lrsa_comm *world, const bench_comm_opts *o, lrsa_err *e) {
     lrsa_model_config mc;
     if (lrsa_config_load(&mc, o->config, e)) return -1;
     if (world->rank == 0)
@@ -189,7 +223,7 @@ static int bench_step(lrsa_comm *world, const opts *o, lrsa_err *e) {
             if (rc) return -1;
         }
         lrsa_comm_free_sub(&c);
-        if (lrsa_comm_barrier(world, e)) return -1;
+        if (bench_idle_barrier(world, e)) return -1;
         if (k == 1) t1 = t;
         if (world->rank == 0)
             printf("%6d %12.3f %14.0f %10.1f%%\n", k, t, (double)k * o->samples * o->seq / t,
@@ -199,8 +233,14 @@ static int bench_step(lrsa_comm *world, const opts *o, lrsa_err *e) {
     return 0;
 }
 
+static void usage(void) {
+    fprintf(stderr, "usage: mpirun -np N bench_comm [--device] [--max-mb MB] [--step] "
+                    "[--config config.json] [--seq T] [--samples S] [--steps K] [--no-overlap] "
+                    "[--warmup W] [--recompute] [--reduce-bf16] [--bucket-mb MB]\n");
+}
+
 int main(int argc, char **argv) {
-    opts o = {0, 0, 1, 64, "configs/tiny/config-smollm2-vocab.json", 256, 2, 3};
+    bench_comm_opts o = {0, 0, 1, 0, 0, 64, 25, NULL, -1, -1, 3, 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--device"))
@@ -209,8 +249,14 @@ int main(int argc, char **argv) {
             o.step = 1;
         else if (!strcmp(a, "--no-overlap"))
             o.overlap = 0;
+        else if (!strcmp(a, "--recompute"))
+            o.recompute = 1;
+        else if (!strcmp(a, "--reduce-bf16"))
+            o.reduce_bf16 = 1;
         else if (!strcmp(a, "--max-mb") && v)
             o.max_mb = atof(argv[++i]);
+        else if (!strcmp(a, "--bucket-mb") && v)
+            o.bucket_mb = atof(argv[++i]);
         else if (!strcmp(a, "--config") && v)
             o.config = argv[++i];
         else if (!strcmp(a, "--seq") && v)
@@ -219,18 +265,32 @@ int main(int argc, char **argv) {
             o.samples = atoi(argv[++i]);
         else if (!strcmp(a, "--steps") && v)
             o.steps = atoi(argv[++i]);
+        else if (!strcmp(a, "--warmup") && v)
+            o.warmup = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: mpirun -np N bench_comm [--device] [--max-mb MB] [--step] "
-                            "[--config config.json] [--seq T] [--samples S] [--steps K] "
-                            "[--no-overlap]\n");
+            usage();
             return 2;
         }
+    }
+    if (!o.config)
+        o.config =
+            o.device ? "configs/bench/llama-3.2-1b.json" : "configs/tiny/config-smollm2-vocab.json";
+    if (o.seq < 0) o.seq = o.device ? 8192 : 256;
+    if (o.samples < 0) o.samples = o.device ? 1 : 2;
+    if (o.seq < 2 || o.samples < 1 || o.steps < 1 || o.warmup < 0 || !(o.max_mb > 0) ||
+        !(o.bucket_mb > 0)) {
+        fprintf(stderr,
+                "bench_comm: --seq must be >= 2, --samples and --steps >= 1, --warmup >= 0, "
+                "--max-mb and --bucket-mb > 0\n");
+        usage();
+        return 2;
     }
     lrsa_comm c;
     lrsa_err e;
     if (lrsa_comm_init(&c, &e)) return fail(&c, &e);
-    int rc = bench_allreduce(&c, &o, &e) ? fail(&c, &e) : 0;
-    if (!rc && o.step && bench_step(&c, &o, &e)) rc = fail(&c, &e);
+    int rc = bench_bandwidth(&c, &o, &e) ? fail(&c, &e) : 0;
+    if (!rc && o.step && (o.device ? bench_gpu_step(&c, &o, &e) : bench_step(&c, &o, &e)))
+        rc = fail(&c, &e);
     lrsa_comm_finalize(&c);
     return rc;
 }

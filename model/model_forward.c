@@ -13,6 +13,7 @@
 #include "model/base_bf16.h"
 #include "model/lora_ops.h"
 #include "model/model.h"
+#include "model/weights_needed.h"
 #include "model/model_ops.h"
 
 /* One layer's saved activations (what its backward reads); act-typed unless fp32. */
@@ -64,6 +65,8 @@ struct lrsa_workspace {
     int sal_terms;
     lrsa_grads_ready_fn grads_ready; /* lrsa_workspace_on_grads_ready */
     void *grads_ready_ctx;
+    lrsa_weights_needed_fn weights_needed; /* lrsa_workspace_on_weights_needed */
+    void *weights_needed_ctx;
 };
 
 void lrsa_workspace_freeze_selection(lrsa_workspace *ws, int on) {
@@ -90,8 +93,18 @@ void lrsa_workspace_on_grads_ready(lrsa_workspace *ws, lrsa_grads_ready_fn fn, v
     ws->grads_ready_ctx = ctx;
 }
 
+void lrsa_workspace_on_weights_needed(lrsa_workspace *ws, lrsa_weights_needed_fn fn, void *ctx) {
+    ws->weights_needed = fn;
+    ws->weights_needed_ctx = ctx;
+}
+
 static int64_t layer_offset(const lrsa_model *m, int l) {
     return m->table.desc[m->layers[l].input_norm].offset;
+}
+
+/* The forward is about to read the weights below `end` (weights_needed.h). */
+static void need_weights(lrsa_workspace *ws, int64_t end) {
+    if (ws->weights_needed) ws->weights_needed(ws->weights_needed_ctx, end);
 }
 
 int lrsa_model_grad_ready_offsets(const lrsa_model *m, int64_t *out) {
@@ -527,9 +540,11 @@ static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tap
     ops->upload(ops->ctx, ws->ids, ids, sizeof(int32_t) * (size_t)N);
     ops->upload(ops->ctx, ws->pos, ws->h_pos, sizeof(int32_t) * (size_t)N);
     if (tp && !ws->grad) lrsa_table_alloc(m->lora ? &m->lora->table : &m->table, LRSA_ROLE_GRAD);
+    need_weights(ws, Ln > 0 ? layer_offset(m, 0) : m->table.desc[m->final_norm].offset);
     lrsa_op_embedding(ops, tp, ws->x, ws->ids, param_of(f, m->embed), N, (int)C, c->vocab_size,
                       ws->dx, grad_of(f, m->embed, tp != NULL));
     for (int l = 0; l < Ln; l++) {
+        need_weights(ws, l + 1 < Ln ? layer_offset(m, l + 1) : m->table.desc[m->final_norm].offset);
         if (tp && ws->grads_ready) {
             ready_ctx *r = lrsa_tape_push(tp, "grads_ready", grads_ready_bwd, sizeof *r);
             r->ws = ws;
@@ -578,6 +593,7 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
         }
     ops->upload(ops->ctx, ws->targets, ws->h_targets, sizeof(int32_t) * (size_t)N);
     ops->upload(ops->ctx, ws->loss_w, ws->h_loss_w, sizeof(float) * (size_t)N);
+    need_weights(ws, m->table.numel); /* the final norm, the LM head (or the tied embedding) */
     double loss = ops->lm_head_loss(
         ops->ctx, ws->nll_rows, tp ? ws->dx : NULL, grad_of(&f, m->final_norm, tp != NULL),
         grad_of(&f, m->lm_head, tp != NULL), ws->x, param_of(&f, m->final_norm),
@@ -605,6 +621,7 @@ void lrsa_model_logits(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids, in
     const lrsa_model_config *c = &m->cfg;
     fwd_args f = {m, ws, B, T, *attn, 0, 0};
     run_forward(&f, ids, 0, NULL);
+    need_weights(ws, m->table.numel);
     lrsa_lm_head_logits_cpu(logits, ws->x, param_of(&f, m->final_norm), param_of(&f, m->lm_head),
                             (int64_t)B * T, c->hidden_size, c->vocab_size, c->rms_norm_eps);
 }

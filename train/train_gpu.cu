@@ -6,6 +6,7 @@
 extern "C" {
 #include "kernels/device/device_buffer.h"
 #include "model/device_ops.h"
+#include "model/weights_needed.h"
 #include "train/train_gpu.h"
 #include "train/zero_gpu.h"
 }
@@ -93,8 +94,10 @@ extern "C" lrsa_train_gpu *lrsa_train_gpu_new(lrsa_model *m, const lrsa_adamw *o
     g->ws = lrsa_workspace_new_on(ops);
     lrsa_workspace_bind_params(g->ws, g->param, g->grad);
     lrsa_workspace_reserve(g->ws, m, 1, max_T, attn, recompute);
-    if (g->zero && dp->overlap)
+    if (g->zero && dp->overlap) { // reduce-scatter behind the backward, gather behind the forward
         lrsa_workspace_on_grads_ready(g->ws, lrsa_zero_gpu_on_ready, g->zero);
+        lrsa_workspace_on_weights_needed(g->ws, lrsa_zero_gpu_on_weights_needed, g->zero);
+    }
     lrsa_dev_sync();
     return g;
 }

@@ -15,7 +15,8 @@ struct lrsa_zero_gpu {
     lrsa_zero_gpu_opts o;
     cudaStream_t compute, comm; /* the backward's stream; the reductions' own stream */
     cudaEvent_t *ready;         /* per bucket: its gradients are final on the compute stream */
-    cudaEvent_t reduced, updated, gathered;
+    cudaEvent_t *gathered;      /* per bucket: its bf16 weights are all-gathered (comm stream) */
+    cudaEvent_t reduced, updated;
     float *grad;
     lrsa_bf16 *param_bf16, *comm_bf16; /* comm_bf16: bf16 copies of buckets (reduce_bf16) */
     float *master;                     /* this rank's shard of the fp32 weights */
@@ -25,6 +26,7 @@ struct lrsa_zero_gpu {
     double *partials, *norm;
     float *scale;
     int launched, armed, failed;
+    int waited; /* buckets (forward order) the compute stream waits for since the last gather */
     lrsa_err err;
 };
 
@@ -63,7 +65,22 @@ void lrsa_zero_gpu_arm(lrsa_zero_gpu *z) {
     z->armed = 1;
 }
 
+/* The compute stream waits for the all-gather of the first n buckets in forward order (the
+ * ones it does not wait for yet). */
+static void wait_gathered(lrsa_zero_gpu *z, int n) {
+    const int nb = z->L->n_buckets;
+    for (; z->waited < n; z->waited++)
+        CUDA_CHECK(cudaStreamWaitEvent(z->compute, z->gathered[nb - 1 - z->waited], 0));
+}
+
+void lrsa_zero_gpu_on_weights_needed(void *ctx, int64_t end) {
+    lrsa_zero_gpu *z = ctx;
+    wait_gathered(z, lrsa_zero_buckets_needed(z->L, end));
+}
+
 int lrsa_zero_gpu_reduce(lrsa_zero_gpu *z, lrsa_err *e) {
+    /* a rank without a sample this step ran no forward: its compute stream waits here */
+    wait_gathered(z, z->L->n_buckets);
     while (z->launched < z->L->n_buckets && !z->failed) start_bucket(z, z->launched);
     CUDA_CHECK(cudaEventRecord(z->reduced, z->comm));
     CUDA_CHECK(cudaStreamWaitEvent(z->compute, z->reduced, 0));
@@ -110,15 +127,27 @@ int lrsa_zero_gpu_step(lrsa_zero_gpu *z, double lr, lrsa_err *e) {
                          L->shard, lr, z->scale, z->compute);
     CUDA_CHECK(cudaEventRecord(z->updated, z->compute));
     CUDA_CHECK(cudaStreamWaitEvent(z->comm, z->updated, 0));
-    int grouped = z->c->nccl != NULL, rc = 0;
+    /* Forward order (the bucket holding the embedding and the first layers first). With overlap
+     * each bucket is its own collective with its own event, and the next forward waits bucket
+     * by bucket (lrsa_zero_gpu_on_weights_needed), so the later buckets' gather runs behind the
+     * first layers' forward; without, one NCCL group and the compute stream waits for all. */
+    const int prefetch = z->o.overlap, grouped = !prefetch && z->c->nccl != NULL;
+    int rc = 0;
     if (grouped && lrsa_nccl_group_start(z->c, e)) return -1;
-    for (int b = 0; b < L->n_buckets && !rc; b++)
-        rc = lrsa_comm_allgather(z->c, LRSA_MEM_DEVICE, z->param_bf16 + L->b[b].lo, L->b[b].piece,
-                                 LRSA_BF16, z->comm, e);
+    for (int k = 0; k < L->n_buckets && !rc; k++) {
+        const lrsa_zero_bucket *b = &L->b[L->n_buckets - 1 - k];
+        rc = lrsa_comm_allgather(z->c, LRSA_MEM_DEVICE, z->param_bf16 + b->lo, b->piece, LRSA_BF16,
+                                 z->comm, e);
+        if (!rc && prefetch)
+            CUDA_CHECK(cudaEventRecord(z->gathered[L->n_buckets - 1 - k], z->comm));
+    }
     if (grouped && lrsa_nccl_group_end(z->c, rc ? NULL : e)) rc = -1;
     if (rc) return -1;
-    CUDA_CHECK(cudaEventRecord(z->gathered, z->comm));
-    CUDA_CHECK(cudaStreamWaitEvent(z->compute, z->gathered, 0));
+    z->waited = 0;
+    if (!prefetch) {
+        for (int b = 0; b < L->n_buckets; b++) CUDA_CHECK(cudaEventRecord(z->gathered[b], z->comm));
+        wait_gathered(z, L->n_buckets);
+    }
     return 0;
 }
 
@@ -168,9 +197,13 @@ lrsa_zero_gpu *lrsa_zero_gpu_new(const lrsa_comm *c, const lrsa_zero_layout *L,
     z->param_bf16 = param_bf16;
     CUDA_CHECK(cudaStreamCreateWithFlags(&z->comm, cudaStreamNonBlocking));
     z->ready = lrsa_calloc((size_t)(L->n_buckets > 0 ? L->n_buckets : 1), sizeof *z->ready);
-    for (int b = 0; b < L->n_buckets; b++)
+    z->gathered = lrsa_calloc((size_t)(L->n_buckets > 0 ? L->n_buckets : 1), sizeof *z->gathered);
+    for (int b = 0; b < L->n_buckets; b++) {
         CUDA_CHECK(cudaEventCreateWithFlags(&z->ready[b], cudaEventDisableTiming));
-    cudaEvent_t *evs[] = {&z->reduced, &z->updated, &z->gathered};
+        CUDA_CHECK(cudaEventCreateWithFlags(&z->gathered[b], cudaEventDisableTiming));
+    }
+    z->waited = L->n_buckets; /* nothing gathered yet: the weights are the uploaded ones */
+    cudaEvent_t *evs[] = {&z->reduced, &z->updated};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         CUDA_CHECK(cudaEventCreateWithFlags(evs[i], cudaEventDisableTiming));
     if (o->reduce_bf16) z->comm_bf16 = lrsa_dev_alloc(sizeof(lrsa_bf16) * (size_t)L->padded);
@@ -220,15 +253,18 @@ void lrsa_zero_gpu_free(lrsa_zero_gpu *z) {
         CUDA_CHECK(cudaStreamSynchronize(z->comm));
         CUDA_CHECK(cudaStreamSynchronize(z->compute));
     }
-    for (int b = 0; b < z->L->n_buckets; b++) cudaEventDestroy(z->ready[b]);
+    for (int b = 0; b < z->L->n_buckets; b++) {
+        cudaEventDestroy(z->ready[b]);
+        cudaEventDestroy(z->gathered[b]);
+    }
     cudaEventDestroy(z->reduced);
     cudaEventDestroy(z->updated);
-    cudaEventDestroy(z->gathered);
     cudaStreamDestroy(z->comm);
     lrsa_adamw_cuda_free(&z->opt);
     void *bufs[] = {z->comm_bf16, z->master, z->spans_dev, z->partials, z->norm, z->scale};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lrsa_dev_free(bufs[i]);
     free(z->ready);
+    free(z->gathered);
     free(z->spans);
     free(z);
 }

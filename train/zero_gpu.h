@@ -8,7 +8,10 @@
  * reduce-scatters the bucket (fp32, or bf16 through a conversion buffer), so communication runs
  * behind the rest of the backward. Then the gradient norm over the shards (partial sums of
  * squares all-reduced, fixed order), the clip factor, AdamW on the shard (writing the new bf16
- * weights of its pieces) and an all-gather of every bucket's bf16 weights.
+ * weights of its pieces) and an all-gather of every bucket's bf16 weights, in forward order; with
+ * overlap each bucket records an event and the next forward's weight-readiness callback
+ * (model/weights_needed.h) makes the compute stream wait only for the buckets it is about to
+ * read, so the gather of the later layers runs behind the forward of the first.
  *
  * Checkpoints: lrsa_zero_gpu_download gathers the shards into whole host arrays (PARAM, m, v)
  * in the CPU trainer's format, so a run resumes on any number of ranks, GPU or CPU.
@@ -47,6 +50,9 @@ void lrsa_zero_gpu_free(lrsa_zero_gpu *z);
 
 /* The readiness callback (ctx = the engine): register with lrsa_workspace_on_grads_ready. */
 void lrsa_zero_gpu_on_ready(void *z, int64_t offset);
+/* The forward's weight-readiness callback (ctx = the engine): register with
+ * lrsa_workspace_on_weights_needed when overlap is on. */
+void lrsa_zero_gpu_on_weights_needed(void *z, int64_t end);
 /* The next backward is this rank's last of the step: its callbacks start the buckets. */
 void lrsa_zero_gpu_arm(lrsa_zero_gpu *z);
 /* Starts the buckets not yet started (all of them without overlap) and makes the compute
@@ -58,7 +64,8 @@ void lrsa_zero_gpu_poison_grad(lrsa_zero_gpu *z);
  * for max_norm. Waits for the device (the step's one synchronisation), with the NCCL timeout. */
 int lrsa_zero_gpu_grad_norm(lrsa_zero_gpu *z, double max_norm, double *norm, lrsa_err *e);
 /* AdamW on the shard with the last clip factor, then the bf16 all-gather; the compute stream
- * waits for it before the next forward. */
+ * waits for it before the next forward reads the weights (with overlap bucket by bucket, from
+ * the weight-readiness callback; lrsa_zero_gpu_reduce waits for any bucket not waited for). */
 int lrsa_zero_gpu_step(lrsa_zero_gpu *z, double lr, lrsa_err *e);
 /* The AdamW step count. */
 int64_t lrsa_zero_gpu_adam_t(const lrsa_zero_gpu *z);

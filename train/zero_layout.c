@@ -44,6 +44,12 @@ int lrsa_zero_buckets_ready(const lrsa_zero_layout *L, int64_t offset) {
     return n;
 }
 
+int lrsa_zero_buckets_needed(const lrsa_zero_layout *L, int64_t end) {
+    int n = 0;
+    while (n < L->n_buckets && L->b[L->n_buckets - 1 - n].lo < end) n++;
+    return n;
+}
+
 /* The real elements (below numel) of rank r's piece of bucket b: [*start, *start + count). */
 static int64_t piece_span(const lrsa_zero_layout *L, const lrsa_zero_bucket *b, int r,
                           int64_t *start) {

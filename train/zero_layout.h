@@ -41,6 +41,10 @@ void lrsa_zero_layout_init(lrsa_zero_layout *L, const int64_t *ready, int n_read
 void lrsa_zero_layout_free(lrsa_zero_layout *L);
 /* The buckets whose gradients are all final once the backward reached `offset`: b[0 .. n). */
 int lrsa_zero_buckets_ready(const lrsa_zero_layout *L, int64_t offset);
+/* The buckets holding any weight below `end` (what the forward reads before it reaches `end`,
+ * model/weights_needed.h), counted in forward order: b[n_buckets - 1], b[n_buckets - 2], ..
+ * (n of them). */
+int lrsa_zero_buckets_needed(const lrsa_zero_layout *L, int64_t end);
 
 /* local[j] = full[the arena element of shard slot j] (0 for padding): this rank's shard of a
  * whole array (weights from the host table, moments from a checkpoint). */

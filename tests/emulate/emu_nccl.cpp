@@ -6,8 +6,9 @@
 // does not would block here, where real NCCL would time out). Buffers must lie in device memory
 // (checked, as NCCL would fault on host pointers). bf16 sums are computed in fp32 and rounded
 // to nearest even per addition; with two ranks that is the one rounding NCCL makes. Only
-// communicators of one rank or of all of MPI_COMM_WORLD are made. The stand-in exists in
-// emulation only; the real build links NCCL.
+// communicators of one rank or of all of MPI_COMM_WORLD are made, and, as NCCL does, none with
+// two ranks on one device of one host. The stand-in exists in emulation only; the real build
+// links NCCL.
 // MPI's C API only (Open MPI's mpi.h would bring its C++ bindings, which need another library)
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
@@ -162,6 +163,28 @@ ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks, ncclUniqueId i
         if (size != nranks || me != rank)
             return fail(ncclInvalidUsage, "only communicators over all of MPI_COMM_WORLD, in its "
                                           "rank order, are emulated");
+        // As NCCL: two ranks of one communicator on one device (of one host) are refused.
+        struct where {
+            char host[MPI_MAX_PROCESSOR_NAME];
+            int device;
+        } me_at, *all = new where[(size_t)nranks];
+        memset(&me_at, 0, sizeof me_at);
+        int len = 0;
+        MPI_Get_processor_name(me_at.host, &len);
+        cudaGetDevice(&me_at.device);
+        MPI_Allgather(&me_at, (int)sizeof me_at, MPI_BYTE, all, (int)sizeof me_at, MPI_BYTE,
+                      MPI_COMM_WORLD);
+        int twin = -1;
+        for (int r = 0; r < nranks && twin < 0; r++)
+            if (r != rank && all[r].device == me_at.device && !strcmp(all[r].host, me_at.host))
+                twin = r;
+        delete[] all;
+        if (twin >= 0) {
+            char why[160];
+            snprintf(why, sizeof why, "Duplicate GPU detected: rank %d and rank %d both on CUDA "
+                     "device %d", rank, twin, me_at.device);
+            return fail(ncclInvalidUsage, why);
+        }
         MPI_Comm_dup(MPI_COMM_WORLD, &c.mpi);
     }
     *comm = new ncclComm(c);

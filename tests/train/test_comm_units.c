@@ -150,6 +150,21 @@ static void check_layout(const int64_t *ready, int n_ready, int64_t numel, int w
         for (int b = 0; b < n; b++) assert_true(L0.b[b].lo >= ready[i]);
     }
     assert_int_equal(lrsa_zero_buckets_ready(&L0, 0), L0.n_buckets);
+    /* the forward needs, before it reads below `end`, exactly the buckets that start below it,
+     * in forward order (the last bucket, which holds offset 0, first) */
+    assert_int_equal(lrsa_zero_buckets_needed(&L0, 0), 0);
+    assert_int_equal(lrsa_zero_buckets_needed(&L0, numel), L0.n_buckets);
+    for (int i = 0; i < n_ready; i++) {
+        int64_t end = ready[i] + 1;
+        int n = lrsa_zero_buckets_needed(&L0, end);
+        for (int k = 0; k < L0.n_buckets; k++) {
+            const lrsa_zero_bucket *b = &L0.b[L0.n_buckets - 1 - k];
+            if (k < n)
+                assert_true(b->lo < end);
+            else
+                assert_true(b->lo >= end);
+        }
+    }
     /* every real element owned by exactly one rank; shards round-trip */
     float *full = lrsa_malloc(sizeof(float) * (size_t)numel);
     float *back = lrsa_malloc(sizeof(float) * (size_t)numel);
