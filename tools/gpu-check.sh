@@ -149,7 +149,7 @@ if [ -z "${LRSA_SKIP_BENCH:-}" ] && [ -x "$BUILD/bench/bench_comm" ] && [ -n "$M
   NGPU=$(nvidia-smi -L 2>/dev/null | wc -l)
   [ "$NGPU" -lt 1 ] && NGPU=1
   log "benchmark bench_comm --device --step on $NGPU rank(s), one GPU each"
-  timeout 600 "$MPIRUN" --allow-run-as-root -np "$NGPU" "$BUILD/bench/bench_comm" --device --step \
+  timeout 240 "$MPIRUN" --allow-run-as-root -np "$NGPU" "$BUILD/bench/bench_comm" --device --step \
     --max-mb 256 >"$OUT/bench_comm_${NGPU}ranks.txt" 2>&1
   log "bench_comm on $NGPU rank(s) rc=$?"
   grep -E "^ +[0-9]+ (one-gpu|overlap|no-overlap) |^# " "$OUT/bench_comm_${NGPU}ranks.txt" |
