@@ -14,6 +14,7 @@
 #include "base/rng.h"
 #include "eval/run/generate.h"
 #include "eval/run/prefill.h"
+#include "random_model.h"
 
 static double decode_rate(const lrsa_model *m, lrsa_kv_cache *c, int steps, int V) {
     float *logits = lrsa_malloc((size_t)V * sizeof(float));
@@ -60,27 +61,10 @@ int main(int argc, char **argv) {
             return 1;
         }
     } else {
-        lrsa_model_config c;
-        memset(&c, 0, sizeof(c));
-        c.arch = LRSA_ARCH_LLAMA;
-        strcpy(c.model_type, "llama");
-        c.vocab_size = 49152;
-        c.hidden_size = 576;
-        c.intermediate_size = 1536;
-        c.num_hidden_layers = layers;
-        c.num_attention_heads = 9;
-        c.num_key_value_heads = 3;
-        c.head_dim = 64;
-        c.rms_norm_eps = 1e-5f;
-        c.rope.theta = 100000.0f;
-        c.tie_word_embeddings = 1;
-        c.max_position_embeddings = 8192;
-        c.bos_token_id = c.pad_token_id = -1;
-        if (lrsa_model_create(&m, &c, &e) != 0) {
+        if (bench_random_smollm2(&m, layers, 8192, &e) != 0) {
             lrsa_err_print(&e);
             return 1;
         }
-        lrsa_model_init_random(&m, 1, 0.02f);
     }
     const int V = m.cfg.vocab_size;
     int32_t *ids = lrsa_malloc((size_t)T * sizeof(int32_t));

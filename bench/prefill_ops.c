@@ -21,6 +21,7 @@
 #include "eval/run/generate.h"
 #include "eval/run/prefill.h"
 #include "kernels/cpu/cpu_threads.h"
+#include "random_model.h"
 
 static double cpu_now(void) {
     struct timespec ts;
@@ -81,28 +82,6 @@ static void forward_timed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *
     free(pos);
 }
 
-static int random_model(lrsa_model *m, int layers, lrsa_err *e) {
-    lrsa_model_config c;
-    memset(&c, 0, sizeof(c));
-    c.arch = LRSA_ARCH_LLAMA;
-    strcpy(c.model_type, "llama");
-    c.vocab_size = 49152;
-    c.hidden_size = 576;
-    c.intermediate_size = 1536;
-    c.num_hidden_layers = layers;
-    c.num_attention_heads = 9;
-    c.num_key_value_heads = 3;
-    c.head_dim = 64;
-    c.rms_norm_eps = 1e-5f;
-    c.rope.theta = 100000.0f;
-    c.tie_word_embeddings = 1;
-    c.max_position_embeddings = 32768;
-    c.bos_token_id = c.pad_token_id = -1;
-    if (lrsa_model_create(m, &c, e) != 0) return -1;
-    lrsa_model_init_random(m, 1, 0.02f);
-    return 0;
-}
-
 int main(int argc, char **argv) {
     int layers = 2, T = 4096, reps = 1, decode = 0;
     const char *model_dir = NULL;
@@ -133,7 +112,8 @@ int main(int argc, char **argv) {
     }
     lrsa_err e = {{0}};
     lrsa_model m;
-    if ((model_dir ? lrsa_model_load(&m, model_dir, &e) : random_model(&m, layers, &e)) != 0) {
+    if ((model_dir ? lrsa_model_load(&m, model_dir, &e)
+                   : bench_random_smollm2(&m, layers, 32768, &e)) != 0) {
         lrsa_err_print(&e);
         return 1;
     }
