@@ -175,8 +175,9 @@ static int time_steps(gpu_run *r, const lrsa_comm *c, int overlap, int graphs,
     if (!g) return -1;
     lrsa_train_gpu_set_graphs(g, graphs);
     int rc = 0;
-    /* with graphs, a shape is captured the second time it comes: warm up past that */
-    int warmup = graphs && o->samples < 2 && o->warmup < 2 ? 2 : o->warmup;
+    /* with graphs, a shape is captured the second time it comes: the one-GPU rows (with and
+     * without graphs, the same steps so the same loss) warm up past that */
+    int warmup = !c && o->samples < 2 && o->warmup < 2 ? 2 : o->warmup;
     for (int i = 0; i < warmup && !rc; i++) rc = gpu_step(g, r, o, loss, e);
     lrsa_dev_sync();
     if (!rc && c) rc = lrsa_comm_barrier(c, e);
