@@ -147,14 +147,13 @@ static void run_free(gpu_run *r) {
 static int gpu_step(lrsa_train_gpu *g, gpu_run *r, const bench_comm_opts *o, double *loss,
                     lrsa_err *e) {
     lrsa_train_gpu_zero_grad(g);
-    lrsa_workspace *ws = lrsa_train_gpu_workspace(g);
     double sum = 0, gnorm = 0;
     for (int i = 0; i < o->samples; i++) {
         if (i == o->samples - 1) lrsa_train_gpu_arm(g); /* the last backward starts buckets */
-        sum += lrsa_model_forward_backward(&r->model, ws, r->ids + (int64_t)i * o->seq, r->weight,
-                                           1, o->seq, &r->attn, o->recompute, 1, NULL);
+        lrsa_train_gpu_sample(g, &r->model, r->ids + (int64_t)i * o->seq, r->weight, o->seq,
+                              &r->attn, o->recompute);
     }
-    if (lrsa_train_gpu_reduce(g, e) || lrsa_train_gpu_grad_norm(g, 1.0, &gnorm, e)) return -1;
+    if (lrsa_train_gpu_reduce(g, e) || lrsa_train_gpu_grad_norm(g, 1.0, &gnorm, &sum, e)) return -1;
     if (!isfinite(sum) || !isfinite(gnorm))
         return lrsa_errorf(e, "%s:%d: non-finite loss %g or gradient norm %g", __FILE__, __LINE__,
                            sum, gnorm);
@@ -162,10 +161,10 @@ static int gpu_step(lrsa_train_gpu *g, gpu_run *r, const bench_comm_opts *o, dou
     return lrsa_train_gpu_adamw(g, 1e-5, e);
 }
 
-/* Step time of the GPU trainer over c (NULL: the one-GPU trainer), the slowest rank's, and the
- * global mean loss of the last step. */
-static int time_steps(gpu_run *r, const lrsa_comm *c, int overlap, const bench_comm_opts *o,
-                      double *sec, double *loss, lrsa_err *e) {
+/* Step time of the GPU trainer over c (NULL: the one-GPU trainer, with or without CUDA graphs),
+ * the slowest rank's, and the global mean loss of the last step. */
+static int time_steps(gpu_run *r, const lrsa_comm *c, int overlap, int graphs,
+                      const bench_comm_opts *o, double *sec, double *loss, lrsa_err *e) {
     int k = c ? c->world : 1;
     for (int i = 0; i < o->seq; i++)
         r->weight[i] = i > 0 ? (float)(1.0 / ((double)(o->seq - 1) * o->samples * k)) : 0.0f;
@@ -174,8 +173,12 @@ static int time_steps(gpu_run *r, const lrsa_comm *c, int overlap, const bench_c
     lrsa_train_gpu *g =
         lrsa_train_gpu_new(&r->model, &r->opt, &r->attn, o->seq, o->recompute, c ? &dp : NULL, e);
     if (!g) return -1;
+    lrsa_train_gpu_set_graphs(g, graphs);
     int rc = 0;
-    for (int i = 0; i < o->warmup && !rc; i++) rc = gpu_step(g, r, o, loss, e);
+    /* with graphs, a shape is captured the second time it comes: the one-GPU rows (with and
+     * without graphs, the same steps so the same loss) warm up past that */
+    int warmup = !c && o->samples < 2 && o->warmup < 2 ? 2 : o->warmup;
+    for (int i = 0; i < warmup && !rc; i++) rc = gpu_step(g, r, o, loss, e);
     lrsa_dev_sync();
     if (!rc && c) rc = lrsa_comm_barrier(c, e);
     double t0 = lrsa_now();
@@ -229,7 +232,7 @@ static int rows_for(lrsa_comm *world, int k, gpu_run *r, const bench_comm_opts *
     if (in) rc = bench_nccl_init(&sub, &refused, &mine);
     double sec[2] = {0, 0}, loss[2] = {0, 0};
     for (int v = 0; v < 2 && in && !rc && !refused; v++)
-        rc = time_steps(r, &sub, v == 0, o, &sec[v], &loss[v], &mine);
+        rc = time_steps(r, &sub, v == 0, 0, o, &sec[v], &loss[v], &mine);
     if (in && !rc && !refused && world->rank == 0) {
         print_row(o, k, "overlap", sec[0], t1, loss[0]);
         print_row(o, k, "no-overlap", sec[1], t1, loss[1]);
@@ -257,11 +260,19 @@ int bench_gpu_step(lrsa_comm *world, const bench_comm_opts *o, lrsa_err *e) {
                o->config, (long long)r.model.table.numel, o->samples, o->seq,
                o->recompute ? "on" : "off", o->reduce_bf16 ? "bf16" : "fp32", o->bucket_mb,
                o->steps, o->warmup, "ranks", "trainer", "step_s", "tokens/s", "efficiency", "loss");
-    /* the baseline: the one-GPU trainer on rank 0 alone */
-    double t1 = 0, loss = 0;
+    /* the baseline: the one-GPU trainer on rank 0 alone, with CUDA graphs (its default) and
+     * without (what graphs save in launch overhead) */
+    double t1 = 0, loss = 0, t_plain = 0, loss_plain = 0;
     if (world->rank == 0) {
-        rc = time_steps(&r, NULL, 0, o, &t1, &loss, &mine);
-        if (!rc) print_row(o, 1, "one-gpu", t1, t1, loss);
+        rc = time_steps(&r, NULL, 0, 1, o, &t1, &loss, &mine);
+        if (!rc) rc = time_steps(&r, NULL, 0, 0, o, &t_plain, &loss_plain, &mine);
+        if (!rc) {
+            print_row(o, 1, "one-gpu", t1, t1, loss);
+            print_row(o, 1, "no-graphs", t_plain, t1, loss_plain);
+            printf("# one GPU: CUDA graphs are %+.1f %% tokens/s against none (LRSA_CUDA_GRAPHS=0 "
+                   "turns them off in both rows)\n",
+                   100.0 * (t_plain / t1 - 1.0));
+        }
     }
     if (agree(world, rc != 0, &mine, e) ||
         lrsa_comm_broadcast(world, LRSA_MEM_HOST, &t1, 1, LRSA_F64, 0, NULL, e)) {

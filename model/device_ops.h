@@ -85,6 +85,15 @@ struct lrsa_device_ops {
     double (*lm_head_loss)(void *ctx, float *nll, void *dh, float *dnorm_w, float *dW,
                            const void *h, const void *norm_w, const void *W, const int32_t *targets,
                            const float *weight, int64_t N, int C, int V, float eps);
+    /* lm_head_loss without host synchronisation (NULL in the CPU table), for a step captured
+     * into a CUDA graph: n_active (the rows with a nonzero weight, counted by the caller) sizes
+     * the work, the loss sum is ADDED to *loss_acc (device double), and a bad target or a wrong
+     * n_active is recorded in *fault (device int32, -1: none) instead of aborting
+     * (lrsa_lm_head_loss_cuda_async). */
+    void (*lm_head_loss_acc)(void *ctx, double *loss_acc, int32_t *fault, int64_t n_active,
+                             float *nll, void *dh, float *dnorm_w, float *dW, const void *h,
+                             const void *norm_w, const void *W, const int32_t *targets,
+                             const float *weight, int64_t N, int C, int V, float eps);
     /* fp32 logits[N, V] = W rmsnorm(h) (the block API's last step, for evaluation). */
     void (*final_logits)(void *ctx, float *logits, const void *h, const void *norm_w, const void *W,
                          int64_t N, int C, int V, float eps);

@@ -191,6 +191,17 @@ double lm_head_loss(void *ctx, float *nll, void *dh, float *dnorm_w, float *dW, 
     return loss;
 }
 
+void lm_head_loss_acc(void *ctx, double *loss_acc, int32_t *fault, int64_t n_active, float *nll,
+                      void *dh, float *dnorm_w, float *dW, const void *h, const void *norm_w,
+                      const void *W, const int32_t *targets, const float *weight, int64_t N, int Cc,
+                      int V, float eps) {
+    CudaOps *c = cuda_ops_of(ctx);
+    planned(c, N, "LM head loss");
+    lrsa_lm_head_loss_cuda_async(c->lm, loss_acc, fault, n_active, nll, (bf *)dh, dnorm_w, dW,
+                                 (const bf *)h, (const bf *)norm_w, (const bf *)W, targets, weight,
+                                 N, eps);
+}
+
 void final_logits(void *ctx, float *logits, const void *h, const void *norm_w, const void *W,
                   int64_t N, int Cc, int V, float eps) {
     CudaOps *c = cuda_ops_of(ctx);
@@ -279,6 +290,7 @@ extern "C" lrsa_device_ops *lrsa_device_ops_cuda_new(const lrsa_model_config *cf
     o->attention_fwd = attention_fwd;
     o->attention_bwd = attention_bwd;
     o->lm_head_loss = lm_head_loss;
+    o->lm_head_loss_acc = lm_head_loss_acc;
     o->final_logits = final_logits;
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     return o;

@@ -119,6 +119,19 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
                                    const float *loss_weight, int B, int T,
                                    const lrsa_attn_config *attn, int recompute, int want_grad,
                                    float *nll_out);
+/* lrsa_model_forward_backward with gradients in two halves, for a device table's step captured
+ * into a CUDA graph (train/train_gpu.h): _stage does the host work (checks, positions, targets,
+ * weights) and queues the uploads into the workspace's fixed device buffers, returning the
+ * number of rows with a nonzero loss weight; _staged then only enqueues device work (no
+ * allocation, no synchronisation, no host copies), adding the loss sum to *loss_acc and
+ * recording a bad target in *fault (device memory; ops->lm_head_loss_acc), so the same work can
+ * be replayed for any staged sample of the same shape (B, T, attn, recompute, n_active). Not
+ * for the CPU table, LoRA or the salience loss. */
+int64_t lrsa_model_stage(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids,
+                         const float *loss_weight, int B, int T, int recompute);
+void lrsa_model_forward_backward_staged(lrsa_model *m, lrsa_workspace *ws, int B, int T,
+                                        const lrsa_attn_config *attn, int recompute,
+                                        int64_t n_active, double *loss_acc, int32_t *fault);
 /* Logits of every position: logits[(b*T + t)*V + v]. */
 void lrsa_model_logits(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids, int B, int T,
                        const lrsa_attn_config *attn, float *logits);

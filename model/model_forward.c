@@ -517,7 +517,52 @@ static void recompute_bwd(void *p) {
     a->xin = own_xin;
 }
 
-static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tape *tp) {
+/* The host half of a forward: buffers (planned ones never grow here), the token ids checked,
+ * the positions, and the uploads of both into the workspace's device buffers. */
+static void stage_tokens(fwd_args *f, const int32_t *ids, int recompute, int grad) {
+    lrsa_model *m = f->m;
+    lrsa_workspace *ws = f->ws;
+    const lrsa_device_ops *ops = ws->ops;
+    const lrsa_model_config *c = &m->cfg;
+    const int64_t N = (int64_t)f->B * f->T;
+    const int Ln = c->num_hidden_layers;
+    const int shared = recompute || !grad;
+    ws_ensure(ws, m, N, shared ? 1 : Ln, recompute && grad ? Ln : 0);
+    for (int64_t i = 0; i < N; i++) {
+        LRSA_CHECK(ids[i] >= 0 && ids[i] < c->vocab_size, "token id %d at %lld outside [0, %d)",
+                   ids[i], (long long)i, c->vocab_size);
+        ws->h_pos[i] = (int32_t)(i % f->T);
+    }
+    LRSA_CHECK(!grad || !m->base16 || m->lora,
+               "a base stored in bf16 is frozen: attach a LoRA adapter to train on it");
+    LRSA_CHECK(!m->base16 || !ws->param, "a base stored in bf16 runs on the CPU only");
+    ops->upload(ops->ctx, ws->ids, ids, sizeof(int32_t) * (size_t)N);
+    ops->upload(ops->ctx, ws->pos, ws->h_pos, sizeof(int32_t) * (size_t)N);
+}
+
+/* The targets and loss weights (row t predicts token t+1 with that token's weight: the HF label
+ * shift; the last row of each sequence predicts nothing), uploaded. Returns the number of rows
+ * with a nonzero weight. */
+static int64_t stage_targets(lrsa_workspace *ws, const int32_t *ids, const float *loss_weight,
+                             int B, int T) {
+    const lrsa_device_ops *ops = ws->ops;
+    const int64_t N = (int64_t)B * T;
+    int64_t active = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int64_t i = (int64_t)b * T + t;
+            int last = t == T - 1;
+            ws->h_targets[i] = last ? 0 : ids[i + 1];
+            ws->h_loss_w[i] = last ? 0.f : loss_weight[i + 1];
+            active += ws->h_loss_w[i] != 0.f;
+        }
+    ops->upload(ops->ctx, ws->targets, ws->h_targets, sizeof(int32_t) * (size_t)N);
+    ops->upload(ops->ctx, ws->loss_w, ws->h_loss_w, sizeof(float) * (size_t)N);
+    return active;
+}
+
+/* The device half of a forward, from the staged ids and positions. */
+static void run_layers(fwd_args *f, int recompute, lrsa_tape *tp) {
     lrsa_model *m = f->m;
     lrsa_workspace *ws = f->ws;
     const lrsa_device_ops *ops = ws->ops;
@@ -528,17 +573,6 @@ static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tap
     ws->sel_live = f->attn.mode == LRSA_ATTN_LRSA;
     ws->sal_sum = 0.0;
     ws->sal_terms = 0;
-    ws_ensure(ws, m, N, shared ? 1 : Ln, recompute && tp ? Ln : 0);
-    for (int64_t i = 0; i < N; i++) {
-        LRSA_CHECK(ids[i] >= 0 && ids[i] < c->vocab_size, "token id %d at %lld outside [0, %d)",
-                   ids[i], (long long)i, c->vocab_size);
-        ws->h_pos[i] = (int32_t)(i % f->T);
-    }
-    LRSA_CHECK(!tp || !m->base16 || m->lora,
-               "a base stored in bf16 is frozen: attach a LoRA adapter to train on it");
-    LRSA_CHECK(!m->base16 || !ws->param, "a base stored in bf16 runs on the CPU only");
-    ops->upload(ops->ctx, ws->ids, ids, sizeof(int32_t) * (size_t)N);
-    ops->upload(ops->ctx, ws->pos, ws->h_pos, sizeof(int32_t) * (size_t)N);
     if (tp && !ws->grad) lrsa_table_alloc(m->lora ? &m->lora->table : &m->table, LRSA_ROLE_GRAD);
     need_weights(ws, Ln > 0 ? layer_offset(m, 0) : m->table.desc[m->final_norm].offset);
     lrsa_op_embedding(ops, tp, ws->x, ws->ids, param_of(f, m->embed), N, (int)C, c->vocab_size,
@@ -570,6 +604,18 @@ static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tap
     }
 }
 
+static void run_forward(fwd_args *f, const int32_t *ids, int recompute, lrsa_tape *tp) {
+    stage_tokens(f, ids, recompute, tp != NULL);
+    run_layers(f, recompute, tp);
+}
+
+/* The backward after the loss, with the readiness calls around it. */
+static void run_backward(const lrsa_model *m, lrsa_workspace *ws, lrsa_tape *tp) {
+    if (ws->grads_ready) ws->grads_ready(ws->grads_ready_ctx, m->table.desc[m->final_norm].offset);
+    lrsa_tape_backward(tp);
+    if (ws->grads_ready) ws->grads_ready(ws->grads_ready_ctx, 0);
+}
+
 double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids,
                                    const float *loss_weight, int B, int T,
                                    const lrsa_attn_config *attn, int recompute, int want_grad,
@@ -582,17 +628,7 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
     if (tp) lrsa_tape_reset(tp);
     run_forward(&f, ids, recompute, tp);
     const int64_t N = (int64_t)B * T;
-    /* Row t predicts token t+1 with that token's weight (HF label shift); the last row of each
-     * sequence predicts nothing. */
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            int64_t i = (int64_t)b * T + t;
-            int last = t == T - 1;
-            ws->h_targets[i] = last ? 0 : ids[i + 1];
-            ws->h_loss_w[i] = last ? 0.f : loss_weight[i + 1];
-        }
-    ops->upload(ops->ctx, ws->targets, ws->h_targets, sizeof(int32_t) * (size_t)N);
-    ops->upload(ops->ctx, ws->loss_w, ws->h_loss_w, sizeof(float) * (size_t)N);
+    stage_targets(ws, ids, loss_weight, B, T);
     need_weights(ws, m->table.numel); /* the final norm, the LM head (or the tied embedding) */
     double loss = ops->lm_head_loss(
         ops->ctx, ws->nll_rows, tp ? ws->dx : NULL, grad_of(&f, m->final_norm, tp != NULL),
@@ -600,10 +636,7 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
         param_of(&f, m->lm_head), ws->targets, ws->loss_w, N, c->hidden_size, c->vocab_size,
         c->rms_norm_eps);
     if (ws->sal_terms > 0) loss += ws->sal_scale * ws->sal_sum / ws->sal_terms;
-    if (tp && ws->grads_ready)
-        ws->grads_ready(ws->grads_ready_ctx, m->table.desc[m->final_norm].offset);
-    if (tp) lrsa_tape_backward(tp);
-    if (tp && ws->grads_ready) ws->grads_ready(ws->grads_ready_ctx, 0);
+    if (tp) run_backward(m, ws, tp);
     if (nll_out) {
         ops->download(ops->ctx, ws->h_nll, ws->nll_rows, sizeof(float) * (size_t)N);
         for (int b = 0; b < B; b++)
@@ -611,6 +644,33 @@ double lrsa_model_forward_backward(lrsa_model *m, lrsa_workspace *ws, const int3
                 nll_out[(int64_t)b * T + t] = t == 0 ? 0.f : ws->h_nll[(int64_t)b * T + t - 1];
     }
     return loss;
+}
+
+int64_t lrsa_model_stage(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids,
+                         const float *loss_weight, int B, int T, int recompute) {
+    LRSA_CHECK(B > 0 && T > 0);
+    LRSA_CHECK(ws->ops->lm_head_loss_acc && !ws->sal_needle && !m->lora,
+               "(the staged step needs a device table, no salience loss and no LoRA)");
+    fwd_args f = {m, ws, B, T, {0}, 1, 0};
+    stage_tokens(&f, ids, recompute, 1);
+    return stage_targets(ws, ids, loss_weight, B, T);
+}
+
+void lrsa_model_forward_backward_staged(lrsa_model *m, lrsa_workspace *ws, int B, int T,
+                                        const lrsa_attn_config *attn, int recompute,
+                                        int64_t n_active, double *loss_acc, int32_t *fault) {
+    const lrsa_model_config *c = &m->cfg;
+    const lrsa_device_ops *ops = ws->ops;
+    fwd_args f = {m, ws, B, T, *attn, 1, 0};
+    lrsa_tape *tp = &ws->tape;
+    lrsa_tape_reset(tp);
+    run_layers(&f, recompute, tp);
+    need_weights(ws, m->table.numel);
+    ops->lm_head_loss_acc(
+        ops->ctx, loss_acc, fault, n_active, ws->nll_rows, ws->dx, grad_of(&f, m->final_norm, 1),
+        grad_of(&f, m->lm_head, 1), ws->x, param_of(&f, m->final_norm), param_of(&f, m->lm_head),
+        ws->targets, ws->loss_w, (int64_t)B * T, c->hidden_size, c->vocab_size, c->rms_norm_eps);
+    run_backward(m, ws, tp);
 }
 
 void lrsa_model_logits(lrsa_model *m, lrsa_workspace *ws, const int32_t *ids, int B, int T,

@@ -143,7 +143,8 @@ if [ -n "$MPIRUN" ] && [ -x "$BUILD/tests/gpu/test_gpu_train_dp_2ranks" ]; then
 fi
 # The collectives' bus bandwidth and the GPU step's weak scaling (bench_comm --device --step: the
 # GPU trainer's step, Llama-3.2-1B shape, T = 8192, comm.overlap on and off, against the one-GPU
-# trainer) on every GPU of the machine, one rank each. NCCL comes from NCCL_ROOT, the CUDA
+# trainer, itself with and without CUDA graphs: the `no-graphs` row and the '# one GPU: CUDA graphs'
+# line say what graphs save) on every GPU of the machine, one rank each. NCCL comes from NCCL_ROOT, the CUDA
 # toolkit or the Python environment's nvidia-nccl wheel (CMakeLists.txt).
 if [ -z "${LRSA_SKIP_BENCH:-}" ] && [ -x "$BUILD/bench/bench_comm" ] && [ -n "$MPIRUN" ]; then
   NGPU=$(nvidia-smi -L 2>/dev/null | wc -l)
@@ -152,7 +153,7 @@ if [ -z "${LRSA_SKIP_BENCH:-}" ] && [ -x "$BUILD/bench/bench_comm" ] && [ -n "$M
   timeout 240 "$MPIRUN" --allow-run-as-root -np "$NGPU" "$BUILD/bench/bench_comm" --device --step \
     --max-mb 256 >"$OUT/bench_comm_${NGPU}ranks.txt" 2>&1
   log "bench_comm on $NGPU rank(s) rc=$?"
-  grep -E "^ +[0-9]+ (one-gpu|overlap|no-overlap) |^# " "$OUT/bench_comm_${NGPU}ranks.txt" |
+  grep -E "^ +[0-9]+ (one-gpu|no-graphs|overlap|no-overlap) |^# " "$OUT/bench_comm_${NGPU}ranks.txt" |
     tee -a "$OUT/summary.txt"
   if [ "$NGPU" -eq 1 ]; then
     # Two ranks on the one GPU: NCCL usually refuses two ranks of one communicator on one

@@ -75,6 +75,7 @@ static const key_desc keys[] = {
     NUM("resume", KEY_RESUME, resume, "false"),
     STR("device", device, "cpu", "cpu|cuda"),
     NUM("deterministic_reduce", KEY_BOOL, deterministic_reduce, "true"),
+    NUM("cuda_graphs", KEY_BOOL, cuda_graphs, "true"),
     NUM("lora.rank", KEY_INT, lora_rank, "0"),
     NUM("lora.alpha", KEY_FLOAT, lora_alpha, "16"),
     NUM("lora.dropout", KEY_FLOAT, lora_dropout, "0.0"),

@@ -47,6 +47,8 @@ typedef struct lrsa_train_config {
     int resume;     /* 0 no, 1 yes, 2 restart (LRSA_RESUME_* in train/checkpoint.h) */
     char device[8]; /* cpu | cuda */
     int deterministic_reduce;
+    int cuda_graphs; /* device: cuda, one GPU: samples run as CUDA graphs (LRSA_CUDA_GRAPHS=0: off)
+                      */
     /* lora (rank 0: full fine-tuning) */
     int64_t lora_rank;
     double lora_alpha, lora_dropout;

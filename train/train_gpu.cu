@@ -1,16 +1,25 @@
 // The GPU side of a training run (train_gpu.h): the device arenas, the CUDA op table and its
 // workspace; on one GPU the norm/clip and AdamW kernels of optim_cuda.cu on the table's stream,
 // in data parallel the ZeRO-1 engine (zero_gpu.h) over the same arenas. Compiled, never run on a
-// GPU (runs in the emulated CI tests).
+// GPU (runs in the emulated CI tests). The samples' forward and backward run as CUDA graphs on
+// one GPU (step_graphs.h).
 #include "kernels/device/cuda_check.h"
 extern "C" {
 #include "kernels/device/device_buffer.h"
 #include "model/device_ops.h"
 #include "model/weights_needed.h"
+#include "train/step_graphs.h"
 #include "train/train_gpu.h"
 #include "train/zero_gpu.h"
 }
 #include <stdlib.h>
+#include <string.h>
+
+// What the step reads back at its one synchronisation (pinned host memory).
+struct StepReadback {
+    double norm, loss;
+    int32_t fault;
+};
 
 struct lrsa_train_gpu {
     lrsa_device_ops *ops;
@@ -30,6 +39,11 @@ struct lrsa_train_gpu {
     // data parallel: the shard of the master copy and moments lives in the engine
     lrsa_zero_layout layout;
     lrsa_zero_gpu *zero; // NULL on one GPU
+    // the step's device loss sum and lm-head fault (-1: none), and their pinned readback
+    double *loss;
+    int32_t *fault;
+    StepReadback *back;
+    lrsa_step_graphs *graphs; // NULL: graphs off
 };
 
 // The one-GPU optimizer state: the fp32 master weights and AdamW's moments, whole.
@@ -98,6 +112,11 @@ extern "C" lrsa_train_gpu *lrsa_train_gpu_new(lrsa_model *m, const lrsa_adamw *o
         lrsa_workspace_on_grads_ready(g->ws, lrsa_zero_gpu_on_ready, g->zero);
         lrsa_workspace_on_weights_needed(g->ws, lrsa_zero_gpu_on_weights_needed, g->zero);
     }
+    g->loss = (double *)ops->alloc(ops->ctx, sizeof(double));
+    g->fault = (int32_t *)ops->alloc(ops->ctx, sizeof(int32_t));
+    CUDA_CHECK(cudaMallocHost((void **)&g->back, sizeof *g->back));
+    lrsa_train_gpu_set_graphs(g, 1);
+    lrsa_train_gpu_zero_grad(g);
     lrsa_dev_sync();
     return g;
 }
@@ -108,7 +127,9 @@ extern "C" void lrsa_train_gpu_free(lrsa_train_gpu *g) {
     if (!g->zero) lrsa_device_ops_sync(g->ops);
     if (g->ws) lrsa_workspace_free(g->ws);
     if (g->master) lrsa_adamw_cuda_free(&g->opt);
-    void *bufs[] = {g->master, g->param, g->grad, g->norm, g->scale, g->norm_ws};
+    lrsa_step_graphs_free(g->graphs);
+    if (g->back) CUDA_CHECK(cudaFreeHost(g->back));
+    void *bufs[] = {g->master, g->param, g->grad, g->norm, g->scale, g->norm_ws, g->loss, g->fault};
     for (void *b : bufs)
         if (b) g->ops->free(g->ops->ctx, b);
     lrsa_zero_layout_free(&g->layout);
@@ -122,6 +143,74 @@ extern "C" lrsa_workspace *lrsa_train_gpu_workspace(lrsa_train_gpu *g) {
 
 extern "C" void lrsa_train_gpu_zero_grad(lrsa_train_gpu *g) {
     g->ops->zero(g->ops->ctx, g->grad, sizeof(float) * (size_t)g->padded);
+    if (!g->loss) return; // still being built
+    g->ops->zero(g->ops->ctx, g->loss, sizeof(double));
+    CUDA_CHECK(cudaMemsetAsync(g->fault, 0xFF, sizeof(int32_t), g->stream)); // -1: no fault
+}
+
+extern "C" void lrsa_train_gpu_set_graphs(lrsa_train_gpu *g, int on) {
+    const char *env = getenv("LRSA_CUDA_GRAPHS");
+    on = on && !g->zero && !(env && !strcmp(env, "0"));
+    if (on && !g->graphs) g->graphs = lrsa_step_graphs_new(g->stream);
+    if (!on && g->graphs) {
+        lrsa_device_ops_sync(g->ops); // its graphs may still be running
+        lrsa_step_graphs_free(g->graphs);
+        g->graphs = NULL;
+    }
+}
+
+namespace {
+// One staged sample's device work: what a graph captures.
+struct SampleWork {
+    lrsa_train_gpu *g;
+    lrsa_model *m;
+    int T, recompute;
+    lrsa_attn_config attn;
+    int64_t active;
+};
+
+void sample_work(void *arg) {
+    SampleWork *w = (SampleWork *)arg;
+    lrsa_model_forward_backward_staged(w->m, lrsa_train_gpu_workspace(w->g), 1, w->T, &w->attn,
+                                       w->recompute, w->active, w->g->loss, w->g->fault);
+}
+
+// Everything the sample's launches depend on besides the stable buffers (bytewise compared).
+struct SampleKey {
+    int64_t T, active;
+    int32_t recompute, mode, sink, lag;
+    float keep, value_weight;
+};
+} // namespace
+
+extern "C" void lrsa_train_gpu_sample(lrsa_train_gpu *g, lrsa_model *m, const int32_t *ids,
+                                      const float *loss_weight, int T, const lrsa_attn_config *attn,
+                                      int recompute) {
+    SampleWork w = {g, m, T, recompute, *attn, 0};
+    w.active = lrsa_model_stage(m, g->ws, ids, loss_weight, 1, T, recompute);
+    if (!g->graphs) {
+        sample_work(&w);
+        return;
+    }
+    SampleKey key;
+    memset(&key, 0, sizeof key);
+    key.T = T;
+    key.active = w.active;
+    key.recompute = recompute;
+    key.mode = (int32_t)attn->mode;
+    if (attn->mode == LRSA_ATTN_LRSA) { // dense attention ignores the LagKV parameters
+        key.sink = attn->lagkv.sink;
+        key.lag = attn->lagkv.lag;
+        key.keep = attn->lagkv.keep;
+        key.value_weight = attn->lagkv.value_weight;
+    }
+    lrsa_step_graphs_run(g->graphs, &key, sizeof key, sample_work, &w);
+}
+
+extern "C" lrsa_train_gpu_graph_stats lrsa_train_gpu_graphs(const lrsa_train_gpu *g) {
+    lrsa_step_graph_stats s =
+        g->graphs ? lrsa_step_graphs_stats(g->graphs) : lrsa_step_graph_stats{0, 0, 0};
+    return lrsa_train_gpu_graph_stats{s.direct, s.captured, s.launched};
 }
 
 extern "C" void lrsa_train_gpu_arm(lrsa_train_gpu *g) {
@@ -140,11 +229,31 @@ extern "C" void lrsa_train_gpu_poison_grad(lrsa_train_gpu *g) {
 }
 
 extern "C" int lrsa_train_gpu_grad_norm(lrsa_train_gpu *g, double max_norm, double *norm,
-                                        lrsa_err *e) {
-    if (g->zero) return lrsa_zero_gpu_grad_norm(g->zero, max_norm, norm, e);
-    lrsa_grad_norm_clip_cuda(g->norm, g->scale, g->grad, g->n, max_norm, g->norm_ws,
-                             g->norm_ws_bytes, g->stream);
-    g->ops->download(g->ops->ctx, norm, g->norm, sizeof *norm); // the step's one sync
+                                        double *loss, lrsa_err *e) {
+    StepReadback *b = g->back;
+    if (g->zero) {
+        if (lrsa_zero_gpu_grad_norm(g->zero, max_norm, norm, e)) return -1;
+    } else {
+        lrsa_grad_norm_clip_cuda(g->norm, g->scale, g->grad, g->n, max_norm, g->norm_ws,
+                                 g->norm_ws_bytes, g->stream);
+        CUDA_CHECK(
+            cudaMemcpyAsync(&b->norm, g->norm, sizeof b->norm, cudaMemcpyDeviceToHost, g->stream));
+    }
+    CUDA_CHECK(
+        cudaMemcpyAsync(&b->loss, g->loss, sizeof b->loss, cudaMemcpyDeviceToHost, g->stream));
+    CUDA_CHECK(
+        cudaMemcpyAsync(&b->fault, g->fault, sizeof b->fault, cudaMemcpyDeviceToHost, g->stream));
+    CUDA_CHECK(cudaStreamSynchronize(g->stream)); // the step's one synchronisation
+    if (!g->zero) *norm = b->norm;
+    *loss = b->loss;
+    if (b->fault == -2)
+        return lrsa_errorf(e, "the LM-head loss counted a different number of weighted rows on "
+                              "the device than on the host (a bug)");
+    if (b->fault >= 0)
+        return lrsa_errorf(e,
+                           "a sample of this step has a target token outside the model's "
+                           "vocabulary (row %d): check the dataset's tokenizer against the model",
+                           (int)b->fault);
     return 0;
 }
 

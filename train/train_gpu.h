@@ -13,7 +13,13 @@
  * master weights and moments into the host state (gathering the shards), so the HDF5 checkpoint
  * is the CPU trainer's format: a GPU checkpoint resumes on the CPU, on one GPU or on any number
  * of ranks, and the reverse. Work runs on the current CUDA device (in data parallel the one
- * lrsa_nccl_init chose by local rank). Status: compiled, never run on a GPU. */
+ * lrsa_nccl_init chose by local rank).
+ * CUDA graphs (one GPU): each sample's forward and backward is staged (its ids, targets and
+ * weights copied into the workspace's fixed buffers), then run as a CUDA graph keyed by its shape
+ * (step_graphs.h: direct the first time a shape comes, captured the second, launched after);
+ * the loss is summed on the device and read back with the gradient norm, the step's one
+ * synchronisation. docs/CUDA.md says what is captured and why. Status: compiled, never run on a
+ * GPU. */
 #ifndef LRSA_TRAIN_TRAIN_GPU_H
 #define LRSA_TRAIN_TRAIN_GPU_H
 #include <stdint.h>
@@ -44,7 +50,24 @@ lrsa_train_gpu *lrsa_train_gpu_new(lrsa_model *m, const lrsa_adamw *opt,
 void lrsa_train_gpu_free(lrsa_train_gpu *g);
 /* The workspace to pass to lrsa_model_forward_backward (gradients accumulate on the device). */
 lrsa_workspace *lrsa_train_gpu_workspace(lrsa_train_gpu *g);
+/* Zeroes the gradients and the step's device loss sum. */
 void lrsa_train_gpu_zero_grad(lrsa_train_gpu *g);
+/* CUDA graphs for the samples' forward and backward: on by default on one GPU; off when on is 0
+ * or the environment has LRSA_CUDA_GRAPHS=0. Data parallel never uses them (the gradient buckets'
+ * NCCL calls start from inside the backward). */
+void lrsa_train_gpu_set_graphs(lrsa_train_gpu *g, int on);
+/* One sequence of T tokens (B = 1): forward and backward of the model's CUDA op table, the
+ * gradients added on the device and its weighted loss to the step's device loss sum (read back
+ * by lrsa_train_gpu_grad_norm). Enqueues only: no synchronisation. attn and recompute as for
+ * lrsa_model_forward_backward. */
+void lrsa_train_gpu_sample(lrsa_train_gpu *g, lrsa_model *m, const int32_t *ids,
+                           const float *loss_weight, int T, const lrsa_attn_config *attn,
+                           int recompute);
+/* How the samples ran so far: direct launches, graphs captured, graph launches. */
+typedef struct lrsa_train_gpu_graph_stats {
+    int64_t direct, captured, launched;
+} lrsa_train_gpu_graph_stats;
+lrsa_train_gpu_graph_stats lrsa_train_gpu_graphs(const lrsa_train_gpu *g);
 /* Data parallel: the next backward is this rank's last of the step (its readiness callbacks
  * start the gradient buckets). No-op on one GPU. */
 void lrsa_train_gpu_arm(lrsa_train_gpu *g);
@@ -54,8 +77,11 @@ int lrsa_train_gpu_reduce(lrsa_train_gpu *g, lrsa_err *e);
 /* Test hook of the trainer: makes gradient element 0 (data parallel: this rank's first reduced
  * element) NaN. */
 void lrsa_train_gpu_poison_grad(lrsa_train_gpu *g);
-/* Global gradient norm into *norm (the clipping factor for max_norm is kept on the device). */
-int lrsa_train_gpu_grad_norm(lrsa_train_gpu *g, double max_norm, double *norm, lrsa_err *e);
+/* Global gradient norm into *norm (the clipping factor for max_norm is kept on the device) and
+ * this rank's loss sum of the samples since lrsa_train_gpu_zero_grad into *loss: one
+ * synchronisation. -1 with the reason in e when a sample had a target outside the vocabulary. */
+int lrsa_train_gpu_grad_norm(lrsa_train_gpu *g, double max_norm, double *norm, double *loss,
+                             lrsa_err *e);
 /* AdamW with the clipping factor of the last grad_norm call, learning rate lr (and, data
  * parallel, the all-gather of the updated bf16 weights). */
 int lrsa_train_gpu_adamw(lrsa_train_gpu *g, double lr, lrsa_err *e);

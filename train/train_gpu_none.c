@@ -24,6 +24,18 @@ __attribute__((weak)) lrsa_workspace *lrsa_train_gpu_workspace(lrsa_train_gpu *g
 __attribute__((weak)) void lrsa_train_gpu_zero_grad(lrsa_train_gpu *g) {
     (void)g;
 }
+__attribute__((weak)) void lrsa_train_gpu_set_graphs(lrsa_train_gpu *g, int on) {
+    (void)g;
+}
+__attribute__((weak)) void lrsa_train_gpu_sample(lrsa_train_gpu *g, lrsa_model *m,
+                                                 const int32_t *ids, const float *loss_weight,
+                                                 int T, const lrsa_attn_config *attn,
+                                                 int recompute) {
+    (void)g;
+}
+__attribute__((weak)) lrsa_train_gpu_graph_stats lrsa_train_gpu_graphs(const lrsa_train_gpu *g) {
+    return (lrsa_train_gpu_graph_stats){0, 0, 0};
+}
 __attribute__((weak)) void lrsa_train_gpu_arm(lrsa_train_gpu *g) {
     (void)g;
 }
@@ -34,7 +46,7 @@ __attribute__((weak)) void lrsa_train_gpu_poison_grad(lrsa_train_gpu *g) {
     (void)g;
 }
 __attribute__((weak)) int lrsa_train_gpu_grad_norm(lrsa_train_gpu *g, double max_norm, double *norm,
-                                                   lrsa_err *e) {
+                                                   double *loss, lrsa_err *e) {
     return 0;
 }
 __attribute__((weak)) int lrsa_train_gpu_adamw(lrsa_train_gpu *g, double lr, lrsa_err *e) {

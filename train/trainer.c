@@ -334,6 +334,7 @@ static int setup_state(trainer *t, lrsa_err *e) {
                                  c->comm_overlap};
         t->gpu = lrsa_train_gpu_new(&t->model, &t->opt, &plan, (int)max_T, c->recompute,
                                     dp ? &par : NULL, e);
+        if (t->gpu) lrsa_train_gpu_set_graphs(t->gpu, c->cuda_graphs);
         return t->gpu ? 0 : -1;
     }
     if (c->deterministic_reduce) t->acc = lrsa_calloc((size_t)t->trainable->numel, sizeof(double));
@@ -470,12 +471,15 @@ static double run_sample(trainer *t, int64_t step, int64_t idx, double n_target,
     float w = (float)(1.0 / n_target);
     for (int64_t i = 0; i < T; i++) t->weight[i] = (i > 0 && mask[i]) ? w : 0.0f;
     if (t->have_lora) t->lora.pass_key = key;
-    lrsa_workspace *ws = t->gpu ? lrsa_train_gpu_workspace(t->gpu) : t->ws;
     lrsa_attn_config attn = lrsa_attn_mix_pick(&t->attn_mix, step, idx);
     int salience = salience_on(t, idx, n_salience);
-    double loss = lrsa_model_forward_backward(&t->model, ws, ids, t->weight, 1, (int)T, &attn,
+    if (t->gpu) { /* the loss is summed on the device, read back with the gradient norm */
+        lrsa_train_gpu_sample(t->gpu, &t->model, ids, t->weight, (int)T, &attn, t->cfg->recompute);
+        return 0.0;
+    }
+    double loss = lrsa_model_forward_backward(&t->model, t->ws, ids, t->weight, 1, (int)T, &attn,
                                               t->cfg->recompute, 1, NULL);
-    if (!t->gpu) needle_kept(t, idx, &attn, sums); /* reads the CPU workspace's selection */
+    needle_kept(t, idx, &attn, sums); /* reads the CPU workspace's selection */
     if (salience) {
         sums[3] += lrsa_workspace_salience(t->ws);
         lrsa_workspace_set_salience(t->ws, NULL, NULL, 0.0);
@@ -558,8 +562,12 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
                 }
     for (int64_t a = 0; a < nm; a++) lrsa_global_batch_free(&gb[a]);
     free(gb);
+    double gnorm = 0.0;
     if (t->gpu) {
         if (lrsa_train_gpu_reduce(t->gpu, e)) return -1; /* no-op on one GPU */
+        if (tab->numel > 0 && test_hook_bad_step(step)) lrsa_train_gpu_poison_grad(t->gpu);
+        /* the step's one synchronisation: the norm and this rank's loss sum */
+        if (lrsa_train_gpu_grad_norm(t->gpu, c->clip_grad_norm, &gnorm, &sums[0], e)) return -1;
     } else if (t->have_sync) {
         if (lrsa_grad_sync_finish(&t->sync, e)) return -1;
     } else if (t->acc) {
@@ -577,17 +585,8 @@ static int train_step(trainer *t, int64_t step, step_result *r, lrsa_err *e) {
     r->salience_loss = n_salience > 0 ? sums[3] / (double)n_salience : 0.0;
     r->tokens = tokens;
     r->n_target = n_target;
-    if (tab->numel > 0 && test_hook_bad_step(step)) {
-        if (t->gpu)
-            lrsa_train_gpu_poison_grad(t->gpu);
-        else
-            g[0] = NAN;
-    }
-    if (t->gpu) {
-        if (lrsa_train_gpu_grad_norm(t->gpu, c->clip_grad_norm, &r->gnorm, e)) return -1;
-    } else {
-        r->gnorm = lrsa_grad_norm(g, tab->numel);
-    }
+    if (!t->gpu && tab->numel > 0 && test_hook_bad_step(step)) g[0] = NAN;
+    r->gnorm = t->gpu ? gnorm : lrsa_grad_norm(g, tab->numel);
     r->lr = lrsa_schedule_lr(c, step);
     if (!isfinite(r->loss) || !isfinite(r->gnorm)) {
         r->skipped = 1;
@@ -719,6 +718,12 @@ static int loop(trainer *t, lrsa_err *e) {
     }
     if (t->comm->rank == 0 && !t->opts->quiet) {
         printf("done: step %lld, checkpoints in %s\n", (long long)t->st.step, t->ckpt_dir);
+        lrsa_train_gpu_graph_stats gs = {0, 0, 0};
+        if (t->gpu) gs = lrsa_train_gpu_graphs(t->gpu);
+        if (gs.direct + gs.launched > 0)
+            printf("cuda graphs: %lld sample(s) ran as graph launches (%lld shape(s) captured), "
+                   "%lld without a graph\n",
+                   (long long)gs.launched, (long long)gs.captured, (long long)gs.direct);
         fflush(stdout);
     }
     return 0;

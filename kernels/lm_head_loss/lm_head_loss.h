@@ -44,5 +44,17 @@ int64_t lrsa_lm_head_loss_cuda(lrsa_lm_head_loss_ctx *ctx, double *loss_out, flo
                                uint16_t *dh, float *dnorm_w, float *dW, const uint16_t *h,
                                const uint16_t *norm_w, const uint16_t *W, const int32_t *targets,
                                const float *weight, int64_t N, float eps);
+/* The same with no host synchronisation, so it can be captured into a CUDA graph (the device
+ * trainer's step, docs/CUDA.md): `active`, the number of rows with a nonzero weight, comes from
+ * the caller (who has the weights on the host) and sizes the chunk loop; the loss is ADDED to
+ * *loss_acc (device double). Instead of aborting, the first fault is recorded in fault[0]
+ * (device int32 the caller sets to -1 and reads after its own synchronisation): the first
+ * active row whose target is outside [0, V), or -2 when the device counts a different number of
+ * active rows than `active`. Same results, bit for bit, as lrsa_lm_head_loss_cuda. */
+void lrsa_lm_head_loss_cuda_async(lrsa_lm_head_loss_ctx *ctx, double *loss_acc, int32_t *fault,
+                                  int64_t active, float *nll_out, uint16_t *dh, float *dnorm_w,
+                                  float *dW, const uint16_t *h, const uint16_t *norm_w,
+                                  const uint16_t *W, const int32_t *targets, const float *weight,
+                                  int64_t N, float eps);
 #endif
 #endif

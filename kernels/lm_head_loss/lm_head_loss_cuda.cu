@@ -2,7 +2,8 @@
 //
 // Only rows with a nonzero loss weight are computed. One single-block kernel compacts their
 // indices (in row order, so chunks hold the same rows as on the CPU) and validates their targets;
-// the count comes back to the host once to size the chunk loop. Per chunk of gathered rows:
+// the count comes back to the host once to size the chunk loop (or, in the capture-safe form,
+// the caller gives it and the kernel checks it on the device). Per chunk of gathered rows:
 //   norm+gather -> xn (bf16) and rstd (fp32)
 //   cuBLASLt    -> logits[chunk, V] (fp32: the logsumexp needs more than bf16's 8 bits)
 //   softmax     -> nll per row, and dlogits = (softmax - onehot) * weight as bf16 for the matmuls
@@ -117,9 +118,11 @@ __device__ static float block_sum(float v, float *shared32) {
 
 // Indices of rows with weight != 0, in row order, and the first such row whose target is outside
 // [0, V). One block walks N in tiles: a ballot gives each warp its prefix, warp totals a block
-// offset.
-__global__ static void compact_kernel(int32_t *idx, int32_t *count_bad, const float *weight,
-                                      const int32_t *targets, int64_t N, int V) {
+// offset. With `fault` (the capture-safe form), a bad target or a count other than `expect` is
+// recorded there unless an earlier fault is.
+__global__ static void compact_kernel(int32_t *idx, int32_t *count_bad, int32_t *fault, int expect,
+                                      const float *weight, const int32_t *targets, int64_t N,
+                                      int V) {
     __shared__ int warp_total[LM_COMPACT_THREADS / 32];
     __shared__ int bad;
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
@@ -146,6 +149,8 @@ __global__ static void compact_kernel(int32_t *idx, int32_t *count_bad, const fl
     if (threadIdx.x == 0) {
         count_bad[0] = base;
         count_bad[1] = bad == INT32_MAX ? -1 : bad;
+        if (fault && *fault == -1 && (bad != INT32_MAX || base != expect))
+            *fault = bad != INT32_MAX ? bad : -2;
     }
 }
 
@@ -229,8 +234,8 @@ __global__ static void softmax_nll_kernel(__nv_bfloat16 *dlogit, float *row_nll,
     __syncthreads();
     float lse = lse_shared;
     int t = targets[i];
-    if (threadIdx.x == 0) {
-        float nll = lse - row[t];
+    if (threadIdx.x == 0) { // a bad target (recorded by compact_kernel) gives NaN, not a wild read
+        float nll = t >= 0 && t < V ? lse - row[t] : __int_as_float(0x7fc00000);
         row_nll[r] = nll;
         if (nll_out) nll_out[i] = nll;
     }
@@ -286,9 +291,10 @@ __global__ static void norm_weight_grad_kernel(float *dnorm_w, const float *dxn,
     if (threadIdx.y == 0 && col < C) dnorm_w[col] += part[0][threadIdx.x];
 }
 
-// loss = sum_a weight[idx[a]] * row_nll[a] in double, strided per thread then a fixed tree.
+// loss = sum_a weight[idx[a]] * row_nll[a] in double, strided per thread then a fixed tree;
+// written, or added to *loss_out (accumulate).
 __global__ static void loss_sum_kernel(double *loss_out, const float *row_nll, const int32_t *idx,
-                                       const float *weight, int count) {
+                                       const float *weight, int count, int accumulate) {
     __shared__ double part[LM_COMPACT_THREADS];
     double s = 0.0;
     for (int a = threadIdx.x; a < count; a += blockDim.x)
@@ -299,38 +305,22 @@ __global__ static void loss_sum_kernel(double *loss_out, const float *row_nll, c
         if ((int)threadIdx.x < stride) part[threadIdx.x] += part[threadIdx.x + stride];
         __syncthreads();
     }
-    if (threadIdx.x == 0) *loss_out = part[0];
+    if (threadIdx.x == 0) *loss_out = accumulate ? *loss_out + part[0] : part[0];
 }
 
 static void check_launch(void) {
     CUDA_CHECK(cudaGetLastError());
 }
 
-extern "C" int64_t lrsa_lm_head_loss_cuda(lrsa_lm_head_loss_ctx *c, double *loss_out,
-                                          float *nll_out, uint16_t *dh, float *dnorm_w, float *dW,
-                                          const uint16_t *h, const uint16_t *norm_w,
-                                          const uint16_t *W, const int32_t *targets,
-                                          const float *weight, int64_t N, float eps) {
-    LRSA_CHECK(N >= 0 && N <= c->max_n, "(N %lld exceeds the context's max_n %lld)", (long long)N,
-               (long long)c->max_n);
+// The chunk loop over the `count` compacted rows (count known on the host), then the loss sum
+// (written, or added to loss_out).
+static void chunks_and_loss(lrsa_lm_head_loss_ctx *c, int count, double *loss_out, int accumulate,
+                            float *nll_out, uint16_t *dh, float *dnorm_w, float *dW,
+                            const uint16_t *h, const uint16_t *norm_w, const uint16_t *W,
+                            const int32_t *targets, const float *weight, float eps) {
     const int C = c->C, V = c->V, ldv = c->ldv;
     cudaStream_t st = c->stream;
     const __nv_bfloat16 *hb = (const __nv_bfloat16 *)h, *nw = (const __nv_bfloat16 *)norm_w;
-    if (nll_out) CUDA_CHECK(cudaMemsetAsync(nll_out, 0, sizeof(float) * (size_t)N, st));
-    if (dh) CUDA_CHECK(cudaMemsetAsync(dh, 0, sizeof(uint16_t) * (size_t)N * (size_t)C, st));
-    CUDA_CHECK(cudaMemsetAsync(loss_out, 0, sizeof(double), st)); // 0 bits are 0.0
-    if (N == 0) return 0;
-    compact_kernel<<<1, LM_COMPACT_THREADS, 0, st>>>(c->idx, c->count_bad, weight, targets, N, V);
-    check_launch();
-    int32_t count_bad[2];
-    CUDA_CHECK(
-        cudaMemcpyAsync(count_bad, c->count_bad, sizeof count_bad, cudaMemcpyDeviceToHost, st));
-    CUDA_CHECK(cudaStreamSynchronize(st));
-    if (count_bad[1] >= 0)
-        lrsa_fatal(__FILE__, __LINE__,
-                   "lm_head_loss: the target of row %d is outside the vocabulary of %d",
-                   count_bad[1], V);
-    int count = count_bad[0];
     for (int a0 = 0; a0 < count; a0 += c->chunk) {
         int rows = count - a0 < c->chunk ? count - a0 : c->chunk;
         int padded = (rows + LM_ROW_GRANULE - 1) / LM_ROW_GRANULE * LM_ROW_GRANULE;
@@ -365,8 +355,57 @@ extern "C" int64_t lrsa_lm_head_loss_cuda(lrsa_lm_head_loss_ctx *c, double *loss
     }
     if (count > 0) {
         loss_sum_kernel<<<1, LM_COMPACT_THREADS, 0, st>>>(loss_out, c->row_nll, c->idx, weight,
-                                                          count);
+                                                          count, accumulate);
         check_launch();
     }
-    return count;
+}
+
+// The zeroed outputs and the compaction, common to both forms.
+static void clear_and_compact(lrsa_lm_head_loss_ctx *c, int32_t *fault, int64_t expect,
+                              float *nll_out, uint16_t *dh, const int32_t *targets,
+                              const float *weight, int64_t N) {
+    LRSA_CHECK(N >= 0 && N <= c->max_n, "(N %lld exceeds the context's max_n %lld)", (long long)N,
+               (long long)c->max_n);
+    cudaStream_t st = c->stream;
+    if (nll_out) CUDA_CHECK(cudaMemsetAsync(nll_out, 0, sizeof(float) * (size_t)N, st));
+    if (dh) CUDA_CHECK(cudaMemsetAsync(dh, 0, sizeof(uint16_t) * (size_t)N * (size_t)c->C, st));
+    if (N == 0) return;
+    compact_kernel<<<1, LM_COMPACT_THREADS, 0, st>>>(c->idx, c->count_bad, fault, (int)expect,
+                                                     weight, targets, N, c->V);
+    check_launch();
+}
+
+extern "C" int64_t lrsa_lm_head_loss_cuda(lrsa_lm_head_loss_ctx *c, double *loss_out,
+                                          float *nll_out, uint16_t *dh, float *dnorm_w, float *dW,
+                                          const uint16_t *h, const uint16_t *norm_w,
+                                          const uint16_t *W, const int32_t *targets,
+                                          const float *weight, int64_t N, float eps) {
+    cudaStream_t st = c->stream;
+    CUDA_CHECK(cudaMemsetAsync(loss_out, 0, sizeof(double), st)); // 0 bits are 0.0
+    clear_and_compact(c, NULL, 0, nll_out, dh, targets, weight, N);
+    if (N == 0) return 0;
+    int32_t count_bad[2];
+    CUDA_CHECK(
+        cudaMemcpyAsync(count_bad, c->count_bad, sizeof count_bad, cudaMemcpyDeviceToHost, st));
+    CUDA_CHECK(cudaStreamSynchronize(st));
+    if (count_bad[1] >= 0)
+        lrsa_fatal(__FILE__, __LINE__,
+                   "lm_head_loss: the target of row %d is outside the vocabulary of %d",
+                   count_bad[1], c->V);
+    chunks_and_loss(c, count_bad[0], loss_out, 0, nll_out, dh, dnorm_w, dW, h, norm_w, W, targets,
+                    weight, eps);
+    return count_bad[0];
+}
+
+extern "C" void lrsa_lm_head_loss_cuda_async(lrsa_lm_head_loss_ctx *c, double *loss_acc,
+                                             int32_t *fault, int64_t active, float *nll_out,
+                                             uint16_t *dh, float *dnorm_w, float *dW,
+                                             const uint16_t *h, const uint16_t *norm_w,
+                                             const uint16_t *W, const int32_t *targets,
+                                             const float *weight, int64_t N, float eps) {
+    LRSA_CHECK(active >= 0 && active <= N && fault, "(active rows %lld of %lld)", (long long)active,
+               (long long)N);
+    clear_and_compact(c, fault, active, nll_out, dh, targets, weight, N);
+    chunks_and_loss(c, (int)active, loss_acc, 1, nll_out, dh, dnorm_w, dW, h, norm_w, W, targets,
+                    weight, eps);
 }

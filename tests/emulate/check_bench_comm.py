@@ -1,7 +1,8 @@
 """Smoke check of `bench_comm --device --step` (issue 18): runs the command given after `--`
 (the emulated benchmark under mpiexec) and checks that what it prints is complete and sane:
 the three collectives' bandwidth tables for the expected rank count, and the GPU step's
-weak-scaling table with the one-GPU trainer row and, for each k = 1 .. N, an overlap and a
+weak-scaling table with the one-GPU trainer rows (with CUDA graphs and without: the same loss)
+and, for each k = 1 .. N, an overlap and a
 no-overlap row with positive times and tokens/s, an efficiency that is tokens/s / (k * the
 one-GPU tokens/s), and a finite loss near ln(vocab) (random weights). Timings are not pass
 criteria: emulated kernels say nothing about speed.
@@ -71,16 +72,18 @@ def main():
     if not head:
         fail("no GPU step table", out)
     samples, seq = int(head.group(1)), int(head.group(2))
-    row = re.compile(r"^\s*(\d+) (one-gpu|overlap|no-overlap)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)%\s+"
+    row = re.compile(r"^\s*(\d+) (one-gpu|no-graphs|overlap|no-overlap)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)%\s+"
                      r"([-\d.naif]+)$", re.M)
     rows = [(int(k), what, float(s), float(tps), float(eff), float(loss))
             for k, what, s, tps, eff, loss in row.findall(out)]
     counts = sorted({min(2**i, ranks) for i in range(8)})
     measured = [1] if shared else counts
-    want = [(1, "one-gpu")] + [(k, w) for k in measured for w in ("overlap", "no-overlap")]
+    want = [(1, "one-gpu"), (1, "no-graphs")] + [(k, w) for k in measured for w in ("overlap", "no-overlap")]
     if [(k, w) for k, w, *_ in rows] != want:
         fail(f"step rows {[(k, w) for k, w, *_ in rows]}, expected {want}", out)
     base_sec = rows[0][2]
+    if rows[0][5] != rows[1][5]:
+        fail(f"one GPU: loss {rows[0][5]} with CUDA graphs, {rows[1][5]} without", out)
     for k, what, sec, tps, eff, loss in rows:
         if sec <= 0 or tps < 0:
             fail(f"{k} {what}: a zero step time or negative tokens/s", out)
@@ -91,7 +94,9 @@ def main():
             fail(f"{k} {what}: efficiency {eff}% is not tokens/s / (k * one-GPU tokens/s)", out)
         if not math.isfinite(loss) or abs(loss - math.log(vocab)) > 0.5:
             fail(f"{k} {what}: loss {loss} is not near ln({vocab}) = {math.log(vocab):.3f}", out)
-    for k in sorted({r[0] for r in rows[1:]}):
+    if not re.search(r"^# one GPU: CUDA graphs are [-+][\d.]+ % tokens/s against none", out, re.M):
+        fail("no CUDA graphs comparison line", out)
+    for k in sorted({r[0] for r in rows[2:]}):
         if not re.search(rf"^# {k} rank\(s\): comm.overlap on is [-+][\d.]+ % tokens/s", out, re.M):
             fail(f"no overlap comparison line for {k} ranks", out)
     for k in counts:

@@ -224,7 +224,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                               cublasLtMatrixLayout_t c, void *D, cublasLtMatrixLayout_t d,
                               const cublasLtMatmulAlgo_t *algo, void *workspace,
                               size_t workspace_bytes, cudaStream_t stream) {
-    (void)handle, (void)workspace, (void)stream;
+    (void)handle;
     if (!algo || algo->data[0] != kAlgoMagic) return CUBLAS_STATUS_INVALID_VALUE;
     cublasStatus_t st = check_problem(desc, a, b, c, d);
     if (st != CUBLAS_STATUS_SUCCESS) return st;
@@ -244,21 +244,28 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     float al, be;
     memcpy(&al, alpha, 4);
     memcpy(&be, beta, 4);
-    std::vector<float> fa = to_f32(A, a), fb = to_f32(B, b), fc = to_f32(C, c);
-    if (be == 0.0f) std::fill(fc.begin(), fc.end(), 0.0f); // beta 0: C is not read (may be NaN)
-    if (m > 0 && n > 0 && k > 0)
-        cblas_sgemm(CblasColMajor, desc->ta == CUBLAS_OP_T ? CblasTrans : CblasNoTrans,
-                    desc->tb == CUBLAS_OP_T ? CblasTrans : CblasNoTrans, m, n, k, al, fa.data(),
-                    (int)a->rows, fb.data(), (int)b->rows, be, fc.data(), m);
-    else
-        for (auto &x : fc) x *= be;
-    for (int j = 0; j < n; j++)
-        for (int i = 0; i < m; i++) {
-            float v = fc[(size_t)j * m + i];
-            if (desc->epilogue == CUBLASLT_EPILOGUE_BIAS)
-                v += load(desc->bias, (cudaDataType_t)desc->bias_type, (size_t)i);
-            store(D, d->type, (size_t)j * d->ld + i, v);
-        }
+    // The product runs when the stream gets to it: now, or when a graph it was captured into is
+    // launched; the descriptors and scalars are taken by value, as a captured matmul keeps them.
+    lrsa_emu_lt_desc dc = *desc;
+    lrsa_emu_lt_layout la = *a, lb = *b, lc = *c, ld = *d;
+    auto product = [=]() {
+        std::vector<float> fa = to_f32(A, &la), fb = to_f32(B, &lb), fc = to_f32(C, &lc);
+        if (be == 0.0f) std::fill(fc.begin(), fc.end(), 0.0f); // beta 0: C is not read (may be NaN)
+        if (m > 0 && n > 0 && k > 0)
+            cblas_sgemm(CblasColMajor, dc.ta == CUBLAS_OP_T ? CblasTrans : CblasNoTrans,
+                        dc.tb == CUBLAS_OP_T ? CblasTrans : CblasNoTrans, m, n, k, al, fa.data(),
+                        (int)la.rows, fb.data(), (int)lb.rows, be, fc.data(), m);
+        else
+            for (auto &x : fc) x *= be;
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < m; i++) {
+                float v = fc[(size_t)j * m + i];
+                if (dc.epilogue == CUBLASLT_EPILOGUE_BIAS)
+                    v += load(dc.bias, (cudaDataType_t)dc.bias_type, (size_t)i);
+                store(D, ld.type, (size_t)j * ld.ld + i, v);
+            }
+    };
+    if (lrsa_emu::enqueue(stream, product) != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
     return CUBLAS_STATUS_SUCCESS;
 }
 

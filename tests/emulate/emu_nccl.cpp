@@ -38,6 +38,15 @@ ncclResult_t fail(ncclResult_t r, const char *what) {
     return r;
 }
 
+// Collectives run when called: one issued into a stream capture cannot be recorded here (the
+// trainer keeps NCCL outside its graphs), so it is refused loudly rather than run at the wrong
+// time.
+ncclResult_t not_captured(cudaStream_t stream, const char *what) {
+    if (!lrsa_emu::stream_capturing(stream)) return ncclSuccess;
+    fprintf(stderr, "lrsa CUDA emulation: %s on a stream being captured (not emulated)\n", what);
+    return fail(ncclInvalidUsage, "collective on a capturing stream");
+}
+
 size_t type_size(ncclDataType_t t) {
     switch (t) {
         case ncclInt8:
@@ -246,7 +255,7 @@ const char *ncclGetLastError(ncclComm_t comm) {
 ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
                            ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
                            cudaStream_t stream) {
-    (void)stream;
+    if (not_captured(stream, "ncclAllReduce")) return ncclInvalidUsage;
     ncclResult_t r =
         check(comm, count, datatype, sendbuff, count, recvbuff, count, "ncclAllReduce");
     if (r != ncclSuccess) return r;
@@ -265,7 +274,7 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
 ncclResult_t ncclReduceScatter(const void *sendbuff, void *recvbuff, size_t recvcount,
                                ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
                                cudaStream_t stream) {
-    (void)stream;
+    if (not_captured(stream, "ncclReduceScatter")) return ncclInvalidUsage;
     ncclResult_t r =
         check(comm, recvcount, datatype, sendbuff, comm ? recvcount * (size_t)comm->nranks : 0,
               recvbuff, recvcount, "ncclReduceScatter");
@@ -287,7 +296,7 @@ ncclResult_t ncclReduceScatter(const void *sendbuff, void *recvbuff, size_t recv
 
 ncclResult_t ncclAllGather(const void *sendbuff, void *recvbuff, size_t sendcount,
                            ncclDataType_t datatype, ncclComm_t comm, cudaStream_t stream) {
-    (void)stream;
+    if (not_captured(stream, "ncclAllGather")) return ncclInvalidUsage;
     ncclResult_t r = check(comm, sendcount, datatype, sendbuff, sendcount, recvbuff,
                            comm ? sendcount * (size_t)comm->nranks : 0, "ncclAllGather");
     if (r != ncclSuccess) return r;
@@ -307,7 +316,7 @@ ncclResult_t ncclAllGather(const void *sendbuff, void *recvbuff, size_t sendcoun
 ncclResult_t ncclBroadcast(const void *sendbuff, void *recvbuff, size_t count,
                            ncclDataType_t datatype, int root, ncclComm_t comm,
                            cudaStream_t stream) {
-    (void)stream;
+    if (not_captured(stream, "ncclBroadcast")) return ncclInvalidUsage;
     ncclResult_t r =
         check(comm, count, datatype, recvbuff, count, recvbuff, count, "ncclBroadcast");
     if (r != ncclSuccess) return r;

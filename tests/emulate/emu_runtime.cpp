@@ -1,8 +1,10 @@
 // The CUDA runtime API of the emulation: one device with an H100's limits, device memory as host
 // allocations (registered, so copies and library calls can check their ranges, and filled with
 // 0xFF on allocation: code that relies on fresh memory being zero fails here), synchronous
-// streams, host-clock events, graphs as recorded launch lists, and the launch checks of the real
-// runtime (block and grid sizes, dynamic shared memory above 48 KiB only after opting in).
+// streams, host-clock events, stream capture into graphs (recorded operation lists, replayed by a
+// graph launch; what the real runtime forbids during a capture fails and invalidates it), and the
+// launch checks of the real runtime (block and grid sizes, dynamic shared memory above 48 KiB
+// only after opting in).
 // LRSA_EMU_DEVICES=N in the environment makes it report N devices (0: none; default 1); they all
 // share the host memory, so a device only says which one a rank chose (the data-parallel tests run
 // 2 ranks on 2 emulated devices).
@@ -27,15 +29,23 @@ std::map<const void *, int> max_dynamic_smem; // per kernel, from cudaFuncSetAtt
 cudaError_t last_error = cudaSuccess;
 uint64_t launches = 0;
 
+std::map<uintptr_t, size_t> pinned; // cudaMallocHost blocks: start -> bytes
+
+// A captured graph: the operations issued on the capturing stream, each with its arguments
+// taken by value when it was issued, run in order by a launch.
 struct Graph {
     std::vector<std::function<void()>> ops;
 };
+// One capture at a time (the project captures one stream); global mode: the calls the runtime
+// forbids during any capture fail from every stream.
+cudaStreamCaptureStatus capture_state = cudaStreamCaptureStatusNone;
 cudaStream_t capture_stream = nullptr;
-bool capturing = false;
 Graph *capture = nullptr;
+uint64_t graph_launches = 0;
 
 struct Event {
     std::chrono::steady_clock::time_point t;
+    bool captured = false; // last recorded inside a capture: it has no time and cannot be waited on
 };
 
 cudaError_t set_error(cudaError_t e) {
@@ -68,15 +78,53 @@ bool is_device(const void *p, size_t bytes) {
     return find_range(p, bytes) != allocations.end();
 }
 
-// Records `op` while `stream` is being captured, else runs it.
-void issue(cudaStream_t stream, std::function<void()> op) {
-    if (capturing && stream == capture_stream)
-        capture->ops.push_back(std::move(op));
-    else
-        op();
+bool capturing() {
+    return capture_state != cudaStreamCaptureStatusNone;
 }
 
-cudaError_t check_copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+// A call the runtime does not permit while a stream is being captured (global capture mode):
+// it fails with cudaErrorStreamCaptureUnsupported and invalidates the capture, so that
+// cudaStreamEndCapture fails too. Said on stderr with the call's name, since the code that
+// checks the error only has the error's name.
+cudaError_t forbidden_in_capture(const char *call) {
+    if (!capturing()) return cudaSuccess;
+    fprintf(stderr,
+            "lrsa CUDA emulation: %s while a stream is being captured: not permitted (the capture "
+            "is invalidated)\n",
+            call);
+    capture_state = cudaStreamCaptureStatusInvalidated;
+    return set_error(cudaErrorStreamCaptureUnsupported);
+}
+
+// Records `op` while `stream` is being captured, else runs it. The legacy default stream
+// synchronises implicitly with every other stream, which a capture does not allow.
+cudaError_t issue(cudaStream_t stream, std::function<void()> op) {
+    if (capturing() && stream == capture_stream) {
+        if (capture_state == cudaStreamCaptureStatusInvalidated)
+            return set_error(cudaErrorStreamCaptureInvalidated);
+        capture->ops.push_back(std::move(op));
+        return cudaSuccess;
+    }
+    if (capturing() && stream == nullptr) {
+        fprintf(stderr, "lrsa CUDA emulation: work on the legacy default stream while a stream "
+                        "is being captured (the capture is invalidated)\n");
+        capture_state = cudaStreamCaptureStatusInvalidated;
+        return set_error(cudaErrorStreamCaptureImplicit);
+    }
+    op();
+    return cudaSuccess;
+}
+
+bool is_pinned(const void *p, size_t bytes) {
+    uintptr_t a = (uintptr_t)p;
+    auto it = pinned.upper_bound(a);
+    if (it == pinned.begin()) return false;
+    --it;
+    return a >= it->first && a + bytes <= it->first + it->second;
+}
+
+cudaError_t check_copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                       cudaStream_t stream) {
     if (kind == cudaMemcpyDefault)
         kind = is_device(dst, bytes)
                    ? (is_device(src, bytes) ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
@@ -90,6 +138,12 @@ cudaError_t check_copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
                 bytes, (int)kind, dst_dev && !is_device(dst, bytes) ? "destination" : "source");
         return set_error(cudaErrorInvalidValue);
     }
+    // A captured copy reads its host side when the graph runs, not when it is captured: a
+    // pageable staging buffer would be reused by then. Stricter than the runtime, which also
+    // rejects some pageable copies in graphs: only pinned host memory is accepted here.
+    const void *host = !dst_dev ? dst : (!src_dev ? src : nullptr);
+    if (capturing() && stream == capture_stream && host && !is_pinned(host, bytes))
+        return forbidden_in_capture("a copy to or from pageable host memory");
     return cudaSuccess;
 }
 
@@ -128,6 +182,14 @@ void launch(const LaunchSite &s, const void *kernel_id, std::function<void()> bo
     issue((cudaStream_t)s.stream, [s, body]() { run_launch(s, body); });
 }
 
+cudaError_t enqueue(cudaStream_t stream, std::function<void()> op) {
+    return issue(stream, std::move(op));
+}
+
+bool stream_capturing(cudaStream_t stream) {
+    return capturing() && (stream == capture_stream || stream == nullptr);
+}
+
 } // namespace lrsa_emu
 
 cudaError_t lrsa_emu_func_set_attribute(const void *kernel, cudaFuncAttribute attr, int value) {
@@ -150,6 +212,10 @@ void lrsa_emu_check_device_range(const void *p, size_t bytes, const char *what) 
 
 uint64_t lrsa_emu_launch_count(void) {
     return launches;
+}
+
+uint64_t lrsa_emu_graph_launch_count(void) {
+    return graph_launches;
 }
 
 cudaError_t cudaGetDeviceCount(int *count) {
@@ -249,6 +315,12 @@ const char *cudaGetErrorString(cudaError_t err) {
             return "invalid device ordinal";
         case cudaErrorStreamCaptureUnsupported:
             return "operation not permitted when stream is capturing";
+        case cudaErrorStreamCaptureInvalidated:
+            return "operation failed due to a previous error during capture";
+        case cudaErrorStreamCaptureUnmatched:
+            return "capture was not ended in the same stream as it began";
+        case cudaErrorStreamCaptureImplicit:
+            return "operation would make the legacy stream depend on a capturing blocking stream";
         default:
             return "unknown error (emulation)";
     }
@@ -265,12 +337,12 @@ cudaError_t cudaPeekAtLastError(void) {
 }
 
 cudaError_t cudaDeviceSynchronize(void) {
-    return capturing ? set_error(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+    return forbidden_in_capture("cudaDeviceSynchronize");
 }
 
 cudaError_t cudaMalloc(void **ptr, size_t bytes) {
     *ptr = nullptr;
-    if (capturing) return set_error(cudaErrorStreamCaptureUnsupported);
+    if (forbidden_in_capture("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
     if (bytes == 0) return cudaSuccess;
     if (bytes > kTotalMem - allocated) return set_error(cudaErrorMemoryAllocation);
     void *p = nullptr; // exactly `bytes`, so AddressSanitizer sees a read one element past the end
@@ -283,6 +355,7 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes) {
 }
 
 cudaError_t cudaFree(void *ptr) {
+    if (forbidden_in_capture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
     if (!ptr) return cudaSuccess;
     auto it = allocations.find((uintptr_t)ptr);
     if (it == allocations.end()) return set_error(cudaErrorInvalidDevicePointer);
@@ -293,11 +366,18 @@ cudaError_t cudaFree(void *ptr) {
 }
 
 cudaError_t cudaMallocHost(void **ptr, size_t bytes) {
+    *ptr = nullptr;
+    if (forbidden_in_capture("cudaMallocHost")) return cudaErrorStreamCaptureUnsupported;
     *ptr = malloc(bytes ? bytes : 1);
-    return *ptr ? cudaSuccess : set_error(cudaErrorMemoryAllocation);
+    if (!*ptr) return set_error(cudaErrorMemoryAllocation);
+    pinned[(uintptr_t)*ptr] = bytes ? bytes : 1;
+    return cudaSuccess;
 }
 
 cudaError_t cudaFreeHost(void *ptr) {
+    if (forbidden_in_capture("cudaFreeHost")) return cudaErrorStreamCaptureUnsupported;
+    if (!ptr) return cudaSuccess;
+    if (!pinned.erase((uintptr_t)ptr)) return set_error(cudaErrorInvalidValue);
     free(ptr);
     return cudaSuccess;
 }
@@ -305,14 +385,13 @@ cudaError_t cudaFreeHost(void *ptr) {
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
                             cudaStream_t stream) {
     if (bytes == 0) return cudaSuccess;
-    cudaError_t e = check_copy(dst, src, bytes, kind);
+    cudaError_t e = check_copy(dst, src, bytes, kind, stream);
     if (e != cudaSuccess) return e;
-    issue(stream, [dst, src, bytes]() { memmove(dst, src, bytes); });
-    return cudaSuccess;
+    return issue(stream, [dst, src, bytes]() { memmove(dst, src, bytes); });
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind) {
-    if (capturing) return set_error(cudaErrorStreamCaptureUnsupported);
+    if (forbidden_in_capture("cudaMemcpy (synchronous)")) return cudaErrorStreamCaptureUnsupported;
     return cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
 }
 
@@ -324,12 +403,11 @@ cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t str
                 bytes);
         return set_error(cudaErrorInvalidValue);
     }
-    issue(stream, [ptr, value, bytes]() { memset(ptr, value, bytes); });
-    return cudaSuccess;
+    return issue(stream, [ptr, value, bytes]() { memset(ptr, value, bytes); });
 }
 
 cudaError_t cudaMemset(void *ptr, int value, size_t bytes) {
-    if (capturing) return set_error(cudaErrorStreamCaptureUnsupported);
+    if (forbidden_in_capture("cudaMemset (synchronous)")) return cudaErrorStreamCaptureUnsupported;
     return cudaMemsetAsync(ptr, value, bytes, nullptr);
 }
 
@@ -349,12 +427,17 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-    if (capturing && stream == capture_stream) return set_error(cudaErrorStreamCaptureUnsupported);
+    if (lrsa_emu::stream_capturing(stream)) return forbidden_in_capture("cudaStreamSynchronize");
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
-    (void)stream;
+    if (lrsa_emu::stream_capturing(stream)) return forbidden_in_capture("cudaStreamQuery");
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, enum cudaStreamCaptureStatus *status) {
+    *status = capturing() && stream == capture_stream ? capture_state : cudaStreamCaptureStatusNone;
     return cudaSuccess;
 }
 
@@ -380,12 +463,19 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     Event *ev = (Event *)event;
-    issue(stream, [ev]() { ev->t = std::chrono::steady_clock::now(); });
-    return cudaSuccess;
+    ev->captured = capturing() && stream == capture_stream;
+    return issue(stream, [ev]() { ev->t = std::chrono::steady_clock::now(); });
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
-    (void)event;
+    if (((Event *)event)->captured && capturing())
+        return forbidden_in_capture("cudaEventSynchronize on an event recorded in the capture");
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t event) {
+    if (((Event *)event)->captured && capturing())
+        return forbidden_in_capture("cudaEventQuery on an event recorded in the capture");
     return cudaSuccess;
 }
 
@@ -396,32 +486,46 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) 
 }
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode) {
-    (void)mode;
-    if (capturing || !stream) return set_error(cudaErrorStreamCaptureUnsupported);
-    capturing = true;
+    (void)mode; // every capture is checked as in the strictest (global) mode
+    if (capturing() || !stream) return set_error(cudaErrorStreamCaptureUnsupported);
+    capture_state = cudaStreamCaptureStatusActive;
     capture_stream = stream;
     capture = new Graph();
     return cudaSuccess;
 }
 
+// Ends the capture; an invalidated one gives no graph and cudaErrorStreamCaptureInvalidated.
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
-    if (!capturing || stream != capture_stream) return set_error(cudaErrorStreamCaptureUnmatched);
-    *graph = (cudaGraph_t)capture;
+    *graph = nullptr;
+    if (!capturing() || stream != capture_stream) return set_error(cudaErrorStreamCaptureUnmatched);
+    bool valid = capture_state == cudaStreamCaptureStatusActive;
+    if (valid)
+        *graph = (cudaGraph_t)capture;
+    else
+        delete capture;
     capture = nullptr;
-    capturing = false;
+    capture_state = cudaStreamCaptureStatusNone;
     capture_stream = nullptr;
-    return cudaSuccess;
+    return valid ? cudaSuccess : set_error(cudaErrorStreamCaptureInvalidated);
 }
 
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
                                  unsigned long long flags) {
     (void)flags;
+    *exec = nullptr;
+    if (!graph) return set_error(cudaErrorInvalidValue);
+    if (forbidden_in_capture("cudaGraphInstantiate")) return cudaErrorStreamCaptureUnsupported;
     *exec = (cudaGraphExec_t) new Graph(*(Graph *)graph);
     return cudaSuccess;
 }
 
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
-    for (auto &op : ((Graph *)exec)->ops) issue(stream, op);
+    if (!exec) return set_error(cudaErrorInvalidValue);
+    graph_launches++;
+    for (auto &op : ((Graph *)exec)->ops) {
+        cudaError_t e = issue(stream, op);
+        if (e != cudaSuccess) return e;
+    }
     return cudaSuccess;
 }
 

@@ -290,12 +290,125 @@ static void test_runtime_checks() {
     cudaFree(d);
 }
 
+// ---- stream capture: arguments by value, copies at launch time, forbidden calls ------------
+static bool capture_refuses(cudaStream_t st, const char *what, cudaError_t want,
+                            cudaError_t (*call)(cudaStream_t, float *), float *d) {
+    cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal);
+    cudaError_t got = call(st, d);
+    cudaGraph_t graph = (cudaGraph_t)1;
+    cudaError_t end = cudaStreamEndCapture(st, &graph);
+    bool ok = got == want && end == cudaErrorStreamCaptureInvalidated && graph == nullptr;
+    // the stream is out of capture again: work runs at once
+    fill_kernel<<<1, 4, 0, st>>>(d, 2.0f);
+    float h = 0;
+    ok = ok && cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost) == cudaSuccess && h == 2.0f;
+    cudaGetLastError();
+    char line[160];
+    snprintf(line, sizeof line, "%s during a capture fails and invalidates the capture", what);
+    check(ok, line);
+    return ok;
+}
+
+static void test_capture() {
+    float *d = NULL, *pinned = NULL, h[256];
+    cudaMalloc(&d, sizeof h);
+    cudaMallocHost((void **)&pinned, sizeof h);
+    cudaStream_t st;
+    cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+    for (int i = 0; i < 256; i++) pinned[i] = 1.0f;
+    float v = 5.0f;
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal);
+    cudaMemcpyAsync(d, pinned, sizeof h, cudaMemcpyHostToDevice, st);
+    fill_kernel<<<1, 128, 0, st>>>(d, v); // the first half: v as it is now
+    cudaStreamCaptureStatus status;
+    cudaStreamIsCapturing(st, &status);
+    check(cudaStreamEndCapture(st, &graph) == cudaSuccess &&
+              status == cudaStreamCaptureStatusActive,
+          "a capture of a copy and a launch ends with a graph");
+    v = 9.0f;
+    for (int i = 0; i < 256; i++) pinned[i] = 4.0f;
+    cudaGraphInstantiate(&exec, graph, 0);
+    uint64_t launches = lrsa_emu_graph_launch_count();
+    cudaGraphLaunch(exec, st);
+    host_copy(h, d, 256);
+    check(h[0] == 5.0f && h[127] == 5.0f && h[128] == 4.0f && h[255] == 4.0f &&
+              lrsa_emu_graph_launch_count() == launches + 1,
+          "a graph launch uses the kernel arguments of the capture and the pinned source as it is "
+          "at launch");
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+
+    capture_refuses(
+        st, "cudaMalloc", cudaErrorStreamCaptureUnsupported,
+        [](cudaStream_t, float *) {
+            void *p;
+            return cudaMalloc(&p, 64);
+        },
+        d);
+    capture_refuses(
+        st, "cudaFree", cudaErrorStreamCaptureUnsupported,
+        [](cudaStream_t, float *) { return cudaFree(nullptr); }, d);
+    capture_refuses(
+        st, "cudaMallocHost", cudaErrorStreamCaptureUnsupported,
+        [](cudaStream_t, float *) {
+            void *p;
+            return cudaMallocHost(&p, 64);
+        },
+        d);
+    capture_refuses(
+        st, "cudaStreamSynchronize of the capturing stream", cudaErrorStreamCaptureUnsupported,
+        [](cudaStream_t s, float *) { return cudaStreamSynchronize(s); }, d);
+    capture_refuses(
+        st, "cudaStreamQuery of the capturing stream", cudaErrorStreamCaptureUnsupported,
+        [](cudaStream_t s, float *) { return cudaStreamQuery(s); }, d);
+    capture_refuses(
+        st, "cudaDeviceSynchronize", cudaErrorStreamCaptureUnsupported,
+        [](cudaStream_t, float *) { return cudaDeviceSynchronize(); }, d);
+    capture_refuses(
+        st, "a synchronous cudaMemcpy", cudaErrorStreamCaptureUnsupported,
+        [](cudaStream_t, float *p) {
+            float x;
+            return cudaMemcpy(&x, p, sizeof x, cudaMemcpyDeviceToHost);
+        },
+        d);
+    capture_refuses(
+        st, "a synchronous cudaMemset", cudaErrorStreamCaptureUnsupported,
+        [](cudaStream_t, float *p) { return cudaMemset(p, 0, 4); }, d);
+    capture_refuses(
+        st, "a copy to pageable host memory", cudaErrorStreamCaptureUnsupported,
+        [](cudaStream_t s, float *p) {
+            static float x;
+            return cudaMemcpyAsync(&x, p, sizeof x, cudaMemcpyDeviceToHost, s);
+        },
+        d);
+    capture_refuses(
+        st, "cudaEventSynchronize on an event recorded in it", cudaErrorStreamCaptureUnsupported,
+        [](cudaStream_t s, float *) {
+            cudaEvent_t ev;
+            cudaEventCreate(&ev);
+            cudaEventRecord(ev, s);
+            cudaError_t e = cudaEventSynchronize(ev);
+            cudaEventDestroy(ev);
+            return e;
+        },
+        d);
+    capture_refuses(
+        st, "an async copy on the legacy stream", cudaErrorStreamCaptureImplicit,
+        [](cudaStream_t, float *p) { return cudaMemsetAsync(p, 0, 4, nullptr); }, d);
+    cudaStreamDestroy(st);
+    cudaFreeHost(pinned);
+    cudaFree(d);
+}
+
 int main() {
     test_warp_ops();
     test_mma();
     test_race();
     test_fatal_errors();
     test_runtime_checks();
+    test_capture();
     printf("%d failure(s)\n", failures);
     return failures ? 1 : 0;
 }

@@ -42,6 +42,7 @@ typedef enum cudaError {
     cudaErrorStreamCaptureUnsupported = 900,
     cudaErrorStreamCaptureInvalidated = 901,
     cudaErrorStreamCaptureUnmatched = 903,
+    cudaErrorStreamCaptureImplicit = 906,
 } cudaError_t;
 
 typedef struct CUstream_st *cudaStream_t;
@@ -76,6 +77,12 @@ enum cudaStreamCaptureMode {
     cudaStreamCaptureModeGlobal = 0,
     cudaStreamCaptureModeThreadLocal = 1,
     cudaStreamCaptureModeRelaxed = 2,
+};
+
+enum cudaStreamCaptureStatus {
+    cudaStreamCaptureStatusNone = 0,
+    cudaStreamCaptureStatusActive = 1,
+    cudaStreamCaptureStatusInvalidated = 2,
 };
 
 #define cudaStreamNonBlocking  0x01
@@ -122,11 +129,20 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned flags);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
+cudaError_t cudaEventQuery(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
 
-/* CUDA graphs: a capture records the launches and copies issued on the stream; a launch of the
- * instantiated graph replays them in order. */
+/* CUDA graphs: a capture records the launches, copies, memsets, event records and library calls
+ * (cuBLASLt, CUB) issued on the stream, their arguments by value; a launch of the instantiated
+ * graph replays them in order. The calls the runtime forbids during a capture (allocation and
+ * freeing, synchronisation of the capturing or the legacy stream or the device, synchronous
+ * copies and memsets, queries of the capturing stream or of events recorded in it, work on the
+ * legacy stream, copies with pageable host memory on the capturing stream) fail with
+ * cudaErrorStreamCaptureUnsupported (the legacy stream: cudaErrorStreamCaptureImplicit) and
+ * invalidate the capture: cudaStreamEndCapture then gives no graph and
+ * cudaErrorStreamCaptureInvalidated. One capture at a time, checked as in global mode. */
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, enum cudaStreamCaptureStatus *status);
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph);
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
                                  unsigned long long flags);
@@ -139,6 +155,8 @@ cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 void lrsa_emu_check_device_range(const void *p, size_t bytes, const char *what);
 /* Emulation only: number of kernel launches so far (tests check a step launches kernels). */
 uint64_t lrsa_emu_launch_count(void);
+/* Emulation only: number of cudaGraphLaunch calls so far (tests check that graphs were used). */
+uint64_t lrsa_emu_graph_launch_count(void);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -338,6 +338,11 @@ struct LaunchSite {
 };
 // Runs (or, while the stream is captured, records) a launch: `body` runs one thread.
 void launch(const LaunchSite &s, const void *kernel_id, std::function<void()> body);
+// The same for any other work on a stream (the library stand-ins: cuBLASLt, CUB): `op` holds its
+// arguments by value and runs now, or when the graph it was captured into is launched.
+cudaError_t enqueue(cudaStream_t stream, std::function<void()> op);
+// Whether work on `stream` would be captured (or refused) now.
+bool stream_capturing(cudaStream_t stream);
 
 template <class... A> struct Pending {
     LaunchSite site;
