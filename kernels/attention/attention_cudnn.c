@@ -190,14 +190,13 @@ static int build_backward(lrsa_dnn_graph *g, const views *v, int gqa, lrsa_err *
 
     /* delta = rowsum(dO * O) (the elementwise product in a [B, Hq, T, D] view whose layout is
      * cuDNN's choice: it is virtual) */
-    const int64_t B = v->o[0], Hq = v->o[1], T = v->o[2], D = v->o[3];
+    const int64_t Hq = v->o[1], T = v->o[2], D = v->o[3];
     const int64_t prod_st[4] = {Hq * T * D, T * D, Hq * D, 1};
     lrsa_dnn_tensor prod = lrsa_dnn_tensor4(g, CUDNN_DATA_FLOAT, 0, v->o, prod_st);
     lrsa_dnn_pointwise(g, CUDNN_POINTWISE_MUL, CUDNN_DATA_FLOAT, &dout, &o, NULL, &prod, -1);
     lrsa_dnn_tensor rowsum = lrsa_dnn_tensor4(g, CUDNN_DATA_FLOAT, 0, v->row, v->st_row);
     lrsa_dnn_reduction(g, CUDNN_REDUCE_TENSOR_ADD, &prod, &rowsum);
     lrsa_dnn_pointwise(g, CUDNN_POINTWISE_MUL, CUDNN_DATA_FLOAT, &rowsum, &one, NULL, &delta, -1);
-    (void)B;
 
     /* P = exp(mask(scale Q K^T - stats)) */
     lrsa_dnn_tensor s = lrsa_dnn_tensor4(g, CUDNN_DATA_FLOAT, 0, v->scores, v->st_scores);
