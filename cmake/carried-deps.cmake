@@ -157,8 +157,11 @@ macro(lrsa_find_cudnn)
     set(LRSA_HAVE_CUDNN ON)
     if(NOT TARGET lrsa::cudnn)
       add_library(lrsa::cudnn INTERFACE IMPORTED GLOBAL)
+      # SYSTEM FALSE: its folder goes on the command line as -I, searched before the CUDA
+      # toolkit's -isystem folder, which may hold a cudnn.h of its own (9.19 beside a 9.26 wheel:
+      # test_dnn_versions caught the pair).
       set_target_properties(lrsa::cudnn PROPERTIES INTERFACE_LINK_LIBRARIES ${CUDNN_LIBRARY}
-                            INTERFACE_INCLUDE_DIRECTORIES ${CUDNN_INCLUDE_DIR})
+                            INTERFACE_INCLUDE_DIRECTORIES ${CUDNN_INCLUDE_DIR} SYSTEM FALSE)
     endif()
     message(STATUS "lrsa: cuDNN ${CUDNN_LIBRARY} (headers ${CUDNN_INCLUDE_DIR})")
   else()
