@@ -148,7 +148,7 @@ static int one_step(step_state *s, const lrsa_comm *c, const bench_comm_opts *o,
     float *g = tab->arena[LRSA_ROLE_GRAD];
     lrsa_table_zero(tab, LRSA_ROLE_GRAD);
     if (overlap) lrsa_grad_sync_begin(&s->sync, g, NULL);
-    lrsa_attn_config attn = {LRSA_ATTN_DENSE, {0, 1, 1.0f, 1.0f}};
+    lrsa_attn_config attn = {LRSA_ATTN_DENSE, {0, 1, 1.0f, 1.0f}, 0};
     for (int i = 0; i < o->samples; i++) {
         if (overlap && i == o->samples - 1) lrsa_grad_sync_arm(&s->sync);
         lrsa_model_forward_backward(&s->model, s->ws, s->ids + (int64_t)i * o->seq, s->weight, 1,

@@ -124,7 +124,7 @@ static int run_init(gpu_run *r, const bench_comm_opts *o, int rank, lrsa_err *e)
     if (lrsa_model_create(&r->model, &mc, e)) return -1;
     lrsa_model_init_random(&r->model, 3, 0.02f);
     lrsa_adamw_init(&r->opt, &r->model.table, 0, 1, 0.9, 0.95, 1e-8, 0.1);
-    r->attn = (lrsa_attn_config){LRSA_ATTN_DENSE, {0, 1, 1.0f, 1.0f}};
+    r->attn = (lrsa_attn_config){LRSA_ATTN_DENSE, {0, 1, 1.0f, 1.0f}, 0};
     int64_t nt = (int64_t)o->samples * o->seq;
     r->ids = lrsa_malloc(sizeof(int32_t) * (size_t)nt);
     r->weight = lrsa_malloc(sizeof(float) * (size_t)o->seq);

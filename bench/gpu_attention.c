@@ -4,13 +4,17 @@
  * (S 16, L 128, keep 1/2, 1/4, 1/8) forward+backward against dense: time ratio, attended-key
  * fraction, effective TFLOP/s on the pairs it attends, and the LagKV selection time as a
  * fraction of the dense forward. FLOPs: forward 4*D per visible (query, key) pair and query
- * head, backward 2.5x that (the usual FlashAttention accounting). Exits 77 without a GPU.
+ * head, backward 2.5x that (the usual FlashAttention accounting). In a build with cuDNN the dense
+ * table also times cuDNN's fused attention (attention.impl: cudnn, attention_cudnn.h) on the same
+ * buffers and prints ours/cuDNN as speed ratios (cuDNN's time over ours: >= 0.8 is the issue's
+ * target). Exits 77 without a GPU. Never run on a GPU by the sessions that wrote it.
  * usage: bench_gpu_attention [max_T (default 16384)] [repeats (default 5)] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "kernels/attention/attention.h"
+#include "kernels/attention/attention_cudnn.h"
 #include "kernels/device/device.h"
 #include "kernels/lagkv/lagkv.h"
 #include "kernels/lrsa_attention/lrsa_attention.h"
@@ -66,12 +70,15 @@ static int cmp_f(const void *a, const void *b) {
 }
 
 /* What one timed call runs. */
-typedef enum { DENSE_FWD, DENSE_BWD, LRSA_FWD, LRSA_BWD, SELECT } op_kind;
+typedef enum { DENSE_FWD, DENSE_BWD, LRSA_FWD, LRSA_BWD, SELECT, CUDNN_FWD, CUDNN_BWD } op_kind;
 typedef struct {
     bufs *b;
     const lrsa_lagkv_params *p;
     int32_t *sel;
     void *ws;
+#ifdef LRSA_HAVE_CUDNN
+    lrsa_attention_cudnn *dnn; /* its workspace set for b's shape */
+#endif
 } op_ctx;
 
 static void run_op(op_kind op, const op_ctx *c) {
@@ -96,6 +103,19 @@ static void run_op(op_kind op, const op_ctx *c) {
             lrsa_lagkv_select_cuda_bf16(c->sel, NULL, b->k, b->v, 1, b->d.T, b->d.Hkv, b->d.D,
                                         b->d.kv_stride, c->p, NULL);
             break;
+#ifdef LRSA_HAVE_CUDNN
+        case CUDNN_FWD:
+            lrsa_attention_forward_cudnn(c->dnn, b->out, b->lse, b->q, b->k, b->v, &b->d);
+            break;
+        case CUDNN_BWD:
+            lrsa_attention_backward_cudnn(c->dnn, b->dq, b->dk, b->dv, b->dout, b->q, b->k, b->v,
+                                          b->out, b->lse, b->delta, &b->d);
+            break;
+#else
+        case CUDNN_FWD:
+        case CUDNN_BWD:
+            break;
+#endif
     }
 }
 
@@ -152,8 +172,18 @@ int main(int argc, char **argv) {
     const float keeps[] = {0.5f, 0.25f, 0.125f};
     lrsa_rng rng;
     lrsa_rng_seed(&rng, 1);
-    printf("%-5s %-4s %-6s %9s %9s %8s %8s\n", "D", "Hq/Hkv", "T", "fwd ms", "bwd ms", "fwd TF/s",
+    printf("%-5s %-4s %-6s %9s %9s %8s %8s", "D", "Hq/Hkv", "T", "fwd ms", "bwd ms", "fwd TF/s",
            "bwd TF/s");
+#ifdef LRSA_HAVE_CUDNN
+    lrsa_err err = {0};
+    lrsa_attention_cudnn *dnn = lrsa_attention_cudnn_create(NULL, &err);
+    if (!dnn) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    printf(" %9s %9s %8s %8s", "cudnn fwd", "cudnn bwd", "fwd x", "bwd x");
+#endif
+    printf("\n");
     for (size_t s = 0; s < 2; s++)
         for (int T = 1024; T <= max_t; T *= 2) {
             bufs b;
@@ -161,11 +191,28 @@ int main(int argc, char **argv) {
             op_ctx c = {.b = &b};
             double f = time_ms(DENSE_FWD, &c, reps), g = time_ms(DENSE_BWD, &c, reps);
             double fl = 4.0 * shapes[s].D * shapes[s].Hq * visible_pairs(T, NULL);
-            printf("%-5d %2d/%-3d %-6d %9.3f %9.3f %8.2f %8.2f\n", shapes[s].D, shapes[s].Hq,
+            printf("%-5d %2d/%-3d %-6d %9.3f %9.3f %8.2f %8.2f", shapes[s].D, shapes[s].Hq,
                    shapes[s].Hkv, T, f, g, fl / f * 1e-9, 2.5 * fl / g * 1e-9);
+#ifdef LRSA_HAVE_CUDNN
+            size_t ws_bytes = 0;
+            if (lrsa_attention_cudnn_prepare(dnn, &b.d, &ws_bytes, &err)) {
+                fprintf(stderr, "%s\n", err.msg);
+                return 1;
+            }
+            void *ws = gm_alloc(ws_bytes);
+            lrsa_attention_cudnn_set_workspace(dnn, ws, ws_bytes);
+            c.dnn = dnn;
+            double cf = time_ms(CUDNN_FWD, &c, reps), cg = time_ms(CUDNN_BWD, &c, reps);
+            printf(" %9.3f %9.3f %8.2f %8.2f", cf, cg, cf / f, cg / g);
+            cudaFree(ws);
+#endif
+            printf("\n");
             fflush(stdout);
             bufs_free(&b);
         }
+#ifdef LRSA_HAVE_CUDNN
+    lrsa_attention_cudnn_free(dnn);
+#endif
     printf("\nLRSA (S 16, L 128) vs dense, forward+backward\n");
     printf("%-5s %-6s %-6s %9s %9s %7s %7s %9s %9s %8s\n", "D", "T", "keep", "dense ms", "lrsa ms",
            "ratio", "keys", "dense TF", "lrsa TF", "select%");

@@ -145,8 +145,10 @@ macro(lrsa_find_cudnn)
     list(APPEND _hints ${CUDAToolkit_INCLUDE_DIRS}/.. ${CUDAToolkit_LIBRARY_DIR}/..)
   endif()
   find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${_hints} PATH_SUFFIXES include)
-  # A wheel ships only libcudnn.so.9 (no unversioned link), hence the second name.
-  find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${_hints} PATH_SUFFIXES lib lib64)
+  # A wheel ships only libcudnn.so.9 (no unversioned link), hence the second name; NAMES_PER_DIR
+  # so that the hinted folder's libcudnn.so.9 wins over a system libcudnn.so found by the first
+  # name (which paired the wheel's 9.26 headers with the toolkit's 9.19 library).
+  find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 NAMES_PER_DIR HINTS ${_hints} PATH_SUFFIXES lib lib64)
   if((NOT CUDNN_INCLUDE_DIR OR NOT CUDNN_LIBRARY) AND NOT LRSA_CUDNN_ROOT)
     # Last resort: the cuDNN wheel of the Python environment (nvidia-cudnn-cu*, as PyTorch has).
     lrsa_find_in_wheel(cudnn cudnn.h CUDNN_INCLUDE_DIR CUDNN_LIBRARY cudnn libcudnn.so.9)
@@ -155,8 +157,11 @@ macro(lrsa_find_cudnn)
     set(LRSA_HAVE_CUDNN ON)
     if(NOT TARGET lrsa::cudnn)
       add_library(lrsa::cudnn INTERFACE IMPORTED GLOBAL)
+      # SYSTEM FALSE: its folder goes on the command line as -I, searched before the CUDA
+      # toolkit's -isystem folder, which may hold a cudnn.h of its own (9.19 beside a 9.26 wheel:
+      # test_dnn_versions caught the pair).
       set_target_properties(lrsa::cudnn PROPERTIES INTERFACE_LINK_LIBRARIES ${CUDNN_LIBRARY}
-                            INTERFACE_INCLUDE_DIRECTORIES ${CUDNN_INCLUDE_DIR})
+                            INTERFACE_INCLUDE_DIRECTORIES ${CUDNN_INCLUDE_DIR} SYSTEM FALSE)
     endif()
     message(STATUS "lrsa: cuDNN ${CUDNN_LIBRARY} (headers ${CUDNN_INCLUDE_DIR})")
   else()

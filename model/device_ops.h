@@ -114,11 +114,14 @@ typedef struct lrsa_cuda_plan {
     int lrsa;                /* LRSA attention will be used (its workspace is planned) */
     lrsa_lagkv_params lagkv; /* when lrsa */
     size_t gemm_workspace;   /* cuBLASLt workspace bytes (0: 32 MiB) */
+    int attn_cudnn; /* attention.impl: cudnn: dense attention through cuDNN's fused attention
+                     * (its plans and workspace made here; not with lrsa) */
 } lrsa_cuda_plan;
 
 /* Creates the CUDA table on device 0 with everything in the plan allocated. Returns NULL with
  * the reason in e when this build has no CUDA ("built without CUDA") or the machine has no
- * usable CUDA device (the runtime's message). inv_freq: the model's RoPE table [D/2]. */
+ * usable CUDA device (the runtime's message), or attn_cudnn is asked of a build without cuDNN,
+ * with lrsa, or cuDNN has no engine for the shape. inv_freq: the model's RoPE table [D/2]. */
 lrsa_device_ops *lrsa_device_ops_cuda_new(const lrsa_model_config *c, const float *inv_freq,
                                           const lrsa_cuda_plan *plan, lrsa_err *e);
 void lrsa_device_ops_cuda_free(lrsa_device_ops *ops);

@@ -7,6 +7,7 @@
 #include "kernels/device/cuda_check.h"
 extern "C" {
 #include "kernels/attention/attention.h"
+#include "kernels/attention/attention_cudnn.h"
 #include "kernels/device/device.h"
 #include "kernels/device/device_buffer.h"
 #include "kernels/embedding/embedding.h"
@@ -40,6 +41,10 @@ struct CudaOps {
     float *delta; // [max_N * Hq]
     double *loss; // [1]: the LM-head loss sum (device)
     bf *xn;       // [max_N, C]: normalised rows for final_logits
+#ifdef LRSA_HAVE_CUDNN
+    lrsa_attention_cudnn *dnn; // attention.impl: cudnn (dense attention only), else NULL
+    void *dnn_ws;              // its workspace, sized for the plan's largest shape
+#endif
 };
 
 CudaOps *cuda_ops_of(void *ctx) {
@@ -155,6 +160,13 @@ void attention_fwd(void *ctx, void *out, float *lse, const void *qkv, const lrsa
                    const int32_t *sel, const lrsa_lagkv_params *p) {
     CudaOps *c = cuda_ops_of(ctx);
     const bf *q = (const bf *)qkv, *k = q + (int64_t)d->Hq * d->D, *v = k + (int64_t)d->Hkv * d->D;
+#ifdef LRSA_HAVE_CUDNN
+    if (c->dnn) {
+        LRSA_CHECK(!sel, "(attention.impl: cudnn is dense only; the config refuses lrsa)");
+        lrsa_attention_forward_cudnn(c->dnn, (bf *)out, lse, q, k, v, d);
+        return;
+    }
+#endif
     if (sel)
         lrsa_lrsa_attention_forward_cuda((bf *)out, lse, q, k, v, sel, lrsa_workspace(c, d, p), d,
                                          p, c->stream);
@@ -169,6 +181,15 @@ void attention_bwd(void *ctx, void *dqkv, const void *dout, const void *qkv, con
     const int64_t qd = (int64_t)d->Hq * d->D, kd = (int64_t)d->Hkv * d->D;
     const bf *q = (const bf *)qkv, *k = q + qd, *v = q + qd + kd;
     bf *dq = (bf *)dqkv, *dk = dq + qd, *dv = dq + qd + kd;
+#ifdef LRSA_HAVE_CUDNN
+    if (c->dnn) {
+        LRSA_CHECK(!sel, "(attention.impl: cudnn is dense only; the config refuses lrsa)");
+        LRSA_CHECK((int64_t)d->B * d->T * d->Hq <= c->max_N * c->Hq, "(attention backward: delta)");
+        lrsa_attention_backward_cudnn(c->dnn, dq, dk, dv, (const bf *)dout, q, k, v,
+                                      (const bf *)out, lse, c->delta, d);
+        return;
+    }
+#endif
     if (sel) {
         lrsa_lrsa_attention_backward_cuda(dq, dk, dv, (const bf *)dout, q, k, v, (const bf *)out,
                                           lse, sel, lrsa_workspace(c, d, p), d, p, c->stream);
@@ -212,6 +233,23 @@ void final_logits(void *ctx, float *logits, const void *h, const void *norm_w, c
                         1, NULL);
 }
 
+#ifdef LRSA_HAVE_CUDNN
+// attention.impl: cudnn: the handle on the table's stream, the plans of the largest step (the
+// fused qkv rows of max_B x max_T tokens) and their workspace, allocated now with the rest of the
+// plan. Smaller shapes get their plans on first use and must fit this workspace.
+int cudnn_attention(CudaOps *c, const lrsa_cuda_plan *plan, int Hq, int Hkv, int D, lrsa_err *e) {
+    c->dnn = lrsa_attention_cudnn_create((void *)c->stream, e);
+    if (!c->dnn) return -1;
+    const int64_t row = (int64_t)(Hq + 2 * Hkv) * D;
+    lrsa_attn_dims d = {plan->max_B, plan->max_T, Hq, Hkv, D, row, row, (int64_t)Hq * D, 1.0f};
+    size_t bytes = 0;
+    if (lrsa_attention_cudnn_prepare(c->dnn, &d, &bytes, e)) return -1;
+    c->dnn_ws = dalloc(c, bytes);
+    lrsa_attention_cudnn_set_workspace(c->dnn, c->dnn_ws, bytes);
+    return 0;
+}
+#endif
+
 } // namespace
 
 extern "C" lrsa_device_ops *lrsa_device_ops_cuda_new(const lrsa_model_config *cfg,
@@ -229,6 +267,20 @@ extern "C" lrsa_device_ops *lrsa_device_ops_cuda_new(const lrsa_model_config *cf
                     "device: cuda: the CUDA attention kernels support head_dim 64 and 128; this "
                     "model has %d (set device: cpu)",
                     D);
+        return NULL;
+    }
+#ifndef LRSA_HAVE_CUDNN
+    if (plan->attn_cudnn) {
+        lrsa_errorf(e, "attention.impl: cudnn: this lrsa was built without cuDNN (configure with "
+                       "LRSA_CUDNN_ROOT or a cuDNN wheel, docs/CUDA.md), or set attention.impl: "
+                       "native");
+        return NULL;
+    }
+#endif
+    if (plan->attn_cudnn && plan->lrsa) {
+        lrsa_errorf(e, "attention.impl: cudnn runs dense causal attention only (cuDNN cannot "
+                       "express the gathered LRSA prefix): set attention.mode: dense or "
+                       "attention.impl: native");
         return NULL;
     }
     if (plan->max_B < 1 || plan->max_T < 1) {
@@ -292,6 +344,12 @@ extern "C" lrsa_device_ops *lrsa_device_ops_cuda_new(const lrsa_model_config *cf
     o->lm_head_loss = lm_head_loss;
     o->lm_head_loss_acc = lm_head_loss_acc;
     o->final_logits = final_logits;
+#ifdef LRSA_HAVE_CUDNN
+    if (plan->attn_cudnn && cudnn_attention(c, plan, Hq, Hkv, D, e)) {
+        lrsa_device_ops_cuda_free(o);
+        return NULL;
+    }
+#endif
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     return o;
 }
@@ -300,6 +358,10 @@ extern "C" void lrsa_device_ops_cuda_free(lrsa_device_ops *ops) {
     if (!ops) return;
     CudaOps *c = cuda_ops_of(ops->ctx);
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
+#ifdef LRSA_HAVE_CUDNN
+    lrsa_attention_cudnn_free(c->dnn);
+    dfree(c, c->dnn_ws);
+#endif
     lrsa_lm_head_loss_cuda_destroy(c->lm);
     lrsa_linear_cuda_destroy(c->lin);
     void *bufs[] = {c->rope, c->rms_ws, c->emb_ws, c->delta, c->lrsa_ws, c->loss, c->xn};

@@ -17,6 +17,7 @@ typedef enum lrsa_attn_mode { LRSA_ATTN_DENSE = 0, LRSA_ATTN_LRSA } lrsa_attn_mo
 typedef struct lrsa_attn_config {
     lrsa_attn_mode mode;
     lrsa_lagkv_params lagkv; /* used when mode == LRSA_ATTN_LRSA */
+    int cudnn;               /* attention.impl: cudnn (the CUDA op table's dense attention) */
 } lrsa_attn_config;
 
 /* Indices of one layer's tensors in the table (-1 when absent). q, k, v are consecutive (one

@@ -107,6 +107,11 @@ for t in test_gpu_attention test_gpu_lrsa_attention; do
   log "$t with LRSA_ATTN_FP32_BACKWARD=1 rc=$?"
 done
 
+# cuDNN's fused attention (attention.impl: cudnn) against the CPU and our kernel, its lines kept
+# (ctest ran it and test_gpu_train_cudnn above; 77: the build found no cuDNN).
+timeout 300 "$BUILD/tests/gpu/test_gpu_attention_cudnn" >"$OUT/test_gpu_attention_cudnn.log" 2>&1
+log "test_gpu_attention_cudnn rc=$?: $(grep -c '^ok' "$OUT/test_gpu_attention_cudnn.log") ok, $(grep -c '^FAIL' "$OUT/test_gpu_attention_cudnn.log") FAIL"
+
 # Once under compute-sanitizer (memcheck): the whole-model step and the GPU KV cache exercise
 # every kernel of training and inference.
 if command -v compute-sanitizer >/dev/null; then

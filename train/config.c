@@ -46,6 +46,7 @@ static const key_desc keys[] = {
     NUM("data.max_len", KEY_INT, max_len, "0"),
     NUM("data.eval_samples", KEY_INT, eval_samples, "32"),
     STR("attention.mode", attn_mode, "lrsa", "dense|lrsa"),
+    STR("attention.impl", attn_impl, "native", "native|cudnn"),
     NUM("attention.sink", KEY_INT, attn_sink, "16"),
     NUM("attention.lag", KEY_INT, attn_lag, "1024"),
     NUM("attention.keep", KEY_FLOAT, attn_keep, "0.5"),
@@ -379,6 +380,20 @@ int lrsa_train_config_validate(const lrsa_train_config *c, const char *where, lr
     RANGE(c->attn_salience_weight == 0 || strcmp(c->device, "cuda"), "attention.salience.weight",
           "is set with device: cuda, and the salience loss is CPU-only for now: set device: cpu "
           "or attention.salience.weight: 0");
+    /* cuDNN's fused attention: dense causal on the GPU, in builds that have cuDNN */
+    int cudnn = !strcmp(c->attn_impl, "cudnn");
+    RANGE(!cudnn || !strcmp(c->device, "cuda"), "attention.impl",
+          "is cudnn with device: cpu, and cuDNN attention runs on the GPU only: set device: cuda "
+          "or attention.impl: native");
+    RANGE(!cudnn || !strcmp(c->attn_mode, "dense"), "attention.impl",
+          "is cudnn with attention.mode: lrsa, and cuDNN runs dense causal attention only (it "
+          "cannot express the gathered LRSA prefix): set attention.mode: dense or "
+          "attention.impl: native");
+#ifndef LRSA_HAVE_CUDNN
+    RANGE(!cudnn, "attention.impl",
+          "is cudnn, and this lrsa was built without cuDNN: rebuild with cuDNN (LRSA_CUDNN_ROOT "
+          "or a cuDNN wheel, docs/CUDA.md) or set attention.impl: native");
+#endif
     {
         float keeps[LRSA_ATTN_MIX_MAX];
         int n;

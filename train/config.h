@@ -26,6 +26,7 @@ typedef struct lrsa_train_config {
     int64_t max_len, eval_samples;
     /* attention */
     char attn_mode[8]; /* dense | lrsa */
+    char attn_impl[8]; /* native | cudnn (device: cuda, dense only) */
     int64_t attn_sink, attn_lag;
     double attn_keep, attn_value_weight;
     char attn_keep_mix[128];     /* "" or a list of keep fractions drawn per sample */

@@ -75,7 +75,7 @@ extern "C" lrsa_train_gpu *lrsa_train_gpu_new(lrsa_model *m, const lrsa_adamw *o
                                               const lrsa_attn_config *attn, int max_T,
                                               int recompute, const lrsa_train_gpu_dp *dp,
                                               lrsa_err *e) {
-    lrsa_cuda_plan plan = {1, max_T, attn->mode == LRSA_ATTN_LRSA, attn->lagkv, 0};
+    lrsa_cuda_plan plan = {1, max_T, attn->mode == LRSA_ATTN_LRSA, attn->lagkv, 0, attn->cudnn};
     lrsa_device_ops *ops = lrsa_device_ops_cuda_new(&m->cfg, m->inv_freq, &plan, e);
     if (!ops) return NULL;
     LRSA_CHECK(opt->lo == 0 && opt->hi == m->table.numel, "(the host optimizer holds the arena)");

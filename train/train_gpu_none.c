@@ -10,7 +10,7 @@ __attribute__((weak)) lrsa_train_gpu *lrsa_train_gpu_new(lrsa_model *m, const lr
                                                          const lrsa_attn_config *attn, int max_T,
                                                          int recompute, const lrsa_train_gpu_dp *dp,
                                                          lrsa_err *e) {
-    lrsa_cuda_plan plan = {1, max_T, 0, attn->lagkv, 0};
+    lrsa_cuda_plan plan = {1, max_T, 0, attn->lagkv, 0, 0};
     lrsa_device_ops *ops = lrsa_device_ops_cuda_new(&m->cfg, m->inv_freq, &plan, e);
     LRSA_CHECK(ops == NULL, "(a CUDA op table in a build without train_gpu.cu)");
     return NULL;

@@ -177,6 +177,7 @@ static int setup_inputs(trainer *t, lrsa_err *e) {
     const lrsa_train_config *c = t->cfg;
     if (check_device(t, e)) return -1;
     t->attn.mode = !strcmp(c->attn_mode, "lrsa") ? LRSA_ATTN_LRSA : LRSA_ATTN_DENSE;
+    t->attn.cudnn = !strcmp(c->attn_impl, "cudnn");
     t->attn.lagkv = (lrsa_lagkv_params){(int)c->attn_sink, (int)c->attn_lag, (float)c->attn_keep,
                                         (float)c->attn_value_weight};
     if (lrsa_lagkv_validate(&t->attn.lagkv, e)) return lrsa_err_prefix(e, "attention: ");

@@ -194,7 +194,7 @@ extern "C" lrsa_kv_cache_gpu *lrsa_kv_cache_gpu_new(const lrsa_model *m,
     if (lagkv && lrsa_lagkv_validate(lagkv, e)) return NULL;
     if (max_chunk > max_tokens) max_chunk = max_tokens;
     LRSA_CHECK(max_tokens > 0 && max_tokens < INT32_MAX && max_chunk > 0);
-    lrsa_cuda_plan plan = {1, (int)max_tokens, 0, {0, 1, 1.0f, 1.0f}, 0};
+    lrsa_cuda_plan plan = {1, (int)max_tokens, 0, {0, 1, 1.0f, 1.0f}, 0, 0};
     lrsa_device_ops *ops = lrsa_device_ops_cuda_new(cfg, m->inv_freq, &plan, e);
     if (!ops) return NULL;
     lrsa_kv_cache_gpu *c = (lrsa_kv_cache_gpu *)lrsa_calloc(1, sizeof *c);

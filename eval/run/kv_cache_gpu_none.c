@@ -9,7 +9,7 @@
 __attribute__((weak)) lrsa_kv_cache_gpu *
 lrsa_kv_cache_gpu_new(const lrsa_model *m, const lrsa_lagkv_params *lagkv, int64_t max_tokens,
                       int64_t max_chunk, int64_t max_frozen, lrsa_err *e) {
-    lrsa_cuda_plan plan = {1, 1, 0, {0, 1, 1.0f, 1.0f}, 0};
+    lrsa_cuda_plan plan = {1, 1, 0, {0, 1, 1.0f, 1.0f}, 0, 0};
     lrsa_device_ops *ops = lrsa_device_ops_cuda_new(&m->cfg, m->inv_freq, &plan, e);
     LRSA_CHECK(ops == NULL, "(a CUDA op table in a build without kv_cache_gpu.cu)");
     return NULL;

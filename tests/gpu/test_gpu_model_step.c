@@ -57,7 +57,7 @@ static int run_case(const step_case *k, uint64_t seed) {
         n_target += t > 0 && t % 5 != 0;
     }
     for (int t = 0; t < T; t++) w[t] = t > 0 && t % 5 != 0 ? 1.0f / (float)n_target : 0.0f;
-    lrsa_attn_config attn = {k->lrsa ? LRSA_ATTN_LRSA : LRSA_ATTN_DENSE, {4, 16, 1.0f, 1.0f}};
+    lrsa_attn_config attn = {k->lrsa ? LRSA_ATTN_LRSA : LRSA_ATTN_DENSE, {4, 16, 1.0f, 1.0f}, 0};
 
     /* CPU: the table's fp32 arenas */
     lrsa_workspace *cws = lrsa_workspace_new();
@@ -70,7 +70,7 @@ static int run_case(const step_case *k, uint64_t seed) {
     memcpy(grad_c, m.table.arena[LRSA_ROLE_GRAD], sizeof(float) * (size_t)n);
 
     /* CUDA: bf16 weights and fp32 gradients in device memory, everything planned first */
-    lrsa_cuda_plan plan = {1, T, k->lrsa, attn.lagkv, 0};
+    lrsa_cuda_plan plan = {1, T, k->lrsa, attn.lagkv, 0, 0};
     lrsa_err e = {{0}};
     lrsa_device_ops *ops = lrsa_device_ops_cuda_new(&m.cfg, m.inv_freq, &plan, &e);
     if (!ops) {

@@ -117,10 +117,56 @@ static void test_salience_cuda_refused(void **state) {
     free(out);
 }
 
+/* attention.impl: cudnn runs cuDNN's dense causal attention on the GPU: refused with device: cpu
+ * and with attention.mode: lrsa (on every build), and in a build without cuDNN; each message
+ * names the key and the fix, the exit is non-zero and nothing is written. A build with cuDNN on
+ * a machine without a GPU says there is no CUDA device. */
+static void test_cudnn_refused(void **state) {
+    (void)state;
+    struct {
+        const char *args, *why;
+    } cases[] = {
+        {"attention.impl=cudnn",
+         "command line: key 'attention.impl' is cudnn with device: cpu, and cuDNN attention runs "
+         "on the GPU only: set device: cuda or attention.impl: native"},
+        {"attention.impl=cudnn device=cuda",
+         "command line: key 'attention.impl' is cudnn with attention.mode: lrsa, and cuDNN runs "
+         "dense causal attention only (it cannot express the gathered LRSA prefix): set "
+         "attention.mode: dense or attention.impl: native"},
+#ifndef LRSA_HAVE_CUDNN
+        {"attention.impl=cudnn device=cuda attention.mode=dense",
+         "command line: key 'attention.impl' is cudnn, and this lrsa was built without cuDNN: "
+         "rebuild with cuDNN (LRSA_CUDNN_ROOT or a cuDNN wheel, docs/CUDA.md) or set "
+         "attention.impl: native"},
+#else
+        {"attention.impl=cudnn device=cuda attention.mode=dense", "device: cuda: no CUDA device"},
+#endif
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+#ifdef LRSA_HAVE_CUDNN
+        if (i == 2 && lrsa_cuda_device_count() > 0) continue; /* it would train */
+#endif
+        char dir[4096], cfg[4200], cmd[16384], run_dir[4300];
+        tu_tmpdir(dir, sizeof dir, "cudnn_refused");
+        lrsa_path_join(run_dir, sizeof run_dir, dir, "run");
+        tf_write_run(dir, "run", NULL, cfg, sizeof cfg);
+        snprintf(cmd, sizeof cmd, "%s train %s %s model.dtype=bf16 --quiet 2>&1", LRSA_BINARY, cfg,
+                 cases[i].args);
+        char *out = NULL;
+        int rc = tu_run(cmd, &out);
+        printf("%s", out ? out : "");
+        assert_int_not_equal(rc, 0);
+        assert_non_null(out);
+        assert_non_null(strstr(out, cases[i].why));
+        assert_false(lrsa_file_exists(run_dir)); /* nothing written */
+        free(out);
+    }
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_device_cuda_message),
-                                       cmocka_unit_test(test_lora_cuda_refused),
-                                       cmocka_unit_test(test_lora_bf16_cuda_refused),
-                                       cmocka_unit_test(test_salience_cuda_refused)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_device_cuda_message), cmocka_unit_test(test_lora_cuda_refused),
+        cmocka_unit_test(test_lora_bf16_cuda_refused), cmocka_unit_test(test_salience_cuda_refused),
+        cmocka_unit_test(test_cudnn_refused)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
