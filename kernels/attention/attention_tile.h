@@ -58,10 +58,6 @@ typedef struct lrsa_attn_scratch {
     float *s, *dp;        /* [rows * BK] scores / probabilities; backward dP, then dS */
     float *acc;           /* [rows * D] output accumulator; backward: packed dq */
     float *m, *l, *delta; /* [rows] running max, running sum; rowsum(dout * out) */
-    float *kt;            /* [D * BK] transposed key tile of the AVX2 forward products */
-    int simd;             /* 1: forward tile products by attention_tile_simd.h (same bits as the
-                           * cblas path with OpenBLAS's Haswell/Zen SGEMM), 0: cblas_sgemm.
-                           * Set by init from lrsa_attn_simd_available(); tests may clear it. */
 } lrsa_attn_scratch;
 
 /* Scratch for blocks of up to `rows` stacked rows (G * lrsa_attn_block_positions(G)). */

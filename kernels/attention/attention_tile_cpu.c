@@ -1,7 +1,6 @@
 /* Tile engine for CPU attention (attention_tile.h): SGEMMs on [G*nq x BK] tiles of stacked
  * query heads plus a vectorised online softmax. */
 #include "kernels/attention/attention_tile.h"
-#include "kernels/attention/attention_tile_simd.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -32,8 +31,6 @@ void lrsa_attn_scratch_init(lrsa_attn_scratch *w, int rows, int D) {
     w->m = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
     w->l = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
     w->delta = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
-    w->kt = lrsa_alloc_aligned(sizeof(float) * (size_t)w->D * LRSA_ATTN_BK);
-    w->simd = lrsa_attn_simd_available();
 }
 
 void lrsa_attn_scratch_free(lrsa_attn_scratch *w) {
@@ -45,7 +42,6 @@ void lrsa_attn_scratch_free(lrsa_attn_scratch *w) {
     free(w->m);
     free(w->l);
     free(w->delta);
-    free(w->kt);
     memset(w, 0, sizeof(*w));
 }
 
@@ -136,22 +132,14 @@ void lrsa_attn_fwd_begin(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, int D
 void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
                            const lrsa_attn_seg *sg, float scale) {
     const int BK = LRSA_ATTN_BK, D = w->D, nq = qb->nq, M = qb->G * nq;
-    const int simd = w->simd && D % 8 == 0;
     int nvis = seg_visible_len(sg, qb->qpos0 + nq - 1);
     for (int j0 = 0; j0 < nvis; j0 += BK) {
         int nk = nvis - j0 < BK ? nvis - j0 : BK;
-        const float *kb = sg->k + j0 * sg->ld, *vb = sg->v + j0 * sg->ld;
-        if (simd)
-            lrsa_attn_scores_avx2(w->q, M, D, kb, sg->ld, nk, scale, w->s, BK, w->kt);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D, kb,
-                        (int)sg->ld, 0.0f, w->s, BK);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D,
+                    sg->k + j0 * sg->ld, (int)sg->ld, 0.0f, w->s, BK);
         online_tile(w, qb, sg, j0, nk);
-        if (simd)
-            lrsa_attn_pv_avx2(w->s, BK, M, nk, vb, sg->ld, D, w->acc);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK, vb,
-                        (int)sg->ld, 1.0f, w->acc, D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK,
+                    sg->v + j0 * sg->ld, (int)sg->ld, 1.0f, w->acc, D);
     }
 }
 
