@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "kernels/cpu/cpu_clones.h"
 #include "kernels/cpu/vexp.h"
+#include "kernels/cpu/vexp_avx2.h"
 #include "kernels/cpu/vrow.h"
 
 int lrsa_attn_block_positions(int G) {
@@ -31,6 +32,12 @@ void lrsa_attn_scratch_init(lrsa_attn_scratch *w, int rows, int D) {
     w->m = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
     w->l = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
     w->delta = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
+    w->avx2 = 0;
+#ifdef LRSA_HAVE_VEXP_AVX2
+    const char *portable = getenv("LRSA_ATTN_PORTABLE");
+    __builtin_cpu_init();
+    w->avx2 = __builtin_cpu_supports("avx2") && !(portable && portable[0] && strcmp(portable, "0"));
+#endif
 }
 
 void lrsa_attn_scratch_free(lrsa_attn_scratch *w) {
@@ -118,6 +125,52 @@ LRSA_AVX2_CLONES static void online_tile(lrsa_attn_scratch *w, const lrsa_attn_q
         }
 }
 
+#ifdef LRSA_HAVE_VEXP_AVX2
+/* online_tile with the AVX2 row functions of vexp_avx2.h: the same steps and bits, the row's
+ * minimum found with its maximum to pick the normal-range exponential, and the exponentials
+ * summed as they are stored. */
+__attribute__((target("avx2"))) static void online_tile_avx2(lrsa_attn_scratch *w,
+                                                             const lrsa_attn_qblock *qb,
+                                                             const lrsa_attn_seg *sg, int j0,
+                                                             int nk) {
+    const int BK = LRSA_ATTN_BK, D = w->D, nq = qb->nq;
+    for (int j = 0; j < qb->G; j++)
+        for (int t = 0; t < nq; t++) {
+            const int r = j * nq + t, lim = row_limit(sg, qb->qpos0 + t, j0, nk);
+            float *srow = w->s + (int64_t)r * BK, lo;
+            float mx = lrsa_row_max_min_avx2(srow, lim, &lo);
+            float m_new = (isgreater(mx, w->m[r]) || isnan(mx)) ? mx : w->m[r];
+            if (m_new == -INFINITY) {
+                memset(srow, 0, sizeof(float) * (size_t)nk);
+                continue;
+            }
+            float alpha = lrsa_vexpf(w->m[r] - m_new);
+            float sum =
+                lrsa_exp_shift_sum_avx2(srow, lim, m_new, lrsa_vexp_row_normal(lo, mx, m_new), 1);
+            if (nk > lim) memset(srow + lim, 0, sizeof(float) * (size_t)(nk - lim));
+            w->l[r] = w->l[r] * alpha + sum;
+            w->m[r] = m_new;
+            if (alpha != 1.0f) scale_row(w->acc + (int64_t)r * D, D, alpha);
+        }
+}
+
+/* recompute_p_tile with the AVX2 row functions. */
+__attribute__((target("avx2"))) static void recompute_p_tile_avx2(lrsa_attn_scratch *w,
+                                                                  const lrsa_attn_qblock *qb,
+                                                                  const lrsa_attn_seg *sg, int j0,
+                                                                  int nk) {
+    const int BK = LRSA_ATTN_BK, nq = qb->nq;
+    for (int j = 0; j < qb->G; j++)
+        for (int t = 0; t < nq; t++) {
+            const int r = j * nq + t, lim = row_limit(sg, qb->qpos0 + t, j0, nk);
+            float *srow = w->s + (int64_t)r * BK, lo;
+            float hi = lrsa_row_max_min_avx2(srow, lim, &lo);
+            lrsa_exp_shift_sum_avx2(srow, lim, w->m[r], lrsa_vexp_row_normal(lo, hi, w->m[r]), 0);
+            if (nk > lim) memset(srow + lim, 0, sizeof(float) * (size_t)(nk - lim));
+        }
+}
+#endif
+
 void lrsa_attn_fwd_begin(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, int D) {
     const int M = qb->G * qb->nq;
     LRSA_CHECK(M <= w->rows && D == w->D, "(attention scratch too small for the block)");
@@ -137,7 +190,12 @@ void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
         int nk = nvis - j0 < BK ? nvis - j0 : BK;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D,
                     sg->k + j0 * sg->ld, (int)sg->ld, 0.0f, w->s, BK);
-        online_tile(w, qb, sg, j0, nk);
+#ifdef LRSA_HAVE_VEXP_AVX2
+        if (w->avx2)
+            online_tile_avx2(w, qb, sg, j0, nk);
+        else
+#endif
+            online_tile(w, qb, sg, j0, nk);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK,
                     sg->v + j0 * sg->ld, (int)sg->ld, 1.0f, w->acc, D);
     }
@@ -240,7 +298,12 @@ void lrsa_attn_tile_backward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, c
             /* recompute P = exp(scale * q k^T - lse), zero where masked */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D, kb,
                         (int)sg->ld, 0.0f, w->s, BK);
-            recompute_p_tile(w, qb, sg, j0, nk);
+#ifdef LRSA_HAVE_VEXP_AVX2
+            if (w->avx2)
+                recompute_p_tile_avx2(w, qb, sg, j0, nk);
+            else
+#endif
+                recompute_p_tile(w, qb, sg, j0, nk);
             /* dV += P^T dout */
             if (sg->dv)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, M, 1.0f, w->s, BK, w->o,
