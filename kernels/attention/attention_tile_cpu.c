@@ -1,6 +1,7 @@
 /* Tile engine for CPU attention (attention_tile.h): SGEMMs on [G*nq x BK] tiles of stacked
  * query heads plus a vectorised online softmax. */
 #include "kernels/attention/attention_tile.h"
+#include "kernels/attention/attention_tile_simd.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -32,11 +33,11 @@ void lrsa_attn_scratch_init(lrsa_attn_scratch *w, int rows, int D) {
     w->m = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
     w->l = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
     w->delta = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
-    w->avx2 = 0;
+    w->kt = lrsa_alloc_aligned(sizeof(float) * (size_t)w->D * LRSA_ATTN_BK);
 #ifdef LRSA_HAVE_VEXP_AVX2
-    const char *portable = getenv("LRSA_ATTN_PORTABLE");
-    __builtin_cpu_init();
-    w->avx2 = __builtin_cpu_supports("avx2") && !(portable && portable[0] && strcmp(portable, "0"));
+    w->avx2 = lrsa_attn_simd_available();
+#else
+    w->avx2 = 0;
 #endif
 }
 
@@ -49,6 +50,7 @@ void lrsa_attn_scratch_free(lrsa_attn_scratch *w) {
     free(w->m);
     free(w->l);
     free(w->delta);
+    free(w->kt);
     memset(w, 0, sizeof(*w));
 }
 
@@ -185,19 +187,27 @@ void lrsa_attn_fwd_begin(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, int D
 void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
                            const lrsa_attn_seg *sg, float scale) {
     const int BK = LRSA_ATTN_BK, D = w->D, nq = qb->nq, M = qb->G * nq;
+    const int products = w->avx2 && D % 8 == 0;
     int nvis = seg_visible_len(sg, qb->qpos0 + nq - 1);
     for (int j0 = 0; j0 < nvis; j0 += BK) {
         int nk = nvis - j0 < BK ? nvis - j0 : BK;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D,
-                    sg->k + j0 * sg->ld, (int)sg->ld, 0.0f, w->s, BK);
+        const float *kb = sg->k + j0 * sg->ld, *vb = sg->v + j0 * sg->ld;
+        if (products)
+            lrsa_attn_scores_avx2(w->q, M, D, kb, sg->ld, nk, scale, w->s, BK, w->kt);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D, kb,
+                        (int)sg->ld, 0.0f, w->s, BK);
 #ifdef LRSA_HAVE_VEXP_AVX2
         if (w->avx2)
             online_tile_avx2(w, qb, sg, j0, nk);
         else
 #endif
             online_tile(w, qb, sg, j0, nk);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK,
-                    sg->v + j0 * sg->ld, (int)sg->ld, 1.0f, w->acc, D);
+        if (products)
+            lrsa_attn_pv_avx2(w->s, BK, M, nk, vb, sg->ld, D, w->acc);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK, vb,
+                        (int)sg->ld, 1.0f, w->acc, D);
     }
 }
 
