@@ -173,6 +173,19 @@ __attribute__((target("avx2"))) static void recompute_p_tile_avx2(lrsa_attn_scra
 }
 #endif
 
+/* out[i * BK + j] = alpha * a_i . k_j for the M packed rows a_i of the block and the nk rows of
+ * the key (or value) tile kb: the AVX2 kernel where scratch.avx2 (same bits as the cblas call
+ * with OpenBLAS's Haswell/Zen SGEMM, attention_tile_simd.h), else cblas_sgemm. */
+static void tile_scores(lrsa_attn_scratch *w, int M, const float *a, const float *kb, int64_t ld,
+                        int nk, float alpha, float *out) {
+    const int D = w->D;
+    if (w->avx2 && D % 8 == 0)
+        lrsa_attn_scores_avx2(a, M, D, kb, ld, nk, alpha, out, LRSA_ATTN_BK, w->kt);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, alpha, a, D, kb, (int)ld,
+                    0.0f, out, LRSA_ATTN_BK);
+}
+
 void lrsa_attn_fwd_begin(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, int D) {
     const int M = qb->G * qb->nq;
     LRSA_CHECK(M <= w->rows && D == w->D, "(attention scratch too small for the block)");
@@ -192,11 +205,7 @@ void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
     for (int j0 = 0; j0 < nvis; j0 += BK) {
         int nk = nvis - j0 < BK ? nvis - j0 : BK;
         const float *kb = sg->k + j0 * sg->ld, *vb = sg->v + j0 * sg->ld;
-        if (products)
-            lrsa_attn_scores_avx2(w->q, M, D, kb, sg->ld, nk, scale, w->s, BK, w->kt);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D, kb,
-                        (int)sg->ld, 0.0f, w->s, BK);
+        tile_scores(w, M, w->q, kb, sg->ld, nk, scale, w->s);
 #ifdef LRSA_HAVE_VEXP_AVX2
         if (w->avx2)
             online_tile_avx2(w, qb, sg, j0, nk);
@@ -306,8 +315,7 @@ void lrsa_attn_tile_backward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, c
             int nk = nvis - j0 < BK ? nvis - j0 : BK;
             const float *kb = sg->k + j0 * sg->ld, *vb = sg->v + j0 * sg->ld;
             /* recompute P = exp(scale * q k^T - lse), zero where masked */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D, kb,
-                        (int)sg->ld, 0.0f, w->s, BK);
+            tile_scores(w, M, w->q, kb, sg->ld, nk, scale, w->s);
 #ifdef LRSA_HAVE_VEXP_AVX2
             if (w->avx2)
                 recompute_p_tile_avx2(w, qb, sg, j0, nk);
@@ -319,8 +327,7 @@ void lrsa_attn_tile_backward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, c
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, M, 1.0f, w->s, BK, w->o,
                             D, 1.0f, sg->dv + j0 * sg->dld, (int)sg->dld);
             /* dP = dout V^T, then dS = P * (dP - delta) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, 1.0f, w->o, D, vb,
-                        (int)sg->ld, 0.0f, w->dp, BK);
+            tile_scores(w, M, w->o, vb, sg->ld, nk, 1.0f, w->dp);
             softmax_grad_tile(w, M, nk);
             /* dQ += scale dS K;  dK += scale dS^T Q */
             if (dq)
