@@ -58,6 +58,11 @@ typedef struct lrsa_attn_scratch {
     float *s, *dp;        /* [rows * BK] scores / probabilities; backward dP, then dS */
     float *acc;           /* [rows * D] output accumulator; backward: packed dq */
     float *m, *l, *delta; /* [rows] running max, running sum; rowsum(dout * out) */
+    float *kt;            /* [D * BK] transposed key tile of the AVX2 forward products */
+    int avx2; /* 1: the forward's tile products by attention_tile_simd.h (when D % 8 == 0) and
+               * the softmax rows by kernels/cpu/vexp_avx2.h: the same bits as the portable
+               * code (cblas_sgemm with OpenBLAS's Haswell/Zen kernel), faster. Set by init from
+               * lrsa_attn_simd_available(); tests clear it to run the portable code. */
 } lrsa_attn_scratch;
 
 /* Scratch for blocks of up to `rows` stacked rows (G * lrsa_attn_block_positions(G)). */

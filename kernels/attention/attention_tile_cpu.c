@@ -1,6 +1,7 @@
 /* Tile engine for CPU attention (attention_tile.h): SGEMMs on [G*nq x BK] tiles of stacked
  * query heads plus a vectorised online softmax. */
 #include "kernels/attention/attention_tile.h"
+#include "kernels/attention/attention_tile_simd.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -10,6 +11,7 @@
 #include "base/error.h"
 #include "kernels/cpu/cpu_clones.h"
 #include "kernels/cpu/vexp.h"
+#include "kernels/cpu/vexp_avx2.h"
 #include "kernels/cpu/vrow.h"
 
 int lrsa_attn_block_positions(int G) {
@@ -31,6 +33,12 @@ void lrsa_attn_scratch_init(lrsa_attn_scratch *w, int rows, int D) {
     w->m = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
     w->l = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
     w->delta = lrsa_alloc_aligned(sizeof(float) * (size_t)w->rows);
+    w->kt = lrsa_alloc_aligned(sizeof(float) * (size_t)w->D * LRSA_ATTN_BK);
+#ifdef LRSA_HAVE_VEXP_AVX2
+    w->avx2 = lrsa_attn_simd_available();
+#else
+    w->avx2 = 0;
+#endif
 }
 
 void lrsa_attn_scratch_free(lrsa_attn_scratch *w) {
@@ -42,6 +50,7 @@ void lrsa_attn_scratch_free(lrsa_attn_scratch *w) {
     free(w->m);
     free(w->l);
     free(w->delta);
+    free(w->kt);
     memset(w, 0, sizeof(*w));
 }
 
@@ -118,6 +127,65 @@ LRSA_AVX2_CLONES static void online_tile(lrsa_attn_scratch *w, const lrsa_attn_q
         }
 }
 
+#ifdef LRSA_HAVE_VEXP_AVX2
+/* online_tile with the AVX2 row functions of vexp_avx2.h: the same steps and bits, the row's
+ * minimum found with its maximum to pick the normal-range exponential, and the exponentials
+ * summed as they are stored. */
+__attribute__((target("avx2"))) static void online_tile_avx2(lrsa_attn_scratch *w,
+                                                             const lrsa_attn_qblock *qb,
+                                                             const lrsa_attn_seg *sg, int j0,
+                                                             int nk) {
+    const int BK = LRSA_ATTN_BK, D = w->D, nq = qb->nq;
+    for (int j = 0; j < qb->G; j++)
+        for (int t = 0; t < nq; t++) {
+            const int r = j * nq + t, lim = row_limit(sg, qb->qpos0 + t, j0, nk);
+            float *srow = w->s + (int64_t)r * BK, lo;
+            float mx = lrsa_row_max_min_avx2(srow, lim, &lo);
+            float m_new = (isgreater(mx, w->m[r]) || isnan(mx)) ? mx : w->m[r];
+            if (m_new == -INFINITY) {
+                memset(srow, 0, sizeof(float) * (size_t)nk);
+                continue;
+            }
+            float alpha = lrsa_vexpf(w->m[r] - m_new);
+            float sum =
+                lrsa_exp_shift_sum_avx2(srow, lim, m_new, lrsa_vexp_row_normal(lo, mx, m_new), 1);
+            if (nk > lim) memset(srow + lim, 0, sizeof(float) * (size_t)(nk - lim));
+            w->l[r] = w->l[r] * alpha + sum;
+            w->m[r] = m_new;
+            if (alpha != 1.0f) scale_row(w->acc + (int64_t)r * D, D, alpha);
+        }
+}
+
+/* recompute_p_tile with the AVX2 row functions. */
+__attribute__((target("avx2"))) static void recompute_p_tile_avx2(lrsa_attn_scratch *w,
+                                                                  const lrsa_attn_qblock *qb,
+                                                                  const lrsa_attn_seg *sg, int j0,
+                                                                  int nk) {
+    const int BK = LRSA_ATTN_BK, nq = qb->nq;
+    for (int j = 0; j < qb->G; j++)
+        for (int t = 0; t < nq; t++) {
+            const int r = j * nq + t, lim = row_limit(sg, qb->qpos0 + t, j0, nk);
+            float *srow = w->s + (int64_t)r * BK, lo;
+            float hi = lrsa_row_max_min_avx2(srow, lim, &lo);
+            lrsa_exp_shift_sum_avx2(srow, lim, w->m[r], lrsa_vexp_row_normal(lo, hi, w->m[r]), 0);
+            if (nk > lim) memset(srow + lim, 0, sizeof(float) * (size_t)(nk - lim));
+        }
+}
+#endif
+
+/* out[i * BK + j] = alpha * a_i . k_j for the M packed rows a_i of the block and the nk rows of
+ * the key (or value) tile kb: the AVX2 kernel where scratch.avx2 (same bits as the cblas call
+ * with OpenBLAS's Haswell/Zen SGEMM, attention_tile_simd.h), else cblas_sgemm. */
+static void tile_scores(lrsa_attn_scratch *w, int M, const float *a, const float *kb, int64_t ld,
+                        int nk, float alpha, float *out) {
+    const int D = w->D;
+    if (w->avx2 && D % 8 == 0)
+        lrsa_attn_scores_avx2(a, M, D, kb, ld, nk, alpha, out, LRSA_ATTN_BK, w->kt);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, alpha, a, D, kb, (int)ld,
+                    0.0f, out, LRSA_ATTN_BK);
+}
+
 void lrsa_attn_fwd_begin(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, int D) {
     const int M = qb->G * qb->nq;
     LRSA_CHECK(M <= w->rows && D == w->D, "(attention scratch too small for the block)");
@@ -132,14 +200,23 @@ void lrsa_attn_fwd_begin(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, int D
 void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
                            const lrsa_attn_seg *sg, float scale) {
     const int BK = LRSA_ATTN_BK, D = w->D, nq = qb->nq, M = qb->G * nq;
+    const int products = w->avx2 && D % 8 == 0;
     int nvis = seg_visible_len(sg, qb->qpos0 + nq - 1);
     for (int j0 = 0; j0 < nvis; j0 += BK) {
         int nk = nvis - j0 < BK ? nvis - j0 : BK;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D,
-                    sg->k + j0 * sg->ld, (int)sg->ld, 0.0f, w->s, BK);
-        online_tile(w, qb, sg, j0, nk);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK,
-                    sg->v + j0 * sg->ld, (int)sg->ld, 1.0f, w->acc, D);
+        const float *kb = sg->k + j0 * sg->ld, *vb = sg->v + j0 * sg->ld;
+        tile_scores(w, M, w->q, kb, sg->ld, nk, scale, w->s);
+#ifdef LRSA_HAVE_VEXP_AVX2
+        if (w->avx2)
+            online_tile_avx2(w, qb, sg, j0, nk);
+        else
+#endif
+            online_tile(w, qb, sg, j0, nk);
+        if (products)
+            lrsa_attn_pv_avx2(w->s, BK, M, nk, vb, sg->ld, D, w->acc);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK, vb,
+                        (int)sg->ld, 1.0f, w->acc, D);
     }
 }
 
@@ -238,16 +315,19 @@ void lrsa_attn_tile_backward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, c
             int nk = nvis - j0 < BK ? nvis - j0 : BK;
             const float *kb = sg->k + j0 * sg->ld, *vb = sg->v + j0 * sg->ld;
             /* recompute P = exp(scale * q k^T - lse), zero where masked */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D, kb,
-                        (int)sg->ld, 0.0f, w->s, BK);
-            recompute_p_tile(w, qb, sg, j0, nk);
+            tile_scores(w, M, w->q, kb, sg->ld, nk, scale, w->s);
+#ifdef LRSA_HAVE_VEXP_AVX2
+            if (w->avx2)
+                recompute_p_tile_avx2(w, qb, sg, j0, nk);
+            else
+#endif
+                recompute_p_tile(w, qb, sg, j0, nk);
             /* dV += P^T dout */
             if (sg->dv)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, M, 1.0f, w->s, BK, w->o,
                             D, 1.0f, sg->dv + j0 * sg->dld, (int)sg->dld);
             /* dP = dout V^T, then dS = P * (dP - delta) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, 1.0f, w->o, D, vb,
-                        (int)sg->ld, 0.0f, w->dp, BK);
+            tile_scores(w, M, w->o, vb, sg->ld, nk, 1.0f, w->dp);
             softmax_grad_tile(w, M, nk);
             /* dQ += scale dS K;  dK += scale dS^T Q */
             if (dq)
