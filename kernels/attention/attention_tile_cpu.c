@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "kernels/attention/attention_direct.h"
 #include "kernels/cpu/cpu_clones.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cpu/vrow.h"
@@ -135,11 +136,9 @@ void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
     int nvis = seg_visible_len(sg, qb->qpos0 + nq - 1);
     for (int j0 = 0; j0 < nvis; j0 += BK) {
         int nk = nvis - j0 < BK ? nvis - j0 : BK;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D,
-                    sg->k + j0 * sg->ld, (int)sg->ld, 0.0f, w->s, BK);
+        lrsa_attn_tile_scores(w->s, BK, w->q, M, sg->k + j0 * sg->ld, sg->ld, nk, D, scale);
         online_tile(w, qb, sg, j0, nk);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK,
-                    sg->v + j0 * sg->ld, (int)sg->ld, 1.0f, w->acc, D);
+        lrsa_attn_tile_pv(w->acc, w->s, BK, M, sg->v + j0 * sg->ld, sg->ld, nk, D);
     }
 }
 
