@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "base/error.h"
-#include "kernels/attention/attention_direct.h"
 #include "kernels/cpu/cpu_clones.h"
+#include "kernels/cpu/sgemm_rows.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cpu/vrow.h"
 
@@ -136,9 +136,20 @@ void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
     int nvis = seg_visible_len(sg, qb->qpos0 + nq - 1);
     for (int j0 = 0; j0 < nvis; j0 += BK) {
         int nk = nvis - j0 < BK ? nvis - j0 : BK;
-        lrsa_attn_tile_scores(w->s, BK, w->q, M, sg->k + j0 * sg->ld, sg->ld, nk, D, scale);
+        const float *kb = sg->k + j0 * sg->ld, *vb = sg->v + j0 * sg->ld;
+        /* a decode step's few rows: the direct products, same bits (sgemm_rows.h) */
+        if (M <= LRSA_SGEMM_ROWS_MAX)
+            lrsa_sgemm_rows_nt(w->s, BK, w->q, D, M, kb, sg->ld, nk, D, scale, 0,
+                               LRSA_SGEMM_ROWS_AUTO);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, w->q, D, kb,
+                        (int)sg->ld, 0.0f, w->s, BK);
         online_tile(w, qb, sg, j0, nk);
-        lrsa_attn_tile_pv(w->acc, w->s, BK, M, sg->v + j0 * sg->ld, sg->ld, nk, D);
+        if (M <= LRSA_SGEMM_ROWS_MAX)
+            lrsa_sgemm_rows_nn(w->acc, D, w->s, BK, M, vb, sg->ld, D, nk, LRSA_SGEMM_ROWS_AUTO);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK, vb,
+                        (int)sg->ld, 1.0f, w->acc, D);
     }
 }
 
