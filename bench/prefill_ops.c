@@ -7,7 +7,7 @@
  * random weights and fewer layers (every layer costs the same; multiply by 30 for the real
  * model), or a real model directory with --model.
  *
- *   bench_prefill_ops [--layers 2] [--tokens 4096] [--reps 1] [--model DIR]
+ *   bench_prefill_ops [--layers 2] [--tokens 4096] [--reps 1] [--decode 0] [--model DIR]
  *   (threads: OPENBLAS_NUM_THREADS) */
 #include <stdint.h>
 #include <stdio.h>
@@ -82,6 +82,14 @@ static void forward_timed(const lrsa_model *m, lrsa_kv_cache *c, const int32_t *
     free(pos);
 }
 
+/* FNV-1a 64 of the logits' bits: equal hashes = the same numbers, bit for bit. */
+static uint64_t logits_fnv(const float *logits, int V) {
+    uint64_t hash = 1469598103934665603ull;
+    const unsigned char *b = (const unsigned char *)logits;
+    for (size_t i = 0; i < sizeof(float) * (size_t)V; i++) hash = (hash ^ b[i]) * 1099511628211ull;
+    return hash;
+}
+
 int main(int argc, char **argv) {
     int layers = 2, T = 4096, reps = 1, decode = 0;
     const char *model_dir = NULL;
@@ -133,6 +141,7 @@ int main(int argc, char **argv) {
         lrsa_kv_cache_reset(&c);
         forward_timed(&m, &c, ids, T, logits, t);
     }
+    const uint64_t prefill_hash = logits_fnv(logits, V);
     double td[N_OPS] = {0}; /* greedy decode steps after the last prefill */
     for (int s = 0; s < decode; s++) {
         int32_t tok = lrsa_argmax(logits, V);
@@ -151,12 +160,8 @@ int main(int argc, char **argv) {
                per_layer ? t[op] / reps / L : 0.0, 100.0 * t[op] / total);
     }
     printf("%-46s %10.3f\n", "total", total / reps);
-    /* FNV-1a 64 of the last logits' bits: equal hashes = the same numbers, bit for bit */
-    uint64_t hash = 1469598103934665603ull;
-    const unsigned char *b = (const unsigned char *)logits;
-    for (size_t i = 0; i < sizeof(float) * (size_t)V; i++) hash = (hash ^ b[i]) * 1099511628211ull;
     printf("result prefill_ops T %d layers %d cpu_seconds %.6f attention %.6f logits_fnv %016llx\n",
-           T, L, total / reps, t[OP_ATTN] / reps, (unsigned long long)hash);
+           T, L, total / reps, t[OP_ATTN] / reps, (unsigned long long)prefill_hash);
     if (decode > 0) {
         double dt = 0.0;
         for (int op = 0; op < N_OPS; op++) dt += td[op];
@@ -165,8 +170,9 @@ int main(int argc, char **argv) {
             printf("%-46s %10.3f %6.1f%%\n", OP_NAMES[op], 1e3 * td[op] / decode,
                    100.0 * td[op] / dt);
         printf("%-46s %10.3f\n", "total", 1e3 * dt / decode);
-        printf("result decode_ops context %d layers %d cpu_seconds %.6f attention %.6f\n", T, L,
-               dt / decode, td[OP_ATTN] / decode);
+        printf("result decode_ops context %d layers %d cpu_seconds %.6f attention %.6f "
+               "logits_fnv %016llx\n",
+               T, L, dt / decode, td[OP_ATTN] / decode, (unsigned long long)logits_fnv(logits, V));
     }
     free(logits);
     free(ids);

@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "kernels/cpu/cpu_clones.h"
+#include "kernels/cpu/sgemm_rows.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cpu/vexp_avx2.h"
 #include "kernels/cpu/vrow.h"
@@ -205,14 +206,22 @@ void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
     for (int j0 = 0; j0 < nvis; j0 += BK) {
         int nk = nvis - j0 < BK ? nvis - j0 : BK;
         const float *kb = sg->k + j0 * sg->ld, *vb = sg->v + j0 * sg->ld;
-        tile_scores(w, M, w->q, kb, sg->ld, nk, scale, w->s);
+        /* a decode step's few rows: the direct products, same bits (sgemm_rows.h) */
+        const int few = M <= LRSA_SGEMM_ROWS_MAX;
+        if (few)
+            lrsa_sgemm_rows_nt(w->s, BK, w->q, D, M, kb, sg->ld, nk, D, scale, 0,
+                               LRSA_SGEMM_ROWS_AUTO);
+        else
+            tile_scores(w, M, w->q, kb, sg->ld, nk, scale, w->s);
 #ifdef LRSA_HAVE_VEXP_AVX2
         if (w->avx2)
             online_tile_avx2(w, qb, sg, j0, nk);
         else
 #endif
             online_tile(w, qb, sg, j0, nk);
-        if (products)
+        if (few)
+            lrsa_sgemm_rows_nn(w->acc, D, w->s, BK, M, vb, sg->ld, D, nk, LRSA_SGEMM_ROWS_AUTO);
+        else if (products)
             lrsa_attn_pv_avx2(w->s, BK, M, nk, vb, sg->ld, D, w->acc);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK, vb,

@@ -1,8 +1,11 @@
-/* Linear layer on the CPU: every product is one OpenBLAS SGEMM, so this op runs at the BLAS rate.
+/* Linear layer on the CPU: every product is one OpenBLAS SGEMM, so this op runs at the BLAS rate,
+ * except a forward of at most 3 rows (decoding), which streams the weights directly.
  * Weights use PyTorch's [out, in] layout, which is why the forward multiplies by w^T. */
 #include "kernels/linear/linear.h"
 
 #include <cblas.h>
+
+#include "kernels/cpu/sgemm_rows.h"
 
 void lrsa_linear_forward_cpu(float *y, const float *x, const float *w, const float *b, int64_t N,
                              int in, int out) {
@@ -15,7 +18,12 @@ void lrsa_linear_forward_cpu(float *y, const float *x, const float *w, const flo
         }
         beta = 1.0f;
     }
-    /* y[N, out] = x[N, in] @ w[out, in]^T */
+    /* y[N, out] = x[N, in] @ w[out, in]^T; a decode step's few rows: the direct product, same
+     * bits (kernels/cpu/sgemm_rows.h) */
+    if (N <= LRSA_SGEMM_ROWS_MAX) {
+        lrsa_sgemm_rows_nt_threaded(y, out, x, in, (int)N, w, in, out, in, 1.0f, b != NULL);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, out, in, 1.0f, x, in, w, in, beta,
                 y, out);
 }

@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "kernels/cpu/cpu_threads.h"
+#include "kernels/cpu/sgemm_rows.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cpu/vrow.h"
 #include "kernels/rmsnorm/rmsnorm.h"
@@ -154,8 +155,12 @@ void lrsa_lm_head_logits_cpu(float *logits, const float *h, const float *norm_w,
     for (int64_t i0 = 0; i0 < N; i0 += LM_CHUNK) { /* logits go straight to the caller's rows */
         int cnt = (int)(N - i0 < LM_CHUNK ? N - i0 : LM_CHUNK);
         lrsa_rmsnorm_forward_cpu(xn, NULL, h + i0 * C, norm_w, cnt, C, eps);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cnt, V, C, 1.0f, xn, C, W, C, 0.0f,
-                    logits + i0 * (int64_t)V, V);
+        if (cnt <= LRSA_SGEMM_ROWS_MAX) /* decoding: the direct product, same bits */
+            lrsa_sgemm_rows_nt_threaded(logits + i0 * (int64_t)V, V, xn, C, cnt, W, C, V, C, 1.0f,
+                                        0);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cnt, V, C, 1.0f, xn, C, W, C, 0.0f,
+                        logits + i0 * (int64_t)V, V);
     }
     free(xn);
 }
