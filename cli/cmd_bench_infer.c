@@ -109,9 +109,10 @@ static int run(int argc, char **argv, lrsa_err *e) {
         return -1;
     }
     float *logits = lrsa_malloc(sizeof(float) * (size_t)V);
-    const char *wait = getenv("OMP_WAIT_POLICY");
-    printf("model: %s  mode %s  T %d  threads %d  OMP_WAIT_POLICY %s\n", model_dir, mode, T,
-           lrsa_cpu_threads(), wait ? wait : "(unset)");
+    const char *wait = getenv("OMP_WAIT_POLICY"), *idle = getenv("OPENBLAS_THREAD_TIMEOUT");
+    printf("model: %s  mode %s  T %d  threads %d  OMP_WAIT_POLICY %s  OPENBLAS_THREAD_TIMEOUT %s\n",
+           model_dir, mode, T, lrsa_cpu_threads(), wait ? wait : "(unset)",
+           idle ? idle : "(unset)");
     if (!strcmp(mode, "prefill")) {
         double cpu = 0.0, warm = prefill_once(&m, &c, ids, T, logits, &cpu), sum = 0.0;
         cpu = 0.0;

@@ -81,20 +81,35 @@ static int run_command(int argc, char **argv) {
     return 2;
 }
 
-/* OpenMP's threads (our kernels) and OpenBLAS's pthreads share the cores. With libgomp's
- * default wait policy an idle OpenMP thread spins, stealing the core an OpenBLAS thread needs:
- * on the 2-core VM (2026-12-06) a decode token took 0.35 s with spinning and 0.08 s without,
- * a 1K prefill 5.5 s vs 4.3 s, a training step 9.5 s vs 7.6 s. libgomp reads the policy when
- * it loads, before main(), so the first start sets it and re-executes itself once. A policy the
- * user set is kept. Without /proc/self/exe (not Linux) it goes on unchanged. */
-static void prefer_passive_openmp_waits(char **argv) {
-    if (getenv("OMP_WAIT_POLICY") != NULL) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 0) != 0) return;
-    execv("/proc/self/exe", argv); /* returns only on failure: carry on as we are */
+/* OpenMP's threads (our kernels) and OpenBLAS's pthreads share the cores, so an idle thread of
+ * either pool must sleep rather than spin, or it steals the core the other pool's thread needs.
+ * - libgomp's default wait policy spins: on the 2-core VM (2026-12-06) a decode token took
+ *   0.35 s with spinning and 0.08 s without, a 1K prefill 5.5 s vs 4.3 s, a training step
+ *   9.5 s vs 7.6 s. We set OMP_WAIT_POLICY=passive.
+ * - OpenBLAS's idle workers yield-spin for 2^28 cycles (~0.1 s) after each call before they
+ *   sleep, i.e. through the OpenMP region (attention, norms, SwiGLU) that follows every GEMM:
+ *   on the same VM (2026-12-07) that doubled the CPU time of a 1K prefill's attention, and
+ *   OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles: sleep at once) made the 1K prefill 1.16x and a 1K
+ *   training step 1.10x faster, decode unchanged (docs/BENCHMARKS.md, "Idle OpenBLAS threads").
+ * Both libraries read their variable when they load, before main(), so the first start sets what
+ * the user has not set and re-executes itself once. A value the user set is kept (for OpenBLAS
+ * also its older name GOTO_THREAD_TIMEOUT). Without
+ * /proc/self/exe (not Linux), or if setenv fails, it goes on unchanged. */
+static void prefer_sleeping_idle_threads(char **argv) {
+    int missing = 0;
+    if (getenv("OMP_WAIT_POLICY") == NULL) {
+        if (setenv("OMP_WAIT_POLICY", "passive", 0) != 0) return;
+        missing = 1;
+    }
+    if (getenv("OPENBLAS_THREAD_TIMEOUT") == NULL && getenv("GOTO_THREAD_TIMEOUT") == NULL) {
+        if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0) != 0) return;
+        missing = 1;
+    }
+    if (missing) execv("/proc/self/exe", argv); /* returns only on failure: carry on as we are */
 }
 
 int main(int argc, char **argv) {
-    prefer_passive_openmp_waits(argv);
+    prefer_sleeping_idle_threads(argv);
     char **args = split_flag_values(argc, argv, &argc);
     int rc = run_command(argc, args);
     free(args);
