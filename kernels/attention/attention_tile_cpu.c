@@ -130,18 +130,16 @@ LRSA_AVX2_CLONES static void online_tile(lrsa_attn_scratch *w, const lrsa_attn_q
 
 #ifdef LRSA_HAVE_VEXP_AVX2
 /* Rows r0 .. r0+7 of the score tile (rows past M repeat row r0 with no visible key): their
- * pointers, visible lengths, and the lanes of the eight that exist. */
-__attribute__((target("avx2"))) static __m256i rows8(lrsa_attn_scratch *w,
-                                                     const lrsa_attn_qblock *qb,
-                                                     const lrsa_attn_seg *sg, int j0, int nk,
-                                                     int r0, float *srow[8], int lim[8]) {
+ * pointers and visible lengths; returns how many of the eight exist. */
+static int rows8(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, const lrsa_attn_seg *sg, int j0,
+                 int nk, int r0, float *srow[8], int lim[8]) {
     const int M = qb->G * qb->nq, nr = M - r0 < 8 ? M - r0 : 8;
     for (int i = 0; i < 8; i++) {
         const int r = r0 + (i < nr ? i : 0);
         srow[i] = w->s + (int64_t)r * LRSA_ATTN_BK;
         lim[i] = i < nr ? row_limit(sg, qb->qpos0 + r % qb->nq, j0, nk) : 0;
     }
-    return lrsa_avx2_head_mask(nr);
+    return nr;
 }
 
 /* The lanes whose rows lie wholly in the normal range of the exponential around sub
@@ -167,7 +165,8 @@ __attribute__((target("avx2"))) static void online_tile_avx2(lrsa_attn_scratch *
     for (int r0 = 0; r0 < M; r0 += 8) {
         float *srow[8], m8[8], alpha8[8];
         int lim[8];
-        const __m256i live = rows8(w, qb, sg, j0, nk, r0, srow, lim);
+        const int nr = rows8(w, qb, sg, j0, nk, r0, srow, lim);
+        const __m256i live = lrsa_avx2_head_mask(nr);
         __m256 lo, mx = lrsa_rows8_max_min_avx2(srow, lim, &lo);
         const __m256 ninf = _mm256_set1_ps(-INFINITY);
         const __m256 m_old =
@@ -184,7 +183,7 @@ __attribute__((target("avx2"))) static void online_tile_avx2(lrsa_attn_scratch *
         __m256 acc[8];
         for (int i = 0; i < 8; i++) {
             acc[i] = _mm256_setzero_ps();
-            if (!((_mm256_movemask_ps(_mm256_castsi256_ps(live)) >> i) & 1)) continue;
+            if (i >= nr) continue;
             if ((empty_bits >> i) & 1) { /* the row stays empty */
                 memset(srow[i], 0, sizeof(float) * (size_t)nk);
                 continue;
@@ -212,10 +211,10 @@ __attribute__((target("avx2"))) static void recompute_p_tile_avx2(lrsa_attn_scra
     for (int r0 = 0; r0 < M; r0 += 8) {
         float *srow[8], sub8[8];
         int lim[8];
-        const __m256i live = rows8(w, qb, sg, j0, nk, r0, srow, lim);
+        const int nr = rows8(w, qb, sg, j0, nk, r0, srow, lim);
         __m256 lo, hi = lrsa_rows8_max_min_avx2(srow, lim, &lo);
-        const __m256 sub = _mm256_maskload_ps(w->m + r0, live);
-        const int normal = rows8_normal(lo, hi, sub), nr = M - r0 < 8 ? M - r0 : 8;
+        const __m256 sub = _mm256_maskload_ps(w->m + r0, lrsa_avx2_head_mask(nr));
+        const int normal = rows8_normal(lo, hi, sub);
         _mm256_storeu_ps(sub8, sub);
         for (int i = 0; i < nr; i++) {
             lrsa_exp_shift_lanes_avx2(srow[i], lim[i], sub8[i], (normal >> i) & 1);
