@@ -5,9 +5,11 @@
  * vrow.h as the eight lanes of one vector.
  *
  * Faster than the compiler's vectorisation of the same loops (the target_clones of
- * cpu_clones.h) by two things: lrsa_vexp8_avx2_normal drops the subnormal/overflow/NaN handling
- * for rows whose arguments all lie in [-87, 88] (checked once per row from its extremes), and
- * the exponentials and their row sum are one pass.
+ * cpu_clones.h) by three things: lrsa_vexp8_avx2_normal drops the subnormal/overflow/NaN
+ * handling for rows whose arguments all lie in [-87, 88] (checked once per row from its
+ * extremes); the exponentials and their row sum are one pass, four vectors in step; and the
+ * per-row reductions of a tile are folded eight rows at a time (lrsa_rows8_*) after a register
+ * transpose, in the same order as the scalar folds.
  *
  * Why the normal-range version gives the same bits: for x in [-87, 88], n = round(x / ln 2) is
  * in [-126, 127], so 2^n is a normal float and lrsa_vexpf's first factor y * 2^n1 is exact; its
