@@ -129,48 +129,98 @@ LRSA_AVX2_CLONES static void online_tile(lrsa_attn_scratch *w, const lrsa_attn_q
 }
 
 #ifdef LRSA_HAVE_VEXP_AVX2
-/* online_tile with the AVX2 row functions of vexp_avx2.h: the same steps and bits, the row's
- * minimum found with its maximum to pick the normal-range exponential, and the exponentials
- * summed as they are stored. */
+/* Rows r0 .. r0+7 of the score tile (rows past M repeat row r0 with no visible key): their
+ * pointers and visible lengths; returns how many of the eight exist. */
+static int rows8(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, const lrsa_attn_seg *sg, int j0,
+                 int nk, int r0, float *srow[8], int lim[8]) {
+    const int M = qb->G * qb->nq, nr = M - r0 < 8 ? M - r0 : 8;
+    for (int i = 0; i < 8; i++) {
+        const int r = r0 + (i < nr ? i : 0);
+        srow[i] = w->s + (int64_t)r * LRSA_ATTN_BK;
+        lim[i] = i < nr ? row_limit(sg, qb->qpos0 + r % qb->nq, j0, nk) : 0;
+    }
+    return nr;
+}
+
+/* The lanes whose rows lie wholly in the normal range of the exponential around sub
+ * (lrsa_vexp_row_normal of each lane), as bits. */
+__attribute__((target("avx2"))) static int rows8_normal(__m256 lo, __m256 hi, __m256 sub) {
+    const __m256 a =
+        _mm256_cmp_ps(_mm256_sub_ps(lo, sub), _mm256_set1_ps(LRSA_VEXP_NORMAL_LO), _CMP_GE_OQ);
+    const __m256 b =
+        _mm256_cmp_ps(_mm256_sub_ps(hi, sub), _mm256_set1_ps(LRSA_VEXP_NORMAL_HI), _CMP_LE_OQ);
+    return _mm256_movemask_ps(_mm256_and_ps(a, b));
+}
+
+/* online_tile with the AVX2 row functions of vexp_avx2.h, eight rows at a time: the same steps
+ * and bits. Each row's maximum and minimum (which picks the normal-range exponential) come
+ * from one pass, folded for the eight rows together; the eight new maxima, rescale factors
+ * (lrsa_vexp8_avx2 = lrsa_vexpf lane by lane) and running sums are vector operations; the
+ * exponentials are summed as they are stored. */
 __attribute__((target("avx2"))) static void online_tile_avx2(lrsa_attn_scratch *w,
                                                              const lrsa_attn_qblock *qb,
                                                              const lrsa_attn_seg *sg, int j0,
                                                              int nk) {
-    const int BK = LRSA_ATTN_BK, D = w->D, nq = qb->nq;
-    for (int j = 0; j < qb->G; j++)
-        for (int t = 0; t < nq; t++) {
-            const int r = j * nq + t, lim = row_limit(sg, qb->qpos0 + t, j0, nk);
-            float *srow = w->s + (int64_t)r * BK, lo;
-            float mx = lrsa_row_max_min_avx2(srow, lim, &lo);
-            float m_new = (isgreater(mx, w->m[r]) || isnan(mx)) ? mx : w->m[r];
-            if (m_new == -INFINITY) {
-                memset(srow, 0, sizeof(float) * (size_t)nk);
+    const int D = w->D, M = qb->G * qb->nq;
+    for (int r0 = 0; r0 < M; r0 += 8) {
+        float *srow[8], m8[8], alpha8[8];
+        int lim[8];
+        const int nr = rows8(w, qb, sg, j0, nk, r0, srow, lim);
+        const __m256i live = lrsa_avx2_head_mask(nr);
+        __m256 lo, mx = lrsa_rows8_max_min_avx2(srow, lim, &lo);
+        const __m256 ninf = _mm256_set1_ps(-INFINITY);
+        const __m256 m_old =
+            _mm256_blendv_ps(ninf, _mm256_maskload_ps(w->m + r0, live), _mm256_castsi256_ps(live));
+        /* m_new = (isgreater(mx, m) || isnan(mx)) ? mx : m */
+        const __m256 take =
+            _mm256_or_ps(_mm256_cmp_ps(mx, m_old, _CMP_GT_OQ), _mm256_cmp_ps(mx, mx, _CMP_UNORD_Q));
+        const __m256 m_new = _mm256_blendv_ps(m_old, mx, take);
+        const __m256 alpha = lrsa_vexp8_avx2(_mm256_sub_ps(m_old, m_new));
+        const __m256 empty = _mm256_cmp_ps(m_new, ninf, _CMP_EQ_OQ); /* nothing visible yet */
+        const int normal = rows8_normal(lo, mx, m_new), empty_bits = _mm256_movemask_ps(empty);
+        _mm256_storeu_ps(m8, m_new);
+        _mm256_storeu_ps(alpha8, alpha);
+        __m256 acc[8];
+        for (int i = 0; i < 8; i++) {
+            acc[i] = _mm256_setzero_ps();
+            if (i >= nr) continue;
+            if ((empty_bits >> i) & 1) { /* the row stays empty */
+                memset(srow[i], 0, sizeof(float) * (size_t)nk);
                 continue;
             }
-            float alpha = lrsa_vexpf(w->m[r] - m_new);
-            float sum =
-                lrsa_exp_shift_sum_avx2(srow, lim, m_new, lrsa_vexp_row_normal(lo, mx, m_new), 1);
-            if (nk > lim) memset(srow + lim, 0, sizeof(float) * (size_t)(nk - lim));
-            w->l[r] = w->l[r] * alpha + sum;
-            w->m[r] = m_new;
-            if (alpha != 1.0f) scale_row(w->acc + (int64_t)r * D, D, alpha);
+            acc[i] = lrsa_exp_shift_lanes_avx2(srow[i], lim[i], m8[i], (normal >> i) & 1);
+            if (nk > lim[i]) memset(srow[i] + lim[i], 0, sizeof(float) * (size_t)(nk - lim[i]));
+            /* rescales what was accumulated under the old maximum */
+            if (alpha8[i] != 1.0f) scale_row(w->acc + (int64_t)(r0 + i) * D, D, alpha8[i]);
         }
+        /* l = l * alpha + sum and m = m_new, where the row exists and is not empty */
+        const __m256i keep = _mm256_andnot_si256(_mm256_castps_si256(empty), live);
+        const __m256 l_old = _mm256_maskload_ps(w->l + r0, live);
+        const __m256 sum = lrsa_rows8_sum_lanes_avx2(acc);
+        _mm256_maskstore_ps(w->l + r0, keep, _mm256_add_ps(_mm256_mul_ps(l_old, alpha), sum));
+        _mm256_maskstore_ps(w->m + r0, keep, m_new);
+    }
 }
 
-/* recompute_p_tile with the AVX2 row functions. */
+/* recompute_p_tile with the AVX2 row functions, eight rows at a time. */
 __attribute__((target("avx2"))) static void recompute_p_tile_avx2(lrsa_attn_scratch *w,
                                                                   const lrsa_attn_qblock *qb,
                                                                   const lrsa_attn_seg *sg, int j0,
                                                                   int nk) {
-    const int BK = LRSA_ATTN_BK, nq = qb->nq;
-    for (int j = 0; j < qb->G; j++)
-        for (int t = 0; t < nq; t++) {
-            const int r = j * nq + t, lim = row_limit(sg, qb->qpos0 + t, j0, nk);
-            float *srow = w->s + (int64_t)r * BK, lo;
-            float hi = lrsa_row_max_min_avx2(srow, lim, &lo);
-            lrsa_exp_shift_sum_avx2(srow, lim, w->m[r], lrsa_vexp_row_normal(lo, hi, w->m[r]), 0);
-            if (nk > lim) memset(srow + lim, 0, sizeof(float) * (size_t)(nk - lim));
+    const int M = qb->G * qb->nq;
+    for (int r0 = 0; r0 < M; r0 += 8) {
+        float *srow[8], sub8[8];
+        int lim[8];
+        const int nr = rows8(w, qb, sg, j0, nk, r0, srow, lim);
+        __m256 lo, hi = lrsa_rows8_max_min_avx2(srow, lim, &lo);
+        const __m256 sub = _mm256_maskload_ps(w->m + r0, lrsa_avx2_head_mask(nr));
+        const int normal = rows8_normal(lo, hi, sub);
+        _mm256_storeu_ps(sub8, sub);
+        for (int i = 0; i < nr; i++) {
+            lrsa_exp_shift_lanes_avx2(srow[i], lim[i], sub8[i], (normal >> i) & 1);
+            if (nk > lim[i]) memset(srow[i] + lim[i], 0, sizeof(float) * (size_t)(nk - lim[i]));
         }
+    }
 }
 #endif
 

@@ -2,7 +2,8 @@
  * and the normal-range lrsa_vexp8_avx2_normal against lrsa_vexpf over a sweep of float bit
  * patterns (every float of the normal range: docs/KERNELS.md), and the row functions against
  * lrsa_row_max / lrsa_vexpf + lrsa_row_sum on rows of every length 0..130 with ordinary, -inf
- * and NaN entries. Skipped (printed) on CPUs without AVX2. */
+ * and NaN entries; the eight-row folds of the attention tiles (lrsa_rows8_*) against the
+ * one-row functions. Skipped (printed) on CPUs without AVX2. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -99,7 +100,78 @@ static void test_rows(void **state) {
             check_row(s, n, m + 0.75f);              /* a logsumexp-like shift (backward) */
         }
 }
+/* The eight-row folds of the attention's softmax tiles against the one-row functions above,
+ * bit for bit: rows of different lengths (0 .. 130) side by side, with NaN, -inf, rows of
+ * zeros of both signs (ties the fold must break like the scalar loop) and all-negative rows. */
+__attribute__((target("avx2"))) static void check_rows8(float *rows, const int n[8]) {
+    float *s[8], mx8[8], lo8[8], sum8[8];
+    __m256 acc[8];
+    for (int i = 0; i < 8; i++) s[i] = rows + i * 136;
+    __m256 lo, mx = lrsa_rows8_max_min_avx2(s, n, &lo);
+    _mm256_storeu_ps(mx8, mx);
+    _mm256_storeu_ps(lo8, lo);
+    float sub[8];
+    for (int i = 0; i < 8; i++) {
+        float lo_ref, mx_ref = lrsa_row_max_min_avx2(s[i], n[i], &lo_ref);
+        if (!same_bits(mx8[i], mx_ref) && !(isnan(mx8[i]) && isnan(mx_ref)))
+            fail_msg("row %d (of %d): max %g vs %g", i, n[i], (double)mx8[i], (double)mx_ref);
+        if (!same_bits(lo8[i], lo_ref))
+            fail_msg("row %d (of %d): min %g vs %g", i, n[i], (double)lo8[i], (double)lo_ref);
+        sub[i] = isfinite(mx_ref) ? mx_ref : 0.0f;
+    }
+    float ref[8 * 136];
+    memcpy(ref, rows, sizeof ref);
+    for (int i = 0; i < 8; i++) {
+        acc[i] = lrsa_exp_shift_lanes_avx2(s[i], n[i], sub[i], 0);
+        float ref_sum = lrsa_exp_shift_sum_avx2(ref + i * 136, n[i], sub[i], 0, 1);
+        sum8[i] = ref_sum;
+    }
+    assert_memory_equal(rows, ref, sizeof ref);
+    float got[8];
+    _mm256_storeu_ps(got, lrsa_rows8_sum_lanes_avx2(acc));
+    for (int i = 0; i < 8; i++)
+        if (!same_bits(got[i], sum8[i]) && !(isnan(got[i]) && isnan(sum8[i])))
+            fail_msg("row %d (of %d): sum %.9g vs %.9g", i, n[i], (double)got[i], (double)sum8[i]);
+}
+
+static void test_rows8(void **state) {
+    (void)state;
+    if (!__builtin_cpu_supports("avx2")) {
+        printf("no AVX2: skipped\n");
+        return;
+    }
+    lrsa_rng rng;
+    lrsa_rng_seed(&rng, 7);
+    static float rows[8 * 136];
+    long checked = 0;
+    for (int trial = 0; trial < 400; trial++) {
+        int n[8];
+        for (int i = 0; i < 8; i++) {
+            float *row = rows + i * 136;
+            n[i] = (int)lrsa_rng_below(&rng, 131);
+            const int kind = (int)lrsa_rng_below(&rng, 6);
+            tu_fill_normal(row, 136, 3.0f, &rng);
+            if (kind == 1 && n[i] > 0) row[lrsa_rng_below(&rng, (uint64_t)n[i])] = NAN;
+            if (kind == 2 && n[i] > 0) row[lrsa_rng_below(&rng, (uint64_t)n[i])] = -INFINITY;
+            if (kind == 3) /* zeros of both signs in random lanes, nothing above them */
+                for (int j = 0; j < 136; j++)
+                    row[j] = lrsa_rng_below(&rng, 2) ? (lrsa_rng_below(&rng, 2) ? 0.0f : -0.0f)
+                                                     : -fabsf(row[j]);
+            if (kind == 4) /* every entry -inf: an empty row's -inf maximum */
+                for (int j = 0; j < 136; j++) row[j] = -INFINITY;
+            if (kind == 5) /* all negative */
+                for (int j = 0; j < 136; j++) row[j] = -fabsf(row[j]) - 1.0f;
+        }
+        check_rows8(rows, n);
+        checked += 8;
+    }
+    printf("%ld rows in groups of 8: folds equal the one-row functions\n", checked);
+}
 #else
+static void test_rows8(void **state) {
+    (void)state;
+    printf("no AVX2 build: skipped\n");
+}
 static void test_exp_sweeps(void **state) {
     (void)state;
     printf("no AVX2 build: skipped\n");
@@ -113,6 +185,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exp_sweeps),
         cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_rows8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
