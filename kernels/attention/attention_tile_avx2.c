@@ -29,30 +29,32 @@ static int block_rows(int i, int M) {
     return i < N12 ? 6 : i < N4 ? 4 : M - i;
 }
 
-/* c[r][0..1] = sum_k a[r][k] * b[k*bs + 0..15], one FMA chain per element from k = 0. */
-LRSA_AVX2_FMA static void block_6x16(const float *const a[6], const float *b, int64_t bs, int K,
-                                     __m256 c[12]) {
+/* c[r][0..1] = sum_k a[r][k*as] * b[k*bs + 0..15], one FMA chain per element from k = 0.
+ * Inlined so that the common as == 1 compiles to unit-stride loads. */
+LRSA_AVX2_FMA static inline __attribute__((always_inline)) void
+block_6x16(const float *const a[6], int64_t as, const float *b, int64_t bs, int K, __m256 c[12]) {
     __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
     __m256 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
     const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
     for (int k = 0; k < K; k++) {
+        const int64_t ka = k * as;
         const __m256 b0 = _mm256_loadu_ps(b + k * bs), b1 = _mm256_loadu_ps(b + k * bs + 8);
-        __m256 x = _mm256_broadcast_ss(a0 + k);
+        __m256 x = _mm256_broadcast_ss(a0 + ka);
         c0 = _mm256_fmadd_ps(x, b0, c0);
         c1 = _mm256_fmadd_ps(x, b1, c1);
-        x = _mm256_broadcast_ss(a1 + k);
+        x = _mm256_broadcast_ss(a1 + ka);
         c2 = _mm256_fmadd_ps(x, b0, c2);
         c3 = _mm256_fmadd_ps(x, b1, c3);
-        x = _mm256_broadcast_ss(a2 + k);
+        x = _mm256_broadcast_ss(a2 + ka);
         c4 = _mm256_fmadd_ps(x, b0, c4);
         c5 = _mm256_fmadd_ps(x, b1, c5);
-        x = _mm256_broadcast_ss(a3 + k);
+        x = _mm256_broadcast_ss(a3 + ka);
         c6 = _mm256_fmadd_ps(x, b0, c6);
         c7 = _mm256_fmadd_ps(x, b1, c7);
-        x = _mm256_broadcast_ss(a4 + k);
+        x = _mm256_broadcast_ss(a4 + ka);
         c8 = _mm256_fmadd_ps(x, b0, c8);
         c9 = _mm256_fmadd_ps(x, b1, c9);
-        x = _mm256_broadcast_ss(a5 + k);
+        x = _mm256_broadcast_ss(a5 + ka);
         c10 = _mm256_fmadd_ps(x, b0, c10);
         c11 = _mm256_fmadd_ps(x, b1, c11);
     }
@@ -60,38 +62,41 @@ LRSA_AVX2_FMA static void block_6x16(const float *const a[6], const float *b, in
     c[6] = c6, c[7] = c7, c[8] = c8, c[9] = c9, c[10] = c10, c[11] = c11;
 }
 
-/* c[r] = sum_k a[r][k] * b[k*bs + 0..7]: one chain (two == 0) or, with two, even and odd k in
- * two chains over the first 8*floor(K/8) terms, the rest on the even one, added at the end. */
-LRSA_AVX2_FMA static void block_6x8(const float *const a[6], const float *b, int64_t bs, int K,
-                                    int two, __m256 c[6]) {
+/* c[r] = sum_k a[r][k*as] * b[k*bs + 0..7]: one chain (two == 0) or, with two, even and odd k
+ * in two chains over the first 8*floor(K/8) terms, the rest on the even one, added at the end. */
+LRSA_AVX2_FMA static inline __attribute__((always_inline)) void
+block_6x8(const float *const a[6], int64_t as, const float *b, int64_t bs, int K, int two,
+          __m256 c[6]) {
     __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, e4 = e0, e5 = e0;
     __m256 o0 = e0, o1 = e0, o2 = e0, o3 = e0, o4 = e0, o5 = e0;
     const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
     int k = 0;
     if (two)
         for (; k < 8 * (K / 8); k += 2) {
+            const int64_t ke = k * as, ko = ke + as;
             const __m256 be = _mm256_loadu_ps(b + k * bs), bo = _mm256_loadu_ps(b + (k + 1) * bs);
-            e0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + k), be, e0);
-            e1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + k), be, e1);
-            e2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + k), be, e2);
-            e3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + k), be, e3);
-            e4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a4 + k), be, e4);
-            e5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a5 + k), be, e5);
-            o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + k + 1), bo, o0);
-            o1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + k + 1), bo, o1);
-            o2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + k + 1), bo, o2);
-            o3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + k + 1), bo, o3);
-            o4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a4 + k + 1), bo, o4);
-            o5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a5 + k + 1), bo, o5);
+            e0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + ke), be, e0);
+            e1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + ke), be, e1);
+            e2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + ke), be, e2);
+            e3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + ke), be, e3);
+            e4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a4 + ke), be, e4);
+            e5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a5 + ke), be, e5);
+            o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + ko), bo, o0);
+            o1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + ko), bo, o1);
+            o2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + ko), bo, o2);
+            o3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + ko), bo, o3);
+            o4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a4 + ko), bo, o4);
+            o5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a5 + ko), bo, o5);
         }
     for (; k < K; k++) {
+        const int64_t ka = k * as;
         const __m256 be = _mm256_loadu_ps(b + k * bs);
-        e0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + k), be, e0);
-        e1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + k), be, e1);
-        e2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + k), be, e2);
-        e3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + k), be, e3);
-        e4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a4 + k), be, e4);
-        e5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a5 + k), be, e5);
+        e0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + ka), be, e0);
+        e1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + ka), be, e1);
+        e2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + ka), be, e2);
+        e3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + ka), be, e3);
+        e4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a4 + ka), be, e4);
+        e5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a5 + ka), be, e5);
     }
     if (two) { /* OpenBLAS adds the odd set even when it stayed zero (K < 8): -0 becomes +0 */
         e0 = _mm256_add_ps(e0, o0), e1 = _mm256_add_ps(e1, o1), e2 = _mm256_add_ps(e2, o2);
@@ -155,9 +160,9 @@ LRSA_AVX2_FMA void lrsa_attn_scores_avx2(const float *q, int M, int D, const flo
             int two = lrsa_attn_blas_two_chain(8 * p, i, nk, M);
             int wide = !two && p + 1 < npanel && !lrsa_attn_blas_two_chain(8 * p + 8, i, nk, M);
             if (wide)
-                block_6x16(a, kt + 8 * p, nk8, D, c);
+                block_6x16(a, 1, kt + 8 * p, nk8, D, c);
             else
-                block_6x8(a, kt + 8 * p, nk8, D, two, c);
+                block_6x8(a, 1, kt + 8 * p, nk8, D, two, c);
             for (int r = 0; r < rows; r++) {
                 float *srow = s + (int64_t)(i + r) * sld + 8 * p;
                 if (wide) {
@@ -173,36 +178,70 @@ LRSA_AVX2_FMA void lrsa_attn_scores_avx2(const float *q, int M, int D, const flo
     }
 }
 
-LRSA_AVX2_FMA void lrsa_attn_pv_avx2(const float *p, int sld, int M, int nk, const float *v,
-                                     int64_t ld, int D, float *acc) {
+/* The K terms from k0 on that one call of OpenBLAS's kernel sums: the driver (level3.c) splits
+ * K into blocks of GEMM_Q = 320 terms (Zen/Haswell sgemm) when at least 2 * GEMM_Q remain, and
+ * the last K in (GEMM_Q, 2 GEMM_Q) into two halves, the first rounded up to 8; each block's sum
+ * is stored (alpha * sum + C) before the next starts. */
+static int blas_k_block(int k0, int K) {
+    const int Q = 320, U = 8, rest = K - k0;
+    if (rest >= 2 * Q) return Q;
+    if (rest > Q) return (rest / 2 + U - 1) / U * U;
+    return rest;
+}
+
+/* c[i * ldc + col] = alpha * sum_k A(i, k) b[k * ldb + col] + c[i * ldc + col] for i < n,
+ * col < D (D % 8 == 0), with A(i, k) = a[i * ai + k * ak]: the order of the row-major
+ * cblas_sgemm of C[n x D] += alpha A B with beta 1, which OpenBLAS runs as a D x n column-major
+ * product (channels are its rows, the n output rows its columns). Inlined so that ak == 1
+ * (A's rows in place) and ak == lda (A stored transposed) each get their own loads. */
+LRSA_AVX2_FMA static inline __attribute__((always_inline)) void
+products_acc(const float *a, int64_t ai, int64_t ak, int n, int K, const float *b, int64_t ldb,
+             int D, float alpha, float *c, int64_t ldc) {
     const int npanel = D / 8;
-    for (int i = 0; i < M;) {
-        const int rows = block_rows(i, M);
-        const float *a[6];
-        block_row_ptrs(a, p + (int64_t)i * sld, sld, rows);
-        for (int cp = 0; cp < npanel;) {
-            __m256 c[12];
-            /* OpenBLAS sees this product as a D x M column-major one: channels are its rows */
-            int two = lrsa_attn_blas_two_chain(8 * cp, i, D, M);
-            int wide = !two && cp + 1 < npanel && !lrsa_attn_blas_two_chain(8 * cp + 8, i, D, M);
-            if (wide)
-                block_6x16(a, v + 8 * cp, ld, nk, c);
-            else
-                block_6x8(a, v + 8 * cp, ld, nk, two, c);
-            for (int r = 0; r < rows; r++) {
-                float *arow = acc + (int64_t)(i + r) * D + 8 * cp;
-                if (wide) {
-                    _mm256_storeu_ps(arow, _mm256_add_ps(c[2 * r], _mm256_loadu_ps(arow)));
-                    _mm256_storeu_ps(arow + 8,
-                                     _mm256_add_ps(c[2 * r + 1], _mm256_loadu_ps(arow + 8)));
-                } else {
-                    _mm256_storeu_ps(arow, _mm256_add_ps(c[r], _mm256_loadu_ps(arow)));
+    const __m256 va = _mm256_set1_ps(alpha);
+    for (int k0 = 0; k0 < K;) {
+        const int kb = blas_k_block(k0, K);
+        const float *ak0 = a + k0 * ak, *bk0 = b + k0 * ldb;
+        for (int i = 0; i < n;) {
+            const int rows = block_rows(i, n);
+            const float *ar[6];
+            block_row_ptrs(ar, ak0 + i * ai, ai, rows);
+            for (int cp = 0; cp < npanel;) {
+                __m256 acc[12];
+                int two = lrsa_attn_blas_two_chain(8 * cp, i, D, n);
+                int wide =
+                    !two && cp + 1 < npanel && !lrsa_attn_blas_two_chain(8 * cp + 8, i, D, n);
+                if (wide)
+                    block_6x16(ar, ak, bk0 + 8 * cp, ldb, kb, acc);
+                else
+                    block_6x8(ar, ak, bk0 + 8 * cp, ldb, kb, two, acc);
+                for (int r = 0; r < rows; r++) {
+                    float *crow = c + (int64_t)(i + r) * ldc + 8 * cp;
+                    if (wide) {
+                        _mm256_storeu_ps(crow,
+                                         _mm256_fmadd_ps(va, acc[2 * r], _mm256_loadu_ps(crow)));
+                        _mm256_storeu_ps(crow + 8, _mm256_fmadd_ps(va, acc[2 * r + 1],
+                                                                   _mm256_loadu_ps(crow + 8)));
+                    } else {
+                        _mm256_storeu_ps(crow, _mm256_fmadd_ps(va, acc[r], _mm256_loadu_ps(crow)));
+                    }
                 }
+                cp += wide ? 2 : 1;
             }
-            cp += wide ? 2 : 1;
+            i += rows;
         }
-        i += rows;
+        k0 += kb;
     }
+}
+
+LRSA_AVX2_FMA void lrsa_attn_nn_avx2(const float *a, int lda, int M, int K, const float *b,
+                                     int64_t ldb, int D, float alpha, float *c, int64_t ldc) {
+    products_acc(a, lda, 1, M, K, b, ldb, D, alpha, c, ldc);
+}
+
+LRSA_AVX2_FMA void lrsa_attn_tn_avx2(const float *a, int lda, int N, int K, const float *b,
+                                     int64_t ldb, int D, float alpha, float *c, int64_t ldc) {
+    products_acc(a, 1, lda, N, K, b, ldb, D, alpha, c, ldc);
 }
 
 #else /* not x86-64 gcc/clang: the cblas path only */
@@ -215,9 +254,16 @@ void lrsa_attn_scores_avx2(const float *q, int M, int D, const float *k, int64_t
     (void)kt;
     abort();
 }
-void lrsa_attn_pv_avx2(const float *p, int sld, int M, int nk, const float *v, int64_t ld, int D,
-                       float *acc) {
-    (void)p, (void)sld, (void)M, (void)nk, (void)v, (void)ld, (void)D, (void)acc;
+void lrsa_attn_nn_avx2(const float *a, int lda, int M, int K, const float *b, int64_t ldb, int D,
+                       float alpha, float *c, int64_t ldc) {
+    (void)a, (void)lda, (void)M, (void)K, (void)b, (void)ldb, (void)D, (void)alpha, (void)c;
+    (void)ldc;
+    abort();
+}
+void lrsa_attn_tn_avx2(const float *a, int lda, int N, int K, const float *b, int64_t ldb, int D,
+                       float alpha, float *c, int64_t ldc) {
+    (void)a, (void)lda, (void)N, (void)K, (void)b, (void)ldb, (void)D, (void)alpha, (void)c;
+    (void)ldc;
     abort();
 }
 #endif

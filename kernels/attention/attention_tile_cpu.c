@@ -224,13 +224,20 @@ __attribute__((target("avx2"))) static void recompute_p_tile_avx2(lrsa_attn_scra
 }
 #endif
 
+/* 1 when the tile products go through attention_tile_simd.h: AVX2+FMA present, D a multiple of
+ * 8, and D <= 256, within the shapes where OpenBLAS's driver neither splits the D side nor a
+ * score's D terms, so that the kernels keep cblas_sgemm's bits. */
+static int simd_products(const lrsa_attn_scratch *w) {
+    return w->avx2 && w->D % 8 == 0 && w->D <= 256;
+}
+
 /* out[i * BK + j] = alpha * a_i . k_j for the M packed rows a_i of the block and the nk rows of
  * the key (or value) tile kb: the AVX2 kernel where scratch.avx2 (same bits as the cblas call
  * with OpenBLAS's Haswell/Zen SGEMM, attention_tile_simd.h), else cblas_sgemm. */
 static void tile_scores(lrsa_attn_scratch *w, int M, const float *a, const float *kb, int64_t ld,
                         int nk, float alpha, float *out) {
     const int D = w->D;
-    if (w->avx2 && D % 8 == 0)
+    if (simd_products(w))
         lrsa_attn_scores_avx2(a, M, D, kb, ld, nk, alpha, out, LRSA_ATTN_BK, w->kt);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, alpha, a, D, kb, (int)ld,
@@ -251,7 +258,7 @@ void lrsa_attn_fwd_begin(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, int D
 void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
                            const lrsa_attn_seg *sg, float scale) {
     const int BK = LRSA_ATTN_BK, D = w->D, nq = qb->nq, M = qb->G * nq;
-    const int products = w->avx2 && D % 8 == 0;
+    const int products = simd_products(w);
     int nvis = seg_visible_len(sg, qb->qpos0 + nq - 1);
     for (int j0 = 0; j0 < nvis; j0 += BK) {
         int nk = nvis - j0 < BK ? nvis - j0 : BK;
@@ -272,7 +279,7 @@ void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
         if (few)
             lrsa_sgemm_rows_nn(w->acc, D, w->s, BK, M, vb, sg->ld, D, nk, LRSA_SGEMM_ROWS_AUTO);
         else if (products)
-            lrsa_attn_pv_avx2(w->s, BK, M, nk, vb, sg->ld, D, w->acc);
+            lrsa_attn_nn_avx2(w->s, BK, M, nk, vb, sg->ld, D, 1.0f, w->acc, D);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK, vb,
                         (int)sg->ld, 1.0f, w->acc, D);
@@ -348,6 +355,20 @@ LRSA_AVX2_CLONES static void softmax_grad_tile(lrsa_attn_scratch *w, int M, int 
     }
 }
 
+/* c[j * ldc + col] += alpha * sum_r a[r * BK + j] b[r * D + col] for the nk keys j of a tile
+ * and the M packed rows r of the block (dV += P^T dout, dK += scale dS^T Q): the AVX2 kernel
+ * where scratch.avx2 (same bits as the cblas call on OpenBLAS's Haswell/Zen SGEMM), else
+ * cblas_sgemm. */
+static void tile_acc_tn(lrsa_attn_scratch *w, const float *a, int nk, int M, const float *b,
+                        float alpha, float *c, int64_t ldc) {
+    const int D = w->D;
+    if (simd_products(w))
+        lrsa_attn_tn_avx2(a, LRSA_ATTN_BK, nk, M, b, D, D, alpha, c, ldc);
+    else
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, M, alpha, a, LRSA_ATTN_BK, b, D,
+                    1.0f, c, (int)ldc);
+}
+
 void lrsa_attn_tile_backward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, const float *dout,
                              int64_t do_ld, float *dq, int64_t dq_ld, const lrsa_attn_seg *segs,
                              int nseg, int D, float scale) {
@@ -382,19 +403,19 @@ void lrsa_attn_tile_backward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, c
 #endif
                 recompute_p_tile(w, qb, sg, j0, nk);
             /* dV += P^T dout */
-            if (sg->dv)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, M, 1.0f, w->s, BK, w->o,
-                            D, 1.0f, sg->dv + j0 * sg->dld, (int)sg->dld);
+            if (sg->dv) tile_acc_tn(w, w->s, nk, M, w->o, 1.0f, sg->dv + j0 * sg->dld, sg->dld);
             /* dP = dout V^T, then dS = P * (dP - delta) */
             tile_scores(w, M, w->o, vb, sg->ld, nk, 1.0f, w->dp);
             softmax_grad_tile(w, M, nk);
             /* dQ += scale dS K;  dK += scale dS^T Q */
-            if (dq)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, scale, w->dp, BK,
-                            kb, (int)sg->ld, 1.0f, w->acc, D);
-            if (sg->dk)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, M, scale, w->dp, BK,
-                            w->q, D, 1.0f, sg->dk + j0 * sg->dld, (int)sg->dld);
+            if (dq) {
+                if (simd_products(w))
+                    lrsa_attn_nn_avx2(w->dp, BK, M, nk, kb, sg->ld, D, scale, w->acc, D);
+                else
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, scale, w->dp,
+                                BK, kb, (int)sg->ld, 1.0f, w->acc, D);
+            }
+            if (sg->dk) tile_acc_tn(w, w->dp, nk, M, w->q, scale, sg->dk + j0 * sg->dld, sg->dld);
         }
     }
     if (!dq) return;

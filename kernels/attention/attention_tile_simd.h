@@ -1,17 +1,20 @@
-/* AVX2+FMA tile products of the CPU attention forward (attention_tile.h), used in place of the
- * two cblas_sgemm calls per key tile when the CPU has AVX2 and FMA and D is a multiple of 8.
+/* AVX2+FMA tile products of the CPU attention (attention_tile.h), used in place of the
+ * cblas_sgemm calls per key tile (two in the forward, five in the backward) when the CPU has
+ * AVX2 and FMA and D is a multiple of 8 (and at most 256).
  *
  * Why: every tile product through cblas_sgemm re-packs the block's queries (the same G*nq x D
  * rows for every key tile) and pays OpenBLAS's per-call set-up; these kernels read the packed
  * queries in place, pack only the key tile (transposed, once per tile for all stacked rows) and
- * read V rows directly.
+ * read V rows and the backward's probability and dS tiles (as rows or as columns) in place.
  *
  * Same bits as OpenBLAS: each output element is summed in the order OpenBLAS 0.3.21's
  * single-threaded Haswell/Zen SGEMM (sgemm_kernel_8x4_haswell_2.c behind driver/level3) uses
  * for the same call, described by lrsa_attn_blas_two_chain below, then stored as
- * alpha * sum + C in one FMA like its store. So on machines where OpenBLAS runs that kernel
- * (this project's CI VM: "Zen") the attention gives the same bits with either path; elsewhere
- * both are correctly ordered fp32 sums that differ in the last bits. */
+ * alpha * sum + C in one FMA like its store (K split into blocks of up to 320 terms, each
+ * stored in turn, as its driver does past 320 terms; the D side is never split, so the callers
+ * keep D <= 256: from D = 328 on the driver's order differs). So on machines where OpenBLAS runs
+ * that kernel (this project's CI VM: "Zen") the attention gives the same bits with either path;
+ * elsewhere both are correctly ordered fp32 sums that differ in the last bits. */
 #ifndef LRSA_KERNELS_ATTENTION_TILE_SIMD_H
 #define LRSA_KERNELS_ATTENTION_TILE_SIMD_H
 #include <stdint.h>
@@ -44,8 +47,16 @@ static inline int lrsa_attn_blas_two_chain(int r, int n, int Mk, int Nk) {
 void lrsa_attn_scores_avx2(const float *q, int M, int D, const float *k, int64_t ld, int nk,
                            float alpha, float *s, int sld, float *kt);
 
-/* acc[i * D + c] += sum_j p[i * sld + j] v[j * ld + c] for i < M, c < D (D % 8 == 0), in the
- * order of cblas_sgemm(RowMajor, NoTrans, NoTrans, M, D, nk, 1, p, sld, v, ld, 1, acc, D). */
-void lrsa_attn_pv_avx2(const float *p, int sld, int M, int nk, const float *v, int64_t ld, int D,
-                       float *acc);
+/* c[i * ldc + col] += alpha * sum_k a[i * lda + k] b[k * ldb + col] for i < M, col < D
+ * (D % 8 == 0), in the order of cblas_sgemm(RowMajor, NoTrans, NoTrans, M, D, K, alpha, a, lda,
+ * b, ldb, 1, c, ldc): the forward's acc += P V (alpha 1) and the backward's dQ += scale dS K. */
+void lrsa_attn_nn_avx2(const float *a, int lda, int M, int K, const float *b, int64_t ldb, int D,
+                       float alpha, float *c, int64_t ldc);
+
+/* c[j * ldc + col] += alpha * sum_k a[k * lda + j] b[k * ldb + col] for j < N, col < D
+ * (D % 8 == 0): A stored transposed ([K x N], lda apart), in the order of
+ * cblas_sgemm(RowMajor, Trans, NoTrans, N, D, K, alpha, a, lda, b, ldb, 1, c, ldc): the
+ * backward's dV += P^T dout (alpha 1) and dK += scale dS^T Q, read from the tiles in place. */
+void lrsa_attn_tn_avx2(const float *a, int lda, int N, int K, const float *b, int64_t ldb, int D,
+                       float alpha, float *c, int64_t ldc);
 #endif

@@ -1,11 +1,15 @@
 /* The AVX2 paths of the attention tile engine against the portable ones:
- * - lrsa_attn_scores_avx2 / lrsa_attn_pv_avx2 equal, bit for bit, a scalar model of the
- *   summation order they claim (fmaf chains chosen by lrsa_attn_blas_two_chain), on odd shapes;
- *   and equal cblas_sgemm bit for bit where OpenBLAS runs its Haswell/Zen kernel (close
- *   elsewhere);
+ * - lrsa_attn_scores_avx2 / lrsa_attn_nn_avx2 (the forward's P V) equal, bit for bit, a scalar
+ *   model of the summation order they claim (fmaf chains chosen by lrsa_attn_blas_two_chain),
+ *   on odd shapes; and equal cblas_sgemm bit for bit where OpenBLAS runs its Haswell/Zen kernel
+ *   (close elsewhere);
+ * - the backward's accumulating products, lrsa_attn_nn_avx2 (dQ += scale dS K) and
+ *   lrsa_attn_tn_avx2 (dV += P^T dout, dK += scale dS^T Q, A read transposed), likewise over
+ *   rows, keys, D, alpha and strides, including K past OpenBLAS's 320-term blocks;
  * - whole blocks (causal diagonal tiles, nk < BK, a gathered unmasked segment, rows not a
- *   multiple of the register block, D = 64 and 128, a D the products do not take) through
- *   scratch.avx2 = 1 and = 0: forward outputs and logsumexps, backward dq/dk/dv.
+ *   multiple of the register block, D = 64 and 128, a D the products do not take, the training
+ *   callers' one-head 64-position blocks, 384 stacked rows) through scratch.avx2 = 1 and = 0:
+ *   forward outputs and logsumexps, backward dq/dk/dv (every backward product AVX2 or cblas).
  * Without AVX2+FMA the AVX2 halves are skipped (printed), the portable path still runs. */
 #include <cblas.h>
 #include <math.h>
@@ -88,7 +92,7 @@ static void test_products_match_model(void **state) {
                 /* the probabilities of the PV product: the scores, masked like a causal tile */
                 for (int i = 0; i < M; i++)
                     for (int j = (i % nk) + 1; j < nk; j++) s[i * BK + j] = 0.0f;
-                lrsa_attn_pv_avx2(s, BK, M, nk, v, ld, D, acc);
+                lrsa_attn_nn_avx2(s, BK, M, nk, v, ld, D, 1.0f, acc, D);
                 for (int i = 0; i < M; i++)
                     for (int c = 0; c < D; c++)
                         acc_ref[i * D + c] += model_dot(s + i * BK, 1, v + c, ld, nk,
@@ -108,6 +112,96 @@ static void test_products_match_model(void **state) {
                 free(acc), free(acc_ref), free(acc_blas);
             }
     printf("%ld shapes; products %s cblas_sgemm bit for bit (OpenBLAS core %s)\n", checked,
+           exact_blas ? "equal" : "close to", openblas_get_corename());
+}
+
+/* The model of the accumulating products: per block of K terms (the driver's split, restated
+ * here: 320 while 640 or more remain, two halves, the first rounded up to 8, for 321..639),
+ * c = fmaf(alpha, sum, c) with the sum in the order lrsa_attn_blas_two_chain names. A(i, k) is
+ * a[i * ai + k * ak]. */
+static void model_acc(const float *a, int64_t ai, int64_t ak, int n, int K, const float *b,
+                      int64_t ldb, int D, float alpha, float *c, int64_t ldc) {
+    for (int k0 = 0; k0 < K;) {
+        const int rest = K - k0;
+        const int kb = rest >= 640 ? 320 : rest > 320 ? (rest / 2 + 7) / 8 * 8 : rest;
+        for (int i = 0; i < n; i++)
+            for (int col = 0; col < D; col++) {
+                float d = model_dot(a + i * ai + k0 * ak, ak, b + (int64_t)k0 * ldb + col, ldb, kb,
+                                    lrsa_attn_blas_two_chain(col, i, D, n));
+                c[i * ldc + col] = fmaf(alpha, d, c[i * ldc + col]);
+            }
+        k0 += kb;
+    }
+}
+
+/* lrsa_attn_nn_avx2 and lrsa_attn_tn_avx2 against the model and cblas_sgemm: n output rows (the
+ * tile's keys for tn, the block's rows for nn), K summed terms, D channels, both alphas the
+ * backward uses, B and C at a packed and a fused-buffer stride. */
+static void test_backward_products_match_model(void **state) {
+    (void)state;
+    if (!lrsa_attn_simd_available()) {
+        printf("no AVX2+FMA (or LRSA_ATTN_PORTABLE set): products not tested\n");
+        return;
+    }
+    openblas_set_num_threads(1);
+    const int ns[] = {1, 5, 6, 7, 12, 13, 18, 47, 100, 127, 128, 200};
+    const int Ks[] = {1, 7, 8, 9, 17, 64, 192, 320, 321, 500, 700};
+    const int Ds[] = {8, 64, 128, 256};
+    const float alphas[] = {1.0f, 0.125f, 0.0883883476f};
+    const int exact_blas = blas_is_haswell_kernel();
+    lrsa_rng rng;
+    lrsa_rng_seed(&rng, 13);
+    long checked = 0;
+    for (int tn = 0; tn < 2; tn++)
+        for (size_t di = 0; di < sizeof Ds / sizeof *Ds; di++)
+            for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+                for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
+                    const int D = Ds[di], n = ns[ni], K = Ks[ki];
+                    if ((int64_t)n * K * D > 1500000) continue; /* (the test's time) */
+                    const float alpha = alphas[(ni + ki) % 3];
+                    const int wide = (ni + ki + di) % 2; /* fused strides of B and C */
+                    /* A: [n x K] (nn) or [K x n] (tn), a tile-like stride past the used part */
+                    const int lda = (tn ? n : K) + 5;
+                    const int64_t arows = tn ? K : n, ldb = wide ? 3 * D + 8 : D;
+                    const int64_t ldc = wide ? 2 * D + 8 : D;
+                    float *a = malloc(sizeof(float) * (size_t)(arows * lda));
+                    float *b = malloc(sizeof(float) * (size_t)(K * ldb));
+                    float *c = malloc(sizeof(float) * (size_t)(n * ldc));
+                    float *c_ref = malloc(sizeof(float) * (size_t)(n * ldc));
+                    float *c_blas = malloc(sizeof(float) * (size_t)(n * ldc));
+                    tu_fill_normal(a, arows * lda, 1.0f, &rng);
+                    /* zeros where a causal tile masks, as the backward's P and dS have */
+                    for (int64_t x = 0; x < arows * lda; x += 7) a[x] = 0.0f;
+                    tu_fill_normal(b, K * ldb, 1.0f, &rng);
+                    tu_fill_normal(c, n * ldc, 2.0f, &rng);
+                    memcpy(c_ref, c, sizeof(float) * (size_t)(n * ldc));
+                    memcpy(c_blas, c, sizeof(float) * (size_t)(n * ldc));
+                    if (tn) {
+                        lrsa_attn_tn_avx2(a, lda, n, K, b, ldb, D, alpha, c, ldc);
+                        model_acc(a, 1, lda, n, K, b, ldb, D, alpha, c_ref, ldc);
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, K, alpha, a, lda,
+                                    b, (int)ldb, 1.0f, c_blas, (int)ldc);
+                    } else {
+                        lrsa_attn_nn_avx2(a, lda, n, K, b, ldb, D, alpha, c, ldc);
+                        model_acc(a, lda, 1, n, K, b, ldb, D, alpha, c_ref, ldc);
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, K, alpha, a,
+                                    lda, b, (int)ldb, 1.0f, c_blas, (int)ldc);
+                    }
+                    const char *form = tn ? "tn" : "nn";
+                    if (!bits_equal(c, c_ref, n * ldc))
+                        fail_msg("%s n %d K %d D %d alpha %g differs from the model", form, n, K, D,
+                                 (double)alpha);
+                    if (exact_blas) {
+                        if (!bits_equal(c, c_blas, n * ldc))
+                            fail_msg("%s n %d K %d D %d alpha %g differs from cblas_sgemm", form, n,
+                                     K, D, (double)alpha);
+                    } else {
+                        TU_ASSERT_CLOSE(c, c_blas, n * ldc, 1e-4, "backward product vs cblas");
+                    }
+                    checked++;
+                    free(a), free(b), free(c), free(c_ref), free(c_blas);
+                }
+    printf("%ld shapes; backward products %s cblas_sgemm bit for bit (OpenBLAS core %s)\n", checked,
            exact_blas ? "equal" : "close to", openblas_get_corename());
 }
 
@@ -164,10 +258,25 @@ static void test_blocks_avx2_equal_portable(void **state) {
     openblas_set_num_threads(1);
     const int exact_blas = blas_is_haswell_kernel();
     /* G, nq, D, gathered rows, band rows */
-    const int shapes[][5] = {{3, 64, 64, 0, 64},   {3, 64, 64, 0, 300},  {3, 37, 64, 0, 37},
-                             {3, 13, 128, 0, 200}, {2, 5, 64, 50, 77},   {1, 1, 64, 0, 1},
-                             {4, 21, 128, 9, 130}, {3, 64, 20, 0, 150},  {9, 7, 64, 130, 7},
-                             {3, 64, 64, 17, 255}, {1, 64, 128, 0, 129}, {3, 2, 8, 0, 3}};
+    const int shapes[][5] = {{3, 64, 64, 0, 64},
+                             {3, 64, 64, 0, 300},
+                             {3, 37, 64, 0, 37},
+                             {3, 13, 128, 0, 200},
+                             {2, 5, 64, 50, 77},
+                             {1, 1, 64, 0, 1},
+                             {4, 21, 128, 9, 130},
+                             {3, 64, 20, 0, 150},
+                             {9, 7, 64, 130, 7},
+                             {3, 64, 64, 17, 255},
+                             {1, 64, 128, 0, 129},
+                             {3, 2, 8, 0, 3},
+                             /* the training callers' blocks (one head, 64 positions): dense
+                              * and LRSA; and 384 stacked rows, past OpenBLAS's 320-term K
+                              * blocks of dV and dK */
+                             {1, 64, 64, 0, 700},
+                             {1, 64, 64, 300, 200},
+                             {1, 11, 64, 0, 523},
+                             {6, 64, 64, 0, 100}};
     lrsa_rng rng;
     lrsa_rng_seed(&rng, 12);
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
@@ -218,6 +327,7 @@ static void test_blocks_avx2_equal_portable(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_products_match_model),
+        cmocka_unit_test(test_backward_products_match_model),
         cmocka_unit_test(test_blocks_avx2_equal_portable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
