@@ -93,19 +93,15 @@ static int run_command(int argc, char **argv) {
  *   training step 1.10x faster, decode unchanged (docs/BENCHMARKS.md, "Idle OpenBLAS threads").
  * Both libraries read their variable when they load, before main(), so the first start sets what
  * the user has not set and re-executes itself once. A value the user set is kept (for OpenBLAS
- * also its older name GOTO_THREAD_TIMEOUT). Without
- * /proc/self/exe (not Linux), or if setenv fails, it goes on unchanged. */
+ * also its older name GOTO_THREAD_TIMEOUT). Without /proc/self/exe (not Linux) it goes on
+ * unchanged; a variable setenv cannot set stays unset (and cannot cause a second re-exec). */
 static void prefer_sleeping_idle_threads(char **argv) {
-    int missing = 0;
-    if (getenv("OMP_WAIT_POLICY") == NULL) {
-        if (setenv("OMP_WAIT_POLICY", "passive", 0) != 0) return;
-        missing = 1;
-    }
-    if (getenv("OPENBLAS_THREAD_TIMEOUT") == NULL && getenv("GOTO_THREAD_TIMEOUT") == NULL) {
-        if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0) != 0) return;
-        missing = 1;
-    }
-    if (missing) execv("/proc/self/exe", argv); /* returns only on failure: carry on as we are */
+    int set = 0; /* a variable set here takes effect only after the re-exec */
+    if (getenv("OMP_WAIT_POLICY") == NULL && setenv("OMP_WAIT_POLICY", "passive", 0) == 0) set = 1;
+    if (getenv("OPENBLAS_THREAD_TIMEOUT") == NULL && getenv("GOTO_THREAD_TIMEOUT") == NULL &&
+        setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0) == 0)
+        set = 1;
+    if (set) execv("/proc/self/exe", argv); /* returns only on failure: carry on as we are */
 }
 
 int main(int argc, char **argv) {
