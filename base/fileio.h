@@ -52,4 +52,9 @@ void lrsa_path_join(char *out, size_t cap, const char *dir, const char *name);
 /* Monotonic seconds. */
 double lrsa_now(void);
 
+/* Peak resident memory of this process image in MiB: VmHWM of /proc/self/status (the high-water
+ * mark of the memory map since exec, so not the parent's size that getrusage's ru_maxrss keeps
+ * across fork and exec), else ru_maxrss where /proc is missing. */
+double lrsa_peak_rss_mib(void);
+
 #endif

@@ -13,8 +13,9 @@ build of lrsa:
 Each row gives wall seconds and CPU seconds (all threads of the process, for lrsa the
 `cpu_seconds` of its result line, for transformers time.process_time()). Every measurement runs
 in a fresh process (lrsa: `lrsa bench ...`; transformers: this script
-with --worker), so each side's peak resident memory (ru_maxrss of that process: model, cache,
-activations, allocator) is measured on its own. Inside a process the timed part comes after one
+with --worker), so each side's peak resident memory (VmHWM of that process image, which each side
+reports: model, cache, activations, allocator) is measured on its own; ru_maxrss from wait4 would
+not do, as Linux carries this script's own size into a child across fork and exec. Inside a process the timed part comes after one
 warm-up run. Rows (speed ratio = transformers' time / lrsa's time, > 1 means lrsa is faster):
 
   train1k     training step incl. AdamW (zero grads, forward, backward, step), T = 1024, loss on
@@ -22,6 +23,10 @@ warm-up run. Rows (speed ratio = transformers' time / lrsa's time, > 1 means lrs
   fwdbwd1k    forward + backward only, T = 1024
   prefill1k/4k/16k  one forward of the prompt through a KV cache, logits of the last position
               only (transformers: use_cache=True, logits_to_keep=1)
+  attn1k/4k/16k  the causal attention of one layer alone, the part of a prefill that grows with
+              T squared: lrsa `bench --mode attention` (its cached-attention kernel) against
+              torch.nn.functional.scaled_dot_product_attention (is_causal, enable_gqa: what
+              transformers' SDPA path calls here), the model's head shapes, random q/k/v
   decode1k/8k greedy decoding after a prompt of 1K / 8K tokens, seconds per new token
   train8k     training step incl. AdamW at T = 8192 with per-layer recomputation on both sides
               (lrsa --recompute; transformers gradient checkpointing), dense attention
@@ -47,6 +52,9 @@ CASES = {
     "prefill1k": ("prefill 1024 tokens (last logit)", "prefill", 1024, {}),
     "prefill4k": ("prefill 4096 tokens (last logit)", "prefill", 4096, {}),
     "prefill16k": ("prefill 16384 tokens (last logit)", "prefill", 16384, {}),
+    "attn1k": ("attention of one layer alone, T = 1024", "attention", 1024, {}),
+    "attn4k": ("attention of one layer alone, T = 4096", "attention", 4096, {}),
+    "attn16k": ("attention of one layer alone, T = 16384", "attention", 16384, {}),
     "decode1k": ("greedy decode after 1024 tokens (s/token)", "decode", 1024, {}),
     "decode8k": ("greedy decode after 8192 tokens (s/token)", "decode", 8192, {}),
     "train8k": ("training step at T = 8192 (recompute), dense", "train", 8192,
@@ -87,8 +95,8 @@ def run_lrsa(args, case, ids_file):
             cmd.append("--recompute")
         if extra.get("lrsa_attn"):
             cmd += ["--attn", "lrsa", "--sink", "16", "--lag", "128", "--keep", "0.25"]
-    elif kind == "prefill":
-        cmd += ["--mode", "prefill", "--steps", str(args.steps)]
+    elif kind in ("prefill", "attention"):
+        cmd += ["--mode", kind, "--steps", str(args.steps)]
     else:
         cmd += ["--mode", "decode", "--new", str(args.new)]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads))
@@ -96,16 +104,19 @@ def run_lrsa(args, case, ids_file):
 
 
 def parse_lrsa(out):
-    """(seconds, CPU seconds) from the `result ... seconds S cpu_seconds C` line."""
+    """(seconds, CPU seconds, peak RSS MiB or None) from the `result ... seconds S cpu_seconds C
+    [peak_rss_mib R]` line."""
     for line in out.splitlines():
         if line.startswith("result "):
             w = line.split()
-            return float(w[w.index("seconds") + 1]), float(w[w.index("cpu_seconds") + 1])
+            rss = float(w[w.index("peak_rss_mib") + 1]) if "peak_rss_mib" in w else None
+            return float(w[w.index("seconds") + 1]), float(w[w.index("cpu_seconds") + 1]), rss
     raise RuntimeError("no result line in lrsa's output:\n" + out)
 
 
 def run_child(cmd, env, parse):
-    """Runs cmd, returns ((seconds, CPU seconds), peak RSS MiB of that process)."""
+    """Runs cmd, returns ((seconds, CPU seconds), peak RSS MiB of that process): the peak the
+    child reports, else (an older lrsa) wait4's ru_maxrss, which is at least this script's."""
     with tempfile.TemporaryFile() as out:
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         _, status, ru = os.wait4(p.pid, 0)
@@ -113,7 +124,20 @@ def run_child(cmd, env, parse):
         text = out.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError("%s failed:\n%s" % (" ".join(cmd), text[-3000:]))
-    return parse(text), ru.ru_maxrss / 1024.0
+    t, cpu, rss = parse(text)
+    return (t, cpu), rss if rss is not None else ru.ru_maxrss / 1024.0
+
+
+def own_peak_rss_mib():
+    """VmHWM of this process (Linux), or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
 
 
 def torch_key(case):
@@ -130,7 +154,7 @@ def run_torch(args, case, ids_file):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     def parse(out):
         r = json.loads(out.strip().splitlines()[-1])
-        return r["seconds"], r["cpu_seconds"]
+        return r["seconds"], r["cpu_seconds"], r.get("peak_rss_mib")
     return run_child(cmd, env, parse)
 
 
@@ -143,6 +167,28 @@ def worker(args):
     with open(args.ids) as f:
         base = [int(x) for x in f.read().split()]
     ids = torch.tensor([(base * (T // len(base) + 1))[:T]], dtype=torch.long)
+    if kind == "attention":
+        from transformers import AutoConfig
+        cfg = AutoConfig.from_pretrained(args.model)
+        hq, hkv = cfg.num_attention_heads, cfg.num_key_value_heads
+        d = getattr(cfg, "head_dim", None) or cfg.hidden_size // hq
+        gen = torch.Generator().manual_seed(5)
+        q = torch.randn(1, hq, T, d, generator=gen)
+        k, v = (torch.randn(1, hkv, T, d, generator=gen) for _ in range(2))
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+
+        def step():
+            with torch.no_grad():
+                sdpa(q, k, v, is_causal=True, enable_gqa=hq != hkv)
+        reps = args.steps
+        step()  # warm-up
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(reps):
+            step()
+        print(json.dumps({"seconds": (time.perf_counter() - t0) / reps,
+                          "cpu_seconds": (time.process_time() - c0) / reps,
+                          "peak_rss_mib": own_peak_rss_mib()}))
+        return
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32,
                                                  attn_implementation="sdpa")
     if kind == "train":
@@ -183,7 +229,8 @@ def worker(args):
     for _ in range(reps):
         step()
     print(json.dumps({"seconds": (time.perf_counter() - t0) / reps,
-                      "cpu_seconds": (time.process_time() - c0) / reps}))
+                      "cpu_seconds": (time.process_time() - c0) / reps,
+                      "peak_rss_mib": own_peak_rss_mib()}))
 
 
 def main():
@@ -248,14 +295,28 @@ def main():
         med[c] = (lt, tt)
         print("| %s | %.4f | %.4f | %.2f | %.4f | %.4f | %.2f | %.0f | %.0f |" %
               (CASES[c][0], lt, tt, tt / lt, lc, tc, tc / lc, lr, tr))
-    if "prefill1k" in med and "prefill4k" in med:
-        g = [(med["prefill4k"][i] / med["prefill1k"][i]) for i in (0, 1)]
-        line = "prefill time growth 1K -> 4K: lrsa %.2fx, transformers %.2fx" % tuple(g)
-        if "prefill16k" in med:
-            g16 = [(med["prefill16k"][i] / med["prefill1k"][i]) for i in (0, 1)]
-            line += "; 1K -> 16K: lrsa %.2fx, transformers %.2fx" % tuple(g16)
-        print("\n" + line)
-
+    growth = []
+    for kind in ("prefill", "attn"):
+        for big in ("4k", "16k"):
+            a, b = med.get(kind + "1k"), med.get(kind + big)
+            if a and b:
+                growth.append("%s 1K -> %s: lrsa %.2fx, transformers %.2fx" %
+                              (kind, big.upper(), b[0] / a[0], b[1] / a[1]))
+    if growth:
+        print("\ntime growth: " + "; ".join(growth))
+    # prefill = layers x attention + the rest (GEMMs, norms, RoPE, ...): what each side's
+    # growth is made of, where both rows of a length were measured
+    layers = None
+    for T in ("1k", "4k", "16k"):
+        p, a = med.get("prefill" + T), med.get("attn" + T)
+        if p and a:
+            if layers is None:
+                with open(os.path.join(args.model, "config.json")) as f:
+                    layers = json.load(f)["num_hidden_layers"]
+            print("prefill %s = %d x attention + rest: lrsa %.3f = %.3f + %.3f s, transformers "
+                  "%.3f = %.3f + %.3f s" % (T.upper(), layers, p[0], layers * a[0],
+                                          p[0] - layers * a[0], p[1], layers * a[1],
+                                          p[1] - layers * a[1]))
 
 if __name__ == "__main__":
     main()

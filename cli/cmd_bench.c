@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "base/fileio.h"
 #include "base/rng.h"
+#include "cli/cli_flags.h"
 #include "cli/cmd_util.h"
 #include "cli/commands.h"
 #include "model/base_bf16.h"
@@ -24,7 +24,8 @@ static const char *BENCH_HELP =
     "                  [--ids FILE] [--attn dense|lrsa --sink S --lag L --keep r\n"
     "                  --value-weight w] [--lora-rank R [--lora-targets q_proj,v_proj,...]\n"
     "                  [--lora-base-dtype f32|bf16]]\n"
-    "       lrsa bench --mode prefill|decode --model DIR ... (`lrsa bench --mode prefill -h`)\n"
+    "       lrsa bench --mode prefill|decode|attention --model DIR ...\n"
+    "                  (`lrsa bench --mode prefill -h`)\n"
     "Times the CPU training step on random token ids (a random model for --config) and\n"
     "the OpenBLAS SGEMM rate on a [B*T, hidden] x [hidden, 2*intermediate] GEMM.\n"
     "--optim: each step also zeroes the gradients and takes an AdamW step (lr 1e-5,\n"
@@ -149,15 +150,14 @@ static int run(int argc, char **argv, lrsa_err *e) {
             ids_path = v;
         else if (strcmp(a, "--mode") == 0 && strcmp(v, "train") == 0)
             continue;
-        else if (strcmp(a, "--T") == 0)
-            T = atoi(v);
-        else if (strcmp(a, "--B") == 0)
-            B = atoi(v);
-        else if (strcmp(a, "--steps") == 0)
-            steps = atoi(v);
-        else if (strcmp(a, "--lora-rank") == 0)
-            lora_rank = atoi(v);
-        else if (strcmp(a, "--lora-targets") == 0)
+        else if (!strcmp(a, "--T") || !strcmp(a, "--B") || !strcmp(a, "--steps") ||
+                 !strcmp(a, "--lora-rank")) {
+            /* whole-string integers: "--T abc" names the value instead of reading it as 0 */
+            long long n;
+            const int is_T = a[2] == 'T', is_rank = a[2] == 'l';
+            if (lrsa_flag_int(a, v, is_T ? 2 : is_rank ? 0 : 1, 1 << 24, &n, e)) return -1;
+            *(is_T ? &T : a[2] == 'B' ? &B : a[2] == 's' ? &steps : &lora_rank) = (int)n;
+        } else if (strcmp(a, "--lora-targets") == 0)
             lora_targets = v;
         else if (strcmp(a, "--lora-base-dtype") == 0)
             base_dtype = v;
@@ -294,7 +294,8 @@ static int run(int argc, char **argv, lrsa_err *e) {
            steps, dt, optim ? " (with AdamW)" : "", loss);
     printf("CPU time per step %.3f s (all threads)\n", cpu);
     if (optim) printf("AdamW update %.3f s per step\n", t_opt / steps);
-    printf("result train B %d T %d seconds %.6f cpu_seconds %.6f\n", B, T, dt, cpu);
+    printf("result train B %d T %d seconds %.6f cpu_seconds %.6f peak_rss_mib %.1f\n", B, T, dt,
+           cpu, lrsa_peak_rss_mib());
     printf("tokens/s %.1f\n", (double)N / dt);
     printf("model GFLOP/s %.2f  (%.3g FLOP per step, attention %.1f%% of query-key pairs of "
            "dense causal)\n",
@@ -303,10 +304,8 @@ static int run(int argc, char **argv, lrsa_err *e) {
            gemm / 1e9, (long long)N, (int)C, (int)C, (int)(2 * F), gemm_before / 1e9,
            gemm_after / 1e9);
     printf("ratio step/SGEMM %.2f\n", step_rate / gemm);
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        printf("peak resident memory %.1f MiB (weights, gradients, %sactivations)\n",
-               (double)ru.ru_maxrss / 1024.0, optim ? "AdamW moments, " : "");
+    printf("peak resident memory %.1f MiB (weights, gradients, %sactivations)\n",
+           lrsa_peak_rss_mib(), optim ? "AdamW moments, " : "");
     if (optim) lrsa_adamw_free(&opt);
     if (lora_rank) lrsa_lora_free(&lora);
     lrsa_workspace_free(ws);
@@ -319,12 +318,14 @@ static int run(int argc, char **argv, lrsa_err *e) {
 int lrsa_cmd_bench(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--mode")) {
-            if (!strcmp(argv[i + 1], "prefill") || !strcmp(argv[i + 1], "decode"))
+            const char *mode = argv[i + 1];
+            if (!strcmp(mode, "prefill") || !strcmp(mode, "decode") || !strcmp(mode, "attention"))
                 return lrsa_cmd_bench_infer(argc, argv);
-            if (strcmp(argv[i + 1], "train") != 0) {
+            if (strcmp(mode, "train") != 0) {
                 fprintf(stderr,
-                        "lrsa: error: --mode must be train, prefill or decode, not \"%s\"\n",
-                        argv[i + 1]);
+                        "lrsa: error: --mode must be train, prefill, decode or attention, not "
+                        "\"%s\"\n",
+                        mode);
                 return 1;
             }
         }
