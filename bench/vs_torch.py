@@ -180,15 +180,7 @@ def worker(args):
         def step():
             with torch.no_grad():
                 sdpa(q, k, v, is_causal=True, enable_gqa=hq != hkv)
-        reps = args.steps
-        step()  # warm-up
-        t0, c0 = time.perf_counter(), time.process_time()
-        for _ in range(reps):
-            step()
-        print(json.dumps({"seconds": (time.perf_counter() - t0) / reps,
-                          "cpu_seconds": (time.process_time() - c0) / reps,
-                          "peak_rss_mib": own_peak_rss_mib()}))
-        return
+        return timed_steps(step, args.steps)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32,
                                                  attn_implementation="sdpa")
     if kind == "train":
@@ -224,7 +216,13 @@ def worker(args):
             state["pkv"], state["tok"] = o.past_key_values, o.logits[:, -1:].argmax(-1)
         step()  # (the warm-up below is a second one)
         reps = args.new
-    step()  # warm-up
+    timed_steps(step, reps)
+
+
+def timed_steps(step, reps):
+    """One warm-up step, then reps timed ones; prints {"seconds", "cpu_seconds", "peak_rss_mib"}
+    (per step) as the worker's last line."""
+    step()
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(reps):
         step()
