@@ -79,7 +79,7 @@ static double prefill_once(const lrsa_model *m, lrsa_kv_cache *c, const int32_t 
  * on T new positions over their own K/V rows, random values of the model's head shapes. */
 static int bench_attention(const char *model_dir, int T, int steps, lrsa_err *e) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", model_dir);
+    lrsa_path_join(path, sizeof path, model_dir, "config.json");
     lrsa_model_config cfg;
     if (lrsa_config_load(&cfg, path, e)) return -1;
     const int Hq = cfg.num_attention_heads, Hkv = cfg.num_key_value_heads, D = cfg.head_dim;
