@@ -22,6 +22,18 @@ int lrsa_attn_simd_available(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+/* The prefetches of pf due once `done` of the product's `total` rows are finished: rows
+ * [*next, n * done / total), each from its first to its last cache line. */
+static void prefetch_due(const lrsa_attn_pf *pf, int *next, int done, int total) {
+    const int due = (int)((int64_t)pf->n * done / total);
+    for (; *next < due; (*next)++) {
+        const float *row = pf->rows + *next * pf->ld;
+        const uintptr_t first = (uintptr_t)row >> 6, last = ((uintptr_t)(row + pf->width) - 1) >> 6;
+        for (uintptr_t line = first; line <= last; line++)
+            _mm_prefetch((const char *)(line << 6), _MM_HINT_T1);
+    }
+}
+
 /* The stacked rows of one register block: 6 in OpenBLAS's 12-column groups, then 4, then the
  * last 1-3 (rows past the end repeat row 0 and are not stored). */
 static int block_rows(int i, int M) {
@@ -32,13 +44,14 @@ static int block_rows(int i, int M) {
 /* c[r][0..1] = sum_k a[r][k*as] * b[k*bs + 0..15], one FMA chain per element from k = 0.
  * Inlined so that the common as == 1 compiles to unit-stride loads. */
 LRSA_AVX2_FMA static inline __attribute__((always_inline)) void
-block_6x16(const float *const a[6], int64_t as, const float *b, int64_t bs, int K, __m256 c[12]) {
+block_6x16(const float *const a[6], int64_t as, const float *b, int64_t bs, int64_t b1off, int K,
+           __m256 c[12]) {
     __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
     __m256 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
     const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
     for (int k = 0; k < K; k++) {
         const int64_t ka = k * as;
-        const __m256 b0 = _mm256_loadu_ps(b + k * bs), b1 = _mm256_loadu_ps(b + k * bs + 8);
+        const __m256 b0 = _mm256_loadu_ps(b + k * bs), b1 = _mm256_loadu_ps(b + k * bs + b1off);
         __m256 x = _mm256_broadcast_ss(a0 + ka);
         c0 = _mm256_fmadd_ps(x, b0, c0);
         c1 = _mm256_fmadd_ps(x, b1, c1);
@@ -110,8 +123,9 @@ static void block_row_ptrs(const float *a[6], const float *a_first, int64_t ld, 
     for (int r = 0; r < 6; r++) a[r] = a_first + (r < rows ? r : 0) * ld;
 }
 
-/* kt[d * nk8 + j] = k[j * ld + d] for d < D (a multiple of 8), j < nk; zeros for j in
- * [nk, nk8): 8 x 8 blocks transposed in registers. */
+/* kt[(j / 8 * D + d) * 8 + j % 8] = k[j * ld + d] for d < D (a multiple of 8), j < nk; zeros
+ * for j in [nk, nk8): panel-major, so that a block's 8 keys of one d are 32 contiguous bytes and
+ * a panel is D * 32 contiguous bytes. 8 x 8 blocks transposed in registers. */
 LRSA_AVX2_FMA static void pack_keys_transposed(float *kt, const float *k, int64_t ld, int nk,
                                                int D) {
     const int nk8 = (nk + 7) & ~7;
@@ -131,27 +145,31 @@ LRSA_AVX2_FMA static void pack_keys_transposed(float *kt, const float *k, int64_
             __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
             __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
             __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
-            float *dst = kt + (int64_t)d0 * nk8 + j0;
+            float *dst = kt + ((int64_t)(j0 / 8) * D + d0) * 8;
             _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-            _mm256_storeu_ps(dst + nk8, _mm256_permute2f128_ps(u1, u5, 0x20));
-            _mm256_storeu_ps(dst + 2 * nk8, _mm256_permute2f128_ps(u2, u6, 0x20));
-            _mm256_storeu_ps(dst + 3 * nk8, _mm256_permute2f128_ps(u3, u7, 0x20));
-            _mm256_storeu_ps(dst + 4 * nk8, _mm256_permute2f128_ps(u0, u4, 0x31));
-            _mm256_storeu_ps(dst + 5 * nk8, _mm256_permute2f128_ps(u1, u5, 0x31));
-            _mm256_storeu_ps(dst + 6 * nk8, _mm256_permute2f128_ps(u2, u6, 0x31));
-            _mm256_storeu_ps(dst + 7 * nk8, _mm256_permute2f128_ps(u3, u7, 0x31));
+            _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(dst + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(dst + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(dst + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(dst + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(dst + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(dst + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
         }
     for (int d = 0; d < D; d++)
-        for (int j = j0; j < nk8; j++) kt[(int64_t)d * nk8 + j] = j < nk ? k[j * ld + d] : 0.0f;
+        for (int j = j0; j < nk8; j++)
+            kt[((int64_t)(j / 8) * D + d) * 8 + j % 8] = j < nk ? k[j * ld + d] : 0.0f;
 }
 
 LRSA_AVX2_FMA void lrsa_attn_scores_avx2(const float *q, int M, int D, const float *k, int64_t ld,
-                                         int nk, float alpha, float *s, int sld, float *kt) {
-    const int nk8 = (nk + 7) & ~7, npanel = nk8 / 8;
+                                         int nk, float alpha, float *s, int sld, float *kt,
+                                         lrsa_attn_pf pf) {
+    const int npanel = (nk + 7) / 8;
     pack_keys_transposed(kt, k, ld, nk, D);
     const __m256 va = _mm256_set1_ps(alpha), zero = _mm256_setzero_ps();
+    int pf_next = 0;
     for (int i = 0; i < M;) {
         const int rows = block_rows(i, M);
+        prefetch_due(&pf, &pf_next, i + rows, M);
         const float *a[6];
         block_row_ptrs(a, q + (int64_t)i * D, D, rows);
         for (int p = 0; p < npanel;) {
@@ -160,9 +178,9 @@ LRSA_AVX2_FMA void lrsa_attn_scores_avx2(const float *q, int M, int D, const flo
             int two = lrsa_attn_blas_two_chain(8 * p, i, nk, M);
             int wide = !two && p + 1 < npanel && !lrsa_attn_blas_two_chain(8 * p + 8, i, nk, M);
             if (wide)
-                block_6x16(a, 1, kt + 8 * p, nk8, D, c);
+                block_6x16(a, 1, kt + (int64_t)8 * p * D, 8, 8 * D, D, c);
             else
-                block_6x8(a, 1, kt + 8 * p, nk8, D, two, c);
+                block_6x8(a, 1, kt + (int64_t)8 * p * D, 8, D, two, c);
             for (int r = 0; r < rows; r++) {
                 float *srow = s + (int64_t)(i + r) * sld + 8 * p;
                 if (wide) {
@@ -196,14 +214,16 @@ static int blas_k_block(int k0, int K) {
  * (A's rows in place) and ak == lda (A stored transposed) each get their own loads. */
 LRSA_AVX2_FMA static inline __attribute__((always_inline)) void
 products_acc(const float *a, int64_t ai, int64_t ak, int n, int K, const float *b, int64_t ldb,
-             int D, float alpha, float *c, int64_t ldc) {
+             int D, float alpha, float *c, int64_t ldc, lrsa_attn_pf pf) {
     const int npanel = D / 8;
+    int pf_next = 0;
     const __m256 va = _mm256_set1_ps(alpha);
     for (int k0 = 0; k0 < K;) {
         const int kb = blas_k_block(k0, K);
         const float *ak0 = a + k0 * ak, *bk0 = b + k0 * ldb;
         for (int i = 0; i < n;) {
             const int rows = block_rows(i, n);
+            if (k0 == 0) prefetch_due(&pf, &pf_next, i + rows, n);
             const float *ar[6];
             block_row_ptrs(ar, ak0 + i * ai, ai, rows);
             for (int cp = 0; cp < npanel;) {
@@ -212,7 +232,7 @@ products_acc(const float *a, int64_t ai, int64_t ak, int n, int K, const float *
                 int wide =
                     !two && cp + 1 < npanel && !lrsa_attn_blas_two_chain(8 * cp + 8, i, D, n);
                 if (wide)
-                    block_6x16(ar, ak, bk0 + 8 * cp, ldb, kb, acc);
+                    block_6x16(ar, ak, bk0 + 8 * cp, ldb, 8, kb, acc);
                 else
                     block_6x8(ar, ak, bk0 + 8 * cp, ldb, kb, two, acc);
                 for (int r = 0; r < rows; r++) {
@@ -235,13 +255,15 @@ products_acc(const float *a, int64_t ai, int64_t ak, int n, int K, const float *
 }
 
 LRSA_AVX2_FMA void lrsa_attn_nn_avx2(const float *a, int lda, int M, int K, const float *b,
-                                     int64_t ldb, int D, float alpha, float *c, int64_t ldc) {
-    products_acc(a, lda, 1, M, K, b, ldb, D, alpha, c, ldc);
+                                     int64_t ldb, int D, float alpha, float *c, int64_t ldc,
+                                     lrsa_attn_pf pf) {
+    products_acc(a, lda, 1, M, K, b, ldb, D, alpha, c, ldc, pf);
 }
 
 LRSA_AVX2_FMA void lrsa_attn_tn_avx2(const float *a, int lda, int N, int K, const float *b,
                                      int64_t ldb, int D, float alpha, float *c, int64_t ldc) {
-    products_acc(a, 1, lda, N, K, b, ldb, D, alpha, c, ldc);
+    const lrsa_attn_pf none = {0};
+    products_acc(a, 1, lda, N, K, b, ldb, D, alpha, c, ldc, none);
 }
 
 #else /* not x86-64 gcc/clang: the cblas path only */
@@ -249,15 +271,15 @@ int lrsa_attn_simd_available(void) {
     return 0;
 }
 void lrsa_attn_scores_avx2(const float *q, int M, int D, const float *k, int64_t ld, int nk,
-                           float alpha, float *s, int sld, float *kt) {
+                           float alpha, float *s, int sld, float *kt, lrsa_attn_pf pf) {
     (void)q, (void)M, (void)D, (void)k, (void)ld, (void)nk, (void)alpha, (void)s, (void)sld;
-    (void)kt;
+    (void)kt, (void)pf;
     abort();
 }
 void lrsa_attn_nn_avx2(const float *a, int lda, int M, int K, const float *b, int64_t ldb, int D,
-                       float alpha, float *c, int64_t ldc) {
+                       float alpha, float *c, int64_t ldc, lrsa_attn_pf pf) {
     (void)a, (void)lda, (void)M, (void)K, (void)b, (void)ldb, (void)D, (void)alpha, (void)c;
-    (void)ldc;
+    (void)ldc, (void)pf;
     abort();
 }
 void lrsa_attn_tn_avx2(const float *a, int lda, int N, int K, const float *b, int64_t ldb, int D,

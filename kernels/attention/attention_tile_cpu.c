@@ -235,13 +235,26 @@ static int simd_products(const lrsa_attn_scratch *w) {
  * the key (or value) tile kb: the AVX2 kernel where scratch.avx2 (same bits as the cblas call
  * with OpenBLAS's Haswell/Zen SGEMM, attention_tile_simd.h), else cblas_sgemm. */
 static void tile_scores(lrsa_attn_scratch *w, int M, const float *a, const float *kb, int64_t ld,
-                        int nk, float alpha, float *out) {
+                        int nk, float alpha, float *out, lrsa_attn_pf pf) {
     const int D = w->D;
     if (simd_products(w))
-        lrsa_attn_scores_avx2(a, M, D, kb, ld, nk, alpha, out, LRSA_ATTN_BK, w->kt);
+        lrsa_attn_scores_avx2(a, M, D, kb, ld, nk, alpha, out, LRSA_ATTN_BK, w->kt, pf);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, alpha, a, D, kb, (int)ld,
                     0.0f, out, LRSA_ATTN_BK);
+}
+
+/* The key (or value) rows of the segment's tile from j0 on, as a prefetch request; none when
+ * j0 is past the visible keys. */
+static lrsa_attn_pf tile_rows(const lrsa_attn_seg *sg, const float *base, int j0, int nvis, int D) {
+    lrsa_attn_pf pf = {0};
+    if (j0 < nvis) {
+        pf.rows = base + j0 * sg->ld;
+        pf.ld = sg->ld;
+        pf.n = nvis - j0 < LRSA_ATTN_BK ? nvis - j0 : LRSA_ATTN_BK;
+        pf.width = D;
+    }
+    return pf;
 }
 
 void lrsa_attn_fwd_begin(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, int D) {
@@ -268,8 +281,8 @@ void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
         if (few)
             lrsa_sgemm_rows_nt(w->s, BK, w->q, D, M, kb, sg->ld, nk, D, scale, 0,
                                LRSA_SGEMM_ROWS_AUTO);
-        else
-            tile_scores(w, M, w->q, kb, sg->ld, nk, scale, w->s);
+        else /* the V tile is fetched while the scores are computed */
+            tile_scores(w, M, w->q, kb, sg->ld, nk, scale, w->s, tile_rows(sg, sg->v, j0, nvis, D));
 #ifdef LRSA_HAVE_VEXP_AVX2
         if (w->avx2)
             online_tile_avx2(w, qb, sg, j0, nk);
@@ -278,8 +291,9 @@ void lrsa_attn_fwd_segment(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb,
             online_tile(w, qb, sg, j0, nk);
         if (few)
             lrsa_sgemm_rows_nn(w->acc, D, w->s, BK, M, vb, sg->ld, D, nk, LRSA_SGEMM_ROWS_AUTO);
-        else if (products)
-            lrsa_attn_nn_avx2(w->s, BK, M, nk, vb, sg->ld, D, 1.0f, w->acc, D);
+        else if (products) /* and the next K tile while P V is */
+            lrsa_attn_nn_avx2(w->s, BK, M, nk, vb, sg->ld, D, 1.0f, w->acc, D,
+                              tile_rows(sg, sg->k, j0 + BK, nvis, D));
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.0f, w->s, BK, vb,
                         (int)sg->ld, 1.0f, w->acc, D);
@@ -395,7 +409,7 @@ void lrsa_attn_tile_backward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, c
             int nk = nvis - j0 < BK ? nvis - j0 : BK;
             const float *kb = sg->k + j0 * sg->ld, *vb = sg->v + j0 * sg->ld;
             /* recompute P = exp(scale * q k^T - lse), zero where masked */
-            tile_scores(w, M, w->q, kb, sg->ld, nk, scale, w->s);
+            tile_scores(w, M, w->q, kb, sg->ld, nk, scale, w->s, tile_rows(sg, sg->v, j0, nvis, D));
 #ifdef LRSA_HAVE_VEXP_AVX2
             if (w->avx2)
                 recompute_p_tile_avx2(w, qb, sg, j0, nk);
@@ -405,12 +419,14 @@ void lrsa_attn_tile_backward(lrsa_attn_scratch *w, const lrsa_attn_qblock *qb, c
             /* dV += P^T dout */
             if (sg->dv) tile_acc_tn(w, w->s, nk, M, w->o, 1.0f, sg->dv + j0 * sg->dld, sg->dld);
             /* dP = dout V^T, then dS = P * (dP - delta) */
-            tile_scores(w, M, w->o, vb, sg->ld, nk, 1.0f, w->dp);
+            tile_scores(w, M, w->o, vb, sg->ld, nk, 1.0f, w->dp,
+                        tile_rows(sg, sg->k, j0 + BK, nvis, D));
             softmax_grad_tile(w, M, nk);
             /* dQ += scale dS K;  dK += scale dS^T Q */
             if (dq) {
                 if (simd_products(w))
-                    lrsa_attn_nn_avx2(w->dp, BK, M, nk, kb, sg->ld, D, scale, w->acc, D);
+                    lrsa_attn_nn_avx2(w->dp, BK, M, nk, kb, sg->ld, D, scale, w->acc, D,
+                                      (lrsa_attn_pf){0});
                 else
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, scale, w->dp,
                                 BK, kb, (int)sg->ld, 1.0f, w->acc, D);

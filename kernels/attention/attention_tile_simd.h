@@ -40,18 +40,30 @@ static inline int lrsa_attn_blas_two_chain(int r, int n, int Mk, int Nk) {
     return n - N12 < 4 * ((Nk - N12) / 4);
 }
 
+/* Rows that a product asks the L2 cache for while it works: rows[r * ld + 0 .. width) for
+ * r < n, prefetched line by line, spread evenly over the product's register blocks. The forward
+ * passes the V tile to the score product and the next K tile to P V, so that neither arrives
+ * from L3 when its product starts (measured on Zen 3: docs/KERNELS.md). n == 0: nothing.
+ * Prefetches change no value. */
+typedef struct lrsa_attn_pf {
+    const float *rows;
+    int64_t ld;
+    int n, width;
+} lrsa_attn_pf;
+
 /* s[i * sld + j] = alpha * q_i . k_j for i < M, j < nk, where q_i = q + i * D (packed rows)
  * and k_j = k + j * ld; columns nk .. roundup(nk, 8) - 1 of s are written with zeros.
- * kt: scratch of D * roundup(nk, 8) floats. The order is cblas_sgemm(RowMajor, NoTrans, Trans,
- * M, nk, D, alpha, q, D, k, ld, 0, s, sld)'s. Needs nk <= sld and roundup(nk, 8) <= sld. */
+ * kt: scratch of D * roundup(nk, 8) floats (the key tile transposed, panel by panel of 8 keys). The
+ * order is cblas_sgemm(RowMajor, NoTrans, Trans, M, nk, D, alpha, q, D, k, ld, 0, s, sld)'s. Needs
+ * nk <= sld and roundup(nk, 8) <= sld. */
 void lrsa_attn_scores_avx2(const float *q, int M, int D, const float *k, int64_t ld, int nk,
-                           float alpha, float *s, int sld, float *kt);
+                           float alpha, float *s, int sld, float *kt, lrsa_attn_pf pf);
 
 /* c[i * ldc + col] += alpha * sum_k a[i * lda + k] b[k * ldb + col] for i < M, col < D
  * (D % 8 == 0), in the order of cblas_sgemm(RowMajor, NoTrans, NoTrans, M, D, K, alpha, a, lda,
  * b, ldb, 1, c, ldc): the forward's acc += P V (alpha 1) and the backward's dQ += scale dS K. */
 void lrsa_attn_nn_avx2(const float *a, int lda, int M, int K, const float *b, int64_t ldb, int D,
-                       float alpha, float *c, int64_t ldc);
+                       float alpha, float *c, int64_t ldc, lrsa_attn_pf pf);
 
 /* c[j * ldc + col] += alpha * sum_k a[k * lda + j] b[k * ldb + col] for j < N, col < D
  * (D % 8 == 0): A stored transposed ([K x N], lda apart), in the order of

@@ -79,7 +79,10 @@ static void test_products_match_model(void **state) {
                 memcpy(acc_ref, acc, sizeof(float) * (size_t)(M * D));
                 memcpy(acc_blas, acc, sizeof(float) * (size_t)(M * D));
                 const float scale = 0.137f;
-                lrsa_attn_scores_avx2(q, M, D, k, ld, nk, scale, s, BK, kt);
+                /* with the forward's prefetch requests (V while scoring, K while adding P V): they
+                 * must change no value */
+                const lrsa_attn_pf pf_v = {v, ld, nk, D}, pf_k = {k, ld, nk, D};
+                lrsa_attn_scores_avx2(q, M, D, k, ld, nk, scale, s, BK, kt, pf_v);
                 for (int i = 0; i < M; i++)
                     for (int j = 0; j < nk; j++) {
                         float d = model_dot(q + (int64_t)i * D, 1, k + j * ld, 1, D,
@@ -92,7 +95,7 @@ static void test_products_match_model(void **state) {
                 /* the probabilities of the PV product: the scores, masked like a causal tile */
                 for (int i = 0; i < M; i++)
                     for (int j = (i % nk) + 1; j < nk; j++) s[i * BK + j] = 0.0f;
-                lrsa_attn_nn_avx2(s, BK, M, nk, v, ld, D, 1.0f, acc, D);
+                lrsa_attn_nn_avx2(s, BK, M, nk, v, ld, D, 1.0f, acc, D, pf_k);
                 for (int i = 0; i < M; i++)
                     for (int c = 0; c < D; c++)
                         acc_ref[i * D + c] += model_dot(s + i * BK, 1, v + c, ld, nk,
@@ -182,7 +185,8 @@ static void test_backward_products_match_model(void **state) {
                         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, K, alpha, a, lda,
                                     b, (int)ldb, 1.0f, c_blas, (int)ldc);
                     } else {
-                        lrsa_attn_nn_avx2(a, lda, n, K, b, ldb, D, alpha, c, ldc);
+                        lrsa_attn_nn_avx2(a, lda, n, K, b, ldb, D, alpha, c, ldc,
+                                          (lrsa_attn_pf){0});
                         model_acc(a, lda, 1, n, K, b, ldb, D, alpha, c_ref, ldc);
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, K, alpha, a,
                                     lda, b, (int)ldb, 1.0f, c_blas, (int)ldc);
