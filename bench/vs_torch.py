@@ -249,6 +249,13 @@ def main():
     for c in cases:
         if c not in CASES:
             sys.exit("vs_torch: unknown case %s; known: %s" % (c, ", ".join(CASES)))
+    if not (os.path.isfile(args.lrsa) and os.access(args.lrsa, os.X_OK)):
+        sys.exit("vs_torch: no lrsa binary at %s; build it (cmake -S . -B build -DLRSA_CUDA=OFF "
+                 "-DCMAKE_BUILD_TYPE=Release && cmake --build build --target lrsa) or pass "
+                 "--lrsa PATH" % args.lrsa)
+    if not os.path.isfile(os.path.join(args.model, "config.json")):
+        sys.exit("vs_torch: %s is not a model directory (no config.json); fetch the default "
+                 "model with tools/fetch-model.sh or pass --model DIR" % args.model)
     ids_fd, ids_file = tempfile.mkstemp(suffix=".txt")
     with os.fdopen(ids_fd, "w") as f:
         f.write(" ".join(map(str, prompt_ids(args.model, 4096))) + "\n")
